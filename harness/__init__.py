@@ -1,0 +1,1 @@
+"""Drives clients through scenarios against the simulator and measures how they recover."""

@@ -1,0 +1,228 @@
+"""Parsing and validating a Messages API request into a frozen value.
+
+Validation messages copy the real API's (``max_tokens: Field required``) so that clients print
+what they would print in production. Directives for the fake travel inside the conversation
+itself (lines starting with ``@sc`` in the last user text), so any client can ask for an answer
+shape without a special header or SDK option.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ApiError, invalid
+
+PARSE_ERROR = "There was an error parsing the body of your request. Please check that it is valid JSON."
+
+DIRECTIVE_PREFIX = "@sc"
+INT_DIRECTIVES = ("words", "deltas", "thinking_words", "tool_turns", "ping_every")
+
+
+@dataclass(frozen=True, slots=True)
+class Directives:
+    """Answer-shape requests embedded in the prompt; every field optional."""
+
+    words: int | None = None
+    deltas: int | None = None
+    thinking_words: int | None = None
+    tool: str | None = None
+    tool_input: Any = None
+    tool_turns: int = 1
+    ping_every: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesRequest:
+    model: str
+    max_tokens: int
+    messages: tuple[Any, ...]
+    stream: bool
+    thinking: bool
+    thinking_budget: int | None
+    tools: tuple[Mapping[str, Any], ...]
+    tool_choice: Mapping[str, Any] | None
+    directives: Directives
+    tool_results: int
+    conversation_digest: str
+    input_chars: int = field(default=0)
+
+    @property
+    def input_tokens(self) -> int:
+        """A stable estimate (4 characters a token), enough for usage fields to be plausible."""
+        return max(1, self.input_chars // 4)
+
+
+def parse_json(body: bytes) -> Mapping[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise invalid(PARSE_ERROR) from None
+    if not isinstance(value, dict):
+        raise invalid("Input should be a valid dictionary or object to extract fields from")
+    return value
+
+
+def parse_messages_request(body: bytes) -> MessagesRequest:
+    data = parse_json(body)
+    model = _require_str(data, "model")
+    max_tokens = _require_int(data, "max_tokens", minimum=1)
+    messages = _require_messages(data)
+    stream = data.get("stream", False)
+    if not isinstance(stream, bool):
+        raise invalid("stream: Input should be a valid boolean")
+    thinking, budget = _thinking(data.get("thinking"))
+    tools = data.get("tools") or []
+    if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
+        raise invalid("tools: Input should be a valid list")
+    tool_choice = data.get("tool_choice")
+    if tool_choice is not None and not isinstance(tool_choice, dict):
+        raise invalid("tool_choice: Input should be a valid dictionary or object to extract fields from")
+    return MessagesRequest(
+        model=model,
+        max_tokens=max_tokens,
+        messages=tuple(messages),
+        stream=stream,
+        thinking=thinking,
+        thinking_budget=budget,
+        tools=tuple(tools),
+        tool_choice=tool_choice,
+        directives=parse_directives(_last_user_text(messages)),
+        tool_results=_count_tool_results(messages),
+        conversation_digest=conversation_digest(messages),
+        input_chars=len(body),
+    )
+
+
+def parse_count_tokens_request(body: bytes) -> int:
+    data = parse_json(body)
+    _require_str(data, "model")
+    _require_messages(data)
+    return max(1, len(body) // 4)
+
+
+def conversation_digest(messages: list[Any] | tuple[Any, ...]) -> str:
+    """What identifies an answer: the conversation only, so a retry, a non-streaming fallback
+    or a different ``max_tokens`` ask for the same answer."""
+    canonical = json.dumps(list(messages), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def parse_directives(text: str) -> Directives:
+    values: dict[str, Any] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith(DIRECTIVE_PREFIX + " "):
+            continue
+        rest = line[len(DIRECTIVE_PREFIX) + 1 :]
+        head, marker, raw_input = rest.partition("input=")
+        try:
+            words = shlex.split(head)
+        except ValueError:
+            raise invalid(f"@sc directive: cannot parse {line!r}") from None
+        for word in words:
+            key, eq, value = word.partition("=")
+            if not eq:
+                raise invalid(f"@sc directive: {word!r} is not key=value")
+            if key in INT_DIRECTIVES:
+                if not value.isdigit():
+                    raise invalid(f"@sc directive: {key} must be a whole number, got {value!r}")
+                values[key] = int(value)
+            elif key == "tool":
+                values["tool"] = value
+            else:
+                raise invalid(f"@sc directive: unknown key {key!r}")
+        if marker:
+            try:
+                values["tool_input"] = json.loads(raw_input)
+            except ValueError:
+                raise invalid(f"@sc directive: input= is not JSON: {raw_input!r}") from None
+    return Directives(**values)
+
+
+def _require_str(data: Mapping[str, Any], key: str) -> str:
+    if key not in data:
+        raise invalid(f"{key}: Field required")
+    value = data[key]
+    if not isinstance(value, str):
+        raise invalid(f"{key}: Input should be a valid string")
+    return value
+
+
+def _require_int(data: Mapping[str, Any], key: str, minimum: int) -> int:
+    if key not in data:
+        raise invalid(f"{key}: Field required")
+    value = data[key]
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise invalid(f"{key}: Input should be a valid integer")
+    if value < minimum:
+        raise invalid(f"{key}: Input should be greater than or equal to {minimum}")
+    return value
+
+
+def _require_messages(data: Mapping[str, Any]) -> list[Any]:
+    if "messages" not in data:
+        raise invalid("messages: Field required")
+    messages = data["messages"]
+    if not isinstance(messages, list):
+        raise invalid("messages: Input should be a valid list")
+    if not messages:
+        raise invalid("messages: at least one message is required")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise invalid(f"messages.{index}: Input should be a valid dictionary")
+        if message.get("role") not in ("user", "assistant"):
+            raise invalid(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+        content = message.get("content")
+        if not isinstance(content, (str, list)):
+            raise invalid(f"messages.{index}.content: Input should be a valid string or list")
+        if isinstance(content, list) and not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in content):
+            raise invalid(f"messages.{index}.content: each block needs a string 'type'")
+    return messages
+
+
+def _thinking(value: Any) -> tuple[bool, int | None]:
+    if value is None:
+        return False, None
+    if not isinstance(value, dict) or value.get("type") not in ("enabled", "disabled", "adaptive"):
+        raise invalid("thinking: Input tag must be one of 'enabled', 'disabled', 'adaptive'")
+    if value["type"] == "disabled":
+        return False, None
+    budget = value.get("budget_tokens")
+    if value["type"] == "enabled":
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            raise invalid("thinking.enabled.budget_tokens: Field required")
+        if budget < 1024:
+            raise invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024")
+    return True, budget if isinstance(budget, int) else None
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "\n".join(b.get("text", "") for b in content if b.get("type") == "text" and isinstance(b.get("text"), str))
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    """Directives live in the first user turn of the conversation and in the last one; the first
+    keeps them in force across an agentic run whose later turns are tool results."""
+    users = [m for m in messages if m.get("role") == "user"]
+    if not users:
+        return ""
+    texts = [_text_of(users[0]["content"])]
+    if len(users) > 1:
+        texts.append(_text_of(users[-1]["content"]))
+    return "\n".join(texts)
+
+
+def _count_tool_results(messages: list[Any]) -> int:
+    return sum(
+        1
+        for m in messages
+        if m.get("role") == "user"
+        and isinstance(m.get("content"), list)
+        and any(b.get("type") == "tool_result" for b in m["content"])
+    )

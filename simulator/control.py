@@ -1,0 +1,68 @@
+"""The control plane: a small ASGI app on hypercorn, beside (never in) the data path."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs
+
+from .server import ServerState
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict]]
+Send = Callable[[dict], Awaitable[None]]
+
+
+class ControlApp:
+    def __init__(self, state: ServerState, info: dict[str, Any]) -> None:
+        self.state = state
+        self.info = info
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope["method"], scope["path"]
+        query = parse_qs(scope.get("query_string", b"").decode())
+        body = await _read_body(receive)
+        try:
+            status, payload = await self.route(method, path, query, body)
+        except ValueError as error:
+            status, payload = 400, {"error": str(error)}
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        await send({"type": "http.response.body", "body": data})
+
+    async def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
+        journal = self.state.journal
+        if (method, path) == ("GET", "/health"):
+            return 200, {"status": "ok", **self.info, "open_connections": len(self.state.handlers)}
+        if (method, path) == ("GET", "/journal"):
+            key = query.get("key", [None])[0]
+            since = int(query.get("since", ["0"])[0])
+            return 200, {"records": journal.query(key=key, since=since)}
+        if (method, path) == ("POST", "/reset"):
+            journal.reset()
+            return 200, {"status": "reset"}
+        return 404, {"error": f"no route {method} {path}"}
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,163 @@
+"""HTTP/1.1 with h11: keep-alive, chunked streaming bodies, 100-continue, real 4xx on bad input."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import h11
+import trio
+
+from ..api.errors import ApiError
+from .exchange import ClientGone, Headers, now, run_exchange
+
+if TYPE_CHECKING:
+    from ..server import ServerState
+
+READ_SIZE = 65536
+MAX_HEADER_BYTES = 256 * 1024
+
+
+class H1Channel:
+    def __init__(self, handler: "H1Handler") -> None:
+        self._handler = handler
+
+    async def send_head(self, status: int, headers: Headers) -> None:
+        await self._handler.send(h11.Response(status_code=status, headers=list(headers)))
+
+    async def send_body(self, data: bytes) -> None:
+        await self._handler.send(h11.Data(data=data))
+
+    async def end(self) -> None:
+        await self._handler.send(h11.EndOfMessage())
+
+    async def send_simple(self, status: int, headers: Headers, body: bytes) -> None:
+        head = h11.Response(status_code=status, headers=[*headers, (b"content-length", str(len(body)).encode())])
+        await self._handler.send(head, h11.Data(data=body), h11.EndOfMessage())
+
+
+class H1Handler:
+    """One HTTP/1.1 connection, one request at a time."""
+
+    protocol = "http/1.1"
+
+    def __init__(self, state: "ServerState", stream: trio.abc.Stream, connection: dict, initial: bytes) -> None:
+        self.state = state
+        self.stream = stream
+        self.connection = connection
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
+        self.conn.receive_data(initial)
+        self.connection["bytes_in"] += len(initial)
+        self.busy = False
+        self.closing = False
+
+    async def send(self, *events: h11.Event) -> None:
+        data = b"".join(self.conn.send(event) or b"" for event in events)
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise ClientGone() from error
+
+    async def _next_event(self) -> h11.Event | type[h11.NEED_DATA]:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            if self.conn.they_are_waiting_for_100_continue:
+                await self.send(h11.InformationalResponse(status_code=100, headers=[]))
+            with trio.move_on_after(self.state.idle_timeout_s if not self.busy else float("inf")):
+                data = await self.stream.receive_some(READ_SIZE)
+                self.connection["bytes_in"] += len(data)
+                self.conn.receive_data(data)
+                continue
+            return h11.ConnectionClosed()
+
+    async def run(self) -> str:
+        """Serve requests until the peer closes; return how the connection ended."""
+        try:
+            while not self.closing:
+                try:
+                    done = await self._serve_one()
+                except h11.RemoteProtocolError as error:
+                    await self._protocol_error(error)
+                    return "protocol_error"
+                if done:
+                    return done
+            return "server_close"
+        except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
+            return "reset_by_client"
+
+    async def _serve_one(self) -> str | None:
+        event = await self._next_event()
+        if isinstance(event, h11.ConnectionClosed):
+            return "client_close"
+        if not isinstance(event, h11.Request):
+            raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+        self.busy = True
+        t_headers = now()
+        limit = self.state.config.max_body_bytes
+        declared = _content_length(event.headers)
+        body = bytearray()
+        too_large = declared is not None and declared > limit
+        if too_large:
+            await self._reject(ApiError(413, error_type="request_too_large"))
+            return "request_too_large"
+        while True:
+            part = await self._next_event()
+            if isinstance(part, h11.Data):
+                body += part.data
+                if len(body) > limit:
+                    await self._reject(ApiError(413, error_type="request_too_large"))
+                    return "request_too_large"
+            elif isinstance(part, h11.EndOfMessage):
+                break
+            elif isinstance(part, h11.ConnectionClosed):
+                return "client_close"
+        await run_exchange(
+            self.state, self.connection, None, H1Channel(self), event.method.decode(), event.target.decode("latin-1"),
+            event.headers, bytes(body), t_headers,
+        )
+        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+            return "server_close"
+        if self.conn.our_state is not h11.DONE:
+            return "incomplete"
+        self.conn.start_next_cycle()
+        self.busy = False
+        return None
+
+    async def _reject(self, error: ApiError) -> None:
+        request_id = self.state.api.new_request_id()
+        reply = self.state.api.error_reply(error, request_id)
+        headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode()), (b"connection", b"close")]
+        await self.send(h11.Response(status_code=reply.status, headers=headers), h11.Data(data=reply.body), h11.EndOfMessage())
+
+    async def _protocol_error(self, error: h11.RemoteProtocolError) -> None:
+        if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
+            return
+        status = error.error_status_hint if 400 <= error.error_status_hint < 500 else 400
+        message = f"Malformed HTTP request: {error}"
+        request_id = self.state.api.new_request_id()
+        body = ApiError(status, message, "invalid_request_error").body(request_id)
+        response = (
+            f"HTTP/1.1 {status} Bad Request\r\ncontent-type: application/json\r\nrequest-id: {request_id}\r\n"
+            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+        ).encode() + body
+        try:
+            await self.stream.send_all(response)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+
+    async def shutdown(self) -> None:
+        """Close now if idle; otherwise after the reply in progress."""
+        self.closing = True
+        if not self.busy:
+            await self.stream.aclose()
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,261 @@
+"""HTTP/2 with h2: one reader task per connection, one task per stream, flow control honoured.
+
+The h2 state machine is shared; every task that changes it flushes ``data_to_send()`` under one
+lock, so when a write returns its bytes are in the kernel. A graceful GOAWAY that keeps open
+streams running is written with hyperframe, because h2 closes its state machine on GOAWAY.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+import trio
+from hyperframe.frame import GoAwayFrame
+
+from ..api.errors import ApiError
+from .exchange import ClientGone, Headers, now, run_exchange
+
+if TYPE_CHECKING:
+    from ..server import ServerState
+
+READ_SIZE = 65536
+RECEIVE_WINDOW = 16 * 1024 * 1024
+
+
+class _InboundStream:
+    __slots__ = ("headers", "body", "t_headers", "too_large", "scope", "reset_by_peer")
+
+    def __init__(self, headers: list[tuple[bytes, bytes]], t_headers: float) -> None:
+        self.headers = headers
+        self.body = bytearray()
+        self.t_headers = t_headers
+        self.too_large = False
+        self.scope: trio.CancelScope | None = None
+        self.reset_by_peer = False
+
+
+class H2Channel:
+    def __init__(self, handler: "H2Handler", stream_id: int, inbound: _InboundStream) -> None:
+        self._h = handler
+        self._id = stream_id
+        self._inbound = inbound
+
+    @property
+    def cancel_reason(self) -> str | None:
+        return "reset_by_client" if self._inbound.reset_by_peer else None
+
+    async def send_head(self, status: int, headers: Headers) -> None:
+        self._h.call(self._h.conn.send_headers, self._id, [(b":status", str(status).encode()), *headers])
+        await self._h.flush()
+
+    async def send_body(self, data: bytes) -> None:
+        await self._h.send_data(self._id, data)
+
+    async def end(self) -> None:
+        self._h.call(self._h.conn.end_stream, self._id)
+        await self._h.flush()
+
+    async def send_simple(self, status: int, headers: Headers, body: bytes) -> None:
+        head = [(b":status", str(status).encode()), *headers, (b"content-length", str(len(body)).encode())]
+        self._h.call(self._h.conn.send_headers, self._id, head, end_stream=not body)
+        if body:
+            await self._h.send_data(self._id, body, end_stream=True)
+        else:
+            await self._h.flush()
+
+
+class H2Handler:
+    protocol = "h2"
+
+    def __init__(self, state: "ServerState", stream: trio.abc.Stream, connection: dict, initial: bytes) -> None:
+        self.state = state
+        self.stream = stream
+        self.connection = connection
+        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self._initial = initial
+        self._send_lock = trio.Lock()
+        self._window_changed = trio.Event()
+        self._streams: dict[int, _InboundStream] = {}
+        self._nursery: trio.Nursery | None = None
+        self.goaway_sent_for: int | None = None  # last_stream_id of a graceful GOAWAY we sent
+        self.highest_stream = 0
+        self.closed = False
+
+    # -- writing -------------------------------------------------------------------------------
+    def call(self, method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as error:
+            raise ClientGone() from error
+
+    async def flush(self) -> None:
+        async with self._send_lock:
+            data = self.conn.data_to_send()
+            if data:
+                try:
+                    await self.stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                    raise ClientGone() from error
+
+    async def send_raw(self, frame_bytes: bytes) -> None:
+        """Write bytes h2 does not know about, after everything h2 has queued."""
+        async with self._send_lock:
+            data = self.conn.data_to_send() + frame_bytes
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                raise ClientGone() from error
+
+    async def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        view = memoryview(data)
+        while True:
+            window = self.call(self.conn.local_flow_control_window, stream_id)
+            size = min(window, self.conn.max_outbound_frame_size, len(view))
+            if size <= 0 and len(view):
+                waiter = self._window_changed
+                await self.flush()
+                await waiter.wait()
+                continue
+            last = size == len(view)
+            self.call(self.conn.send_data, stream_id, bytes(view[:size]), end_stream=end_stream and last)
+            view = view[size:]
+            if last:
+                break
+        await self.flush()
+
+    def _wake_writers(self) -> None:
+        self._window_changed.set()
+        self._window_changed = trio.Event()
+
+    # -- reading -------------------------------------------------------------------------------
+    async def run(self) -> str:
+        self.conn.initiate_connection()
+        self.conn.update_settings({
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: RECEIVE_WINDOW,
+        })
+        self.conn.increment_flow_control_window(RECEIVE_WINDOW)
+        end = "client_close"
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                try:
+                    await self._receive(self._initial)
+                    while not self.closed:
+                        data = await self.stream.receive_some(READ_SIZE)
+                        if not data:
+                            break
+                        self.connection["bytes_in"] += len(data)
+                        await self._receive(data)
+                except h2.exceptions.ProtocolError:
+                    end = "protocol_error"
+                    await self.flush()
+                except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
+                    end = "reset_by_client"
+                nursery.cancel_scope.cancel()
+        finally:
+            self.closed = True
+        return "server_close" if self.goaway_sent_for is not None and end == "client_close" else end
+
+    async def _receive(self, data: bytes) -> None:
+        if not data:
+            return
+        for event in self.conn.receive_data(data):
+            self._dispatch(event)
+        await self.flush()
+
+    def _dispatch(self, event: h2.events.Event) -> None:
+        if isinstance(event, h2.events.RequestReceived):
+            self.highest_stream = max(self.highest_stream, event.stream_id)
+            if self.goaway_sent_for is not None and event.stream_id > self.goaway_sent_for:
+                self.conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                return
+            self._streams[event.stream_id] = _InboundStream(list(event.headers), now())
+        elif isinstance(event, h2.events.DataReceived):
+            if event.flow_controlled_length:
+                self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+            inbound = self._streams.get(event.stream_id)
+            if inbound is not None and not inbound.too_large:
+                inbound.body += event.data
+                if len(inbound.body) > self.state.config.max_body_bytes:
+                    inbound.too_large = True
+                    inbound.body = bytearray()
+        elif isinstance(event, h2.events.StreamEnded):
+            inbound = self._streams.get(event.stream_id)
+            if inbound is not None and inbound.scope is None:
+                inbound.scope = trio.CancelScope()
+                self._nursery.start_soon(self._serve_stream, event.stream_id, inbound)
+        elif isinstance(event, h2.events.StreamReset):
+            inbound = self._streams.pop(event.stream_id, None)
+            if inbound is not None and inbound.scope is not None:
+                inbound.reset_by_peer = True
+                inbound.scope.cancel()
+            self._wake_writers()
+        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+            self._wake_writers()
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            self.closed = True
+            for inbound in self._streams.values():
+                if inbound.scope is not None:
+                    inbound.reset_by_peer = True
+                    inbound.scope.cancel()
+
+    async def _serve_stream(self, stream_id: int, inbound: _InboundStream) -> None:
+        with inbound.scope:
+            try:
+                pseudo = {k: v for k, v in inbound.headers if k.startswith(b":")}
+                headers = [(k, v) for k, v in inbound.headers if not k.startswith(b":")]
+                channel = H2Channel(self, stream_id, inbound)
+                if inbound.too_large:
+                    await self._reject(channel, ApiError(413, error_type="request_too_large"))
+                    return
+                await run_exchange(
+                    self.state, self.connection, stream_id, channel, pseudo.get(b":method", b"").decode("latin-1"),
+                    pseudo.get(b":path", b"/").decode("latin-1"), headers, bytes(inbound.body), inbound.t_headers,
+                )
+            except ClientGone:
+                pass
+            finally:
+                self._streams.pop(stream_id, None)
+
+    async def _reject(self, channel: H2Channel, error: ApiError) -> None:
+        reply = self.state.api.error_reply(error, self.state.api.new_request_id())
+        await channel.send_simple(reply.status, reply.headers, reply.body)
+
+    # -- closing -------------------------------------------------------------------------------
+    @property
+    def open_streams(self) -> int:
+        return len(self._streams)
+
+    async def goaway_graceful(self, last_stream_id: int | None = None, error_code: int = 0, debug: bytes = b"") -> None:
+        """GOAWAY that lets streams up to ``last_stream_id`` finish; later ones get REFUSED_STREAM."""
+        last = self.highest_stream if last_stream_id is None else last_stream_id
+        self.goaway_sent_for = last
+        frame = GoAwayFrame(stream_id=0, last_stream_id=last, error_code=error_code, additional_data=debug)
+        await self.send_raw(frame.serialize())
+
+    async def close_after_streams(self, grace_s: float) -> None:
+        """Wait (bounded) for open streams, then the final GOAWAY and a clean FIN."""
+        with trio.move_on_after(grace_s):
+            while self._streams:
+                await trio.sleep(0.01)
+        try:
+            self.conn.close_connection(last_stream_id=self.goaway_sent_for or self.highest_stream)
+            await self.flush()
+            if hasattr(self.stream, "send_eof"):
+                await self.stream.send_eof()
+        except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError, h2.exceptions.ProtocolError):
+            pass
+        self.closed = True
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def shutdown(self, grace_s: float = 5.0) -> None:
+        await self.goaway_graceful()
+        await self.close_after_streams(grace_s)
