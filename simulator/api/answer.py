@@ -72,6 +72,17 @@ class Answer:
     def tool_uses(self) -> tuple[Block, ...]:
         return tuple(b for b in self.blocks if b.type == "tool_use")
 
+    def summary(self) -> dict[str, Any]:
+        """What the journal keeps, so a client's output can be checked without its request body."""
+        return {
+            "text": self.text,
+            "thinking": self.thinking,
+            "tool_uses": [{"id": b.tool_id, "name": b.tool_name, "input": json.loads(b.content)} for b in self.tool_uses],
+            "stop_reason": self.stop_reason,
+            "output_tokens": self.output_tokens,
+            "input_tokens": self.input_tokens,
+        }
+
 
 def generate(seed: int, request: MessagesRequest, default_words: int) -> Answer:
     rng = random.Random(f"{seed}:{request.conversation_digest}")

@@ -93,22 +93,24 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
         directives=parse_directives(_last_user_text(messages)),
         tool_results=_count_tool_results(messages),
         conversation_digest=conversation_digest(messages),
-        input_chars=len(body),
+        input_chars=len(_canonical(messages)),
     )
 
 
 def parse_count_tokens_request(body: bytes) -> int:
     data = parse_json(body)
     _require_str(data, "model")
-    _require_messages(data)
-    return max(1, len(body) // 4)
+    return max(1, len(_canonical(_require_messages(data))) // 4)
 
 
 def conversation_digest(messages: list[Any] | tuple[Any, ...]) -> str:
     """What identifies an answer: the conversation only, so a retry, a non-streaming fallback
     or a different ``max_tokens`` ask for the same answer."""
-    canonical = json.dumps(list(messages), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()
+    return hashlib.sha256(_canonical(messages).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _canonical(messages: list[Any] | tuple[Any, ...]) -> str:
+    return json.dumps(list(messages), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_directives(text: str) -> Directives:

@@ -55,6 +55,8 @@ class JsonReply:
     status: int
     headers: tuple[tuple[bytes, bytes], ...]
     body: bytes
+    answer: answers.Answer | None = None  # set for a non-streaming Message
+    request: MessagesRequest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,7 +159,8 @@ class MessagesApi:
         message_id = "msg_" + request_id[4:]
         if not request.stream:
             message = answers.message_object(answer, message_id, request.model)
-            return self._json(200, message, request_id)
+            reply = self._json(200, message, request_id)
+            return JsonReply(reply.status, reply.headers, reply.body, answer, request)
         headers = (
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache"),

@@ -53,6 +53,9 @@ async def run_exchange(
         reply = api.handle(info, body, request_id)
         if isinstance(reply, JsonReply):
             record["status"] = reply.status
+            if reply.answer is not None:
+                record["conversation"] = reply.request.conversation_digest
+                record["answer"] = reply.answer.summary()
             await channel.send_simple(reply.status, reply.headers, reply.body)
             journal.wrote(record, 0, len(reply.body))
         else:
@@ -60,6 +63,7 @@ async def run_exchange(
             record["stream"] = True
             record["conversation"] = reply.request.conversation_digest
             record["events_total"] = len(reply.events)
+            record["answer"] = reply.answer.summary()
             await channel.send_head(200, reply.headers)
             await write_events(state, channel, record, reply.events)
             await channel.end()

@@ -1,0 +1,1 @@
+"""Built-in clients: programs that follow the client contract, and the adapters that run them."""

@@ -1,0 +1,129 @@
+"""The client contract: how the harness runs any client and reads what it printed.
+
+The harness sets ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (one key per trial), SSL_CERT_FILE and
+NODE_EXTRA_CA_CERTS (the simulator's CA) and STREAMCHAOS_PLAN (the conversation, JSON). The client
+prints each turn's final answer, as a JSON line (``{"turn": i, "text": ...}``) or as plain text,
+and exits 0 on success. The client runs in its own process group and the whole group is killed
+at the deadline, so nothing it spawned outlives the trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+KILL_GRACE_S = 2.0
+
+
+@dataclass(frozen=True)
+class ClientRun:
+    command: tuple[str, ...]
+    exit_code: int | None  # None: killed at the deadline
+    stdout: str
+    stderr: str
+    started: float  # time.monotonic(), comparable with journal times
+    ended: float
+    hung: bool
+    turns: tuple[dict[str, Any], ...] = field(default=())
+
+    @property
+    def elapsed_s(self) -> float:
+        return self.ended - self.started
+
+    @property
+    def error_line(self) -> str | None:
+        """The client's last word on failure: an ``error`` field, else its last non-empty line."""
+        for turn in reversed(self.turns):
+            if "error" in turn:
+                return str(turn["error"])
+        for text in (self.stdout, self.stderr):
+            lines = [line for line in text.splitlines() if line.strip()]
+            if lines and self.exit_code not in (0, None):
+                return lines[-1][:500]
+        return None
+
+
+def contract_env(base_url: str, api_key: str, plan: Mapping[str, Any], ca_file: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANTHROPIC_", "STREAMCHAOS_"))}
+    env.update({
+        "ANTHROPIC_BASE_URL": base_url,
+        "ANTHROPIC_API_KEY": api_key,
+        "STREAMCHAOS_PLAN": json.dumps(plan),
+        "NO_PROXY": "127.0.0.1,localhost,::1",
+        "no_proxy": "127.0.0.1,localhost,::1",
+    })
+    if ca_file:
+        env["SSL_CERT_FILE"] = ca_file
+        env["NODE_EXTRA_CA_CERTS"] = ca_file
+    env.update(extra or {})
+    return env
+
+
+def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float, cwd: str | None = None) -> ClientRun:
+    """Run to completion or to the deadline; on the deadline kill the whole process group."""
+    started = time.monotonic()
+    process = subprocess.Popen(
+        list(command), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    hung = False
+    try:
+        stdout, stderr = process.communicate(timeout=deadline_s)
+    except subprocess.TimeoutExpired:
+        hung = True
+        kill_group(process.pid)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        kill_group(process.pid, signal.SIGKILL)  # anything the client left behind in its group
+    ended = time.monotonic()
+    out = stdout.decode("utf-8", "replace")
+    return ClientRun(
+        command=tuple(command), exit_code=None if hung else process.returncode, stdout=out,
+        stderr=stderr.decode("utf-8", "replace"), started=started, ended=ended, hung=hung, turns=parse_turns(out),
+    )
+
+
+def kill_group(pgid: int, first: int = signal.SIGTERM) -> None:
+    """SIGTERM the group, then SIGKILL what is left after a grace period."""
+    try:
+        os.killpg(pgid, first)
+    except ProcessLookupError:
+        return
+    if first == signal.SIGKILL:
+        return
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def parse_turns(stdout: str) -> tuple[dict[str, Any], ...]:
+    """JSON lines with a ``turn`` field; plain text becomes one turn with that text."""
+    turns: list[dict[str, Any]] = []
+    plain: list[str] = []
+    for line in stdout.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("{"):
+            try:
+                value = json.loads(stripped)
+            except ValueError:
+                value = None
+            if isinstance(value, dict) and "turn" in value:
+                turns.append(value)
+                continue
+        plain.append(line)
+    if not turns and any(line.strip() for line in plain):
+        turns.append({"turn": 0, "text": "\n".join(plain).strip()})
+    return tuple(turns)

@@ -1,0 +1,92 @@
+"""The official Python SDK, from PyPI, parses the simulator's answers exactly, on every transport."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from harness.clients.contract import contract_env, run_client
+from simulator.api.request import parse_messages_request
+from simulator.api.answer import generate
+
+CLIENT = [sys.executable, "-m", "harness.clients.python_sdk_client"]
+SEED = 7  # the session simulator's seed
+
+
+def expected_first_turn(plan: dict) -> dict:
+    """Rebuild the first request exactly as the client builds it and ask the generator."""
+    turn = plan["turns"][0]
+    body = {"model": plan["model"], "max_tokens": turn.get("max_tokens", 1024), "messages": [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}]}
+    if turn.get("thinking"):
+        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    if turn.get("tools"):
+        body["tools"] = turn["tools"]
+    return generate(SEED, parse_messages_request(json.dumps(body).encode()), 40).summary()
+
+
+def transport(simulator, mode: str) -> tuple[str, dict]:
+    if mode == "http1":
+        return simulator.base_url, {}
+    if mode == "h2-tls":
+        return f"https://localhost:{simulator.port}", {"STREAMCHAOS_HTTP2": "1"}
+    return simulator.base_url, {"STREAMCHAOS_HTTP2": "prior-knowledge"}
+
+
+PLANS = {
+    "text": {"model": "claude-sonnet-4-6", "turns": [{"prompt": "Tell me about rivers.\n@sc words=120"}]},
+    "thinking": {"model": "claude-opus-4-7", "turns": [{"prompt": "Think first.\n@sc words=30 thinking_words=50", "thinking": True}]},
+    "tool": {
+        "model": "claude-sonnet-4-6",
+        "turns": [{
+            "prompt": 'Run it.\n@sc tool=Bash input={"command": "sleep 2", "description": "wait a bit"}',
+            "tools": [{"name": "Bash", "description": "run a command", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}],
+        }],
+    },
+    "max_tokens": {"model": "claude-sonnet-4-6", "turns": [{"prompt": "Long.\n@sc words=500", "max_tokens": 37}]},
+}
+
+
+@pytest.mark.parametrize("mode", ["http1", "h2-tls", "h2c"])
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "create"])
+@pytest.mark.parametrize("shape", sorted(PLANS))
+def test_python_sdk_accumulates_the_generated_answer(simulator, api_key, mode, stream, shape):
+    plan = json.loads(json.dumps(PLANS[shape]))
+    for turn in plan["turns"]:
+        turn["stream"] = stream
+    base_url, extra = transport(simulator, mode)
+    run = run_client(CLIENT, contract_env(base_url, api_key, plan, simulator.ca_file, extra), deadline_s=60)
+    assert run.exit_code == 0, run.stdout + run.stderr
+    (got,) = run.turns
+    want = expected_first_turn(plan)
+    assert got["text"] == want["text"]
+    assert got["thinking"] == want["thinking"]
+    assert got["tool_uses"] == want["tool_uses"]
+    assert got["stop_reason"] == want["stop_reason"]
+    assert got["usage"]["output_tokens"] == want["output_tokens"]
+    assert got["usage"]["input_tokens"] == want["input_tokens"]
+
+    (request,) = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
+    assert request["answer"]["text"] == want["text"]
+    assert request["end"] == "complete" and request["status"] == 200 and request["stream"] is stream
+    assert request["protocol"] == ("http/1.1" if mode == "http1" else "h2")
+    assert request["tls"] is (mode == "h2-tls")
+    if stream:
+        assert request["events_out"] == request["events_total"]
+
+
+def test_python_sdk_multi_turn_tool_use_then_text(simulator, api_key):
+    tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
+    plan = {"model": "claude-sonnet-4-6", "turns": [
+        {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
+        {"prompt": "and now summarize", "tools": tools},
+    ]}
+    run = run_client(CLIENT, contract_env(simulator.base_url, api_key, plan, None), deadline_s=60)
+    assert run.exit_code == 0, run.stderr
+    first, second = run.turns
+    assert first["stop_reason"] == "tool_use" and first["tool_uses"][0]["input"] == {"command": "sleep 2"}
+    assert second["stop_reason"] == "end_turn" and second["text"]
+    requests = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
+    assert [r["answer"]["text"] for r in requests] == [first["text"], second["text"]]
+    assert len({r["conn"] for r in requests}) == 1  # the SDK reused its pooled keep-alive connection
