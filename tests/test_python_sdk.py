@@ -8,22 +8,10 @@ import sys
 import pytest
 
 from harness.clients.contract import contract_env, run_client
-from simulator.api.request import parse_messages_request
-from simulator.api.answer import generate
+from tests.support import assert_turn_matches, expected_first_turn
 
 CLIENT = [sys.executable, "-m", "harness.clients.python_sdk_client"]
 SEED = 7  # the session simulator's seed
-
-
-def expected_first_turn(plan: dict) -> dict:
-    """Rebuild the first request exactly as the client builds it and ask the generator."""
-    turn = plan["turns"][0]
-    body = {"model": plan["model"], "max_tokens": turn.get("max_tokens", 1024), "messages": [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}]}
-    if turn.get("thinking"):
-        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
-    if turn.get("tools"):
-        body["tools"] = turn["tools"]
-    return generate(SEED, parse_messages_request(json.dumps(body).encode()), 40).summary()
 
 
 def transport(simulator, mode: str) -> tuple[str, dict]:
@@ -59,13 +47,8 @@ def test_python_sdk_accumulates_the_generated_answer(simulator, api_key, mode, s
     run = run_client(CLIENT, contract_env(base_url, api_key, plan, simulator.ca_file, extra), deadline_s=60)
     assert run.exit_code == 0, run.stdout + run.stderr
     (got,) = run.turns
-    want = expected_first_turn(plan)
-    assert got["text"] == want["text"]
-    assert got["thinking"] == want["thinking"]
-    assert got["tool_uses"] == want["tool_uses"]
-    assert got["stop_reason"] == want["stop_reason"]
-    assert got["usage"]["output_tokens"] == want["output_tokens"]
-    assert got["usage"]["input_tokens"] == want["input_tokens"]
+    want = expected_first_turn(SEED, plan)
+    assert_turn_matches(got, want)
 
     (request,) = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
     assert request["answer"]["text"] == want["text"]

@@ -1,0 +1,58 @@
+"""Helpers shared by the tests of real clients."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from simulator.api.answer import generate
+from simulator.api.request import parse_messages_request
+
+ROOT = Path(__file__).resolve().parent.parent
+TOOLS = ROOT / "tools"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def require(path: Path | str, what: str) -> str:
+    """A tool `make setup` installs: missing is a failure in CI, a skip on a developer's machine."""
+    found = str(path) if Path(path).exists() else shutil.which(str(path))
+    if not found:
+        message = f"{what} is not installed ({path}); run `make setup`"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def first_request_body(plan: dict) -> bytes:
+    """The first request as every built-in contract client builds it."""
+    turn = plan["turns"][0]
+    body = {
+        "model": plan.get("model", "claude-sonnet-4-6"),
+        "max_tokens": turn.get("max_tokens", plan.get("max_tokens", 1024)),
+        "messages": [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}],
+    }
+    if turn.get("thinking"):
+        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    if turn.get("tools"):
+        body["tools"] = turn["tools"]
+    return json.dumps(body).encode()
+
+
+def expected_first_turn(seed: int, plan: dict, default_words: int = 40) -> dict:
+    """What the generator answers to the first turn: text, thinking, tool uses, stop_reason, usage."""
+    return generate(seed, parse_messages_request(first_request_body(plan)), default_words).summary()
+
+
+def assert_turn_matches(got: dict, want: dict) -> None:
+    assert got.get("error") is None, got
+    assert got["text"] == want["text"]
+    assert got["thinking"] == want["thinking"]
+    assert got["tool_uses"] == want["tool_uses"]
+    assert got["stop_reason"] == want["stop_reason"]
+    assert got["usage"]["output_tokens"] == want["output_tokens"]
+    assert got["usage"]["input_tokens"] == want["input_tokens"]
