@@ -100,7 +100,7 @@ def generate(seed: int, request: MessagesRequest, default_words: int) -> Answer:
             blocks.append(Block("thinking", _pieces(rng, words, None), signature=_signature(seed, words)))
             used += count
     tool = _tool_to_call(request)
-    wanted_words = PREAMBLE_WORDS if tool else (request.directives.words or default_words)
+    wanted_words = PREAMBLE_WORDS if tool else max(request.directives.words or default_words, request.directives.deltas or 0)
     count = min(wanted_words, budget - used)
     stop = "end_turn"
     if count < wanted_words:
