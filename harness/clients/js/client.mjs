@@ -1,0 +1,114 @@
+// The official TypeScript SDK (@anthropic-ai/sdk) as a contract client, for Node and for Bun.
+//
+// Same contract as harness/clients/python_sdk_client.py: reads the conversation from STREAMCHAOS_PLAN,
+// performs it with `client.messages.stream(...).finalMessage()` (stream, the default) or
+// `client.messages.create(...)`, prints one JSON line per turn and exits 0. On an error it prints
+// {"turn": i, "error": "<name>: <message> (cause: <message>: ...)"} and exits 1. The SDK reads
+// ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself; STREAMCHAOS_MAX_RETRIES and STREAMCHAOS_TIMEOUT_S
+// (seconds) override its defaults. The transport is the runtime's own fetch: undici on Node, Bun's on
+// Bun (h2 there only with BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1).
+
+import Anthropic from '@anthropic-ai/sdk';
+
+function makeClient() {
+  const options = {};
+  if (process.env.STREAMCHAOS_MAX_RETRIES !== undefined) {
+    options.maxRetries = Number.parseInt(process.env.STREAMCHAOS_MAX_RETRIES, 10);
+  }
+  if (process.env.STREAMCHAOS_TIMEOUT_S !== undefined) {
+    options.timeout = Math.round(Number.parseFloat(process.env.STREAMCHAOS_TIMEOUT_S) * 1000);
+  }
+  return new Anthropic(options);
+}
+
+function summarize(turn, message, started) {
+  const blocks = message.content;
+  return {
+    turn,
+    stop_reason: message.stop_reason,
+    text: blocks.filter((b) => b.type === 'text').map((b) => b.text).join(''),
+    thinking: blocks.filter((b) => b.type === 'thinking').map((b) => b.thinking).join(''),
+    tool_uses: blocks.filter((b) => b.type === 'tool_use').map((b) => ({ id: b.id, name: b.name, input: b.input })),
+    usage: { input_tokens: message.usage.input_tokens, output_tokens: message.usage.output_tokens },
+    elapsed_ms: Math.round((performance.now() - started) * 10) / 10,
+  };
+}
+
+function requestArgs(plan, turn, messages) {
+  const args = {
+    model: plan.model ?? 'claude-sonnet-4-6',
+    max_tokens: turn.max_tokens ?? plan.max_tokens ?? 1024,
+    messages,
+  };
+  if (turn.thinking) args.thinking = { type: 'enabled', budget_tokens: 1024 };
+  if (turn.tools && turn.tools.length) args.tools = turn.tools;
+  if (turn.tool_choice) args.tool_choice = turn.tool_choice;
+  return args;
+}
+
+// A returned block as the next request carries it: its own fields, none of the null ones
+// (what pydantic's model_dump(exclude_none=True) gives the Python client).
+function blockParam(block) {
+  return Object.fromEntries(Object.entries(block).filter(([, value]) => value !== null && value !== undefined));
+}
+
+// "<name>: <message>", then the chain of causes: "TypeError: terminated (cause: other side closed)".
+export function describeError(error) {
+  if (!(error instanceof Error)) return `Error: ${String(error)}`;
+  const causes = [];
+  const seen = new Set([error]);
+  for (let cause = error.cause; cause != null && !seen.has(cause); cause = cause.cause) {
+    seen.add(cause);
+    const text = cause instanceof Error ? cause.message || cause.code || cause.name : String(cause);
+    if (text) causes.push(text);
+    if (!(cause instanceof Error)) break;
+  }
+  const name = error.name && error.name !== 'Error' ? error.name : error.code || error.name || 'Error';
+  const head = `${name}: ${error.message}`;
+  return causes.length ? `${head} (cause: ${causes.join(': ')})` : head;
+}
+
+// Resolves once the line is handed to the OS: process.exit() drops what is still buffered (Bun does
+// with a pipe past 64 KiB).
+function emit(value) {
+  return new Promise((resolve, reject) => {
+    process.stdout.write(JSON.stringify(value) + '\n', (error) => (error ? reject(error) : resolve()));
+  });
+}
+
+async function main() {
+  const plan = JSON.parse(process.env.STREAMCHAOS_PLAN);
+  const client = makeClient();
+  const messages = [];
+  let pendingToolResults = [];
+  for (const [index, turn] of plan.turns.entries()) {
+    messages.push({ role: 'user', content: [...pendingToolResults, { type: 'text', text: turn.prompt }] });
+    const started = performance.now();
+    let message;
+    try {
+      const args = requestArgs(plan, turn, messages);
+      if (turn.stream ?? true) {
+        message = await client.messages.stream(args).finalMessage();
+      } else {
+        message = await client.messages.create(args);
+      }
+    } catch (error) {
+      // the contract reports every failure the same way
+      await emit({ turn: index, error: describeError(error) });
+      return 1;
+    }
+    await emit(summarize(index, message, started));
+    messages.push({ role: 'assistant', content: message.content.map(blockParam) });
+    pendingToolResults = message.content
+      .filter((b) => b.type === 'tool_use')
+      .map((b) => ({ type: 'tool_result', tool_use_id: b.id, content: 'ok' }));
+  }
+  return 0;
+}
+
+const code = await main().catch(async (error) => {
+  await emit({ turn: -1, error: describeError(error) });
+  return 1;
+});
+// Exit at once: a pooled keep-alive connection (or Bun's h2 session) must not hold the process open.
+process.exit(code);
