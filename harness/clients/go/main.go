@@ -1,0 +1,209 @@
+// The official Go SDK (github.com/anthropics/anthropic-sdk-go) as a contract client.
+//
+// Reads the conversation from STREAMCHAOS_PLAN, performs it with client.Messages.NewStreaming
+// (accumulating every event with Message.Accumulate) or client.Messages.New, prints one JSON line
+// per turn and exits 0 on success. On an error it prints {"turn": i, "error": "<Go type>: <message>"}
+// and exits 1. The SDK itself reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL; Go's crypto/x509
+// reads SSL_CERT_FILE on Linux. Transport: the SDK's default, net/http's, which speaks h2 over TLS
+// (ALPN) and HTTP/1.1 over plain http. STREAMCHAOS_MAX_RETRIES and STREAMCHAOS_TIMEOUT_S (per
+// attempt, option.WithRequestTimeout) override the SDK defaults.
+//
+// It behaves like harness/clients/python_sdk_client.py: same request bodies (the assistant turn is
+// echoed with Message.ToParam, tool results are {"type":"tool_result","tool_use_id":ID,"content":"ok"}),
+// same output keys.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/anthropics/anthropic-sdk-go"
+	"github.com/anthropics/anthropic-sdk-go/option"
+	"github.com/anthropics/anthropic-sdk-go/packages/param"
+)
+
+type turnPlan struct {
+	Prompt     string          `json:"prompt"`
+	Stream     *bool           `json:"stream"`
+	Thinking   bool            `json:"thinking"`
+	Tools      json.RawMessage `json:"tools"`
+	ToolChoice json.RawMessage `json:"tool_choice"`
+	MaxTokens  *int64          `json:"max_tokens"`
+}
+
+type plan struct {
+	Model     *string    `json:"model"`
+	MaxTokens *int64     `json:"max_tokens"`
+	Turns     []turnPlan `json:"turns"`
+}
+
+type toolUse struct {
+	ID    string          `json:"id"`
+	Name  string          `json:"name"`
+	Input json.RawMessage `json:"input"`
+}
+
+type usage struct {
+	InputTokens  int64 `json:"input_tokens"`
+	OutputTokens int64 `json:"output_tokens"`
+}
+
+type summary struct {
+	Turn       int       `json:"turn"`
+	StopReason string    `json:"stop_reason"`
+	Text       string    `json:"text"`
+	Thinking   string    `json:"thinking"`
+	ToolUses   []toolUse `json:"tool_uses"`
+	Usage      usage     `json:"usage"`
+	ElapsedMs  float64   `json:"elapsed_ms"`
+}
+
+func printLine(value any) {
+	line, err := json.Marshal(value)
+	if err != nil {
+		line = []byte(fmt.Sprintf(`{"turn": -1, "error": %q}`, err.Error()))
+	}
+	os.Stdout.Write(append(line, '\n'))
+}
+
+type failure struct {
+	Turn  int    `json:"turn"`
+	Error string `json:"error"`
+}
+
+func fail(turn int, err error) int {
+	printLine(failure{Turn: turn, Error: fmt.Sprintf("%T: %v", err, err)})
+	return 1
+}
+
+func clientOptions() ([]option.RequestOption, error) {
+	var opts []option.RequestOption
+	if v, ok := os.LookupEnv("STREAMCHAOS_MAX_RETRIES"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("STREAMCHAOS_MAX_RETRIES: %w", err)
+		}
+		opts = append(opts, option.WithMaxRetries(n))
+	}
+	if v, ok := os.LookupEnv("STREAMCHAOS_TIMEOUT_S"); ok {
+		s, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("STREAMCHAOS_TIMEOUT_S: %w", err)
+		}
+		opts = append(opts, option.WithRequestTimeout(time.Duration(s*float64(time.Second))))
+	}
+	return opts, nil
+}
+
+func requestParams(p plan, turn turnPlan, messages []anthropic.MessageParam) (anthropic.MessageNewParams, error) {
+	params := anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 1024, Messages: messages}
+	if p.Model != nil {
+		params.Model = anthropic.Model(*p.Model)
+	}
+	if turn.MaxTokens != nil {
+		params.MaxTokens = *turn.MaxTokens
+	} else if p.MaxTokens != nil {
+		params.MaxTokens = *p.MaxTokens
+	}
+	if turn.Thinking {
+		params.Thinking = anthropic.ThinkingConfigParamOfEnabled(1024)
+	}
+	if len(turn.Tools) > 0 && string(turn.Tools) != "null" {
+		if err := json.Unmarshal(turn.Tools, &params.Tools); err != nil {
+			return params, fmt.Errorf("tools: %w", err)
+		}
+	}
+	if len(turn.ToolChoice) > 0 && string(turn.ToolChoice) != "null" {
+		if err := json.Unmarshal(turn.ToolChoice, &params.ToolChoice); err != nil {
+			return params, fmt.Errorf("tool_choice: %w", err)
+		}
+	}
+	return params, nil
+}
+
+func summarize(turn int, message *anthropic.Message, started time.Time) summary {
+	s := summary{Turn: turn, StopReason: string(message.StopReason), ToolUses: []toolUse{}}
+	for _, block := range message.Content {
+		switch block.Type {
+		case "text":
+			s.Text += block.Text
+		case "thinking":
+			s.Thinking += block.Thinking
+		case "tool_use":
+			input := block.Input
+			if len(input) == 0 {
+				input = json.RawMessage("{}")
+			}
+			s.ToolUses = append(s.ToolUses, toolUse{ID: block.ID, Name: block.Name, Input: input})
+		}
+	}
+	s.Usage = usage{InputTokens: message.Usage.InputTokens, OutputTokens: message.Usage.OutputTokens}
+	s.ElapsedMs = math.Round(float64(time.Since(started).Microseconds())/100) / 10
+	return s
+}
+
+func perform(ctx context.Context, client anthropic.Client, params anthropic.MessageNewParams, stream bool) (*anthropic.Message, error) {
+	if !stream {
+		return client.Messages.New(ctx, params)
+	}
+	events := client.Messages.NewStreaming(ctx, params)
+	defer events.Close()
+	message := anthropic.Message{}
+	for events.Next() {
+		if err := message.Accumulate(events.Current()); err != nil {
+			return nil, err
+		}
+	}
+	if err := events.Err(); err != nil {
+		return nil, err
+	}
+	return &message, nil
+}
+
+func run() int {
+	var p plan
+	if err := json.Unmarshal([]byte(os.Getenv("STREAMCHAOS_PLAN")), &p); err != nil {
+		return fail(0, fmt.Errorf("STREAMCHAOS_PLAN: %w", err))
+	}
+	opts, err := clientOptions()
+	if err != nil {
+		return fail(0, err)
+	}
+	client := anthropic.NewClient(opts...)
+	ctx := context.Background()
+	var messages []anthropic.MessageParam
+	var pendingToolResults []anthropic.ContentBlockParamUnion
+	for index, turn := range p.Turns {
+		content := append(pendingToolResults, anthropic.NewTextBlock(turn.Prompt))
+		messages = append(messages, anthropic.NewUserMessage(content...))
+		params, err := requestParams(p, turn, messages)
+		if err != nil {
+			return fail(index, err)
+		}
+		started := time.Now()
+		message, err := perform(ctx, client, params, turn.Stream == nil || *turn.Stream)
+		if err != nil {
+			return fail(index, err)
+		}
+		printLine(summarize(index, message, started))
+		messages = append(messages, message.ToParam())
+		pendingToolResults = nil
+		for _, block := range message.Content {
+			if block.Type == "tool_use" {
+				// The same block the Python client sends: content as a plain string, no is_error.
+				raw, _ := json.Marshal(map[string]string{"type": "tool_result", "tool_use_id": block.ID, "content": "ok"})
+				pendingToolResults = append(pendingToolResults, param.Override[anthropic.ContentBlockParamUnion](json.RawMessage(raw)))
+			}
+		}
+	}
+	return 0
+}
+
+func main() {
+	os.Exit(run())
+}
