@@ -42,7 +42,7 @@ def run(sim, api_key, tmp_path, prompt, options=ClaudeCodeOptions()):
     return result, requests, connections
 
 
-def check_common(result, requests, connections, api_key):
+def check_common(result, requests, connections, api_key, long_lived=False):
     assert result.run.exit_code == 0, result.run.stdout + result.run.stderr
     assert requests, "Claude Code reached the simulator with this key"
     assert not [r for r in requests if r["status"] == 404], "Claude Code called an endpoint the simulator lacks"
@@ -58,7 +58,7 @@ def check_common(result, requests, connections, api_key):
     assert retry_attempts(result.home) == []  # no fault, no retry (the 400 fallback is no retry)
     assert {c["peer"].rsplit(":", 1)[0] for c in connections} <= LOOPBACK
     assert result.peers <= LOOPBACK, f"Claude Code connected beyond loopback: {result.peers}"
-    if shutil.which("ss"):
+    if long_lived and shutil.which("ss"):  # open through `sleep 1`: sampling every 50 ms must see it
         assert result.peers, "ss saw Claude Code's connection to the simulator"
 
 
@@ -80,7 +80,7 @@ def test_claude_code_runs_the_tool_and_sends_its_result(start_simulator, api_key
     sim = start_simulator("--seed", "11")
     prompt = 'Run it.\n@sc tool=Bash input={"command":"sleep 1"}'
     result, requests, connections = run(sim, api_key, tmp_path, prompt, ClaudeCodeOptions(http2=http2))
-    check_common(result, requests, connections, api_key)
+    check_common(result, requests, connections, api_key, long_lived=True)
     answered = [r for r in requests if r["status"] == 200]
     assert len(answered) == 2, answered
     first, second = answered
