@@ -47,6 +47,29 @@ async def sniff(stream: trio.abc.Stream, want: int) -> bytes:
     return data
 
 
+async def close_cleanly(stream: trio.SocketStream, drain: bool, drain_s: float = 1.0, drain_bytes: int = 1 << 20) -> None:
+    """FIN, not RST: half-close, read (bounded) what the peer still sends, then close. Closing
+    with unread input would make the kernel send RST and could destroy our last answer."""
+    try:
+        if drain:
+            await stream.send_eof()
+            with trio.move_on_after(drain_s):
+                left = drain_bytes
+                while left > 0:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
+    finally:
+        with trio.move_on_after(1):
+            try:
+                await stream.aclose()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+
 class DataPlane:
     def __init__(self, state: ServerState, host: str = "127.0.0.1", port: int = 0) -> None:
         self.state = state
@@ -99,11 +122,8 @@ class DataPlane:
             end = "tls_error"
         finally:
             state.journal.close_connection(record, end)
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                try:
-                    await stream.aclose()
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                    pass
+            with trio.CancelScope(shield=True):
+                await close_cleanly(stream, drain=end not in ("reset_by_client", "client_close", "tls_error"))
 
     async def _start_tls(self, stream: trio.SocketStream, first: bytes, record: dict) -> tuple[trio.abc.Stream, bytes]:
         """TLS over a stream whose first bytes we already read: replay them into the handshake."""

@@ -20,11 +20,8 @@ pytestmark = [pytest.mark.clients, pytest.mark.slow]
 
 LOOPBACK = {"127.0.0.1", "::1"}
 DEADLINE_S = 60
-# Claude Code 2.1.330's first request carries a mid-conversation `role: "system"` message (betas
-# per-turn-control-2026-07-01, mid-conversation-tool-changes-2026-07-01). The simulator answers it
-# 400 ("messages.N.role: Input should be 'user' or 'assistant'") and Claude Code resends at once
-# without those betas. Accept that 400 until the simulator takes system turns, nothing else.
-ROLE_FALLBACK_BETA = "per-turn-control-2026-07-01"
+# Claude Code 2.1.330's first request carries a mid-conversation `role: "system"` message (beta
+# per-turn-control-2026-07-01); the simulator accepts it, so every request must be answered 200.
 
 
 def run(sim, api_key, tmp_path, prompt, options=ClaudeCodeOptions()):
@@ -50,12 +47,9 @@ def check_common(result, requests, connections, api_key, long_lived=False):
         assert r["path"] == "/v1/messages?beta=true" and r["method"] == "POST"
         assert r["key"] == api_key and r["end"] == "complete" and r["tls"] is True
         assert r["user_agent"].startswith("claude-cli/2.1.330 ") and r["retry_count"] == 0
-        assert r["status"] in (200, 400), r
-    betas = [request["params"]["betas"] for request in api_requests(result.home)]
-    for r, beta in zip(requests, betas):  # a 400 only ever answers the system-turn request
-        assert r["status"] == 200 or ROLE_FALLBACK_BETA in beta
+        assert r["status"] == 200, r
     assert all(request["params"]["thinking"]["type"] == "adaptive" for request in api_requests(result.home))
-    assert retry_attempts(result.home) == []  # no fault, no retry (the 400 fallback is no retry)
+    assert retry_attempts(result.home) == []  # no fault, no retry
     assert {c["peer"].rsplit(":", 1)[0] for c in connections} <= LOOPBACK
     assert result.peers <= LOOPBACK, f"Claude Code connected beyond loopback: {result.peers}"
     if long_lived and shutil.which("ss"):  # open through `sleep 1`: sampling every 50 ms must see it
@@ -81,9 +75,8 @@ def test_claude_code_runs_the_tool_and_sends_its_result(start_simulator, api_key
     prompt = 'Run it.\n@sc tool=Bash input={"command":"sleep 1"}'
     result, requests, connections = run(sim, api_key, tmp_path, prompt, ClaudeCodeOptions(http2=http2))
     check_common(result, requests, connections, api_key, long_lived=True)
-    answered = [r for r in requests if r["status"] == 200]
-    assert len(answered) == 2, answered
-    first, second = answered
+    assert len(requests) == 2, requests
+    first, second = requests
     (tool_use,) = first["answer"]["tool_uses"]
     assert first["answer"]["stop_reason"] == "tool_use"
     assert tool_use["name"] == "Bash" and tool_use["input"] == {"command": "sleep 1"}
@@ -95,7 +88,7 @@ def test_claude_code_runs_the_tool_and_sends_its_result(start_simulator, api_key
     assert second["answer"]["stop_reason"] == "end_turn" and not second["answer"]["tool_uses"]
     assert second["body_bytes"] > first["body_bytes"]
     assert result.run.stdout.rstrip() == second["answer"]["text"].rstrip()
-    # Observed on 2.1.330 (Bun fetch): every request of the run, the 400 included, rides one
+    # Observed on 2.1.330 (Bun fetch): every request of the run rides one
     # pooled connection, HTTP/1.1 keep-alive by default, h2 streams 1, 3, 5 with the Bun flag.
     assert len({r["conn"] for r in requests}) == 1
     assert all(r["protocol"] == ("h2" if http2 else "http/1.1") for r in requests)

@@ -176,8 +176,9 @@ def _require_messages(data: Mapping[str, Any]) -> list[Any]:
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise invalid(f"messages.{index}: Input should be a valid dictionary")
-        if message.get("role") not in ("user", "assistant"):
-            raise invalid(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+        # Claude Code's per-turn-control beta puts "system" turns mid-conversation.
+        if message.get("role") not in ("user", "assistant", "system"):
+            raise invalid(f"messages.{index}.role: Input should be 'user', 'assistant' or 'system'")
         content = message.get("content")
         if not isinstance(content, (str, list)):
             raise invalid(f"messages.{index}.content: Input should be a valid string or list")
