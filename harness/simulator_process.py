@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,16 @@ class SimulatorProcess:
             if not wait_closed or not any(r.get("open") for r in records) or time.monotonic() > deadline:
                 return records
             time.sleep(0.02)
+
+    def load_plan(self, plan: dict) -> dict:
+        """PUT a fault plan (the JSON form of FaultPlan) to the control API."""
+        request = urllib.request.Request(f"{self.control_url}/plan", data=json.dumps(plan).encode(), method="PUT",
+                                         headers={"content-type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return json.load(response)
+        except urllib.error.HTTPError as error:
+            raise ValueError(json.load(error)["error"]) from None
 
     def stop(self) -> int | None:
         if self.process is None:

@@ -6,6 +6,7 @@ import json
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
+from .faults.model import FaultPlan, PlanError
 from .server import ServerState
 
 Scope = dict[str, Any]
@@ -45,7 +46,22 @@ class ControlApp:
             return 200, {"records": journal.query(key=key, since=since)}
         if (method, path) == ("POST", "/reset"):
             journal.reset()
+            self.state.faults.load(self.state.faults.plan)
             return 200, {"status": "reset"}
+        if (method, path) == ("GET", "/plan"):
+            return 200, self.state.faults.plan.to_data()
+        if (method, path) == ("PUT", "/plan"):
+            try:
+                plan = FaultPlan.from_data(json.loads(body or b"{}"))
+            except PlanError as error:
+                return 400, {"error": str(error), "path": error.path}
+            except ValueError as error:
+                return 400, {"error": f"plan is not JSON: {error}"}
+            self.state.faults.load(plan)
+            return 200, {"status": "loaded", "rules": len(plan.rules), "generation": self.state.faults.generation}
+        if (method, path) == ("DELETE", "/plan"):
+            self.state.faults.load(FaultPlan())
+            return 200, {"status": "cleared"}
         return 404, {"error": f"no route {method} {path}"}
 
 

@@ -11,9 +11,13 @@ import trio
 
 from .api.router import MessagesApi
 from .config import SimulatorConfig
+from .faults.decide import connection_rule
+from .faults.runtime import FaultState
 from .journal import Journal
 from .transport.h1 import H1Handler
 from .transport.h2conn import H2Handler
+from .transport.link import Link
+from .transport.sockets import close_cleanly
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TLS_HANDSHAKE = 0x16
@@ -32,6 +36,7 @@ class ServerState:
     tls_context: ssl.SSLContext | None = None
     idle_timeout_s: float = 300.0
     handlers: set = field(default_factory=set)
+    faults: FaultState = field(default_factory=FaultState)
 
 
 async def sniff(stream: trio.abc.Stream, want: int) -> bytes:
@@ -45,29 +50,6 @@ async def sniff(stream: trio.abc.Stream, want: int) -> bytes:
         if not H2_PREFACE.startswith(data[: len(H2_PREFACE)]):
             break
     return data
-
-
-async def close_cleanly(stream: trio.SocketStream, drain: bool, drain_s: float = 1.0, drain_bytes: int = 1 << 20) -> None:
-    """FIN, not RST: half-close, read (bounded) what the peer still sends, then close. Closing
-    with unread input would make the kernel send RST and could destroy our last answer."""
-    try:
-        if drain:
-            await stream.send_eof()
-            with trio.move_on_after(drain_s):
-                left = drain_bytes
-                while left > 0:
-                    chunk = await stream.receive_some(65536)
-                    if not chunk:
-                        break
-                    left -= len(chunk)
-    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-        pass
-    finally:
-        with trio.move_on_after(1):
-            try:
-                await stream.aclose()
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
 
 
 class DataPlane:
@@ -90,27 +72,31 @@ class DataPlane:
                 for listener in listeners:
                     await listener.aclose()
 
-    async def _handle(self, stream: trio.SocketStream) -> None:
+    async def _handle(self, stream: trio.SocketStream, lane: str | None = None) -> None:
         state = self.state
         try:
             peer = "%s:%d" % stream.socket.getpeername()[:2]
         except OSError:
             return
         record = state.journal.open_connection(peer, "%s:%d" % self.address)
+        if lane is not None:
+            record["lane"] = lane
+        link = Link(stream, stream, record)
         end = "client_close"
         try:
+            if await self._connection_fault(link, "accept"):
+                return
             with trio.move_on_after(SNIFF_TIMEOUT_S):
                 first = await sniff(stream, len(H2_PREFACE))
-            transport: trio.abc.Stream = stream
             if first[:1] == bytes([TLS_HANDSHAKE]) and state.tls_context is not None:
-                transport, first = await self._start_tls(stream, first, record)
+                first = await self._start_tls(link, first)
+                if await self._connection_fault(link, "tls"):
+                    return
             if not first:
-                end = "client_close"
                 return
             protocol = "h2" if first.startswith(H2_PREFACE) else "http/1.1"
             record["protocol"] = protocol
-            handler_type = H2Handler if protocol == "h2" else H1Handler
-            handler = handler_type(state, transport, record, first)
+            handler = (H2Handler if protocol == "h2" else H1Handler)(state, link, first)
             state.handlers.add(handler)
             try:
                 end = await handler.run()
@@ -121,18 +107,40 @@ class DataPlane:
         except ssl.SSLError:
             end = "tls_error"
         finally:
-            state.journal.close_connection(record, end)
-            with trio.CancelScope(shield=True):
-                await close_cleanly(stream, drain=end not in ("reset_by_client", "client_close", "tls_error"))
+            state.journal.close_connection(record, link.fault_end or end)
+            if not link.closed:
+                with trio.CancelScope(shield=True):
+                    await link.close(drain=end not in ("reset_by_client", "client_close", "tls_error"))
 
-    async def _start_tls(self, stream: trio.SocketStream, first: bytes, record: dict) -> tuple[trio.abc.Stream, bytes]:
+    async def _connection_fault(self, link: Link, phase: str) -> bool:
+        """Accept-time and after-TLS faults; True if one ended the connection."""
+        faults = self.state.faults
+        if not faults.active:
+            return False
+        facts = faults.connection_facts(link.record.get("lane") or "", phase, link.record)
+        index = connection_rule(faults.plan, facts)
+        if index is None:
+            return False
+        rule = faults.plan.rules[index]
+        link.record["faults"].append({"rule": index, "type": rule.fault.kind, "name": rule.name, "at": phase, "t": time.monotonic(), "connection": facts.connection})
+        kind = rule.fault.kind
+        if kind == "tcp_reset":
+            await link.reset()
+        elif kind == "fin":
+            await link.fin(close_notify=getattr(rule.fault, "close_notify", True))
+        else:
+            await link.blackhole()
+        return True
+
+    async def _start_tls(self, link: Link, first: bytes) -> bytes:
         """TLS over a stream whose first bytes we already read: replay them into the handshake."""
-        tls = trio.SSLStream(_Replay(stream, first), self.state.tls_context, server_side=True)
+        tls = trio.SSLStream(_Replay(link.raw, first), self.state.tls_context, server_side=True)
         await tls.do_handshake()
-        record["tls"] = True
-        record["alpn"] = tls.selected_alpn_protocol()
-        record["t_tls"] = time.monotonic()
-        return tls, await sniff(tls, len(H2_PREFACE))
+        link.stream, link.tls = tls, True
+        link.record["tls"] = True
+        link.record["alpn"] = tls.selected_alpn_protocol()
+        link.record["t_tls"] = time.monotonic()
+        return await sniff(tls, len(H2_PREFACE))
 
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop accepting; GOAWAY to h2 peers; let replies in flight finish (bounded)."""
@@ -172,4 +180,4 @@ class _Replay(trio.abc.Stream):
         await self._inner.send_eof()
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        await close_cleanly(self._inner, drain=True)

@@ -1,20 +1,25 @@
 """One request and its reply, independent of the HTTP version that carries it.
 
 Transports parse a request and hand it here with a :class:`ResponseChannel`; this module asks the
-API for the reply and writes it, event by event, noting in the journal exactly what reached the
-kernel. Coalescing, pacing and (later) faults all act at event boundaries, so "after N events" is
-a precise point on every protocol.
+API for the reply, asks the fault plan which rules fire, and writes the reply event by event,
+noting in the journal exactly what reached the kernel before each fault. Coalescing, pacing and
+faults all act at event (or byte) boundaries, so "after N events" is exact on every protocol.
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, Sequence
 
 import trio
 
+from ..api.errors import ApiError
 from ..api.events import WireEvent
-from ..api.router import JsonReply, describe
+from ..api.router import JsonReply, StreamReply, describe
+from ..faults import model
+from ..faults.actions import NOT_APPLICABLE, FaultEnded, garble, perform
+from ..faults.decide import RequestFacts, request_rules, uniform
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -27,37 +32,55 @@ class ClientGone(Exception):
 
 
 class ResponseChannel(Protocol):
+    protocol: str
+
     async def send_head(self, status: int, headers: Headers) -> None: ...
     async def send_body(self, data: bytes) -> None: ...
     async def end(self) -> None: ...
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None: ...
+    async def reset_connection(self) -> None: ...
+    async def close_connection(self, close_notify: bool) -> None: ...
+    async def blackhole(self) -> None: ...
+    async def stall(self, seconds: float) -> None: ...
+    async def reset_stream(self, code: int) -> None: ...
+    async def goaway(self, last_stream_id: int | str, code: int, debug: bytes, graceful: bool, grace_s: float) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pacing:
+    ttft_s: float
+    tokens_per_second: float | None
+    jitter: float = 0.0
+
+
+@dataclass(slots=True)
+class Firing:
+    index: int
+    rule: model.Rule
 
 
 async def run_exchange(
-    state: "ServerState",
-    connection: dict,
-    stream_id: int | None,
-    channel: ResponseChannel,
-    method: str,
-    target: str,
-    headers: Headers,
-    body: bytes,
-    t_headers: float,
+    state: "ServerState", connection: dict, stream_id: int | None, channel: ResponseChannel,
+    method: str, target: str, headers: Headers, body: bytes, t_headers: float,
 ) -> None:
     api, journal = state.api, state.journal
     info = describe(method, target, headers, body)
     request_id = api.new_request_id()
     record = journal.open_request(connection, stream_id, request_id, info, t_headers)
+    idle_s = _enter(connection, t_headers)
     end = "complete"
     try:
         reply = api.handle(info, body, request_id)
+        firings, facts = _decide(state, connection, record, info, reply, idle_s)
+        writer = _Writer(state, channel, record, firings, facts, t_headers)
+        await writer.headers_phase()
+        reply = writer.maybe_http_error(reply, request_id)
         if isinstance(reply, JsonReply):
             record["status"] = reply.status
             if reply.answer is not None:
                 record["conversation"] = reply.request.conversation_digest
                 record["answer"] = reply.answer.summary()
-            await channel.send_simple(reply.status, reply.headers, reply.body)
-            journal.wrote(record, 0, len(reply.body))
+            await writer.write_json(reply)
         else:
             record["status"] = 200
             record["stream"] = True
@@ -65,27 +88,277 @@ async def run_exchange(
             record["events_total"] = len(reply.events)
             record["answer"] = reply.answer.summary()
             await channel.send_head(200, reply.headers)
-            await write_events(state, channel, record, reply.events)
+            await writer.write_events(reply.events)
             await channel.end()
+    except FaultEnded as ended:
+        end = f"fault:{ended.kind}"
     except ClientGone:
         end = "reset_by_client"
     except trio.Cancelled:
         end = getattr(channel, "cancel_reason", None) or "cancelled"
         raise
     finally:
+        _leave(connection)
         journal.close_request(record, end)
 
 
-def event_delays(state: "ServerState", events: Sequence[WireEvent]) -> list[float]:
+def _enter(connection: dict, now: float) -> float:
+    """Count the request in; return how long the connection sat idle before it."""
+    active = connection.get("active", 0)
+    connection["active"] = active + 1
+    if active:
+        return 0.0
+    return now - connection.get("t_idle_since", connection["t_accept"])
+
+
+def _leave(connection: dict) -> None:
+    connection["active"] -= 1
+    if connection["active"] == 0:
+        connection["t_idle_since"] = time.monotonic()
+
+
+def _decide(state: "ServerState", connection: dict, record: dict, info: Any, reply: Any, idle_s: float) -> tuple[list[Firing], RequestFacts | None]:
+    faults = state.faults
+    if not faults.active:
+        return [], None
+    streaming = isinstance(reply, StreamReply)
+    request = getattr(reply, "request", None)
+    logical = request.conversation_digest if request is not None else info.body_sha256
+    trial = connection.get("lane") or info.api_key or ""
+    facts = faults.request_facts(connection, trial, logical, streaming, info.path, idle_s)
+    chosen = request_rules(faults.plan, facts)
+    record["decision"] = {
+        "trial": trial, "logical": logical[:16], "attempt": facts.attempt, "connection": facts.connection,
+        "request": facts.request, "idle_s": round(idle_s, 6), "rules": list(chosen),
+    }
+    return [Firing(i, faults.plan.rules[i]) for i in chosen], facts
+
+
+class _Writer:
+    """Writes one reply and fires the faults chosen for it at their exact points."""
+
+    def __init__(self, state: "ServerState", channel: ResponseChannel, record: dict, firings: list[Firing], facts: RequestFacts | None, t_headers: float) -> None:
+        self.state = state
+        self.channel = channel
+        self.record = record
+        self.firings = firings
+        self.facts = facts
+        self.t_headers = t_headers
+        self.batch: list[bytes] = []
+        self.batch_bytes = 0
+        self.batch_events = 0
+
+    # -- firing --------------------------------------------------------------------------------
+    async def fire(self, firing: Firing) -> None:
+        await self.flush()
+        rule = firing.rule
+        note = {
+            "rule": firing.index, "type": rule.fault.kind, "name": rule.name, "at": rule.trigger.at,
+            "t": time.monotonic(), "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"],
+        }
+        self.record["faults"].append(note)
+        result = await perform(rule.fault, self.channel)
+        if result == NOT_APPLICABLE:
+            note["skipped"] = f"{rule.fault.kind} does not apply to {self.channel.protocol}"
+            return
+        if result is False:
+            raise FaultEnded(rule.fault.kind)
+
+    def _of(self, *kinds: type) -> list[Firing]:
+        return [f for f in self.firings if isinstance(f.rule.fault, kinds)]
+
+    async def headers_phase(self) -> None:
+        for firing in self.firings:
+            if firing.rule.trigger.at == "headers" and not isinstance(firing.rule.fault, (model.HttpError, model.Slow, model.MalformedSse)):
+                await self.fire(firing)
+
+    def maybe_http_error(self, reply: Any, request_id: str) -> Any:
+        for firing in self._of(model.HttpError):
+            fault = firing.rule.fault
+            extra = []
+            if fault.retry_after is not None:
+                extra.append((b"retry-after", _number(fault.retry_after)))
+            if fault.retry_after_ms is not None:
+                extra.append((b"retry-after-ms", _number(fault.retry_after_ms)))
+            error = ApiError(fault.status, fault.message, fault.error_type)
+            out = self.state.api.error_reply(error, request_id, extra)
+            if fault.should_retry is not None:
+                out = JsonReply(out.status, tuple(h for h in out.headers if h[0] != b"x-should-retry") + ((b"x-should-retry", b"true" if fault.should_retry else b"false"),), out.body)
+            self.record["faults"].append({"rule": firing.index, "type": "http_error", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": fault.status, "events_out": 0, "bytes_out": 0})
+            return out
+        return reply
+
+    # -- writing -------------------------------------------------------------------------------
+    async def flush(self) -> None:
+        if self.batch:
+            data = b"".join(self.batch)
+            events, self.batch, self.batch_bytes, self.batch_events = self.batch_events, [], 0, 0
+            await self.channel.send_body(data)
+            self.state.journal.wrote(self.record, events, len(data))
+
+    def add(self, data: bytes, events: int) -> None:
+        self.batch.append(data)
+        self.batch_bytes += len(data)
+        self.batch_events += events
+
+    async def write_json(self, reply: JsonReply) -> None:
+        cuts = sorted((int(f.rule.trigger.value), f) for f in self.firings if f.rule.trigger.at == "bytes" and int(f.rule.trigger.value) < len(reply.body))
+        for f in self.firings:
+            if f.rule.trigger.at in ("events", "ms", "budget"):
+                self._not_reached(f, "the reply is not a stream")
+        if not cuts:
+            await self.channel.send_simple(reply.status, reply.headers, reply.body)
+            self.state.journal.wrote(self.record, 0, len(reply.body))
+            return
+        head = (*reply.headers, (b"content-length", str(len(reply.body)).encode()))
+        await self.channel.send_head(reply.status, head)
+        sent = 0
+        for offset, firing in cuts:
+            if offset > sent:
+                self.add(reply.body[sent:offset], 0)
+                sent = offset
+            await self.fire(firing)
+        self.add(reply.body[sent:], 0)
+        await self.flush()
+        await self.channel.end()
+
+    async def write_events(self, events: Sequence[WireEvent]) -> None:
+        config = self.state.config
+        event_cuts, byte_cuts, time_cuts, garbles = self._plan_cuts(events)
+        delays = self._delays(events)
+        written_bytes = 0
+        for index, event in enumerate(events):
+            if delays[index] > 0:
+                await self.flush()
+                await self._sleep_through(time.monotonic() + delays[index], time_cuts)
+            for firing in event_cuts.pop(index, []):
+                await self.fire(firing)
+            data = event.data
+            while byte_cuts and byte_cuts[0][0] < written_bytes + len(data):
+                offset, firing = byte_cuts.pop(0)
+                split = offset - written_bytes
+                if split > 0:
+                    self.add(data[:split], 0)
+                data, written_bytes = data[split:], written_bytes + split
+                await self.fire(firing)
+            if index in garbles:
+                await self._write_garbled(data, garbles[index])
+            else:
+                self.add(data, 1)
+            written_bytes += len(data)
+            if not config.coalesce or self.batch_bytes >= config.coalesce_limit:
+                await self.flush()
+        for firing in event_cuts.pop(len(events), []):
+            await self.fire(firing)
+        for _, firing in byte_cuts:
+            if _ == written_bytes:
+                await self.fire(firing)
+            else:
+                self._not_reached(firing, "the answer had fewer bytes")
+        await self.flush()
+        for _, firing in time_cuts:
+            self._not_reached(firing, "the answer ended first")
+        for remaining in event_cuts.values():
+            for firing in remaining:
+                self._not_reached(firing, "the answer had fewer events")
+
+    async def _write_garbled(self, data: bytes, firing: Firing) -> None:
+        fault = firing.rule.fault
+        self.record["faults"].append({"rule": firing.index, "type": fault.kind, "mode": fault.mode, "at": "events", "t": time.monotonic(),
+                                      "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"]})
+        pieces = garble(data, fault.mode)
+        for number, piece in enumerate(pieces):
+            if number:
+                await self.flush()
+                await trio.sleep(fault.gap_s)
+            self.add(piece, 1 if number == len(pieces) - 1 else 0)
+
+    async def _sleep_through(self, until: float, time_cuts: list[tuple[float, Firing]]) -> None:
+        """Sleep until ``until``, firing time-triggered faults that fall due on the way."""
+        while time_cuts and time_cuts[0][0] <= until:
+            at, firing = time_cuts.pop(0)
+            await trio.sleep_until(_trio_deadline(at))
+            await self.fire(firing)
+        await trio.sleep_until(_trio_deadline(until))
+
+    def _not_reached(self, firing: Firing, why: str) -> None:
+        self.record["faults"].append({"rule": firing.index, "type": firing.rule.fault.kind, "name": firing.rule.name, "at": firing.rule.trigger.at, "not_reached": why})
+
+    def _plan_cuts(self, events: Sequence[WireEvent]):
+        event_cuts: dict[int, list[Firing]] = {}
+        byte_cuts: list[tuple[int, Firing]] = []
+        time_cuts: list[tuple[float, Firing]] = []
+        garbles: dict[int, Firing] = {}
+        body_bytes = max(1, self.record["body_bytes"])
+        for firing in self.firings:
+            trigger = firing.rule.trigger
+            if isinstance(firing.rule.fault, (model.HttpError, model.Slow)) or trigger.at == "headers":
+                continue
+            if trigger.at == "events":
+                position = event_position(events, int(trigger.value), trigger.block)
+                if position is None:
+                    self._not_reached(firing, f"the answer has no {trigger.block} block")
+                elif isinstance(firing.rule.fault, model.MalformedSse):
+                    garbles[position] = firing
+                else:
+                    event_cuts.setdefault(position, []).append(firing)
+            elif trigger.at == "bytes":
+                byte_cuts.append((int(trigger.value), firing))
+            elif trigger.at in ("ms", "budget"):
+                seconds = trigger.value / 1000 if trigger.at == "ms" else trigger.value / body_bytes
+                time_cuts.append((self.t_headers + seconds, firing))
+        byte_cuts.sort(key=lambda cut: cut[0])
+        time_cuts.sort(key=lambda cut: cut[0])
+        return event_cuts, byte_cuts, time_cuts, garbles
+
+    def _delays(self, events: Sequence[WireEvent]) -> list[float]:
+        config = self.state.config
+        pacing = Pacing(config.time_to_first_token_s, config.tokens_per_second)
+        for firing in self._of(model.Slow):
+            fault = firing.rule.fault
+            pacing = Pacing(fault.ttft_s, fault.tokens_per_second or pacing.tokens_per_second, fault.jitter)
+            self.record["faults"].append({"rule": firing.index, "type": "slow", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "events_out": 0, "bytes_out": 0})
+        delays = event_delays(pacing, events)
+        if pacing.jitter and self.facts is not None:
+            seed, facts = self.state.faults.plan.seed, self.facts
+            for index, delay in enumerate(delays):
+                if delay > 0:
+                    draw = uniform(seed, "jitter", facts.trial, facts.logical, facts.attempt, index)
+                    delays[index] = delay * (1 + pacing.jitter * (2 * draw - 1))
+        return delays
+
+
+def event_position(events: Sequence[WireEvent], count: int, block: str | None) -> int | None:
+    """The index before which a fault "after ``count`` events" fires; with ``block``, after
+    ``count`` deltas of the first block of that type (0: right after its content_block_start)."""
+    if block is None:
+        return min(count, len(events))
+    start = next((i for i, e in enumerate(events) if e.name == "content_block_start" and e.block == block), None)
+    if start is None:
+        return None
+    if count == 0:
+        return start + 1
+    seen = 0
+    for index in range(start + 1, len(events)):
+        event = events[index]
+        if event.block != block or event.name == "content_block_stop":
+            return index
+        if event.name == "content_block_delta":
+            seen += 1
+            if seen == count:
+                return index + 1
+    return len(events)
+
+
+def event_delays(pacing: Pacing, events: Sequence[WireEvent]) -> list[float]:
     """Seconds to wait before each event: time to first token before the first content block,
-    then one token interval per word of each delta."""
-    config = state.config
+    then one token interval per token of each delta."""
     delays = [0.0] * len(events)
     first_block = next((i for i, e in enumerate(events) if e.name == "content_block_start"), None)
     if first_block is not None:
-        delays[first_block] = config.time_to_first_token_s
-    if config.tokens_per_second:
-        interval = 1.0 / config.tokens_per_second
+        delays[first_block] = pacing.ttft_s
+    if pacing.tokens_per_second:
+        interval = 1.0 / pacing.tokens_per_second
         seen_delta = False
         for index, event in enumerate(events):
             if event.name == "content_block_delta":
@@ -95,28 +368,13 @@ def event_delays(state: "ServerState", events: Sequence[WireEvent]) -> list[floa
     return delays
 
 
-async def write_events(state: "ServerState", channel: ResponseChannel, record: dict, events: Sequence[WireEvent]) -> None:
-    config, journal = state.config, state.journal
-    delays = event_delays(state, events)
-    batch: list[bytes] = []
-    size = 0
+def _trio_deadline(monotonic_at: float) -> float:
+    """Convert a time.monotonic() instant to trio's clock."""
+    return trio.current_time() + (monotonic_at - time.monotonic())
 
-    async def flush() -> None:
-        nonlocal batch, size
-        if batch:
-            await channel.send_body(b"".join(batch))
-            journal.wrote(record, len(batch), size)
-            batch, size = [], 0
 
-    for event, delay in zip(events, delays):
-        if delay > 0:
-            await flush()
-            await trio.sleep(delay)
-        batch.append(event.data)
-        size += len(event.data)
-        if not config.coalesce or size >= config.coalesce_limit:
-            await flush()
-    await flush()
+def _number(value: float) -> bytes:
+    return (str(int(value)) if float(value).is_integer() else repr(float(value))).encode()
 
 
 def now() -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import h11
@@ -12,12 +13,15 @@ from .exchange import ClientGone, Headers, now, run_exchange
 
 if TYPE_CHECKING:
     from ..server import ServerState
+    from .link import Link
 
 READ_SIZE = 65536
 MAX_HEADER_BYTES = 256 * 1024
 
 
 class H1Channel:
+    protocol = "http/1.1"
+
     def __init__(self, handler: "H1Handler") -> None:
         self._handler = handler
 
@@ -34,16 +38,46 @@ class H1Channel:
         head = h11.Response(status_code=status, headers=[*headers, (b"content-length", str(len(body)).encode())])
         await self._handler.send(head, h11.Data(data=body), h11.EndOfMessage())
 
+    # -- fault primitives ----------------------------------------------------------------------
+    async def reset_connection(self) -> None:
+        await self._handler.link.reset()
+
+    async def close_connection(self, close_notify: bool) -> None:
+        await self._handler.link.fin(close_notify)
+
+    async def blackhole(self) -> None:
+        await self._handler.link.blackhole()
+
+    async def stall(self, seconds: float) -> None:
+        """Send nothing for ``seconds``; notice (and end) if the client leaves meanwhile."""
+        handler = self._handler
+        with trio.move_on_after(seconds):
+            while True:
+                try:
+                    data = await handler.stream.receive_some(READ_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                    raise ClientGone() from error
+                if not data:
+                    raise ClientGone()
+                handler.conn.receive_data(data)  # pipelined bytes: kept for h11
+
+    async def reset_stream(self, code: int) -> None:
+        raise NotImplementedError("HTTP/1.1 has no streams")
+
+    async def goaway(self, last_stream_id, code, debug, graceful, grace_s) -> bool:
+        raise NotImplementedError("HTTP/1.1 has no GOAWAY")
+
 
 class H1Handler:
     """One HTTP/1.1 connection, one request at a time."""
 
     protocol = "http/1.1"
 
-    def __init__(self, state: "ServerState", stream: trio.abc.Stream, connection: dict, initial: bytes) -> None:
+    def __init__(self, state: "ServerState", link: "Link", initial: bytes) -> None:
         self.state = state
-        self.stream = stream
-        self.connection = connection
+        self.link = link
+        self.stream = link.stream
+        self.connection = link.record
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.conn.receive_data(initial)
         self.connection["bytes_in"] += len(initial)
@@ -116,6 +150,8 @@ class H1Handler:
             self.state, self.connection, None, H1Channel(self), event.method.decode(), event.target.decode("latin-1"),
             event.headers, bytes(body), t_headers,
         )
+        if self.link.closed or self.link.fault_end:
+            return self.link.fault_end or "server_close"
         if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
             return "server_close"
         if self.conn.our_state is not h11.DONE:
@@ -138,7 +174,7 @@ class H1Handler:
         request_id = self.state.api.new_request_id()
         body = ApiError(status, message, "invalid_request_error").body(request_id)
         response = (
-            f"HTTP/1.1 {status} Bad Request\r\ncontent-type: application/json\r\nrequest-id: {request_id}\r\n"
+            f"HTTP/1.1 {status} {_phrase(status)}\r\ncontent-type: application/json\r\nrequest-id: {request_id}\r\n"
             f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
         ).encode() + body
         try:
@@ -161,3 +197,10 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
             except ValueError:
                 return None
     return None
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""

@@ -23,6 +23,7 @@ from .exchange import ClientGone, Headers, now, run_exchange
 
 if TYPE_CHECKING:
     from ..server import ServerState
+    from .link import Link
 
 READ_SIZE = 65536
 RECEIVE_WINDOW = 16 * 1024 * 1024
@@ -41,6 +42,8 @@ class _InboundStream:
 
 
 class H2Channel:
+    protocol = "h2"
+
     def __init__(self, handler: "H2Handler", stream_id: int, inbound: _InboundStream) -> None:
         self._h = handler
         self._id = stream_id
@@ -69,14 +72,50 @@ class H2Channel:
         else:
             await self._h.flush()
 
+    # -- fault primitives ----------------------------------------------------------------------
+    async def reset_connection(self) -> None:
+        await self._h.abort(lambda: self._h.link.reset())
+
+    async def close_connection(self, close_notify: bool) -> None:
+        await self._h.abort(lambda: self._h.link.fin(close_notify))
+
+    async def blackhole(self) -> None:
+        self._h.blackholed = True
+        self._h.link.fault_end = self._h.link.fault_end or "fault:blackhole"
+        await trio.sleep_forever()  # until the peer leaves and the connection is torn down
+
+    async def stall(self, seconds: float) -> None:
+        await trio.sleep(seconds)  # the reader keeps running: PINGs are answered
+
+    async def reset_stream(self, code: int) -> None:
+        self._h.call(self._h.conn.reset_stream, self._id, code)
+        await self._h.flush()
+
+    async def goaway(self, last_stream_id: int | str, code: int, debug: bytes, graceful: bool, grace_s: float) -> bool:
+        """True if this stream is covered by the GOAWAY and goes on."""
+        if last_stream_id == "current":
+            last = self._id
+        elif last_stream_id == "previous":
+            last = max(0, self._id - 2)
+        else:
+            last = int(last_stream_id)
+        if graceful:
+            await self._h.goaway_graceful(last, code, debug)
+            self._h.spawn(self._h.close_after_streams, grace_s, self._id if last < self._id else None)
+            return last >= self._id
+        await self._h.goaway_abrupt(last, code, debug)
+        return False
+
 
 class H2Handler:
     protocol = "h2"
 
-    def __init__(self, state: "ServerState", stream: trio.abc.Stream, connection: dict, initial: bytes) -> None:
+    def __init__(self, state: "ServerState", link: "Link", initial: bytes) -> None:
         self.state = state
-        self.stream = stream
-        self.connection = connection
+        self.link = link
+        self.stream = link.stream
+        self.connection = link.record
+        self.blackholed = False
         self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
         self._initial = initial
         self._send_lock = trio.Lock()
@@ -152,7 +191,8 @@ class H2Handler:
                         if not data:
                             break
                         self.connection["bytes_in"] += len(data)
-                        await self._receive(data)
+                        if not self.blackholed:
+                            await self._receive(data)
                 except h2.exceptions.ProtocolError:
                     end = "protocol_error"
                     await self.flush()
@@ -229,6 +269,29 @@ class H2Handler:
         await channel.send_simple(reply.status, reply.headers, reply.body)
 
     # -- closing -------------------------------------------------------------------------------
+    def spawn(self, fn, *args) -> None:
+        if self._nursery is not None:
+            self._nursery.start_soon(fn, *args)
+
+    async def abort(self, close) -> None:
+        """End the whole connection below HTTP/2 (RST or FIN): no GOAWAY, streams die with it."""
+        self.closed = True
+        async with self._send_lock:  # nothing h2 queued may follow the close
+            await close()
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def goaway_abrupt(self, last_stream_id: int, error_code: int, debug: bytes) -> None:
+        """GOAWAY then FIN at once: streams above ``last_stream_id`` (and any in flight) are cut."""
+        frame = GoAwayFrame(stream_id=0, last_stream_id=last_stream_id, error_code=error_code, additional_data=debug)
+        self.goaway_sent_for = last_stream_id
+        self.link.fault_end = "fault:goaway"
+        try:
+            await self.send_raw(frame.serialize())
+        except ClientGone:
+            pass
+        await self.abort(lambda: self.link.fin(close_notify=True))
+
     @property
     def open_streams(self) -> int:
         return len(self._streams)
@@ -240,16 +303,16 @@ class H2Handler:
         frame = GoAwayFrame(stream_id=0, last_stream_id=last, error_code=error_code, additional_data=debug)
         await self.send_raw(frame.serialize())
 
-    async def close_after_streams(self, grace_s: float) -> None:
-        """Wait (bounded) for open streams, then the final GOAWAY and a clean FIN."""
+    async def close_after_streams(self, grace_s: float, abandoned: int | None = None) -> None:
+        """Wait (bounded) for open streams, then the final GOAWAY and a clean FIN. ``abandoned``
+        is a stream the GOAWAY did not cover: it is not waited for."""
         with trio.move_on_after(grace_s):
-            while self._streams:
+            while any(stream_id != abandoned for stream_id in self._streams):
                 await trio.sleep(0.01)
         try:
-            self.conn.close_connection(last_stream_id=self.goaway_sent_for or self.highest_stream)
-            await self.flush()
-            if hasattr(self.stream, "send_eof"):
-                await self.stream.send_eof()
+            last = self.goaway_sent_for if self.goaway_sent_for is not None else self.highest_stream
+            self.conn.close_connection(last_stream_id=last)
+            await self.flush()  # the FIN follows when the connection's owner closes the link
         except (ClientGone, trio.BrokenResourceError, trio.ClosedResourceError, h2.exceptions.ProtocolError):
             pass
         self.closed = True

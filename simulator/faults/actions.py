@@ -1,0 +1,106 @@
+"""How each fault is carried out: one small function per type, over the channel's primitives.
+
+A channel (HTTP/1.1 or HTTP/2, see :mod:`simulator.transport`) offers: send_body, end,
+reset_connection, close_connection, blackhole, stall, reset_stream and goaway. Each action
+returns True when the reply goes on (non-terminal) and False when it has ended.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Awaitable, Callable
+
+from .. import sse
+from . import model
+
+NOT_APPLICABLE = "not_applicable"
+
+
+class FaultEnded(Exception):
+    """A terminal fault ended the reply; ``kind`` goes to the journal as its end."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+async def perform(fault: model.Fault, channel: Any) -> bool | str:
+    """Carry out ``fault``; True if the reply continues, False if it ended, or NOT_APPLICABLE."""
+    return await ACTIONS[type(fault)](fault, channel)
+
+
+async def _tcp_reset(fault: model.TcpReset, channel: Any) -> bool:
+    await channel.reset_connection()
+    return False
+
+
+async def _fin(fault: model.Fin, channel: Any) -> bool:
+    await channel.close_connection(close_notify=fault.close_notify)
+    return False
+
+
+async def _rst_stream(fault: model.RstStream, channel: Any) -> bool | str:
+    if channel.protocol != "h2":
+        return NOT_APPLICABLE
+    await channel.reset_stream(fault.code_value)
+    return False
+
+
+async def _goaway(fault: model.Goaway, channel: Any) -> bool | str:
+    if channel.protocol != "h2":
+        return NOT_APPLICABLE
+    return await channel.goaway(fault.last_stream_id, fault.code_value, fault.debug.encode(), fault.graceful, fault.grace_s)
+
+
+async def _stall(fault: model.Stall, channel: Any) -> bool:
+    await channel.stall(fault.seconds)
+    return not math.isinf(fault.seconds)
+
+
+async def _blackhole(fault: model.Fault, channel: Any) -> bool:
+    await channel.blackhole()
+    return False
+
+
+async def _sse_error(fault: model.SseError, channel: Any) -> bool:
+    payload = {"type": "error", "error": {"type": fault.error_type, "message": fault.message}}
+    await channel.send_body(sse.encode("error", payload))
+    await channel.end()
+    return False
+
+
+async def _truncated(fault: model.TruncatedClean, channel: Any) -> bool:
+    await channel.end()
+    return False
+
+
+async def _not_here(fault: model.Fault, channel: Any) -> str:
+    """Faults that shape the reply (http_error, slow, malformed_sse) are applied by the writer."""
+    return NOT_APPLICABLE
+
+
+ACTIONS: dict[type, Callable[[Any, Any], Awaitable[bool | str]]] = {
+    model.TcpReset: _tcp_reset,
+    model.Fin: _fin,
+    model.RstStream: _rst_stream,
+    model.Goaway: _goaway,
+    model.Stall: _stall,
+    model.Blackhole: _blackhole,
+    model.IdleEviction: _blackhole,
+    model.SseError: _sse_error,
+    model.TruncatedClean: _truncated,
+    model.HttpError: _not_here,
+    model.Slow: _not_here,
+    model.MalformedSse: _not_here,
+}
+
+
+def garble(event: bytes, mode: str) -> tuple[bytes, ...]:
+    """The bytes a malformed event is written as (one or more writes)."""
+    if mode == "garbled":
+        head, _, data = event.partition(b"\ndata: ")
+        return (head + b"\ndata: " + data[: max(1, len(data) // 2)].rstrip(b"\n") + b"\x00}\n\n",)
+    if mode == "no_blank_line":
+        return (event[:-1],)
+    middle = len(event) // 2
+    return (event[:middle], event[middle:])

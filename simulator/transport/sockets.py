@@ -1,0 +1,72 @@
+"""TCP-level endings, done right: RST only after the peer has what we wrote; FIN without RST."""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import struct
+import termios
+
+import trio
+
+SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)  # bytes not yet acknowledged by the peer
+DRAIN_TIMEOUT_S = 2.0
+
+
+def unsent_bytes(sock: trio.socket.SocketType) -> int:
+    try:
+        raw = fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return 0
+    return struct.unpack("i", raw)[0]
+
+
+async def wait_drained(sock: trio.socket.SocketType, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
+    """Wait (bounded) until the kernel's send queue is empty: everything written was ACKed."""
+    with trio.move_on_after(timeout_s):
+        while unsent_bytes(sock) > 0:
+            await trio.sleep(0.001)
+        return True
+    return False
+
+
+async def reset(stream: trio.SocketStream) -> None:
+    """Close with RST (SO_LINGER 0) once what was written has reached the peer."""
+    await wait_drained(stream.socket)
+    try:
+        stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    await stream.aclose()
+
+
+async def close_cleanly(stream: trio.abc.Stream, drain: bool, drain_s: float = 1.0, drain_bytes: int = 1 << 20) -> None:
+    """FIN, not RST: half-close, read (bounded) what the peer still sends, then close. Closing
+    with unread input would make the kernel send RST and could destroy our last answer."""
+    try:
+        if drain:
+            await stream.send_eof()
+            with trio.move_on_after(drain_s):
+                left = drain_bytes
+                while left > 0:
+                    chunk = await stream.receive_some(65536)
+                    if not chunk:
+                        break
+                    left -= len(chunk)
+    except (trio.BrokenResourceError, trio.ClosedResourceError, trio.BusyResourceError, OSError):
+        pass
+    finally:
+        with trio.move_on_after(1):
+            try:
+                await stream.aclose()
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                pass
+
+
+async def discard_until_eof(stream: trio.abc.Stream) -> None:
+    """A black hole: read and drop everything until the peer closes."""
+    try:
+        while await stream.receive_some(65536):
+            pass
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+        pass
