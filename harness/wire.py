@@ -132,6 +132,9 @@ class H2Probe:
         if replies:
             try:
                 self.sock.sendall(b"".join(replies))
+            except ConnectionResetError:
+                # The kernel reports a peer's RST once, to whichever call comes first: here.
+                self.closed = "reset"
             except OSError:
                 pass
 

@@ -89,9 +89,10 @@ class DataPlane:
             with trio.move_on_after(SNIFF_TIMEOUT_S):
                 first = await sniff(stream, len(H2_PREFACE))
             if first[:1] == bytes([TLS_HANDSHAKE]) and state.tls_context is not None:
-                first = await self._start_tls(link, first)
+                await self._start_tls(link, first)
                 if await self._connection_fault(link, "tls"):
                     return
+                first = await sniff(link.stream, len(H2_PREFACE))
             if not first:
                 return
             protocol = "h2" if first.startswith(H2_PREFACE) else "http/1.1"
@@ -132,7 +133,7 @@ class DataPlane:
             await link.blackhole()
         return True
 
-    async def _start_tls(self, link: Link, first: bytes) -> bytes:
+    async def _start_tls(self, link: Link, first: bytes) -> None:
         """TLS over a stream whose first bytes we already read: replay them into the handshake."""
         tls = trio.SSLStream(_Replay(link.raw, first), self.state.tls_context, server_side=True)
         await tls.do_handshake()
@@ -140,7 +141,6 @@ class DataPlane:
         link.record["tls"] = True
         link.record["alpn"] = tls.selected_alpn_protocol()
         link.record["t_tls"] = time.monotonic()
-        return await sniff(tls, len(H2_PREFACE))
 
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop accepting; GOAWAY to h2 peers; let replies in flight finish (bounded)."""

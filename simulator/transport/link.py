@@ -23,19 +23,21 @@ class Link:
         """TCP RST once the peer has everything written (TLS: no close_notify, by nature)."""
         self.fault_end = self.fault_end or "fault:tcp_reset"
         self.closed = True
-        await sockets.reset(self.raw)
+        with trio.CancelScope(shield=True):  # half a reset would leave the close to the GC: a FIN
+            await sockets.reset(self.raw)
 
     async def fin(self, close_notify: bool = True) -> None:
         """A clean close; over TLS with a close_notify alert first, or without one."""
         self.fault_end = self.fault_end or "fault:fin"
         self.closed = True
-        if self.tls and close_notify:
-            try:
-                with trio.move_on_after(2):
-                    await self.stream.aclose()  # close_notify, then a clean FIN below (see _Replay)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                pass
-        await sockets.close_cleanly(self.raw, drain=True)
+        with trio.CancelScope(shield=True):
+            if self.tls and close_notify:
+                try:
+                    with trio.move_on_after(2):
+                        await self.stream.aclose()  # close_notify, then a clean FIN below (see _Replay)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+                    pass
+            await sockets.close_cleanly(self.raw, drain=True)
 
     async def close(self, drain: bool) -> None:
         """The ordinary end: close_notify over TLS, and a FIN that unread input cannot turn into RST."""
