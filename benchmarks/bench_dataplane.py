@@ -687,6 +687,16 @@ def targets(cells: list[Cell]) -> list[str]:
     return lines
 
 
+def source_state() -> str:
+    """The commit the simulator was run from, and whether simulator/ or harness/ had local changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "simulator", "harness"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return f"{commit or 'unknown'}{' + local changes in ' + str(len(dirty.splitlines())) + ' file(s)' if dirty.strip() else ''}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="1 run of 1000 answers per cell after a 300-answer warm-up")
@@ -737,6 +747,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     cells: list[Cell] = []
     started = time.monotonic()
+    source = source_state()
     log(f"h2load -n {args.requests} -c {args.clients} -m 1 on core {LOAD_CORE}; servers on core {SERVER_CORE}; "
         f"{args.repeats} run(s) per cell after a {args.warmup}-answer warm-up; logs in {out}")
     for name in servers:
@@ -752,14 +763,14 @@ def main(argv: list[str] | None = None) -> int:
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     result = {
         "requests": args.requests, "clients": args.clients, "repeats": args.repeats, "warmup": args.warmup,
-        "events_per_answer": workload.EVENTS, "loadavg_end": loadavg, "seconds": round(time.monotonic() - started, 1),
+        "events_per_answer": workload.EVENTS, "loadavg_end": loadavg, "source": source, "seconds": round(time.monotonic() - started, 1),
         "cells": [asdict(c) for c in cells],
     }
     (out / "dataplane.json").write_text(json.dumps(result, indent=1, default=str))
 
     print()
     print(f"Data plane: {workload.EVENTS}-event streaming answers; h2load -n {args.requests} -c {args.clients} -m 1 "
-          f"(median of {args.repeats}); server on core {SERVER_CORE}, h2load on core {LOAD_CORE}")
+          f"(median of {args.repeats}); server on core {SERVER_CORE}, h2load on core {LOAD_CORE}; streamchaos at {source}")
     print(table(cells))
     notes = [c for c in cells if c.status == "ok" and c.reason]
     for c in notes:

@@ -59,6 +59,7 @@ class H2Probe:
         self._encoder = hpack.Encoder()
         self._next_stream = 1
         self._buffer = b""
+        self._reset_seen = False
         settings = {SettingsFrame.INITIAL_WINDOW_SIZE: self.initial_window} if self.initial_window is not None else {}
         self.sock.sendall(PREFACE + SettingsFrame(0, settings=settings).serialize())
 
@@ -103,7 +104,7 @@ class H2Probe:
                 self.closed = "reset"
                 return done(self)
             if not chunk:
-                self.closed = "eof"
+                self.closed = "reset" if self._reset_seen else "eof"
                 return done(self)
             self._absorb(chunk)
         return True
@@ -134,7 +135,8 @@ class H2Probe:
                 self.sock.sendall(b"".join(replies))
             except ConnectionResetError:
                 # The kernel reports a peer's RST once, to whichever call comes first: here.
-                self.closed = "reset"
+                # Data that arrived before it is still queued, so reading goes on until EOF.
+                self._reset_seen = True
             except OSError:
                 pass
 
@@ -193,7 +195,10 @@ def h1_exchange(host: str, port: int, request: bytes, timeout_s: float = 5.0, tl
     """Send raw bytes; read until the peer closes (or, with ``until_complete``, until the chunked
     body's last chunk) and say how it closed."""
     started = time.monotonic()
-    sock = socket.create_connection((host, port), timeout=timeout_s)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except ConnectionResetError:  # a reset at accept can beat connect()'s own return
+        return H1Result(b"", b"", "reset", time.monotonic() - started)
     if tls:
         context = ssl.create_default_context(cafile=ca_file)
         context.set_alpn_protocols(["http/1.1"])
@@ -201,7 +206,10 @@ def h1_exchange(host: str, port: int, request: bytes, timeout_s: float = 5.0, tl
     data = b""
     ended = "timeout"
     try:
-        sock.sendall(request)
+        try:
+            sock.sendall(request)
+        except (ConnectionResetError, BrokenPipeError):
+            return H1Result(b"", b"", "reset", time.monotonic() - started)
         deadline = started + timeout_s
         while time.monotonic() < deadline:
             sock.settimeout(max(0.01, deadline - time.monotonic()))

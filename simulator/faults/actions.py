@@ -24,8 +24,15 @@ class FaultEnded(Exception):
         self.kind = kind
 
 
-async def perform(fault: model.Fault, channel: Any) -> bool | str:
-    """Carry out ``fault``; True if the reply continues, False if it ended, or NOT_APPLICABLE."""
+async def perform(fault: model.Fault, channel: Any, flush: Callable[[], Awaitable[None]]) -> bool | str:
+    """Carry out ``fault``; True if the reply continues, False if it ended, or NOT_APPLICABLE.
+
+    ``flush`` writes what the reply has batched so far: every fault fires after exactly that.
+    A black hole stops answering *before* the last bytes go out, so that nothing the client sends
+    in reaction to them (a PING, say) can still be answered."""
+    if isinstance(fault, (model.Blackhole, model.IdleEviction)):
+        channel.stop_answering()
+    await flush()
     return await ACTIONS[type(fault)](fault, channel)
 
 

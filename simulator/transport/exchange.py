@@ -42,6 +42,7 @@ class ResponseChannel(Protocol):
     async def close_connection(self, close_notify: bool) -> None: ...
     async def blackhole(self) -> None: ...
     async def stall(self, seconds: float) -> None: ...
+    def stop_answering(self) -> None: ...
     async def reset_stream(self, code: int) -> None: ...
     async def goaway(self, last_stream_id: int | str, code: int, debug: bytes, graceful: bool, grace_s: float) -> bool: ...
 
@@ -150,14 +151,14 @@ class _Writer:
 
     # -- firing --------------------------------------------------------------------------------
     async def fire(self, firing: Firing) -> None:
-        await self.flush()
         rule = firing.rule
         note = {
             "rule": firing.index, "type": rule.fault.kind, "name": rule.name, "at": rule.trigger.at,
             "t": time.monotonic(), "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"],
         }
         self.record["faults"].append(note)
-        result = await perform(rule.fault, self.channel)
+        result = await perform(rule.fault, self.channel, self.flush)
+        note["events_out"], note["bytes_out"] = self.record["events_out"], self.record["bytes_out"]
         if result == NOT_APPLICABLE:
             note["skipped"] = f"{rule.fault.kind} does not apply to {self.channel.protocol}"
             return

@@ -45,6 +45,9 @@ class H1Channel:
     async def close_connection(self, close_notify: bool) -> None:
         await self._handler.link.fin(close_notify)
 
+    def stop_answering(self) -> None:
+        """HTTP/1.1 answers nothing unasked: nothing to stop."""
+
     async def blackhole(self) -> None:
         await self._handler.link.blackhole()
 

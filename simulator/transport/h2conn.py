@@ -79,6 +79,9 @@ class H2Channel:
     async def close_connection(self, close_notify: bool) -> None:
         await self._h.abort(lambda: self._h.link.fin(close_notify))
 
+    def stop_answering(self) -> None:
+        self._h.blackholed = True
+
     async def blackhole(self) -> None:
         self._h.blackholed = True
         self._h.link.fault_end = self._h.link.fault_end or "fault:blackhole"
