@@ -57,13 +57,26 @@ class SimulatorProcess:
 
     def load_plan(self, plan: dict) -> dict:
         """PUT a fault plan (the JSON form of FaultPlan) to the control API."""
-        request = urllib.request.Request(f"{self.control_url}/plan", data=json.dumps(plan).encode(), method="PUT",
-                                         headers={"content-type": "application/json"})
+        return self._call("PUT", "/plan", plan)
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(f"{self.control_url}{path}", data=data, method=method, headers={"content-type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.load(response)
         except urllib.error.HTTPError as error:
             raise ValueError(json.load(error)["error"]) from None
+
+    def open_lane(self, trial: str) -> int:
+        """A port of its own for one trial (accept-time faults count that trial's connections)."""
+        return int(self._call("POST", "/lanes", {"trial": trial})["port"])
+
+    def close_lane(self, port: int) -> None:
+        self._call("DELETE", f"/lanes/{port}")
+
+    def lane_url(self, port: int, tls: bool) -> str:
+        return f"https://localhost:{port}" if tls else f"http://127.0.0.1:{port}"
 
     def stop(self) -> int | None:
         if self.process is None:

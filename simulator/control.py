@@ -15,9 +15,10 @@ Send = Callable[[dict], Awaitable[None]]
 
 
 class ControlApp:
-    def __init__(self, state: ServerState, info: dict[str, Any]) -> None:
+    def __init__(self, state: ServerState, info: dict[str, Any], data_plane: Any) -> None:
         self.state = state
         self.info = info
+        self.data_plane = data_plane
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -59,6 +60,18 @@ class ControlApp:
                 return 400, {"error": f"plan is not JSON: {error}"}
             self.state.faults.load(plan)
             return 200, {"status": "loaded", "rules": len(plan.rules), "generation": self.state.faults.generation}
+        if (method, path) == ("POST", "/lanes"):
+            request = json.loads(body or b"{}")
+            trial = request.get("trial") if isinstance(request, dict) else None
+            if not isinstance(trial, str) or not trial:
+                return 400, {"error": "lanes: body must be {\"trial\": \"<non-empty string>\"}"}
+            port = await self.data_plane.open_lane(trial)
+            return 200, {"port": port, "trial": trial}
+        if method == "DELETE" and path.startswith("/lanes/"):
+            closed = self.data_plane.close_lane(int(path.rsplit("/", 1)[1]))
+            return (200, {"status": "closed"}) if closed else (404, {"error": "no such lane"})
+        if (method, path) == ("GET", "/lanes"):
+            return 200, {"lanes": {str(port): trial for port, (trial, _) in self.data_plane.lanes.items()}}
         if (method, path) == ("DELETE", "/plan"):
             self.state.faults.load(FaultPlan())
             return 200, {"status": "cleared"}

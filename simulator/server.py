@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from functools import partial
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -22,6 +23,7 @@ from .transport.sockets import close_cleanly
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 TLS_HANDSHAKE = 0x16
 SNIFF_TIMEOUT_S = 30.0
+MAX_LANES = 1024
 
 Handler = Union[H1Handler, H2Handler]
 
@@ -60,17 +62,50 @@ class DataPlane:
         self._cancel = trio.CancelScope()
         self._accepting = trio.CancelScope()
         self.address: tuple[str, int] | None = None
+        self._nursery: trio.Nursery | None = None
+        self.lanes: dict[int, tuple[str, trio.CancelScope]] = {}
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         self.address = listeners[0].socket.getsockname()[:2]
         with self._cancel:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 task_status.started(self.address)
                 with self._accepting:
                     await trio.serve_listeners(self._handle, listeners, handler_nursery=nursery)
                 for listener in listeners:
                     await listener.aclose()
+
+    # -- lanes: one listening port per trial --------------------------------------------------
+    async def open_lane(self, trial: str) -> int:
+        """A port whose connections all belong to ``trial``: accept-time faults can then count
+        connections per trial, which no request header could tell before TLS."""
+        if len(self.lanes) >= MAX_LANES:
+            raise ValueError(f"too many open lanes ({MAX_LANES}); close some first")
+        listeners = await trio.open_tcp_listeners(0, host=self.host)
+        port = listeners[0].socket.getsockname()[1]
+        scope = trio.CancelScope()
+        self.lanes[port] = (trial, scope)
+        self._nursery.start_soon(self._serve_lane, listeners, trial, scope, port)
+        return port
+
+    def close_lane(self, port: int) -> bool:
+        """Stop accepting on the lane; connections already open carry on."""
+        lane = self.lanes.pop(port, None)
+        if lane is not None:
+            lane[1].cancel()
+        return lane is not None
+
+    async def _serve_lane(self, listeners, trial: str, scope: trio.CancelScope, port: int) -> None:
+        handler = partial(self._handle, lane=trial)
+        try:
+            with scope:
+                await trio.serve_listeners(handler, listeners, handler_nursery=self._nursery)
+        finally:
+            self.lanes.pop(port, None)
+            for listener in listeners:
+                await listener.aclose()
 
     async def _handle(self, stream: trio.SocketStream, lane: str | None = None) -> None:
         state = self.state
@@ -145,6 +180,8 @@ class DataPlane:
     async def shutdown(self, grace_s: float = 5.0) -> None:
         """Stop accepting; GOAWAY to h2 peers; let replies in flight finish (bounded)."""
         self._accepting.cancel()
+        for port in list(self.lanes):
+            self.close_lane(port)
         async with trio.open_nursery() as nursery:
             for handler in list(self.state.handlers):
                 if isinstance(handler, H2Handler):

@@ -311,3 +311,19 @@ def test_bad_plans_are_refused_with_the_key_path(sim):
         sim.load_plan({"faults": [{"type": "http_error", "trigger": {"at": "events", "value": 3}}]})
     with pytest.raises(ValueError, match=r"faults\[0\]\.code"):
         sim.load_plan({"faults": [{"type": "rst_stream", "code": "NOPE"}]})
+
+
+def test_lanes_count_accept_faults_per_trial(sim, plan):
+    plan({"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"connections": [1]}})
+    lanes = {trial: sim.open_lane(trial) for trial in ("A", "B")}
+    try:
+        outcomes = {trial: [h1_exchange("127.0.0.1", port, post("/v1/messages", BODY, key=trial), until_complete=True).ended for _ in range(2)]
+                    for trial, port in lanes.items()}
+    finally:
+        for port in lanes.values():
+            sim.close_lane(port)
+    assert outcomes == {"A": ["reset", "complete"], "B": ["reset", "complete"]}  # the first of each trial
+    (request,) = records(sim, "A")
+    assert request["decision"]["trial"] == "A" and request["decision"]["connection"] == 2
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", lanes["A"]), timeout=2)

@@ -83,8 +83,13 @@ def _selects_request(plan: FaultPlan, index: int, rule: Rule, facts: RequestFact
         return False
     if isinstance(rule.fault, IdleEviction) and facts.idle_s < rule.fault.idle_s:
         return False
+    if select.idle_s is not None and facts.idle_s < select.idle_s:
+        return False
+    if rule.trigger.at == "clock" and rule.trigger.until is not None and facts.elapsed_s >= rule.trigger.until:
+        return False
     if is_doomed(plan, index, facts.trial, facts.logical):
-        return True
+        p = select.doomed_probability
+        return p >= 1 or uniform(plan.seed, index, "doomed-attempt", facts.trial, facts.logical, facts.attempt) < p
     if select.probability >= 1:
         return True
     return uniform(plan.seed, index, "req", facts.trial, facts.logical, facts.attempt) < select.probability

@@ -212,18 +212,21 @@ FAULT_TYPES: dict[str, type[Fault]] = {
 
 # -- where and which ----------------------------------------------------------------------------
 
-TRIGGER_KINDS = ("accept", "tls", "headers", "events", "bytes", "ms", "budget")
+TRIGGER_KINDS = ("accept", "tls", "headers", "events", "bytes", "ms", "budget", "clock")
 
 
 @dataclass(frozen=True, slots=True)
 class Trigger:
     """Where the fault fires. ``events``/``bytes``/``ms`` take ``value``; ``block`` makes
     ``events`` count only the deltas of that block ("thinking", "text", "tool_use").
-    ``budget`` fires after ``value`` byte-seconds divided by the request's body size."""
+    ``budget`` fires after ``value`` byte-seconds divided by the request's body size.
+    ``clock`` fires at ``value`` seconds after the plan was loaded on every selected reply in
+    flight then, and at once on those that start before ``until`` (a cascade)."""
 
     at: str = "headers"
     value: float = 0
     block: str | None = None
+    until: float | None = None
 
     def check(self, path: str) -> None:
         if self.at not in TRIGGER_KINDS:
@@ -231,6 +234,11 @@ class Trigger:
         _non_negative(self.value, f"{path}.value")
         if self.at in ("events", "bytes") and self.value != int(self.value):
             raise PlanError(f"{path}.value", f"must be a whole number of {self.at}")
+        if self.until is not None:
+            if self.at != "clock":
+                raise PlanError(f"{path}.until", "only applies to at = 'clock'")
+            if self.until < self.value:
+                raise PlanError(f"{path}.until", f"must not be before value ({self.value})")
         if self.block is not None:
             if self.at != "events":
                 raise PlanError(f"{path}.block", "only applies to at = 'events'")
@@ -246,7 +254,9 @@ class Trigger:
 class Selector:
     """Which requests (or connections) a rule hits. Numbers are 1-based ordinals within a trial;
     ``window_s`` is [start, end) seconds since the plan was loaded; ``probability`` is drawn per
-    (trial, logical request, attempt); a ``doomed`` share of logical requests fails every time."""
+    (trial, logical request, attempt); a ``doomed`` share of logical requests fails with
+    ``doomed_probability`` on every attempt (1: always), the rest with ``probability``; ``idle_s``
+    takes only requests that arrive on a connection idle for at least that long."""
 
     attempts: tuple[int, ...] | None = None
     connections: tuple[int, ...] | None = None
@@ -254,6 +264,8 @@ class Selector:
     window_s: tuple[float, float] | None = None
     probability: float = 1.0
     doomed: float = 0.0
+    doomed_probability: float = 1.0
+    idle_s: float | None = None
     streaming: bool | None = None
     path_prefix: str = "/v1/messages"
 
@@ -262,7 +274,9 @@ class Selector:
             values = getattr(self, name)
             if values is not None and (not values or any(not isinstance(v, int) or v < 1 for v in values)):
                 raise PlanError(f"{path}.{name}", "must be a non-empty list of whole numbers >= 1")
-        for name in ("probability", "doomed"):
+        if self.idle_s is not None:
+            _non_negative(self.idle_s, f"{path}.idle_s")
+        for name in ("probability", "doomed", "doomed_probability"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise PlanError(f"{path}.{name}", f"must be between 0 and 1, not {value}")
@@ -437,3 +451,44 @@ def _h2_code(code: str | int, path: str) -> int:
     if isinstance(code, bool) or not isinstance(code, int) or not 0 <= code < 2**32:
         raise PlanError(path, f"must be an HTTP/2 error code name or a number 0..2^32-1, not {code!r}")
     return code
+
+
+# -- time scale ---------------------------------------------------------------------------------
+
+def scaled(plan: FaultPlan, factor: float) -> FaultPlan:
+    """The same plan with every duration multiplied by ``factor`` (rates divided by it), so a
+    90 s tool idle that runs as 3 s in CI keeps its shape against the faults' own timings."""
+    from dataclasses import replace
+
+    if factor == 1:
+        return plan
+
+    def duration(value: float | None) -> float | None:
+        return None if value is None else value * factor
+
+    rules = []
+    for rule in plan.rules:
+        fault = rule.fault
+        if isinstance(fault, Stall):
+            fault = replace(fault, seconds=duration(fault.seconds))
+        elif isinstance(fault, IdleEviction):
+            fault = replace(fault, idle_s=duration(fault.idle_s))
+        elif isinstance(fault, Goaway):
+            fault = replace(fault, grace_s=duration(fault.grace_s))
+        elif isinstance(fault, MalformedSse):
+            fault = replace(fault, gap_s=duration(fault.gap_s))
+        elif isinstance(fault, Slow):
+            rate = None if fault.tokens_per_second is None else fault.tokens_per_second / factor
+            fault = replace(fault, ttft_s=duration(fault.ttft_s), tokens_per_second=rate)
+        elif isinstance(fault, HttpError):
+            fault = replace(fault, retry_after=duration(fault.retry_after), retry_after_ms=duration(fault.retry_after_ms))
+        trigger = rule.trigger
+        if trigger.at in ("ms", "budget", "clock"):
+            trigger = replace(trigger, value=trigger.value * factor, until=duration(trigger.until))
+        select = rule.select
+        if select.window_s is not None:
+            select = replace(select, window_s=(select.window_s[0] * factor, select.window_s[1] * factor))
+        if select.idle_s is not None:
+            select = replace(select, idle_s=select.idle_s * factor)
+        rules.append(replace(rule, fault=fault, trigger=trigger, select=select))
+    return FaultPlan(tuple(rules), plan.seed)

@@ -205,7 +205,7 @@ class _Writer:
     async def write_json(self, reply: JsonReply) -> None:
         cuts = sorted((int(f.rule.trigger.value), f) for f in self.firings if f.rule.trigger.at == "bytes" and int(f.rule.trigger.value) < len(reply.body))
         for f in self.firings:
-            if f.rule.trigger.at in ("events", "ms", "budget"):
+            if f.rule.trigger.at in ("events", "ms", "budget", "clock"):
                 self._not_reached(f, "the reply is not a stream")
         if not cuts:
             await self.channel.send_simple(reply.status, reply.headers, reply.body)
@@ -232,6 +232,8 @@ class _Writer:
             if delays[index] > 0:
                 await self.flush()
                 await self._sleep_through(time.monotonic() + delays[index], time_cuts)
+            while time_cuts and time_cuts[0][0] <= time.monotonic():
+                await self.fire(time_cuts.pop(0)[1])
             for firing in event_cuts.pop(index, []):
                 await self.fire(firing)
             data = event.data
@@ -308,6 +310,8 @@ class _Writer:
             elif trigger.at in ("ms", "budget"):
                 seconds = trigger.value / 1000 if trigger.at == "ms" else trigger.value / body_bytes
                 time_cuts.append((self.t_headers + seconds, firing))
+            elif trigger.at == "clock":
+                time_cuts.append((max(self.state.faults.t0 + trigger.value, self.t_headers), firing))
         byte_cuts.sort(key=lambda cut: cut[0])
         time_cuts.sort(key=lambda cut: cut[0])
         return event_cuts, byte_cuts, time_cuts, garbles
