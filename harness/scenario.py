@@ -42,6 +42,7 @@ class Turn:
     idle_before_s: float = 0.0
     parallel: int = 1
     max_tokens: int = 4096
+    context_kb: int = 0  # padding that makes the request large (the large-context shape)
 
     def max_events(self) -> int:
         """An upper bound on the events of this turn's answer (each delta carries >= 1 word)."""
@@ -119,7 +120,8 @@ class Scenario:
         factor = self.time_scale if time_scale is None else time_scale
         turns = []
         for turn in self.turns:
-            item: dict[str, Any] = {"prompt": f"{turn.prompt}\n{turn.directive()}", "stream": turn.stream, "max_tokens": turn.max_tokens}
+            prompt = f"{turn.prompt}\n{context_padding(turn.context_kb)}{turn.directive()}"
+            item: dict[str, Any] = {"prompt": prompt, "stream": turn.stream, "max_tokens": turn.max_tokens}
             if turn.thinking:
                 item["thinking"] = True
             if turn.tool:
@@ -138,6 +140,14 @@ class Scenario:
 
     def deadline(self, time_scale: float | None = None) -> float:
         return self.deadline_s * (self.time_scale if time_scale is None else time_scale)
+
+
+def context_padding(kilobytes: int) -> str:
+    """Deterministic filler text of about ``kilobytes`` KiB, ending with a newline."""
+    if kilobytes <= 0:
+        return ""
+    line = "Context line: the quick brown fox jumps over the lazy dog while the stream keeps flowing.\n"
+    return line * (kilobytes * 1024 // len(line) + 1)
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -253,7 +263,7 @@ def _conversation(v: "_Validator", data: Any) -> tuple[tuple[Turn, ...], str]:
 
 def _turn(v: "_Validator", values: Mapping[str, Any], path: str) -> Turn:
     kinds = {"prompt": str, "words": int, "deltas": int, "thinking": bool, "thinking_words": int, "stream": bool,
-             "tool": str, "tool_input": dict, "parallel": int, "max_tokens": int}
+             "tool": str, "tool_input": dict, "parallel": int, "max_tokens": int, "context_kb": int}
     out: dict[str, Any] = {}
     for key, kind in kinds.items():
         if key in values:
@@ -263,6 +273,8 @@ def _turn(v: "_Validator", values: Mapping[str, Any], path: str) -> Turn:
     for key in ("words", "thinking_words", "parallel", "max_tokens"):
         if key in out and out[key] < 1:
             raise ScenarioError(v.source, f"{path}.{key}", "must be at least 1")
+    if not 0 <= out.get("context_kb", 0) <= 32 * 1024:
+        raise ScenarioError(v.source, f"{path}.context_kb", "must be between 0 and 32768 (32 MiB)")
     if out.get("parallel", 1) > 16:
         raise ScenarioError(v.source, f"{path}.parallel", "at most 16 parallel requests")
     if "tool_input" in out and "tool" not in out:

@@ -4,8 +4,10 @@ Reads the conversation from STREAMCHAOS_PLAN, performs it with ``anthropic`` (``
 or ``messages.create``), prints one JSON line per turn, exits 0 on success. On an error it prints
 ``{"turn": i, "error": "<Class>: <message>"}`` and exits 1. Transport: HTTP/1.1 by default;
 STREAMCHAOS_HTTP2=1 uses ``DefaultHttpxClient(http2=True)`` (h2 over TLS by ALPN);
-STREAMCHAOS_HTTP2=prior-knowledge speaks h2c (``http1=False``). STREAMCHAOS_MAX_RETRIES and
-STREAMCHAOS_TIMEOUT_S override the SDK defaults.
+STREAMCHAOS_HTTP2=prior-knowledge speaks h2c (``http1=False``). The plan's ``max_retries`` and
+``timeout_s`` (or STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S) override the SDK defaults.
+A turn's ``idle_before_s`` is slept first (a tool running between turns); ``parallel: N`` sends N
+requests at once (parts of one turn, each its own conversation) and prints a line per part.
 """
 
 from __future__ import annotations
@@ -14,21 +16,24 @@ import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 
 
-def make_client() -> anthropic.Anthropic:
+def make_client(plan: dict) -> anthropic.Anthropic:
     mode = os.environ.get("STREAMCHAOS_HTTP2", "")
     kwargs = {}
     if mode == "1":
         kwargs["http_client"] = anthropic.DefaultHttpxClient(http2=True)
     elif mode == "prior-knowledge":
         kwargs["http_client"] = anthropic.DefaultHttpxClient(http2=True, http1=False)
-    if "STREAMCHAOS_MAX_RETRIES" in os.environ:
-        kwargs["max_retries"] = int(os.environ["STREAMCHAOS_MAX_RETRIES"])
-    if "STREAMCHAOS_TIMEOUT_S" in os.environ:
-        kwargs["timeout"] = float(os.environ["STREAMCHAOS_TIMEOUT_S"])
+    retries = os.environ.get("STREAMCHAOS_MAX_RETRIES", plan.get("max_retries"))
+    if retries is not None:
+        kwargs["max_retries"] = int(retries)
+    timeout = os.environ.get("STREAMCHAOS_TIMEOUT_S", plan.get("timeout_s"))
+    if timeout is not None:
+        kwargs["timeout"] = float(timeout)
     return anthropic.Anthropic(**kwargs)
 
 
@@ -56,26 +61,43 @@ def request_args(plan: dict, turn: dict, messages: list) -> dict:
     return args
 
 
+def ask(client: anthropic.Anthropic, args: dict, stream: bool):
+    if stream:
+        with client.messages.stream(**args) as response:
+            return response.get_final_message()
+    return client.messages.create(**args)
+
+
 def main() -> int:
     plan = json.loads(os.environ["STREAMCHAOS_PLAN"])
-    client = make_client()
+    client = make_client(plan)
     messages: list = []
     pending_tool_results: list = []
     for index, turn in enumerate(plan["turns"]):
-        content = [*pending_tool_results, {"type": "text", "text": turn["prompt"]}]
-        messages.append({"role": "user", "content": content})
+        time.sleep(float(turn.get("idle_before_s", 0)))
+        parts = int(turn.get("parallel", 1))
+        conversations = []
+        for part in range(parts):
+            prompt = turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})"
+            conversations.append([*messages, {"role": "user", "content": [*pending_tool_results, {"type": "text", "text": prompt}]}])
         started = time.monotonic()
-        try:
-            if turn.get("stream", True):
-                with client.messages.stream(**request_args(plan, turn, messages)) as stream:
-                    message = stream.get_final_message()
-            else:
-                message = client.messages.create(**request_args(plan, turn, messages))
-        except Exception as error:  # the contract reports every failure the same way
-            print(json.dumps({"turn": index, "error": f"{type(error).__name__}: {error}"}), flush=True)
+        with ThreadPoolExecutor(max_workers=parts) as pool:
+            futures = [pool.submit(ask, client, request_args(plan, turn, conversation), turn.get("stream", True)) for conversation in conversations]
+            outcomes = []
+            for future in futures:
+                try:
+                    outcomes.append(future.result())
+                except Exception as error:  # the contract reports every failure the same way
+                    outcomes.append(error)
+        for part, outcome in enumerate(outcomes):
+            line = {"turn": index, "error": f"{type(outcome).__name__}: {outcome}"} if isinstance(outcome, Exception) else summarize(index, outcome, started)
+            if parts > 1:
+                line["part"] = part
+            print(json.dumps(line), flush=True)
+        if any(isinstance(outcome, Exception) for outcome in outcomes):
             return 1
-        print(json.dumps(summarize(index, message, started)), flush=True)
-        messages.append({"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]})
+        message = outcomes[0]
+        messages = conversations[0] + [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]}]
         pending_tool_results = [
             {"type": "tool_result", "tool_use_id": b.id, "content": "ok"} for b in message.content if b.type == "tool_use"
         ]
