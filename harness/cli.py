@@ -29,8 +29,189 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024)
     serve.set_defaults(handler=_serve)
 
+    serve.add_argument("--scenario", default=None, help="load this scenario's fault plan (a name from scenarios/ or a file)")
+
+    run = commands.add_parser("run", help="drive clients through scenarios; results to results/<run-id>/")
+    run.add_argument("--scenarios", nargs="*", default=None, help="names from scenarios/ or files (default: the whole library)")
+    run.add_argument("--clients", nargs="*", default=None, help="built-in clients (default: every installed one)")
+    run.add_argument("--client-cmd", default=None, help="any client: a command template, e.g. 'node my.js {base_url}'")
+    run.add_argument("--client-name", default="custom")
+    run.add_argument("--client-output", default="contract", choices=("contract", "text"))
+    run.add_argument("--trials", type=int, default=None, help="trials per scenario and client (default: each scenario's)")
+    run.add_argument("--max-trials", type=int, default=None, help="cap each scenario's default trial count")
+    run.add_argument("--workers", type=int, default=None, help="trials at once (default: the core count, at least 2)")
+    run.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
+    run.add_argument("--run-id", default=None, help="resume (or name) this run")
+    run.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    run.set_defaults(handler=_run)
+
+    clients = commands.add_parser("clients", help="the built-in clients and whether each is installed")
+    clients.set_defaults(handler=_clients)
+
+    report = commands.add_parser("report", help="summarize a results directory again (summary, CSV, HTML)")
+    report.add_argument("directory", type=Path, nargs="?", default=None)
+    report.set_defaults(handler=_report)
+
+    scenarios = commands.add_parser("scenarios", help="list, show or validate scenario files")
+    which = scenarios.add_subparsers(dest="action", required=True)
+    which.add_parser("list", help="the library, one line each").set_defaults(handler=_scenarios_list)
+    show = which.add_parser("show", help="one scenario: what it reproduces, its faults, its plan")
+    show.add_argument("name")
+    show.set_defaults(handler=_scenarios_show)
+    validate = which.add_parser("validate", help="check files; exit 1 on the first error per file")
+    validate.add_argument("files", nargs="+", type=Path)
+    validate.set_defaults(handler=_scenarios_validate)
+
     args = parser.parse_args(argv)
     return args.handler(args)
+
+
+def _select_scenarios(names: list[str] | None):
+    from harness import scenario
+
+    paths = [scenario.find(name) for name in names] if names else scenario.library()
+    return tuple(scenario.load(path) for path in paths)
+
+
+def _select_clients(args: argparse.Namespace):
+    from harness.clients import registry
+
+    if args.client_cmd:
+        chosen = [registry.command_client(args.client_cmd, args.client_name, args.client_output)]
+        chosen += [registry.get(name) for name in (args.clients or [])]
+        return tuple(chosen)
+    if args.clients:
+        return tuple(registry.get(name) for name in args.clients)
+    return tuple(c for c in registry.BUILT_IN.values() if c.installed()[0])
+
+
+def _run(args: argparse.Namespace) -> int:
+    import os
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    from harness import metrics, report, runner
+    from harness.scenario import ScenarioError
+
+    console = Console(stderr=True)
+    try:
+        scenarios = _select_scenarios(args.scenarios)
+        clients = _select_clients(args)
+    except (ScenarioError, KeyError, ValueError) as error:
+        console.print(f"[red]streamchaos run:[/red] {error}")
+        return 2
+    if not clients:
+        console.print("[red]streamchaos run:[/red] no client is installed; run `make setup` or pass --client-cmd")
+        return 2
+    config = runner.RunConfig(
+        scenarios=scenarios, clients=clients, results_dir=args.results or runner.RESULTS, run_id=args.run_id or runner.new_run_id(),
+        trials=args.trials, max_trials=args.max_trials, workers=args.workers or max(2, os.cpu_count() or 2), time_scale=args.time_scale,
+    )
+    with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("trials", total=None)
+
+        def update(progress: runner.Progress, record) -> None:
+            label = f"{record.scenario} / {record.client}: {record.outcome}" if record else ""
+            bar.update(task, total=progress.total, completed=progress.done, description=label[:70])
+
+        try:
+            directory = runner.run(config, runner.Progress(on_update=update))
+        except KeyboardInterrupt:
+            console.print(f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}; "
+                          f"resume with --run-id {config.run_id}")
+            return 130
+    return _summarize(directory, console, {"scenarios": len(scenarios), "clients": ", ".join(c.name for c in clients)})
+
+
+def _summarize(directory: Path, console, extra: dict) -> int:
+    from harness import metrics, report, runner
+
+    records = runner.only_latest(runner.load_records(directory))
+    rows = metrics.summarize(records)
+    meta = {"run_id": directory.name, "trials recorded": len([r for r in records if not r.get("skipped")]), **extra}
+    paths = report.write_all(directory, rows, meta)
+    report.print_table(rows)
+    console.print(f"results: {paths['json']}, {paths['csv']}, {paths['html']}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness import runner
+
+    directory = args.directory or (runner.RESULTS / "latest")
+    if not (directory / "trials.jsonl").exists():
+        print(f"streamchaos report: {directory} has no trials.jsonl", file=sys.stderr)
+        return 2
+    return _summarize(directory.resolve(), Console(stderr=True), {})
+
+
+def _clients(args: argparse.Namespace) -> int:
+    from harness.clients import registry
+
+    for client in registry.BUILT_IN.values():
+        installed, why = client.installed()
+        state = "installed" if installed else f"missing: {why}"
+        print(f"{client.name:<15} {'/'.join(client.protocols):<10} {state:<12}  {client.description}")
+        print(f"{'':<15} policy: {client.policy}")
+    return 0
+
+
+def _scenarios_list(args: argparse.Namespace) -> int:
+    from harness import scenario
+
+    for path in scenario.library():
+        try:
+            item = scenario.load(path)
+        except scenario.ScenarioError as error:
+            print(f"{path.stem:<28} INVALID: {error}")
+            continue
+        kinds = ", ".join(sorted({rule.fault.kind for rule in item.faults.rules} | ({"toxics"} if item.toxics else set())))
+        print(f"{item.name:<28} {item.title}  [{kinds}]")
+    return 0
+
+
+def _scenarios_show(args: argparse.Namespace) -> int:
+    from harness import scenario
+
+    try:
+        item = scenario.load(scenario.find(args.name))
+    except scenario.ScenarioError as error:
+        print(error, file=sys.stderr)
+        return 2
+    print(f"{item.name}: {item.title}\n")
+    print(f"reproduces: {'; '.join(item.reproduces) or '-'}")
+    print(f"shape: {item.shape}\nexpect: {item.expect}\n")
+    print(f"seed {item.seed}, {item.trials} trials, concurrency {item.concurrency}, time_scale {item.time_scale:g}, "
+          f"transports {', '.join(item.transports)}, {'TLS' if item.tls else 'cleartext'}, deadline {item.deadline():.1f} s")
+    print("fault plan (as the simulator runs it, scaled):")
+    print(json.dumps(item.plan().to_data(), indent=2))
+    print("client plan (STREAMCHAOS_PLAN):")
+    plan = item.client_plan()
+    for turn in plan["turns"]:
+        if len(turn["prompt"]) > 300:
+            turn["prompt"] = turn["prompt"][:120] + f"... [{len(turn['prompt'])} characters]"
+    print(json.dumps(plan, indent=2))
+    for client, seen in item.field.items():
+        print(f"field, {client}: {seen}")
+    return 0
+
+
+def _scenarios_validate(args: argparse.Namespace) -> int:
+    from harness import scenario
+
+    failed = 0
+    for path in args.files:
+        try:
+            item = scenario.load(path)
+        except scenario.ScenarioError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failed += 1
+        else:
+            print(f"ok: {path} ({item.name}: {len(item.faults.rules)} faults, {len(item.toxics)} toxic steps)")
+    return 1 if failed else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -49,7 +230,18 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"streamchaos serve: {error}", file=sys.stderr)
         return 2
+    plan = None
+    if args.scenario:
+        from harness import scenario
+
+        try:
+            plan = scenario.load(scenario.find(args.scenario)).plan()
+        except scenario.ScenarioError as error:
+            print(f"streamchaos serve: {error}", file=sys.stderr)
+            return 2
     simulator = Simulator(config, host=args.host, port=args.port, control_port=args.control_port, tls=args.tls, journal_path=args.journal)
+    if plan is not None:
+        simulator.state.faults.load(plan)
 
     async def run() -> None:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

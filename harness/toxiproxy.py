@@ -196,13 +196,15 @@ class Toxic:
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or not 0.0 <= t <= 1.0:
             raise ToxicValidationError(f"{self.type}.toxicity", f"must be a number between 0 and 1, not {t!r}")
         self._check()
+        if self.name is None:  # as the server names it, so a toxic read back compares equal
+            object.__setattr__(self, "name", f"{self.type}_{self.stream}")
 
     def _check(self) -> None:
         """Validate the type's attributes."""
 
     @property
     def toxic_name(self) -> str:
-        return self.name or f"{self.type}_{self.stream}"
+        return self.name or f"{self.type}_{self.stream}"  # always ``name`` once constructed
 
     def attributes(self) -> dict[str, int]:
         common = {"name", "stream", "toxicity"}
@@ -228,8 +230,10 @@ class LatencyToxic(Toxic):
 
 @dataclass(frozen=True)
 class BandwidthToxic(Toxic):
-    """At most ``rate`` KB/s. Rate 0 is a lossless stall: nothing passes until the toxic is
-    removed (or updated), then every held byte goes through."""
+    """At most ``rate`` KB/s. Rate 0 is a lossless stall: nothing passes, not even the status
+    line, until the toxic is removed (or updated), then every held byte goes through. Meanwhile
+    the simulator has written the whole answer (toxiproxy reads and holds it), so its journal
+    says ``complete`` for a reply the client has not seen a byte of."""
 
     type: ClassVar[str] = "bandwidth"
     rate: int = 0
@@ -255,7 +259,9 @@ class TimeoutToxic(Toxic):
 
     Not a NAT eviction: new connections are black-holed too, toxiproxy's kernel keeps ACKing (so
     client TCP keepalives never fire), and removing the toxic closes the held connections with
-    FIN. Use the simulator's ``idle_eviction`` fault for NAT behaviour."""
+    FIN. A close from the other side still passes (a ``connection: close`` answer reaches the
+    client as an EOF with no data). Use the simulator's ``idle_eviction`` fault for NAT
+    behaviour."""
 
     type: ClassVar[str] = "timeout"
     timeout: int = 0
@@ -479,7 +485,9 @@ class ProxyHandle:
         self._set_enabled(False)
 
     def enable(self) -> None:
-        """Listen again (on the same port)."""
+        """Listen again, on the same port. If another process took the port while the proxy was
+        down, toxiproxy answers 500 ("address already in use"): raised here as
+        :class:`ToxiproxyServerError` (the package, raising only on 400/404/409, would not)."""
         self._set_enabled(True)
 
     @contextmanager
@@ -619,8 +627,9 @@ def find_binary(explicit: str | Path | None = None, tools_binary: Path = TOOLS_B
 # process cleanup: every pid we start, whatever way the harness ends
 
 _LIVE: dict[int, subprocess.Popen] = {}
-_LIVE_LOCK = threading.Lock()
-_HOOKS_INSTALLED = False
+_LIVE_LOCK = threading.RLock()  # re-entrant: the signal handler runs in the main thread, maybe inside a `with`
+_ATEXIT_INSTALLED = False
+_SIGNALS_INSTALLED = False
 _PREVIOUS_HANDLERS: dict[int, Any] = {}
 
 
@@ -676,12 +685,16 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 
 def _install_hooks(signals: bool) -> None:
-    global _HOOKS_INSTALLED
-    if _HOOKS_INSTALLED:
-        return
-    _HOOKS_INSTALLED = True
-    atexit.register(stop_all)
-    if signals and threading.current_thread() is threading.main_thread():
+    """``atexit`` covers a normal exit, an uncaught exception and Ctrl-C (KeyboardInterrupt);
+    SIGTERM/SIGHUP would kill Python without atexit, so they get a handler that stops our pids
+    and then dies of the same signal (or calls the handler that was there before). Signal
+    handlers can only be set from the main thread; PDEATHSIG covers SIGKILL."""
+    global _ATEXIT_INSTALLED, _SIGNALS_INSTALLED
+    if not _ATEXIT_INSTALLED:
+        _ATEXIT_INSTALLED = True
+        atexit.register(stop_all)
+    if signals and not _SIGNALS_INSTALLED and threading.current_thread() is threading.main_thread():
+        _SIGNALS_INSTALLED = True
         for signum in (signal.SIGTERM, signal.SIGHUP):
             current = signal.getsignal(signum)
             if current in (signal.SIG_DFL, None) or callable(current):

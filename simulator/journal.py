@@ -29,6 +29,7 @@ class Journal:
         self._connection_ids = itertools.count(1)
         self._records: deque[Record] = deque()
         self._open: dict[int, Record] = {}
+        self._by_key: dict[str, list[Record]] = {}
         self._memory_limit = memory_limit
 
     # -- connections ---------------------------------------------------------------------------
@@ -117,13 +118,14 @@ class Journal:
 
     # -- reading -------------------------------------------------------------------------------
     def query(self, key: str | None = None, since: int = 0) -> list[Record]:
-        """Committed records then open ones; a key selects its requests and the connections that
-        carried them."""
-        result = [r for r in itertools.chain(self._records, self._open.values()) if _matches(r, key) and r.get("seq", 1 << 62) > since]
-        return result
+        """Committed records then open ones; a key selects its requests, the connections that
+        carried them and the connections of its lane (which may have carried none)."""
+        committed = self._records if key is None else self._by_key.get(key, ())
+        return [r for r in itertools.chain(committed, self._open.values()) if _matches(r, key) and r.get("seq", 1 << 62) > since]
 
     def reset(self) -> None:
         self._records.clear()
+        self._by_key.clear()
 
     def close(self) -> None:
         for record in list(self._open.values()):
@@ -140,16 +142,27 @@ class Journal:
         if self._file:
             self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
         self._records.append(record)
+        for key in _keys_of(record):
+            self._by_key.setdefault(key, []).append(record)
         while len(self._records) > self._memory_limit:
-            self._records.popleft()
+            dropped = self._records.popleft()
+            for key in _keys_of(dropped):
+                bucket = self._by_key.get(key)
+                if bucket and bucket[0] is dropped:
+                    bucket.pop(0)
+                if not bucket:
+                    self._by_key.pop(key, None)
 
 
 def _matches(record: Record, key: str | None) -> bool:
-    if key is None:
-        return True
+    return key is None or key in _keys_of(record)
+
+
+def _keys_of(record: Record) -> tuple[str, ...]:
     if record["kind"] == "request":
-        return record["key"] == key
-    return key in record["keys"]
+        return (record["key"],) if record["key"] is not None else ()
+    lane = record.get("lane")
+    return tuple(record["keys"]) + ((lane,) if lane is not None and lane not in record["keys"] else ())
 
 
 def load(path: Path) -> Iterable[Record]:

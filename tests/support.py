@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.clients.contract import first_request_body as contract_first_request_body
 from simulator.api.answer import generate
 from simulator.api.request import parse_messages_request
 
@@ -29,18 +30,7 @@ def require(path: Path | str, what: str) -> str:
 
 
 def first_request_body(plan: dict) -> bytes:
-    """The first request as every built-in contract client builds it."""
-    turn = plan["turns"][0]
-    body = {
-        "model": plan.get("model", "claude-sonnet-4-6"),
-        "max_tokens": turn.get("max_tokens", plan.get("max_tokens", 1024)),
-        "messages": [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}],
-    }
-    if turn.get("thinking"):
-        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
-    if turn.get("tools"):
-        body["tools"] = turn["tools"]
-    return json.dumps(body).encode()
+    return json.dumps(contract_first_request_body(plan)).encode()
 
 
 def expected_first_turn(seed: int, plan: dict, default_words: int = 40) -> dict:

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 KILL_GRACE_S = 2.0
 
@@ -64,13 +64,17 @@ def contract_env(base_url: str, api_key: str, plan: Mapping[str, Any], ca_file: 
     return env
 
 
-def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float, cwd: str | None = None) -> ClientRun:
-    """Run to completion or to the deadline; on the deadline kill the whole process group."""
+def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float, cwd: str | None = None,
+               on_start: Callable[[int], None] | None = None) -> ClientRun:
+    """Run to completion or to the deadline; on the deadline kill the whole process group.
+    ``on_start`` gets the process group id at once (so an interrupted run can kill it too)."""
     started = time.monotonic()
     process = subprocess.Popen(
         list(command), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    if on_start is not None:
+        on_start(process.pid)
     hung = False
     try:
         stdout, stderr = process.communicate(timeout=deadline_s)
@@ -127,3 +131,20 @@ def parse_turns(stdout: str) -> tuple[dict[str, Any], ...]:
     if not turns and any(line.strip() for line in plain):
         turns.append({"turn": 0, "text": "\n".join(plain).strip()})
     return tuple(turns)
+
+
+def first_request_body(plan: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
+    """The first request exactly as every built-in contract client builds it."""
+    turn = plan["turns"][0]
+    body: dict[str, Any] = {
+        "model": plan.get("model", "claude-sonnet-4-6"),
+        "max_tokens": turn.get("max_tokens", plan.get("max_tokens", 1024)),
+        "messages": [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}],
+    }
+    if turn.get("thinking"):
+        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
+    if turn.get("tools"):
+        body["tools"] = turn["tools"]
+    if stream is not None:
+        body["stream"] = stream
+    return body

@@ -74,20 +74,18 @@ async def run_exchange(
         reply = api.handle(info, body, request_id)
         firings, facts = _decide(state, connection, record, info, reply, idle_s)
         writer = _Writer(state, channel, record, firings, facts, t_headers)
+        if getattr(reply, "answer", None) is not None:
+            record["conversation"] = reply.request.conversation_digest
+            record["answer"] = reply.answer.summary()
+        record["stream"] = isinstance(reply, StreamReply)
         await writer.headers_phase()
         reply = writer.maybe_http_error(reply, request_id)
         if isinstance(reply, JsonReply):
             record["status"] = reply.status
-            if reply.answer is not None:
-                record["conversation"] = reply.request.conversation_digest
-                record["answer"] = reply.answer.summary()
             await writer.write_json(reply)
         else:
             record["status"] = 200
-            record["stream"] = True
-            record["conversation"] = reply.request.conversation_digest
             record["events_total"] = len(reply.events)
-            record["answer"] = reply.answer.summary()
             await channel.send_head(200, reply.headers)
             await writer.write_events(reply.events)
             await channel.end()

@@ -5,8 +5,13 @@
 // per turn and exits 0 on success. On an error it prints {"turn": i, "error": "<Go type>: <message>"}
 // and exits 1. The SDK itself reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL; Go's crypto/x509
 // reads SSL_CERT_FILE on Linux. Transport: the SDK's default, net/http's, which speaks h2 over TLS
-// (ALPN) and HTTP/1.1 over plain http. STREAMCHAOS_MAX_RETRIES and STREAMCHAOS_TIMEOUT_S (per
-// attempt, option.WithRequestTimeout) override the SDK defaults.
+// (ALPN) and HTTP/1.1 over plain http. The plan's max_retries and timeout_s (seconds; per attempt,
+// option.WithRequestTimeout, which covers the whole attempt, body included), or
+// STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S (the environment wins), override the SDK defaults.
+// A turn's idle_before_s is slept first (a tool running between turns); parallel: N sends N requests
+// at once (parts of one turn, each its own conversation whose prompt ends with "\n(part k of N)"),
+// prints a line per part with "part": k (in part order, once all have finished) and exits 1 if any
+// failed; the conversation goes on with part 0.
 //
 // It behaves like harness/clients/python_sdk_client.py: same request bodies (the assistant turn is
 // echoed with Message.ToParam, tool results are {"type":"tool_result","tool_use_id":ID,"content":"ok"}),
@@ -20,6 +25,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/anthropics/anthropic-sdk-go"
@@ -34,12 +40,34 @@ type turnPlan struct {
 	Tools      json.RawMessage `json:"tools"`
 	ToolChoice json.RawMessage `json:"tool_choice"`
 	MaxTokens  *int64          `json:"max_tokens"`
+	IdleBefore *flexNumber     `json:"idle_before_s"`
+	Parallel   *flexNumber     `json:"parallel"`
 }
 
 type plan struct {
-	Model     *string    `json:"model"`
-	MaxTokens *int64     `json:"max_tokens"`
-	Turns     []turnPlan `json:"turns"`
+	Model      *string     `json:"model"`
+	MaxTokens  *int64      `json:"max_tokens"`
+	MaxRetries *flexNumber `json:"max_retries"`
+	TimeoutS   *flexNumber `json:"timeout_s"`
+	Turns      []turnPlan  `json:"turns"`
+}
+
+// flexNumber is a plan number given as a JSON number or as a string ("2", "0.5"), as the Python
+// client's int()/float() take either; it keeps the text and is parsed where it is used.
+type flexNumber string
+
+func (n *flexNumber) UnmarshalJSON(data []byte) error {
+	var text string
+	if err := json.Unmarshal(data, &text); err == nil {
+		*n = flexNumber(text)
+		return nil
+	}
+	var number json.Number
+	if err := json.Unmarshal(data, &number); err != nil {
+		return err
+	}
+	*n = flexNumber(number)
+	return nil
 }
 
 type toolUse struct {
@@ -61,6 +89,7 @@ type summary struct {
 	ToolUses   []toolUse `json:"tool_uses"`
 	Usage      usage     `json:"usage"`
 	ElapsedMs  float64   `json:"elapsed_ms"`
+	Part       *int      `json:"part,omitempty"`
 }
 
 func printLine(value any) {
@@ -74,26 +103,42 @@ func printLine(value any) {
 type failure struct {
 	Turn  int    `json:"turn"`
 	Error string `json:"error"`
+	Part  *int   `json:"part,omitempty"`
+}
+
+func describe(err error) string {
+	return fmt.Sprintf("%T: %v", err, err)
 }
 
 func fail(turn int, err error) int {
-	printLine(failure{Turn: turn, Error: fmt.Sprintf("%T: %v", err, err)})
+	printLine(failure{Turn: turn, Error: describe(err)})
 	return 1
 }
 
-func clientOptions() ([]option.RequestOption, error) {
+// setting is the environment's value if set, else the plan's (os.environ.get(name, plan[key])).
+func setting(envName string, fromPlan *flexNumber) (string, bool) {
+	if v, ok := os.LookupEnv(envName); ok {
+		return v, true
+	}
+	if fromPlan != nil {
+		return string(*fromPlan), true
+	}
+	return "", false
+}
+
+func clientOptions(p plan) ([]option.RequestOption, error) {
 	var opts []option.RequestOption
-	if v, ok := os.LookupEnv("STREAMCHAOS_MAX_RETRIES"); ok {
+	if v, ok := setting("STREAMCHAOS_MAX_RETRIES", p.MaxRetries); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			return nil, fmt.Errorf("STREAMCHAOS_MAX_RETRIES: %w", err)
+			return nil, fmt.Errorf("max_retries: %w", err)
 		}
 		opts = append(opts, option.WithMaxRetries(n))
 	}
-	if v, ok := os.LookupEnv("STREAMCHAOS_TIMEOUT_S"); ok {
+	if v, ok := setting("STREAMCHAOS_TIMEOUT_S", p.TimeoutS); ok {
 		s, err := strconv.ParseFloat(v, 64)
 		if err != nil {
-			return nil, fmt.Errorf("STREAMCHAOS_TIMEOUT_S: %w", err)
+			return nil, fmt.Errorf("timeout_s: %w", err)
 		}
 		opts = append(opts, option.WithRequestTimeout(time.Duration(s*float64(time.Second))))
 	}
@@ -165,12 +210,17 @@ func perform(ctx context.Context, client anthropic.Client, params anthropic.Mess
 	return &message, nil
 }
 
+type outcome struct {
+	message *anthropic.Message
+	err     error
+}
+
 func run() int {
 	var p plan
 	if err := json.Unmarshal([]byte(os.Getenv("STREAMCHAOS_PLAN")), &p); err != nil {
 		return fail(0, fmt.Errorf("STREAMCHAOS_PLAN: %w", err))
 	}
-	opts, err := clientOptions()
+	opts, err := clientOptions(p)
 	if err != nil {
 		return fail(0, err)
 	}
@@ -179,19 +229,68 @@ func run() int {
 	var messages []anthropic.MessageParam
 	var pendingToolResults []anthropic.ContentBlockParamUnion
 	for index, turn := range p.Turns {
-		content := append(pendingToolResults, anthropic.NewTextBlock(turn.Prompt))
-		messages = append(messages, anthropic.NewUserMessage(content...))
-		params, err := requestParams(p, turn, messages)
-		if err != nil {
-			return fail(index, err)
+		if turn.IdleBefore != nil {
+			idle, err := strconv.ParseFloat(string(*turn.IdleBefore), 64)
+			if err != nil {
+				return fail(index, fmt.Errorf("idle_before_s: %w", err))
+			}
+			time.Sleep(time.Duration(idle * float64(time.Second)))
+		}
+		parts := 1
+		if turn.Parallel != nil {
+			n, err := strconv.Atoi(string(*turn.Parallel))
+			if err != nil || n < 1 {
+				return fail(index, fmt.Errorf("parallel: must be a whole number >= 1, got %q", string(*turn.Parallel)))
+			}
+			parts = n
+		}
+		conversations := make([][]anthropic.MessageParam, parts)
+		requests := make([]anthropic.MessageNewParams, parts)
+		for part := range parts {
+			prompt := turn.Prompt
+			if parts > 1 {
+				prompt = fmt.Sprintf("%s\n(part %d of %d)", turn.Prompt, part+1, parts)
+			}
+			content := append(append([]anthropic.ContentBlockParamUnion{}, pendingToolResults...), anthropic.NewTextBlock(prompt))
+			conversations[part] = append(append([]anthropic.MessageParam{}, messages...), anthropic.NewUserMessage(content...))
+			params, err := requestParams(p, turn, conversations[part])
+			if err != nil {
+				return fail(index, err)
+			}
+			requests[part] = params
 		}
 		started := time.Now()
-		message, err := perform(ctx, client, params, turn.Stream == nil || *turn.Stream)
-		if err != nil {
-			return fail(index, err)
+		outcomes := make([]outcome, parts)
+		var wg sync.WaitGroup
+		for part := range parts {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				message, err := perform(ctx, client, requests[part], turn.Stream == nil || *turn.Stream)
+				outcomes[part] = outcome{message, err}
+			}()
 		}
-		printLine(summarize(index, message, started))
-		messages = append(messages, message.ToParam())
+		wg.Wait()
+		failed := false
+		for part, o := range outcomes {
+			var partKey *int
+			if parts > 1 {
+				partKey = &part
+			}
+			if o.err != nil {
+				failed = true
+				printLine(failure{Turn: index, Error: describe(o.err), Part: partKey})
+				continue
+			}
+			line := summarize(index, o.message, started)
+			line.Part = partKey
+			printLine(line)
+		}
+		if failed {
+			return 1
+		}
+		message := outcomes[0].message
+		messages = append(conversations[0], message.ToParam())
 		pendingToolResults = nil
 		for _, block := range message.Content {
 			if block.Type == "tool_use" {

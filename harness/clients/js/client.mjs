@@ -4,19 +4,36 @@
 // performs it with `client.messages.stream(...).finalMessage()` (stream, the default) or
 // `client.messages.create(...)`, prints one JSON line per turn and exits 0. On an error it prints
 // {"turn": i, "error": "<name>: <message> (cause: <message>: ...)"} and exits 1. The SDK reads
-// ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself; STREAMCHAOS_MAX_RETRIES and STREAMCHAOS_TIMEOUT_S
-// (seconds) override its defaults. The transport is the runtime's own fetch: undici on Node, Bun's on
-// Bun (h2 there only with BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1).
+// ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself; the plan's `max_retries` and `timeout_s` (seconds),
+// or STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S (the environment wins), override its defaults.
+// A turn's `idle_before_s` is slept first (a tool running between turns); `parallel: N` sends N
+// requests at once (parts of one turn, each its own conversation whose prompt ends with
+// "\n(part k of N)"), prints a line per part with "part": k (in part order, once all have finished)
+// and exits 1 if any failed; the conversation goes on with part 0. The transport is the runtime's
+// own fetch: undici on Node, Bun's on Bun (h2 there only with BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1).
 
 import Anthropic from '@anthropic-ai/sdk';
 
-function makeClient() {
+// The environment's value if set, else the plan's (as the Python client's os.environ.get(name, plan[key])).
+function setting(plan, envName, key) {
+  if (process.env[envName] !== undefined) return process.env[envName];
+  const value = plan[key];
+  return value === undefined || value === null ? undefined : value;
+}
+
+function makeClient(plan) {
   const options = {};
-  if (process.env.STREAMCHAOS_MAX_RETRIES !== undefined) {
-    options.maxRetries = Number.parseInt(process.env.STREAMCHAOS_MAX_RETRIES, 10);
+  const retries = setting(plan, 'STREAMCHAOS_MAX_RETRIES', 'max_retries');
+  if (retries !== undefined) {
+    const n = Number(retries);
+    if (!Number.isInteger(n)) throw new Error(`max_retries: not an integer: ${JSON.stringify(retries)}`);
+    options.maxRetries = n;
   }
-  if (process.env.STREAMCHAOS_TIMEOUT_S !== undefined) {
-    options.timeout = Math.round(Number.parseFloat(process.env.STREAMCHAOS_TIMEOUT_S) * 1000);
+  const timeout = setting(plan, 'STREAMCHAOS_TIMEOUT_S', 'timeout_s');
+  if (timeout !== undefined) {
+    const seconds = Number(timeout);
+    if (!Number.isFinite(seconds)) throw new Error(`timeout_s: not a number: ${JSON.stringify(timeout)}`);
+    options.timeout = Math.round(seconds * 1000);
   }
   return new Anthropic(options);
 }
@@ -76,29 +93,46 @@ function emit(value) {
   });
 }
 
+function sleep(seconds) {
+  return seconds > 0 ? new Promise((resolve) => setTimeout(resolve, seconds * 1000)) : Promise.resolve();
+}
+
+async function ask(client, args, stream) {
+  if (stream) return client.messages.stream(args).finalMessage();
+  return client.messages.create(args);
+}
+
 async function main() {
   const plan = JSON.parse(process.env.STREAMCHAOS_PLAN);
-  const client = makeClient();
-  const messages = [];
+  const client = makeClient(plan);
+  let messages = [];
   let pendingToolResults = [];
   for (const [index, turn] of plan.turns.entries()) {
-    messages.push({ role: 'user', content: [...pendingToolResults, { type: 'text', text: turn.prompt }] });
-    const started = performance.now();
-    let message;
-    try {
-      const args = requestArgs(plan, turn, messages);
-      if (turn.stream ?? true) {
-        message = await client.messages.stream(args).finalMessage();
-      } else {
-        message = await client.messages.create(args);
-      }
-    } catch (error) {
-      // the contract reports every failure the same way
-      await emit({ turn: index, error: describeError(error) });
-      return 1;
+    await sleep(Number(turn.idle_before_s ?? 0));
+    const parts = Number.parseInt(turn.parallel ?? 1, 10);
+    const conversations = [];
+    for (let part = 0; part < parts; part += 1) {
+      const prompt = parts === 1 ? turn.prompt : `${turn.prompt}\n(part ${part + 1} of ${parts})`;
+      conversations.push([...messages, { role: 'user', content: [...pendingToolResults, { type: 'text', text: prompt }] }]);
     }
-    await emit(summarize(index, message, started));
-    messages.push({ role: 'assistant', content: message.content.map(blockParam) });
+    const started = performance.now();
+    // Every part starts before any is awaited; each settles on its own (the contract reports every
+    // failure the same way).
+    const outcomes = await Promise.allSettled(
+      conversations.map((conversation) => ask(client, requestArgs(plan, turn, conversation), turn.stream ?? true)),
+    );
+    const lines = outcomes.map((outcome) =>
+      outcome.status === 'fulfilled'
+        ? summarize(index, outcome.value, started)
+        : { turn: index, error: describeError(outcome.reason) },
+    );
+    for (const [part, line] of lines.entries()) {
+      if (parts > 1) line.part = part;
+      await emit(line);
+    }
+    if (outcomes.some((outcome) => outcome.status === 'rejected')) return 1;
+    const message = outcomes[0].value;
+    messages = [...conversations[0], { role: 'assistant', content: message.content.map(blockParam) }];
     pendingToolResults = message.content
       .filter((b) => b.type === 'tool_use')
       .map((b) => ({ type: 'tool_result', tool_use_id: b.id, content: 'ok' }));

@@ -1,0 +1,209 @@
+"""Results on disk: summary.json, summary.csv, PNG plots and a self-contained report.html; and
+the summary table on the terminal."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+CSV_COLUMNS = (
+    "scenario", "client", "skipped", "trials", "recovered", "recovery_rate", "recovery_ci_low", "recovery_ci_high", "faulted",
+    "recovered_faulted", "hangs", "data_loss", "duplicated", "failed", "clear_errors", "backoff_ms_p50", "backoff_ms_p90",
+    "time_to_recover_ms_p50", "amplification", "bytes_resent", "mean_elapsed_s", "decay",
+)
+
+
+def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> dict[str, Path]:
+    """Everything a run leaves besides trials.jsonl; returns the paths written."""
+    paths = {
+        "json": directory / "summary.json",
+        "csv": directory / "summary.csv",
+        "html": directory / "report.html",
+    }
+    paths["json"].write_text(json.dumps({"meta": dict(meta), "rows": list(rows)}, indent=2))
+    write_csv(paths["csv"], rows)
+    plots = make_plots(rows)
+    for name, png in plots.items():
+        target = directory / f"{name}.png"
+        target.write_bytes(png)
+        paths[name] = target
+    paths["html"].write_text(render_html(rows, meta, plots))
+    return paths
+
+
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for row in rows:
+            ci = row.get("recovery_ci") or [None, None]
+            writer.writerow([
+                row["scenario"], row["client"], row.get("skipped") or "", row["trials"], row["recovered"], _num(row.get("recovery_rate")),
+                _num(ci[0]), _num(ci[1]), row["faulted"], row["recovered_faulted"], row["hangs"], row["data_loss"], row["duplicated"],
+                row["failed"], row["clear_errors"], _num(row["backoff_ms"].get("p50")), _num(row["backoff_ms"].get("p90")),
+                _num(row["time_to_recover_ms"].get("p50")), _num(row.get("amplification")), row["bytes_resent"], _num(row.get("mean_elapsed_s")),
+                " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
+            ])
+
+
+def _num(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+# -- plots ---------------------------------------------------------------------------------------
+
+def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots: dict[str, bytes] = {}
+    ran = [r for r in rows if r["trials"]]
+    if not ran:
+        return plots
+
+    # Retry decay: attempt k's recovery among requests whose earlier attempts failed.
+    with_retries = {}
+    for row in ran:
+        points = [d for d in row["decay"] if d["attempt"] >= 2]
+        if points:
+            with_retries.setdefault(row["scenario"], []).append((row["client"], points))
+    if with_retries:
+        count = len(with_retries)
+        columns = min(3, count)
+        lines = (count + columns - 1) // columns
+        figure, axes = plt.subplots(lines, columns, figsize=(5 * columns, 3.4 * lines), squeeze=False)
+        for axis, (scenario, series) in zip(axes.flat, sorted(with_retries.items())):
+            for client, points in series:
+                xs = [p["attempt"] for p in points]
+                ys = [p["rate"] for p in points]
+                low = [max(0.0, p["rate"] - p["ci"][0]) for p in points]
+                high = [max(0.0, p["ci"][1] - p["rate"]) for p in points]
+                axis.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=client)
+            axis.set_title(scenario, fontsize=9)
+            axis.set_xlabel("attempt k")
+            axis.set_ylabel("recovered | 1..k-1 failed")
+            axis.set_ylim(-0.05, 1.05)
+            axis.legend(fontsize=7)
+        for axis in list(axes.flat)[count:]:
+            axis.axis("off")
+        figure.tight_layout()
+        plots["decay"] = _png(figure, plt)
+
+    # Backoff the server measured between attempts, per client.
+    samples = {}
+    for row in ran:
+        if row["backoff_ms"].get("n"):
+            samples.setdefault(row["client"], []).append(row)
+    # (percentiles only are kept in rows; the histogram uses their spread per scenario)
+    if samples:
+        figure, axis = plt.subplots(figsize=(8, 3.6))
+        for client, items in sorted(samples.items()):
+            p50 = [i["backoff_ms"]["p50"] for i in items]
+            p90 = [i["backoff_ms"]["p90"] for i in items]
+            axis.scatter(p50, [client] * len(p50), marker="o", label=f"{client} p50")
+            axis.scatter(p90, [client] * len(p90), marker="x", label=f"{client} p90")
+        axis.set_xscale("symlog", linthresh=10)
+        axis.set_xlabel("backoff between attempts, ms (server-measured), per scenario")
+        figure.tight_layout()
+        plots["backoff"] = _png(figure, plt)
+
+    # Outcomes per client over all scenarios.
+    outcomes = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung")
+    colours = {"recovered": "#2a9d8f", "clean": "#a8dadc", "failed": "#e9c46a", "data_loss": "#e76f51", "duplicated": "#9d4edd", "hung": "#264653"}
+    clients = sorted({r["client"] for r in ran})
+    figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(clients)), 3.6))
+    bottom = [0] * len(clients)
+    for outcome in outcomes:
+        values = [sum(r["outcomes"].get(outcome, 0) for r in ran if r["client"] == c) for c in clients]
+        axis.bar(clients, values, bottom=bottom, label=outcome, color=colours[outcome])
+        bottom = [b + v for b, v in zip(bottom, values)]
+    axis.set_ylabel("trials")
+    axis.legend(fontsize=7, ncol=3)
+    axis.tick_params(axis="x", labelrotation=20)
+    figure.tight_layout()
+    plots["outcomes"] = _png(figure, plt)
+    return plots
+
+
+def _png(figure: Any, plt: Any) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+# -- HTML ----------------------------------------------------------------------------------------
+
+def render_html(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
+    e = html.escape
+    head = ["scenario", "client", "trials", "recovered", "rate [95% CI]", "hangs", "data loss", "clear errors",
+            "backoff p50 / p90 ms", "recover p50 ms", "amplification", "decay (k: recovered/tried)"]
+    body = []
+    for row in rows:
+        if row.get("skipped"):
+            body.append(f"<tr class=skip><td>{e(row['scenario'])}</td><td>{e(row['client'])}</td><td colspan={len(head) - 2}>skipped: {e(row['skipped'])}</td></tr>")
+            continue
+        ci = row.get("recovery_ci") or [0, 0]
+        rate = row.get("recovery_rate")
+        cells = [
+            row["scenario"], row["client"], row["trials"], row["recovered"],
+            f"{rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]" if rate is not None else "",
+            row["hangs"], row["data_loss"], row["clear_errors"],
+            f"{_ms(row['backoff_ms'].get('p50'))} / {_ms(row['backoff_ms'].get('p90'))}",
+            _ms(row["time_to_recover_ms"].get("p50")),
+            f"{row['amplification']:.2f}" if row.get("amplification") else "",
+            " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
+        ]
+        css = "bad" if (rate is not None and rate < 0.5) or row["hangs"] or row["data_loss"] else "ok"
+        body.append(f"<tr class={css}>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
+    images = "".join(
+        f"<h2>{e(title)}</h2><img alt='{e(title)}' src='data:image/png;base64,{base64.b64encode(plots[name]).decode()}'>"
+        for name, title in (("outcomes", "Outcomes per client"), ("decay", "Retry decay (with 95% intervals)"), ("backoff", "Backoff measured by the server"))
+        if name in plots
+    )
+    errors = "".join(
+        f"<li><b>{e(r['scenario'])} / {e(r['client'])}</b>: " + "; ".join(f"<code>{e(x)}</code>" for x in r.get("error_lines", [])) + "</li>"
+        for r in rows if r.get("error_lines")
+    )
+    meta_lines = "".join(f"<li>{e(str(k))}: {e(str(v))}</li>" for k, v in meta.items())
+    return f"""<!doctype html><html><head><meta charset=utf-8><title>streamchaos report {e(str(meta.get('run_id', '')))}</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
+th{{background:#f0f0f0}}tr.bad td{{background:#fdecea}}tr.skip td{{color:#888}}code{{font-size:12px}}img{{max-width:100%}}</style></head><body>
+<h1>streamchaos report</h1><ul>{meta_lines}</ul>
+<table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
+{images}<h2>What clients said when they failed</h2><ul>{errors or '<li>nothing</li>'}</ul></body></html>"""
+
+
+def _ms(value: Any) -> str:
+    return "" if value is None else f"{value:.0f}"
+
+
+def print_table(rows: Sequence[Mapping[str, Any]], console: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    console.width = max(console.width, 150)
+    table = Table(title="streamchaos: recovery per scenario and client")
+    for column in ("scenario", "client", "n", "recovered", "rate [95% CI]", "hang", "loss", "backoff p50 ms", "decay"):
+        table.add_column(column)
+    for row in rows:
+        if row.get("skipped"):
+            table.add_row(row["scenario"], row["client"], "-", "-", f"skipped: {row['skipped'][:60]}", "", "", "", "")
+            continue
+        ci = row["recovery_ci"]
+        table.add_row(
+            row["scenario"], row["client"], str(row["trials"]), str(row["recovered"]),
+            f"{row['recovery_rate']:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]", str(row["hangs"]), str(row["data_loss"]),
+            _ms(row["backoff_ms"].get("p50")), " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
+        )
+    console.print(table)

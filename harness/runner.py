@@ -1,0 +1,291 @@
+"""Trials x scenarios x clients: parallel workers, deadlines, nothing left behind, resumable.
+
+Each (scenario, client) gets the scenario's fault plan loaded afresh; each trial gets its own API
+key and its own lane (a port of the simulator's), so the journal and the fault plan can tell
+trials apart with no help from the client. Every record is appended to ``trials.jsonl`` and
+synced as soon as its trial ends: a crash or Ctrl-C loses nothing, and running again with the
+same run id resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .clients.contract import kill_group, run_client
+from .clients.registry import ClientAdapter, Trial
+from .scenario import Scenario
+from .simulator_process import SimulatorProcess
+from .trial import TrialRecord, build
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    scenarios: tuple[Scenario, ...]
+    clients: tuple[ClientAdapter, ...]
+    results_dir: Path = RESULTS
+    run_id: str = ""
+    trials: int | None = None  # override every scenario's default
+    max_trials: int | None = None  # cap every scenario's default
+    workers: int = max(2, os.cpu_count() or 2)
+    time_scale: float | None = None  # override every scenario's own
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    on_update: Callable[["Progress", TrialRecord | None], None] | None = None
+
+    def advance(self, record: TrialRecord | None) -> None:
+        self.done += 1
+        if self.on_update:
+            self.on_update(self, record)
+
+
+@dataclass
+class _Active:
+    """Process groups of clients running now, so an interrupt kills them all."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    groups: set[int] = field(default_factory=set)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def add(self, pgid: int) -> None:
+        with self.lock:
+            self.groups.add(pgid)
+        if self.stopping.is_set():
+            kill_group(pgid, signal.SIGKILL)
+
+    def discard(self, pgid: int | None) -> None:
+        with self.lock:
+            self.groups.discard(pgid)
+
+    def kill_all(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            groups = list(self.groups)
+        for pgid in groups:
+            kill_group(pgid, signal.SIGKILL)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S")
+
+
+def trials_for(scenario: Scenario, config: RunConfig) -> int:
+    count = config.trials if config.trials is not None else scenario.trials
+    return min(count, config.max_trials) if config.max_trials else count
+
+
+class Recorder:
+    """Append-only trials.jsonl, one fsync'd line per trial; reads back what is there."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / "trials.jsonl"
+        self._lock = threading.Lock()
+
+    def existing(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        records = []
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue  # a line cut by a crash: that trial runs again
+        return records
+
+    def append(self, record: TrialRecord) -> None:
+        line = json.dumps(record.to_json(), separators=(",", ":")) + "\n"
+        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def transport_for(scenario: Scenario, client: ClientAdapter) -> tuple[bool, str | None]:
+    """(use TLS, reason to skip): TLS as the scenario says when the client speaks an allowed
+    protocol over it; every client speaks HTTP/1.1 in cleartext as a fallback."""
+    if client.speaks(scenario.transports):
+        return scenario.tls, None
+    if "http/1.1" in scenario.transports:
+        return False, None
+    return scenario.tls, f"{client.name} speaks {', '.join(client.protocols)}; the scenario needs {', '.join(scenario.transports)}"
+
+
+def skip_reason(scenario: Scenario, client: ClientAdapter) -> str | None:
+    installed, why = client.installed()
+    if not installed:
+        return why
+    _, why = transport_for(scenario, client)
+    if why:
+        return why
+    if scenario.needs_toxiproxy:
+        from .toxiproxy import available
+
+        ok, why = available()
+        if not ok:
+            return why
+    return None
+
+
+def expected_answers(scenario: Scenario, client: ClientAdapter) -> int:
+    turns = scenario.turns[: client.max_turns] if client.max_turns else scenario.turns
+    if client.name.startswith("claude-code"):
+        return 1  # it prints the final answer only
+    return sum(t.parallel if client.parallel else 1 for t in turns)
+
+
+def run(config: RunConfig, progress: Progress | None = None) -> Path:
+    """Run everything not yet recorded under results/<run_id>; return that directory."""
+    run_id = config.run_id or new_run_id()
+    directory = config.results_dir / run_id
+    recorder = Recorder(directory)
+    done = {(r["scenario"], r["client"], r["trial"]) for r in recorder.existing()}
+    progress = progress or Progress()
+    plan = [(s, c, i) for s in config.scenarios for c in config.clients for i in range(trials_for(s, config))]
+    progress.total = len([p for p in plan if (p[0].name, p[1].name, p[2]) not in done])
+    active = _Active()
+    toxiproxy = None
+    try:
+        for scenario in config.scenarios:
+            pending_clients = [c for c in config.clients if any((scenario.name, c.name, i) not in done for i in range(trials_for(scenario, config)))]
+            if not pending_clients:
+                continue
+            if scenario.needs_toxiproxy and toxiproxy is None and any(skip_reason(scenario, c) is None for c in pending_clients):
+                from .toxiproxy import ToxiproxyServer
+
+                toxiproxy = ToxiproxyServer().start()
+            with SimulatorProcess(["--seed", str(scenario.seed)]) as simulator:
+                for client in pending_clients:
+                    _run_combination(config, run_id, scenario, client, simulator, toxiproxy, recorder, done, progress, active)
+    except BaseException:
+        active.kill_all()
+        raise
+    finally:
+        if toxiproxy is not None:
+            toxiproxy.stop()
+    _point_latest(config.results_dir, directory)
+    return directory
+
+
+def _run_combination(config: RunConfig, run_id: str, scenario: Scenario, client: ClientAdapter, simulator: SimulatorProcess,
+                     toxiproxy: Any, recorder: Recorder, done: set, progress: Progress, active: _Active) -> None:
+    count = trials_for(scenario, config)
+    pending = [i for i in range(count) if (scenario.name, client.name, i) not in done]
+    reason = skip_reason(scenario, client)
+    if reason:
+        for index in pending:
+            record = _skipped(run_id, scenario, client, index, reason)
+            recorder.append(record)
+            progress.advance(record)
+        return
+    time_scale = config.time_scale if config.time_scale is not None else scenario.time_scale
+    simulator.load_plan(scenario.plan(time_scale).to_data())
+    parallelism = scenario.concurrency if scenario.concurrency > 1 else config.workers
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"trial-{client.name}") as pool:
+        futures = [pool.submit(_run_trial, run_id, scenario, client, index, simulator, toxiproxy, time_scale, active) for index in pending]
+        try:
+            for future in futures:
+                record = future.result()
+                recorder.append(record)
+                progress.advance(record)
+        except BaseException:
+            active.kill_all()
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def trial_key(run_id: str, scenario: str, client: str, index: int) -> str:
+    raw = f"sc-{run_id}-{scenario}-{client}-{index}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw)
+
+
+def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, simulator: SimulatorProcess, toxiproxy: Any,
+               time_scale: float, active: _Active) -> TrialRecord:
+    if active.stopping.is_set():
+        raise KeyboardInterrupt
+    key = trial_key(run_id, scenario.name, client.name, index)
+    tls, _ = transport_for(scenario, client)
+    lane = simulator.open_lane(key)
+    proxy = timeline = None
+    workdir = Path(tempfile.mkdtemp(prefix="streamchaos-trial-"))
+    pgid: list[int] = []
+    try:
+        port = lane
+        if scenario.needs_toxiproxy and toxiproxy is not None:
+            from .toxic_timeline import start_timeline
+
+            proxy = toxiproxy.create_proxy(key, upstream_port=lane)
+            port = proxy.listen_port
+            timeline = start_timeline(toxiproxy, proxy, scenario.toxics, time_scale, simulator, key)
+        base_url = simulator.lane_url(port, tls)
+        deadline = scenario.deadline(time_scale)
+        invocation = client.invocation(Trial(base_url, key, simulator.ca_file if tls else None, scenario.client_plan(time_scale), deadline, workdir))
+
+        def started(group: int) -> None:
+            pgid.append(group)
+            active.add(group)
+
+        result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, on_start=started)
+    finally:
+        active.discard(pgid[0] if pgid else None)
+        if timeline is not None:
+            timeline.stop()
+        simulator.close_lane(lane)
+        if proxy is not None:
+            toxiproxy.delete_proxy(proxy)
+        shutil.rmtree(workdir, ignore_errors=True)
+    records = simulator.journal(key, wait_closed=True, timeout_s=5.0)
+    record = build(run_id, scenario.name, client.name, index, key, result, invocation.output, records, expected_answers(scenario, client))
+    record.extra.update({"tls": tls, "base_url": base_url, "time_scale": time_scale})
+    return record
+
+
+def _skipped(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, reason: str) -> TrialRecord:
+    return TrialRecord(
+        run_id=run_id, scenario=scenario.name, client=client.name, trial=index, key="", outcome="skipped", exit_code=None, hung=False,
+        elapsed_s=0.0, error_line=None, answers_expected=0, answers_intact=0, integrity=[], faults_fired=0, attempts=[], backoff_ms=[],
+        time_to_recover_ms=None, bytes_out=0, bytes_needed=0, events_out=0, connections=0, skipped=reason,
+    )
+
+
+def _point_latest(results: Path, directory: Path) -> None:
+    latest = results / "latest"
+    try:
+        if latest.is_symlink() or latest.exists():
+            latest.unlink()
+        latest.symlink_to(directory.name)
+    except OSError:
+        pass
+
+
+def load_records(directory: Path) -> list[dict[str, Any]]:
+    return Recorder(directory).existing()
+
+
+def only_latest(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """If a trial was recorded twice (a resumed run), keep its last record."""
+    seen: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for record in records:
+        seen[(record["scenario"], record["client"], record["trial"])] = record
+    return list(seen.values())
