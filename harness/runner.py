@@ -115,8 +115,12 @@ class Recorder:
 
     def append(self, record: TrialRecord) -> None:
         line = json.dumps(record.to_json(), separators=(",", ":")) + "\n"
-        with self._lock, open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(line)
+        with self._lock, open(self.path, "a+b") as handle:
+            if handle.tell() > 0:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":  # a line cut by a crash: keep it apart
+                    line = "\n" + line
+            handle.write(line.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
 
