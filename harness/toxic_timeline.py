@@ -92,7 +92,12 @@ class AfterStep:
 
 @dataclass(frozen=True)
 class AfterFirstAnswer:
-    """``delay_s`` after the first request of ``key`` completed (journal ``end == "complete"``)."""
+    """``delay_s`` after the first request of ``key`` completed (journal ``end == "complete"``).
+
+    "Complete" is the simulator's view: it handed the last byte to its kernel. Through toxiproxy
+    the client may get it much later (a downstream ``latency`` or ``bandwidth`` toxic holds it,
+    and toxiproxy reads the whole answer at once), so a step that takes the proxy down at that
+    moment can cut the very answer it waits for. Give ``delay_s`` at least the downstream delay."""
 
     key: str
     delay_s: float = 0.0
@@ -437,7 +442,63 @@ class ToxicTimeline:
             self._done[label] = done_at
 
 
+# -- scenario files -----------------------------------------------------------------------------
+
+SCENARIO_EVENTS = ("first_answer_complete", "connection_idle")
+
+
+def steps_from_scenario(proxy: ProxyHandle, toxic_steps: Sequence[Any], time_scale: float, key: str) -> list[Step]:
+    """A scenario's ``[[toxics]]`` (``harness.scenario.ToxicStep``: ``action`` add/update/remove/
+    down/up, ``at_s`` or ``on`` first_answer_complete/connection_idle with ``idle_s``, ``toxic``)
+    as timeline steps for one trial (journal key ``key``). Times and toxic durations are scaled
+    by ``time_scale`` (rates divided by it); an update's attributes are scaled by the type of the
+    toxic it names (its ``type`` key, else the last ``add`` of that name)."""
+    from .toxiproxy import scaled_attributes, scaled_toxic, toxic_from_data
+
+    steps: list[Step] = []
+    types: dict[str, str] = {}
+    for index, item in enumerate(toxic_steps):
+        label = f"toxics[{index}]:{item.action}"
+        if item.at_s is not None:
+            when: Trigger = At(item.at_s * time_scale)
+        elif item.on == "first_answer_complete":
+            when = AfterFirstAnswer(key)
+        elif item.on == "connection_idle":
+            when = WhenIdle(key, item.idle_s * time_scale)
+        else:
+            raise ValueError(f"{label}: needs at_s or on ({', '.join(SCENARIO_EVENTS)}), not on={item.on!r}")
+        data = dict(item.toxic or {})
+        if item.action == "add":
+            toxic = scaled_toxic(toxic_from_data(data), time_scale)
+            types[toxic.toxic_name] = toxic.type
+            action: Action = AddToxic(proxy, toxic)
+        elif item.action == "update":
+            name = data.pop("name")
+            kind = data.pop("type", None) or types.get(name, "")
+            toxicity = data.pop("toxicity", None)
+            attributes = dict(data.pop("attributes", {}) or {}, **{k: v for k, v in data.items() if k != "stream"})
+            action = UpdateToxic(proxy, name, toxicity, scaled_attributes(kind, attributes, time_scale))
+        elif item.action == "remove":
+            action = RemoveToxic(proxy, data["name"])
+        elif item.action == "down":
+            action = Disable(proxy)
+        elif item.action == "up":
+            action = Enable(proxy)
+        else:
+            raise ValueError(f"{label}: unknown action {item.action!r}")
+        steps.append(Step(when, action, label))
+    return steps
+
+
+def start_timeline(toxiproxy: Any, proxy: ProxyHandle, toxic_steps: Sequence[Any], time_scale: float, simulator: Any, key: str,
+                   max_duration_s: float = 1800.0) -> ToxicTimeline:
+    """Build and start the timeline of one trial; the caller stops it (``timeline.stop()``).
+    ``toxiproxy`` (the server) is accepted for symmetry; the proxy handle carries its client."""
+    return ToxicTimeline(steps_from_scenario(proxy, toxic_steps, time_scale, key), journal=simulator, max_duration_s=max_duration_s).start()
+
+
 __all__ = [
     "ToxicTimeline", "Step", "Fired", "TimelineError", "At", "AfterStep", "AfterFirstAnswer", "WhenIdle",
     "AddToxic", "UpdateToxic", "RemoveToxic", "Disable", "Enable", "Call", "down_window", "toxic_window",
+    "steps_from_scenario", "start_timeline",
 ]

@@ -166,7 +166,7 @@ MAX_MS = MAX_INT64 // 1_000_000  # ms * time.Millisecond must not overflow Go's 
 MAX_US = MAX_INT64 // 1_000  # slicer delay is in microseconds
 MAX_RATE = MAX_INT64 // 100  # bandwidth computes rate*100 (bytes per 100 ms)
 STREAMS = ("upstream", "downstream")
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,100}$")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,255}$")
 
 
 def _integer(toxic: str, attribute: str, value: Any, low: int, high: int, unit: str) -> None:
@@ -189,7 +189,7 @@ class Toxic:
 
     def __post_init__(self) -> None:
         if self.name is not None and (not isinstance(self.name, str) or not _NAME.match(self.name)):
-            raise ToxicValidationError(f"{self.type}.name", f"must be 1-100 of [A-Za-z0-9_.-], not {self.name!r}")
+            raise ToxicValidationError(f"{self.type}.name", f"must be 1-255 of [A-Za-z0-9_.-], not {self.name!r}")
         if self.stream not in STREAMS:
             raise ToxicValidationError(f"{self.type}.stream", f"must be 'upstream' or 'downstream', not {self.stream!r}")
         t = self.toxicity
@@ -322,6 +322,54 @@ TOXIC_TYPES: dict[str, type[Toxic]] = {cls.type: cls for cls in (
     LatencyToxic, BandwidthToxic, SlowCloseToxic, TimeoutToxic, ResetPeerToxic, SlicerToxic, LimitDataToxic)}
 
 
+def toxic_from_data(data: Mapping[str, Any]) -> Toxic:
+    """A toxic as a scenario file writes it: ``{"type": "latency", "latency": 100}`` (attributes
+    flat, or under ``"attributes"``), with optional ``name``, ``stream``, ``toxicity``. Raises
+    :class:`ToxicValidationError` (a ValueError) naming the key."""
+    if not isinstance(data, Mapping):
+        raise ToxicValidationError("toxic", f"must be a table, not {type(data).__name__}")
+    kind = data.get("type")
+    cls = TOXIC_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ToxicValidationError("type", f"must be one of {', '.join(sorted(TOXIC_TYPES))}, not {kind!r}")
+    nested = data.get("attributes", {})
+    if not isinstance(nested, Mapping):
+        raise ToxicValidationError(f"{kind}.attributes", f"must be a table, not {type(nested).__name__}")
+    allowed = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in [*((k, v) for k, v in data.items() if k not in ("type", "attributes")), *nested.items()]:
+        if key not in allowed:
+            raise ToxicValidationError(f"{kind}.{key}", f"unknown attribute; {kind} has {', '.join(sorted(allowed))}")
+        values[key] = value
+    return cls(**values)
+
+
+# (attribute, how it scales): durations are multiplied by the time scale, rates divided by it
+_SCALING = {"latency": {"latency": "duration", "jitter": "duration"}, "bandwidth": {"rate": "rate"},
+            "slow_close": {"delay": "duration"}, "timeout": {"timeout": "duration"}, "reset_peer": {"timeout": "duration"},
+            "slicer": {"delay": "duration"}, "limit_data": {}}
+
+
+def scaled_attributes(kind: str, attributes: Mapping[str, Any], factor: float) -> dict[str, Any]:
+    """Attributes of a ``kind`` toxic with durations x ``factor`` and rates / ``factor`` (as the
+    simulator's ``scaled`` does for fault plans); a nonzero value stays nonzero."""
+    if not (isinstance(factor, (int, float)) and math.isfinite(factor) and factor > 0):
+        raise ValueError(f"time scale must be a finite number > 0, not {factor!r}")
+    out = dict(attributes)
+    for name, how in _SCALING.get(kind, {}).items():
+        value = out.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            out[name] = max(1, round(value * factor if how == "duration" else value / factor))
+    return out
+
+
+def scaled_toxic(toxic: Toxic, factor: float) -> Toxic:
+    """The same toxic with its durations scaled (see :func:`scaled_attributes`)."""
+    if factor == 1:
+        return toxic
+    return dataclasses.replace(toxic, **scaled_attributes(toxic.type, toxic.attributes(), factor))
+
+
 def toxic_from_api(data: Mapping[str, Any]) -> Toxic:
     """A toxic as the API lists it -> its dataclass (unknown attributes are ignored)."""
     cls = TOXIC_TYPES.get(data.get("type", ""))
@@ -427,7 +475,7 @@ class ToxiproxyClient:
         """``POST /proxies``; with the default ``listen`` the kernel picks the port and the answer
         says which (``ProxyHandle.port``)."""
         if not _NAME.match(name):
-            raise ValueError(f"proxy name must be 1-100 of [A-Za-z0-9_.-], not {name!r}")
+            raise ValueError(f"proxy name must be 1-255 of [A-Za-z0-9_.-], not {name!r}")
         data = self.request("POST", "/proxies", {"name": name, "upstream": upstream, "listen": listen, "enabled": enabled})
         return ProxyHandle(self, data)
 
@@ -464,6 +512,10 @@ class ProxyHandle:
     @property
     def port(self) -> int:
         return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def listen_port(self) -> int:
+        return self.port
 
     @property
     def base_url(self) -> str:
@@ -790,7 +842,10 @@ class ToxiproxyServer:
     in /proc); the process is killed and the start retried on another free port.
 
     The server's log goes to a file, never to a pipe (it logs every API call and connection at
-    the default level, and a pipe nobody reads would block it). ``LOG_LEVEL`` defaults to info.
+    the default level, and a pipe nobody reads would block it). The file is unlinked at once and
+    read through the descriptor we keep (:meth:`log_text`), so no log is left behind even if the
+    harness is SIGKILLed; ``keep_log=True`` keeps it at :attr:`log_path`. ``LOG_LEVEL`` defaults
+    to info.
     """
 
     binary: str | Path | None = None
@@ -804,8 +859,9 @@ class ToxiproxyServer:
     keep_log: bool = False
     install_signal_cleanup: bool = True
     process: subprocess.Popen | None = field(default=None, init=False)
-    log_path: Path | None = field(default=None, init=False)
+    log_path: Path | None = field(default=None, init=False)  # only with keep_log
     version: str = field(default="", init=False)
+    _log_fd: int | None = field(default=None, init=False, repr=False)
     history: list[StartAttempt] = field(default_factory=list, init=False)
     _client: ToxiproxyClient | None = field(default=None, init=False, repr=False)
 
@@ -826,11 +882,28 @@ class ToxiproxyServer:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def log_text(self) -> str:
-        if self.log_path is None:
+    def create_proxy(self, name: str, upstream_port: int | None = None, upstream: str | None = None,
+                     listen: str = f"{HOST}:0") -> ProxyHandle:
+        """A proxy to ``127.0.0.1:upstream_port`` (or ``upstream``) on a kernel-chosen port."""
+        if (upstream_port is None) == (upstream is None):
+            raise ValueError("give exactly one of upstream_port or upstream")
+        return self.client.create_proxy(name, upstream or f"{HOST}:{upstream_port}", listen=listen)
+
+    def delete_proxy(self, proxy: ProxyHandle | str) -> None:
+        """Delete a proxy (closing its connections); one already gone is fine."""
+        try:
+            self.client.request("DELETE", f"/proxies/{_quote(proxy if isinstance(proxy, str) else proxy.name)}")
+        except NotFound:
+            pass
+
+    def log_text(self, limit: int = 1 << 20) -> str:
+        """The server's output so far (its last ``limit`` bytes)."""
+        if self._log_fd is None:
             return ""
         try:
-            return self.log_path.read_text(errors="replace")
+            size = os.fstat(self._log_fd).st_size
+            start = max(0, size - limit)
+            return os.pread(self._log_fd, size - start, start).decode(errors="replace")
         except OSError:
             return ""
 
@@ -852,20 +925,23 @@ class ToxiproxyServer:
         raise ToxiproxyStartError(f"toxiproxy-server ({path}) did not start after {self.attempts} attempts: " + "; ".join(problems))
 
     def _attempt(self, path: Path, port: int) -> StartAttempt:
+        self._close_log()
         handle, log_name = tempfile.mkstemp(prefix=f"toxiproxy-{port}-", suffix=".log")
+        if self.keep_log:
+            self.log_path = Path(log_name)
+        else:
+            os.unlink(log_name)  # the child writes, we read, through descriptors: nothing to clean up
+        self._log_fd = handle
         env = {k: v for k, v in os.environ.items() if k != "LOG_LEVEL"}
         if self.log_level:
             env["LOG_LEVEL"] = self.log_level
-        try:
-            process = subprocess.Popen(
-                [str(path), "-host", self.host, "-port", str(port)], stdin=subprocess.DEVNULL, stdout=handle,
-                stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=_pdeathsig_preexec(),
-            )
-        finally:
-            os.close(handle)
+        process = subprocess.Popen(
+            [str(path), "-host", self.host, "-port", str(port)], stdin=subprocess.DEVNULL, stdout=handle,
+            stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=_pdeathsig_preexec(),
+        )
+        self.process, self.port = process, port
         with _LIVE_LOCK:
             _LIVE[process.pid] = process
-        self.process, self.port, self.log_path = process, port, Path(log_name)
         client = ToxiproxyClient(self.host, port, timeout_s=self.http_timeout_s)
         outcome, detail = self._wait_ready(client)
         if outcome == "ready":
@@ -909,19 +985,21 @@ class ToxiproxyServer:
             return None
         code = _terminate(process, self.stop_timeout_s)
         _forget(process.pid)
-        if self.log_path and not self.keep_log:
-            try:
-                self.log_path.unlink()
-            except OSError:
-                pass
         return code
+
+    def _close_log(self) -> None:
+        if self._log_fd is not None:
+            os.close(self._log_fd)
+            self._log_fd = None
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL after ``stop_timeout_s``; the exit status (None if never started)."""
         if self._client is not None:
             self._client.close()
             self._client = None
-        return self._kill_current()
+        code = self._kill_current()
+        self._close_log()
+        return code
 
     def __enter__(self) -> "ToxiproxyServer":
         try:
@@ -945,6 +1023,15 @@ def _last_error(log: str) -> str:
     return log.strip()[-300:]
 
 
+def available() -> tuple[bool, str | None]:
+    """(True, None) if a usable toxiproxy-server is installed, else (False, how to get one)."""
+    try:
+        find_binary()
+    except ToxiproxyUnavailable as error:
+        return False, str(error)
+    return True, None
+
+
 @contextmanager
 def running_toxiproxy(**kwargs: Any) -> Iterator[ToxiproxyServer]:
     """``with running_toxiproxy() as server:`` -- started, and stopped whatever happens."""
@@ -956,7 +1043,8 @@ def running_toxiproxy(**kwargs: Any) -> Iterator[ToxiproxyServer]:
 
 
 __all__ = [
-    "ToxiproxyServer", "ToxiproxyClient", "ProxyHandle", "StartAttempt", "running_toxiproxy", "find_binary", "binary_version",
+    "ToxiproxyServer", "ToxiproxyClient", "ProxyHandle", "StartAttempt", "running_toxiproxy", "available", "find_binary", "binary_version",
+    "toxic_from_data", "scaled_toxic", "scaled_attributes",
     "owns_listener", "free_port", "live_pids", "stop_all",
     "Toxic", "LatencyToxic", "BandwidthToxic", "SlowCloseToxic", "TimeoutToxic", "ResetPeerToxic", "SlicerToxic",
     "LimitDataToxic", "TOXIC_TYPES", "toxic_from_api",
