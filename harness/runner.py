@@ -2,7 +2,8 @@
 
 Each (scenario, client) gets the scenario's fault plan loaded afresh; each trial gets its own API
 key and its own lane (a port of the simulator's), so the journal and the fault plan can tell
-trials apart with no help from the client. Every record is appended to ``trials.jsonl`` and
+trials apart with no help from the client. The simulator's whole journal is kept beside the
+results (``journal-<scenario>.jsonl``). Every record is appended to ``trials.jsonl`` and
 synced as soon as its trial ends: a crash or Ctrl-C loses nothing, and running again with the
 same run id resumes where it stopped.
 """
@@ -178,7 +179,8 @@ def run(config: RunConfig, progress: Progress | None = None) -> Path:
                 from .toxiproxy import ToxiproxyServer
 
                 toxiproxy = ToxiproxyServer().start()
-            with SimulatorProcess(["--seed", str(scenario.seed)]) as simulator:
+            journal = directory / f"journal-{scenario.name}.jsonl"
+            with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)]) as simulator:
                 for client in pending_clients:
                     _run_combination(config, run_id, scenario, client, simulator, toxiproxy, recorder, done, progress, active)
     except BaseException:

@@ -1,7 +1,9 @@
 """The client contract: how the harness runs any client and reads what it printed.
 
 The harness sets ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (one key per trial), SSL_CERT_FILE and
-NODE_EXTRA_CA_CERTS (the simulator's CA) and STREAMCHAOS_PLAN (the conversation, JSON). The client
+NODE_EXTRA_CA_CERTS (the simulator's CA) and STREAMCHAOS_PLAN (the conversation, JSON; a plan too
+large for the environment, over 64 KiB, is written to a file named by STREAMCHAOS_PLAN_FILE instead,
+so a client reads STREAMCHAOS_PLAN if it is set and the file otherwise). The client
 prints each turn's final answer, as a JSON line (``{"turn": i, "text": ...}``) or as plain text,
 and exits 0 on success. The client runs in its own process group and the whole group is killed
 at the deadline, so nothing it spawned outlives the trial.
@@ -13,6 +15,7 @@ import json
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
@@ -48,15 +51,26 @@ class ClientRun:
         return None
 
 
-def contract_env(base_url: str, api_key: str, plan: Mapping[str, Any], ca_file: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+PLAN_IN_ENV_LIMIT = 64 * 1024  # one environment string may not exceed 128 KiB on Linux
+
+
+def contract_env(base_url: str, api_key: str, plan: Mapping[str, Any], ca_file: str | None, extra: Mapping[str, str] | None = None,
+                 plan_dir: str | os.PathLike | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ANTHROPIC_", "STREAMCHAOS_"))}
     env.update({
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_API_KEY": api_key,
-        "STREAMCHAOS_PLAN": json.dumps(plan),
         "NO_PROXY": "127.0.0.1,localhost,::1",
         "no_proxy": "127.0.0.1,localhost,::1",
     })
+    encoded = json.dumps(plan)
+    if len(encoded) <= PLAN_IN_ENV_LIMIT:
+        env["STREAMCHAOS_PLAN"] = encoded
+    else:
+        handle, path = tempfile.mkstemp(prefix="plan-", suffix=".json", dir=plan_dir)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(encoded)
+        env["STREAMCHAOS_PLAN_FILE"] = path
     if ca_file:
         env["SSL_CERT_FILE"] = ca_file
         env["NODE_EXTRA_CA_CERTS"] = ca_file
@@ -148,3 +162,11 @@ def first_request_body(plan: Mapping[str, Any], stream: bool | None = None) -> d
     if stream is not None:
         body["stream"] = stream
     return body
+
+
+def read_plan(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """What a Python contract client does first."""
+    if environ.get("STREAMCHAOS_PLAN"):
+        return json.loads(environ["STREAMCHAOS_PLAN"])
+    with open(environ["STREAMCHAOS_PLAN_FILE"], encoding="utf-8") as handle:
+        return json.load(handle)

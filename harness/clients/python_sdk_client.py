@@ -20,6 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 
+from harness.clients.contract import read_plan
+
 
 def make_client(plan: dict) -> anthropic.Anthropic:
     mode = os.environ.get("STREAMCHAOS_HTTP2", "")
@@ -69,7 +71,7 @@ def ask(client: anthropic.Anthropic, args: dict, stream: bool):
 
 
 def main() -> int:
-    plan = json.loads(os.environ["STREAMCHAOS_PLAN"])
+    plan = read_plan()
     client = make_client(plan)
     messages: list = []
     pending_tool_results: list = []

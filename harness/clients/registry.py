@@ -80,7 +80,7 @@ class ContractClient(ClientAdapter):
     env: Mapping[str, str] = field(default_factory=dict)
 
     def invocation(self, trial: Trial) -> Invocation:
-        return Invocation(self.argv, contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file, self.env))
+        return Invocation(self.argv, contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file, self.env, plan_dir=trial.workdir))
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class CommandClient(ClientAdapter):
         values = {"base_url": trial.base_url, "api_key": trial.api_key, "ca_file": trial.ca_file or "", "plan_file": str(plan_file),
                   "prompt": trial.plan["turns"][0]["prompt"]}
         argv = tuple(part.format(**values) for part in shlex.split(self.template))
-        return Invocation(argv, contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file), str(trial.workdir), self.output)
+        return Invocation(argv, contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file, plan_dir=trial.workdir), str(trial.workdir), self.output)
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class CurlClient(ClientAdapter):
             argv[1:1] = ["--cacert", trial.ca_file]
         if trial.plan.get("timeout_s"):
             argv[1:1] = ["--max-time", str(trial.plan["timeout_s"])]
-        return Invocation(tuple(argv), contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file), output="sse")
+        return Invocation(tuple(argv), contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file, plan_dir=trial.workdir), output="sse")
 
 
 @dataclass(frozen=True)

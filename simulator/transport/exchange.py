@@ -155,8 +155,12 @@ class _Writer:
             "t": time.monotonic(), "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"],
         }
         self.record["faults"].append(note)
-        result = await perform(rule.fault, self.channel, self.flush)
-        note["events_out"], note["bytes_out"] = self.record["events_out"], self.record["bytes_out"]
+
+        async def flush() -> None:  # the note says what was on the wire when the fault fired
+            await self.flush()
+            note["events_out"], note["bytes_out"], note["t"] = self.record["events_out"], self.record["bytes_out"], time.monotonic()
+
+        result = await perform(rule.fault, self.channel, flush)
         if result == NOT_APPLICABLE:
             note["skipped"] = f"{rule.fault.kind} does not apply to {self.channel.protocol}"
             return

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.request
 
-from harness.clients.contract import first_request_body
+from harness.clients.contract import first_request_body, read_plan
 from simulator import sse
 
 FIXED_BACKOFF_S = 0.3
@@ -49,7 +49,7 @@ def stream_once(body: bytes, timeout: float | None) -> tuple[str, bool]:
 
 
 def main(mode: str) -> int:
-    plan = json.loads(os.environ["STREAMCHAOS_PLAN"])
+    plan = read_plan()
     body = json.dumps(first_request_body(plan, stream=True)).encode()
     timeout = None if mode == "hang" else 10.0
     attempts = 4 if mode in ("fixed-retry", "repeat-on-retry") else 1

@@ -217,7 +217,14 @@ type outcome struct {
 
 func run() int {
 	var p plan
-	if err := json.Unmarshal([]byte(os.Getenv("STREAMCHAOS_PLAN")), &p); err != nil {
+	raw := []byte(os.Getenv("STREAMCHAOS_PLAN"))
+	if len(raw) == 0 { // a plan too large for the environment comes in a file
+		var err error
+		if raw, err = os.ReadFile(os.Getenv("STREAMCHAOS_PLAN_FILE")); err != nil {
+			return fail(0, fmt.Errorf("STREAMCHAOS_PLAN_FILE: %w", err))
+		}
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
 		return fail(0, fmt.Errorf("STREAMCHAOS_PLAN: %w", err))
 	}
 	opts, err := clientOptions(p)

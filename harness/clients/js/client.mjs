@@ -12,6 +12,7 @@
 // and exits 1 if any failed; the conversation goes on with part 0. The transport is the runtime's
 // own fetch: undici on Node, Bun's on Bun (h2 there only with BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1).
 
+import { readFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
 
 // The environment's value if set, else the plan's (as the Python client's os.environ.get(name, plan[key])).
@@ -103,7 +104,8 @@ async function ask(client, args, stream) {
 }
 
 async function main() {
-  const plan = JSON.parse(process.env.STREAMCHAOS_PLAN);
+  // A plan too large for the environment comes in a file (see harness/clients/contract.py).
+  const plan = JSON.parse(process.env.STREAMCHAOS_PLAN || readFileSync(process.env.STREAMCHAOS_PLAN_FILE, "utf8"));
   const client = makeClient(plan);
   let messages = [];
   let pendingToolResults = [];
