@@ -77,6 +77,8 @@ class ToxicStep:
     on: str | None = None
     idle_s: float = 0.0
     toxic: Mapping[str, Any] = field(default_factory=dict)
+    after: int | None = None  # index of an earlier step: fire delay_s after it
+    delay_s: float = 0.0  # with ``on`` or ``after``
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +161,7 @@ TOP_KEYS = {
 CONVERSATION_KEYS = {"model", "turns", "turn"}
 TURN_KEYS = {f for f in Turn.__dataclass_fields__}
 CLIENT_KEYS = {"timeout_s", "max_retries"}
-TOXIC_KEYS = {"action", "at_s", "on", "idle_s", "toxic"}
+TOXIC_KEYS = {"action", "at_s", "on", "idle_s", "toxic", "after", "delay_s"}
 
 
 def load(path: Path | str) -> Scenario:
@@ -316,8 +318,11 @@ def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
             raise ScenarioError(v.source, f"{path}.action", f"must be one of {', '.join(TOXIC_ACTIONS)}, not {action!r}")
         at_s = v.number(item, "at_s", path, default=None, minimum=0.0)
         on = v.get(item, "on", str, path, default=None)
-        if (at_s is None) == (on is None):
-            raise ScenarioError(v.source, path, "give exactly one of at_s (seconds) or on (a journal event)")
+        after = v.get(item, "after", int, path, default=None)
+        if sum(x is not None for x in (at_s, on, after)) != 1:
+            raise ScenarioError(v.source, path, "give exactly one of at_s (seconds), on (a journal event) or after (an earlier step's index)")
+        if after is not None and not 0 <= after < index:
+            raise ScenarioError(v.source, f"{path}.after", f"must be the index of an earlier step (0..{index - 1})")
         if on is not None and on not in TOXIC_EVENTS:
             raise ScenarioError(v.source, f"{path}.on", f"must be one of {', '.join(TOXIC_EVENTS)}, not {on!r}")
         toxic = v.table(item, "toxic", path)
@@ -325,7 +330,8 @@ def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
             raise ScenarioError(v.source, f"{path}.toxic.name", f"{action} needs the name of the toxic")
         if action == "add":
             _check_toxic(v, toxic, f"{path}.toxic")
-        steps.append(ToxicStep(action, at_s, on, v.number(item, "idle_s", path, default=0.0, minimum=0.0), dict(toxic)))
+        steps.append(ToxicStep(action, at_s, on, v.number(item, "idle_s", path, default=0.0, minimum=0.0), dict(toxic), after,
+                               v.number(item, "delay_s", path, default=0.0, minimum=0.0)))
     return tuple(steps)
 
 

@@ -459,10 +459,13 @@ def steps_from_scenario(proxy: ProxyHandle, toxic_steps: Sequence[Any], time_sca
     types: dict[str, str] = {}
     for index, item in enumerate(toxic_steps):
         label = f"toxics[{index}]:{item.action}"
+        delay = getattr(item, "delay_s", 0.0) * time_scale
         if item.at_s is not None:
             when: Trigger = At(item.at_s * time_scale)
+        elif getattr(item, "after", None) is not None:
+            when = AfterStep(f"toxics[{item.after}]:{toxic_steps[item.after].action}", delay)
         elif item.on == "first_answer_complete":
-            when = AfterFirstAnswer(key)
+            when = AfterFirstAnswer(key, delay)
         elif item.on == "connection_idle":
             when = WhenIdle(key, item.idle_s * time_scale)
         else:

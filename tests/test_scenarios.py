@@ -21,7 +21,7 @@ def test_library_scenario_validates_and_documents_itself(path):
     item = scenario.load(path)
     assert item.name == path.stem
     assert item.title and item.shape and item.expect and item.reproduces
-    assert item.faults.rules
+    assert item.faults.rules or item.toxics
     plan = item.client_plan()
     assert plan["turns"] and all("@sc " in turn["prompt"] for turn in plan["turns"])
 
@@ -29,6 +29,8 @@ def test_library_scenario_validates_and_documents_itself(path):
 def test_the_library_covers_every_reported_shape():
     kinds = {rule.fault.kind for path in LIBRARY for rule in scenario.load(path).faults.rules}
     assert {"tcp_reset", "fin", "truncated_clean", "idle_eviction", "goaway", "rst_stream", "http_error", "sse_error", "stall"} <= kinds
+    actions = {step.action for path in LIBRARY for step in scenario.load(path).toxics}
+    assert {"add", "down", "up"} <= actions
     assert len(LIBRARY) >= 12
 
 
