@@ -232,7 +232,7 @@ def error_family(patterns: dict[str, str]) -> Callable[[Outcome], None]:
 # Literal error lines (regular expressions), per client.
 PY_RESET = r"^ReadError: \[Errno 104\] Connection reset by peer$"
 PY_H2_RESET = r"^(ReadError|WriteError): \[Errno 104\] Connection reset by peer$"
-PY_TLS_EOF_H1 = r"^RemoteProtocolError: peer closed connection without sending complete message body \(incomplete chunked read\)$"
+PY_INCOMPLETE_CHUNKED = r"^RemoteProtocolError: peer closed connection without sending complete message body \(incomplete chunked read\)$"
 PY_H2_EOF = r"^RemoteProtocolError: Server disconnected$"
 # Node: the stream helper wraps undici's TypeError("terminated") in AnthropicError; the TypeError is the first cause.
 NODE_TERMINATED = r"^AnthropicError: terminated \(cause: terminated: {}\)$"
@@ -255,7 +255,7 @@ def test_tcp_reset_mid_stream_is_a_reset_family_error_and_never_retried(sim, pla
     check_all(outcomes, error_family({
         "python-h1": PY_RESET,
         # Over TLS Python's ssl reports the peer's RST as EOF: no ECONNRESET, an incomplete body.
-        "python-h1-tls": PY_TLS_EOF_H1,
+        "python-h1-tls": PY_INCOMPLETE_CHUNKED,
         "python-h2-tls": PY_H2_EOF,
         "python-h2c": PY_H2_RESET,
         # REFERENCE: cause `read ECONNRESET`. Observed: that or `other side closed`, on either
@@ -299,7 +299,7 @@ def test_fin_mid_body_is_an_incomplete_body(sim, plan, request):
     names = ["python-h1", "node-tls", "node-http", "bun-tls", "bun-h2", "go-h1", "go-h2"]
     outcomes = run_cases(sim, request, [Case(name) for name in names], retries=2)
     check_all(outcomes, error_family({
-        "python-h1": r"^RemoteProtocolError: peer closed connection without sending complete message body \(incomplete chunked read\)$",
+        "python-h1": PY_INCOMPLETE_CHUNKED,
         "node-tls": NODE_TERMINATED.format("other side closed"),
         "node-http": NODE_TERMINATED.format("other side closed"),
         # Not in REFERENCE: Bun reports a clean FIN exactly as it reports an RST.
@@ -361,9 +361,11 @@ def test_graceful_goaway_covering_the_stream(sim, plan, request):
         # gives up on the GOAWAY, closes the connection before the last events are written.
         python = outcome.case.client.startswith("python")
         record = assert_one_request(outcome, ("complete", "reset_by_client", "cancelled") if python else "complete")
-        assert [note["events_out"] for note in record["faults"] if note["type"] == "goaway"] == [10]
+        (note,) = [note for note in record["faults"] if note["type"] == "goaway"]
         if record["end"] == "complete":
-            assert record["events_out"] == EVENTS
+            assert record["events_out"] == EVENTS and note["events_out"] == 10, f"[{outcome.case.name}] {note}"
+        else:
+            assert record["events_out"] >= 10
 
     check_all(outcomes, journal)
 
@@ -449,9 +451,9 @@ def test_sse_error_event_after_http_200_is_an_api_error_and_not_retried(sim, pla
 
     def journal(outcome: Outcome) -> None:
         # A client that drops the connection as soon as it has parsed the error event can beat the
-        # simulator's end of body (last chunk / END_STREAM): seen with Bun over TLS. The record's
-        # events_out/bytes_out leave out the error event the fault wrote (reported), so the fault
-        # note's count is what is asserted.
+        # simulator's end of body (last chunk / END_STREAM): seen with Bun over TLS. events_out is 8:
+        # the record's events_out/bytes_out leave out the error event the fault itself wrote
+        # (reported as a journal slip; asserted as observed).
         record = assert_faulted_once(outcome, "sse_error", 8, client_may_reset=True)
         assert record["status"] == 200
 
