@@ -32,18 +32,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--scenario", default=None, help="load this scenario's fault plan (a name from scenarios/ or a file)")
 
     run = commands.add_parser("run", help="drive clients through scenarios; results to results/<run-id>/")
-    run.add_argument("--scenarios", nargs="*", default=None, help="names from scenarios/ or files (default: the whole library)")
-    run.add_argument("--clients", nargs="*", default=None, help="built-in clients (default: every installed one)")
-    run.add_argument("--client-cmd", default=None, help="any client: a command template, e.g. 'node my.js {base_url}'")
-    run.add_argument("--client-name", default="custom")
-    run.add_argument("--client-output", default="contract", choices=("contract", "text"))
-    run.add_argument("--trials", type=int, default=None, help="trials per scenario and client (default: each scenario's)")
-    run.add_argument("--max-trials", type=int, default=None, help="cap each scenario's default trial count")
-    run.add_argument("--workers", type=int, default=None, help="trials at once (default: the core count, at least 2)")
-    run.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
-    run.add_argument("--run-id", default=None, help="resume (or name) this run")
-    run.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    _add_run_options(run)
     run.set_defaults(handler=_run)
+
+    gate = commands.add_parser("gate", help="run (or read) results and pass or fail them against a policy; JUnit XML")
+    _add_run_options(gate)
+    gate.add_argument("--from", dest="from_dir", type=Path, default=None, help="judge this results directory instead of running")
+    gate.add_argument("--policy", type=Path, default=None, help="TOML thresholds (see README: CI gate)")
+    gate.add_argument("--junit", type=Path, default=None, help="write JUnit XML here (default: <results>/junit.xml)")
+    gate.add_argument("--min-recovery", type=float, default=None, help="lower bound of the 95%% recovery interval, 0..1")
+    gate.add_argument("--max-hangs", type=int, default=None)
+    gate.add_argument("--max-data-loss", type=int, default=None)
+    gate.add_argument("--max-amplification", type=float, default=None)
+    gate.set_defaults(handler=_gate)
 
     clients = commands.add_parser("clients", help="the built-in clients and whether each is installed")
     clients.set_defaults(handler=_clients)
@@ -66,6 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     return args.handler(args)
 
 
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scenarios", nargs="*", default=None, help="names from scenarios/ or files (default: the whole library)")
+    parser.add_argument("--clients", nargs="*", default=None, help="built-in clients (default: every installed one)")
+    parser.add_argument("--client-cmd", default=None, help="any client: a command template, e.g. 'node my.js {base_url}'")
+    parser.add_argument("--client-name", default="custom")
+    parser.add_argument("--client-output", default="contract", choices=("contract", "text"))
+    parser.add_argument("--trials", type=int, default=None, help="trials per scenario and client (default: each scenario's)")
+    parser.add_argument("--max-trials", type=int, default=None, help="cap each scenario's default trial count")
+    parser.add_argument("--workers", type=int, default=None, help="trials at once (default: the core count, at least 2)")
+    parser.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
+    parser.add_argument("--run-id", default=None, help="resume (or name) this run")
+    parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+
+
 def _select_scenarios(names: list[str] | None):
     from harness import scenario
 
@@ -86,23 +101,32 @@ def _select_clients(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
-    import os
-
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
-
-    from harness import metrics, report, runner
-    from harness.scenario import ScenarioError
 
     console = Console(stderr=True)
+    directory = _execute(args, console)
+    if not isinstance(directory, Path):
+        return directory
+    return _summarize(directory, console, {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"})
+
+
+def _execute(args: argparse.Namespace, console) -> Path | int:
+    """Run what the options say; the results directory, or an exit code if it could not run."""
+    import os
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    from harness import runner
+    from harness.scenario import ScenarioError
+
     try:
         scenarios = _select_scenarios(args.scenarios)
         clients = _select_clients(args)
     except (ScenarioError, KeyError, ValueError) as error:
-        console.print(f"[red]streamchaos run:[/red] {error}")
+        console.print(f"[red]streamchaos:[/red] {error}")
         return 2
     if not clients:
-        console.print("[red]streamchaos run:[/red] no client is installed; run `make setup` or pass --client-cmd")
+        console.print("[red]streamchaos:[/red] no client is installed; run `make setup` or pass --client-cmd")
         return 2
     config = runner.RunConfig(
         scenarios=scenarios, clients=clients, results_dir=args.results or runner.RESULTS, run_id=args.run_id or runner.new_run_id(),
@@ -116,12 +140,48 @@ def _run(args: argparse.Namespace) -> int:
             bar.update(task, total=progress.total, completed=progress.done, description=label[:70])
 
         try:
-            directory = runner.run(config, runner.Progress(on_update=update))
+            return runner.run(config, runner.Progress(on_update=update))
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}; "
                           f"resume with --run-id {config.run_id}")
             return 130
-    return _summarize(directory, console, {"scenarios": len(scenarios), "clients": ", ".join(c.name for c in clients)})
+
+
+def _gate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from harness import gate, metrics, runner
+
+    console = Console(stderr=True)
+    try:
+        policy = gate.load_policy(args.policy) if args.policy else gate.Policy()
+        policy = gate.with_overrides(policy, min_recovery_lower=args.min_recovery, max_hangs=args.max_hangs,
+                                     max_data_loss=args.max_data_loss, max_amplification=args.max_amplification)
+    except gate.PolicyError as error:
+        console.print(f"[red]streamchaos gate:[/red] {error}")
+        return 2
+    if args.from_dir:
+        directory = args.from_dir.resolve()
+        if not (directory / "trials.jsonl").exists():
+            console.print(f"[red]streamchaos gate:[/red] {directory} has no trials.jsonl")
+            return 2
+    else:
+        directory = _execute(args, console)
+        if not isinstance(directory, Path):
+            return directory
+    status = _summarize(directory, console, {"gate": str(args.policy or "flags")})
+    if status:
+        return status
+    verdicts = gate.evaluate(metrics.summarize(runner.only_latest(runner.load_records(directory))), policy)
+    junit = args.junit or directory / "junit.xml"
+    junit.write_text(gate.junit_xml(verdicts))
+    failed = [v for v in verdicts if not v.passed]
+    for verdict in verdicts:
+        mark = "[green]PASS[/green]" if verdict.passed else "[red]FAIL[/red]"
+        detail = f"skipped: {verdict.skipped}" if verdict.skipped else "; ".join(verdict.reasons)
+        console.print(f"{mark} {verdict.scenario} / {verdict.client} {detail}")
+    console.print(f"gate: {len(verdicts) - len(failed)} passed, {len(failed)} failed; JUnit XML: {junit}")
+    return 1 if failed else 0
 
 
 def _summarize(directory: Path, console, extra: dict) -> int:
