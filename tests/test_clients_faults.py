@@ -209,19 +209,13 @@ def assert_one_request(outcome: Outcome, end: str | tuple[str, ...], events_out:
     return record
 
 
-def assert_faulted_once(outcome: Outcome, kind: str, events_out: int, client_may_reset: bool = False) -> dict:
-    """One attempt, hit by ``kind`` after exactly ``events_out`` events, and ended by it.
-
-    ``client_may_reset``: the fault writes something the client reacts to (a GOAWAY frame, an
-    error event) before it ends the reply; a client quick enough to drop the stream first makes
-    the journal say ``reset_by_client`` or ``cancelled`` (a race in the simulator's journal, reported)."""
-    ends = (f"fault:{kind}", "reset_by_client", "cancelled") if client_may_reset else f"fault:{kind}"
-    record = assert_one_request(outcome, ends, events_out=events_out)
+def assert_faulted_once(outcome: Outcome, kind: str, events_out: int, written: int | None = None) -> dict:
+    """One attempt, hit by ``kind`` after exactly ``events_out`` events, and ended by it (even
+    when the client drops the stream in reaction before the fault's own end). ``written``: all
+    events of the reply, the fault's own included (an SSE error event)."""
+    record = assert_one_request(outcome, f"fault:{kind}", events_out=events_out if written is None else written)
     (note,) = [note for note in record["faults"] if note["type"] == kind]
-    if record["end"] == f"fault:{kind}":
-        # (When the client's reset wins, the note keeps the count from before the fault's own
-        # flush of the batched events: another journal slip, reported; the record's count is right.)
-        assert note["events_out"] == events_out, f"[{outcome.case.name}] fault note {note}"
+    assert note["events_out"] == events_out, f"[{outcome.case.name}] fault note {note}"
     return record
 
 
@@ -349,7 +343,7 @@ def test_abrupt_goaway_mid_stream(sim, plan, request, variant):
     outcomes = run_cases(sim, request, [Case(python), Case("bun-h2"), Case("go-h2")], retries=2)
     check_all(outcomes, error_family(patterns))
     # Go answers the GOAWAY with RST_STREAM(CANCEL) at once and can beat the simulator's FIN.
-    check_all(outcomes, lambda o: assert_faulted_once(o, "goaway", 25, client_may_reset=True))
+    check_all(outcomes, lambda o: assert_faulted_once(o, "goaway", 25))
 
 
 def test_graceful_goaway_covering_the_stream(sim, plan, request):
@@ -454,7 +448,7 @@ def test_sse_error_event_after_http_200_is_an_api_error_and_not_retried(sim, pla
         # simulator's end of body (last chunk / END_STREAM): seen with Bun over TLS. events_out is 8:
         # the record's events_out/bytes_out leave out the error event the fault itself wrote
         # (reported as a journal slip; asserted as observed).
-        record = assert_faulted_once(outcome, "sse_error", 8, client_may_reset=True)
+        record = assert_faulted_once(outcome, "sse_error", 8, written=9)
         assert record["status"] == 200
 
     check_all(outcomes, journal)
@@ -500,7 +494,7 @@ def test_stall_at_headers_times_out_per_attempt_and_go_without_a_timeout_hangs(s
 
     def check(outcome: Outcome) -> None:
         requests = outcome.requests
-        assert all(r["status"] is None and r["events_out"] == 0 and r["end"] in ("reset_by_client", "cancelled") for r in requests)
+        assert all(r["status"] is None and r["events_out"] == 0 and r["end"] == "fault:stall" for r in requests)
         if outcome.case.label:
             assert outcome.run.hung and outcome.run.exit_code is None, f"[{outcome.case.name}] expected to hang"
             (record,) = requests

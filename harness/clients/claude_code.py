@@ -217,7 +217,7 @@ def run_claude_code(command: ClaudeCodeCommand, watch_sockets: bool = False, pol
         stdout, stderr = process.communicate(timeout=command.deadline_s)
     except subprocess.TimeoutExpired:
         hung = True
-        kill_group(process.pid)
+        kill_group(process.pid, leader=process)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         done.set()

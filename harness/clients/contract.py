@@ -94,7 +94,7 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
         stdout, stderr = process.communicate(timeout=deadline_s)
     except subprocess.TimeoutExpired:
         hung = True
-        kill_group(process.pid)
+        kill_group(process.pid, leader=process)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         kill_group(process.pid, signal.SIGKILL)  # anything the client left behind in its group
@@ -106,21 +106,24 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
     )
 
 
-def kill_group(pgid: int, first: int = signal.SIGTERM) -> None:
-    """SIGTERM the group, then SIGKILL what is left after a grace period."""
+def kill_group(pgid: int, first: int = signal.SIGTERM, leader: subprocess.Popen | None = None) -> None:
+    """SIGTERM the group, give its leader a grace period to exit, then SIGKILL the whole group.
+
+    The leader is waited for (reaped) rather than probed: a dead but unreaped leader still
+    answers ``killpg(pgid, 0)``, which would make every kill last the full grace period."""
     try:
         os.killpg(pgid, first)
     except ProcessLookupError:
         return
     if first == signal.SIGKILL:
         return
-    deadline = time.monotonic() + KILL_GRACE_S
-    while time.monotonic() < deadline:
+    if leader is not None:
         try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.02)
+            leader.wait(KILL_GRACE_S)
+        except subprocess.TimeoutExpired:
+            pass
+    else:
+        time.sleep(KILL_GRACE_S)
     try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:

@@ -24,69 +24,70 @@ class FaultEnded(Exception):
         self.kind = kind
 
 
-async def perform(fault: model.Fault, channel: Any, flush: Callable[[], Awaitable[None]]) -> bool | str:
+async def perform(fault: model.Fault, channel: Any, out: Any) -> bool | str:
     """Carry out ``fault``; True if the reply continues, False if it ended, or NOT_APPLICABLE.
 
-    ``flush`` writes what the reply has batched so far: every fault fires after exactly that.
+    ``out.flush()`` writes what the reply has batched so far: every fault fires after exactly
+    that; ``out.emit(data)`` writes bytes of the fault's own, counted in the journal.
     A black hole stops answering *before* the last bytes go out, so that nothing the client sends
     in reaction to them (a PING, say) can still be answered."""
     if isinstance(fault, (model.Blackhole, model.IdleEviction)):
         channel.stop_answering()
-    await flush()
-    return await ACTIONS[type(fault)](fault, channel)
+    await out.flush()
+    return await ACTIONS[type(fault)](fault, channel, out)
 
 
-async def _tcp_reset(fault: model.TcpReset, channel: Any) -> bool:
+async def _tcp_reset(fault: model.TcpReset, channel: Any, out: Any) -> bool:
     await channel.reset_connection()
     return False
 
 
-async def _fin(fault: model.Fin, channel: Any) -> bool:
+async def _fin(fault: model.Fin, channel: Any, out: Any) -> bool:
     await channel.close_connection(close_notify=fault.close_notify)
     return False
 
 
-async def _rst_stream(fault: model.RstStream, channel: Any) -> bool | str:
+async def _rst_stream(fault: model.RstStream, channel: Any, out: Any) -> bool | str:
     if channel.protocol != "h2":
         return NOT_APPLICABLE
     await channel.reset_stream(fault.code_value)
     return False
 
 
-async def _goaway(fault: model.Goaway, channel: Any) -> bool | str:
+async def _goaway(fault: model.Goaway, channel: Any, out: Any) -> bool | str:
     if channel.protocol != "h2":
         return NOT_APPLICABLE
     return await channel.goaway(fault.last_stream_id, fault.code_value, fault.debug.encode(), fault.graceful, fault.grace_s)
 
 
-async def _stall(fault: model.Stall, channel: Any) -> bool:
+async def _stall(fault: model.Stall, channel: Any, out: Any) -> bool:
     await channel.stall(fault.seconds)
     return not math.isinf(fault.seconds)
 
 
-async def _blackhole(fault: model.Fault, channel: Any) -> bool:
+async def _blackhole(fault: model.Fault, channel: Any, out: Any) -> bool:
     await channel.blackhole()
     return False
 
 
-async def _sse_error(fault: model.SseError, channel: Any) -> bool:
+async def _sse_error(fault: model.SseError, channel: Any, out: Any) -> bool:
     payload = {"type": "error", "error": {"type": fault.error_type, "message": fault.message}}
-    await channel.send_body(sse.encode("error", payload))
+    await out.emit(sse.encode("error", payload))
     await channel.end()
     return False
 
 
-async def _truncated(fault: model.TruncatedClean, channel: Any) -> bool:
+async def _truncated(fault: model.TruncatedClean, channel: Any, out: Any) -> bool:
     await channel.end()
     return False
 
 
-async def _not_here(fault: model.Fault, channel: Any) -> str:
+async def _not_here(fault: model.Fault, channel: Any, out: Any) -> str:
     """Faults that shape the reply (http_error, slow, malformed_sse) are applied by the writer."""
     return NOT_APPLICABLE
 
 
-ACTIONS: dict[type, Callable[[Any, Any], Awaitable[bool | str]]] = {
+ACTIONS: dict[type, Callable[[Any, Any, Any], Awaitable[bool | str]]] = {
     model.TcpReset: _tcp_reset,
     model.Fin: _fin,
     model.RstStream: _rst_stream,
