@@ -48,7 +48,7 @@ $(CC_STAMP):
 	@rm -f $(STAMPS)/claude-code-*; touch $@
 
 run: setup
-	$(BIN)/streamchaos run
+	$(BIN)/streamchaos run --max-trials 3 --workers 4
 
 test: setup
 	$(BIN)/python -m pytest -q
