@@ -46,6 +46,17 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--max-amplification", type=float, default=None)
     gate.set_defaults(handler=_gate)
 
+    compare = commands.add_parser("compare", help="the reference client with each retry strategy through scenarios: table and plots")
+    compare.add_argument("--strategies", nargs="+", default=None, help="names from harness/strategies.py (default: sdk-default full-jitter idle-watchdog resilient)")
+    compare.add_argument("--scenarios", nargs="+", required=True, help="names from scenarios/ or files")
+    compare.add_argument("--trials", type=int, default=None, help="trials per strategy and scenario (default: each scenario's)")
+    compare.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
+    compare.add_argument("--run-id", default=None, help="resume (or name) this run")
+    compare.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale (strategies scale with it)")
+    compare.add_argument("--workers", type=int, default=None, help="trials at once (default: the core count, at least 2)")
+    compare.add_argument("--http2", action="store_true", help="the reference client over h2 (TLS, ALPN) instead of HTTP/1.1")
+    compare.set_defaults(handler=_compare)
+
     clients = commands.add_parser("clients", help="the built-in clients and whether each is installed")
     clients.set_defaults(handler=_clients)
 
@@ -97,7 +108,7 @@ def _select_clients(args: argparse.Namespace):
         return tuple(chosen)
     if args.clients:
         return tuple(registry.get(name) for name in args.clients)
-    return tuple(c for c in registry.BUILT_IN.values() if c.installed()[0])
+    return tuple(c for c in registry.BUILT_IN.values() if c.on_by_default and c.installed()[0])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -182,6 +193,12 @@ def _gate(args: argparse.Namespace) -> int:
         console.print(f"{mark} {verdict.scenario} / {verdict.client} {detail}")
     console.print(f"gate: {len(verdicts) - len(failed)} passed, {len(failed)} failed; JUnit XML: {junit}")
     return 1 if failed else 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from harness import compare
+
+    return compare.command(args)
 
 
 def _summarize(directory: Path, console, extra: dict) -> int:

@@ -7,6 +7,7 @@ what retry policy its documentation declares (shown beside the backoff the serve
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 import shutil
@@ -14,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from harness.strategies import STRATEGIES, Strategy, get as get_strategy
 
 from .claude_code import CLAUDE_BIN
 from .contract import contract_env, first_request_body
@@ -58,6 +61,7 @@ class ClientAdapter:
     requires: tuple[Path | str, ...] = ()
     max_turns: int | None = None  # None: any number
     parallel: bool = True
+    on_by_default: bool = True  # run by `streamchaos run` without --clients (the reference clients are not)
 
     def installed(self) -> tuple[bool, str]:
         for item in self.requires:
@@ -166,6 +170,80 @@ BUILT_IN: dict[str, ClientAdapter] = {c.name: c for c in (
     ClaudeCodeClient("claude-code", "Claude Code (npm), Bun fetch, HTTP/1.1", ("http/1.1",), CLAUDE_POLICY, requires=(CLAUDE_BIN,), parallel=False),
     CurlClient("curl", "curl --http1.1, no retries", ("http/1.1",), "no retries", requires=("curl",), max_turns=1, parallel=False),
 )}
+
+
+# -- the reference client, one built-in per retry strategy ------------------------------------------
+
+REFERENCE = (sys.executable, "-m", "harness.clients.reference_client")
+
+
+@dataclass(frozen=True)
+class ReferenceClient(ContractClient):
+    """``harness/clients/reference_client.py`` with one retry strategy. Its durations are scaled by
+    ``time_scale``; when that is None, by the trial's own scale (the scenario's, or the run's
+    override), read from the trial's deadline against the library scenario's."""
+
+    strategy: str = "sdk-default"
+    time_scale: float | None = None
+
+    def invocation(self, trial: Trial) -> Invocation:
+        env = {**self.env, "STREAMCHAOS_STRATEGY": self.strategy}
+        scale = self.time_scale if self.time_scale is not None else _trial_time_scale(trial)
+        if scale is not None and scale != 1:
+            env["STREAMCHAOS_TIME_SCALE"] = repr(scale)
+        return Invocation(self.argv, contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file, env, plan_dir=trial.workdir))
+
+
+def _trial_time_scale(trial: Trial) -> float | None:
+    """The runner gives every trial ``scenario.deadline(time_scale)``: the ratio to the scenario's
+    unscaled deadline is the scale it ran at. None if the scenario is not in the library."""
+    deadline = _library_deadline(str(trial.plan.get("scenario") or ""))
+    return trial.deadline_s / deadline if deadline else None
+
+
+@functools.lru_cache(maxsize=None)
+def _library_deadline(name: str) -> float | None:
+    if not name:
+        return None
+    from harness import scenario
+
+    try:
+        return scenario.load(scenario.find(name)).deadline_s
+    except Exception:
+        return None
+
+
+def strategy_policy(strategy: Strategy) -> str:
+    """A strategy in one line, as ``streamchaos clients`` shows a client's declared policy."""
+    parts = [f"{strategy.max_attempts} attempt(s)", f"backoff {strategy.backoff} (base {strategy.base_s:g} s, cap {strategy.cap_s:g} s)",
+             "mid-stream retried" if strategy.retry_mid_stream else "never mid-stream"]
+    if strategy.resume:
+        parts.append("resume without duplicates")
+    if strategy.idle_timeout_s is not None:
+        parts.append(f"idle watchdog {strategy.idle_timeout_s:g} s")
+    if strategy.fresh_connection:
+        parts.append("fresh connection after a connection failure")
+    if strategy.hedge_after_s is not None:
+        parts.append(f"hedge after {strategy.hedge_after_s:g} s")
+    if strategy.budget_max_tokens:
+        parts.append(f"retry budget {strategy.budget_max_tokens:g}/{strategy.budget_token_ratio:g}")
+    if strategy.throttle_k:
+        parts.append(f"adaptive throttling K={strategy.throttle_k:g}")
+    return "; ".join(parts)
+
+
+def reference_client(strategy: str, http2: bool = False, time_scale: float | None = None, name: str | None = None) -> ReferenceClient:
+    """The reference client with ``strategy`` (HTTP/1.1, or h2 over TLS by ALPN)."""
+    chosen = get_strategy(strategy)
+    return ReferenceClient(
+        name or f"ref-{strategy}{'-h2' if http2 else ''}",
+        f"reference client (httpx{', h2' if http2 else ', HTTP/1.1'}), strategy {strategy}",
+        ("h2",) if http2 else ("http/1.1",), strategy_policy(chosen), on_by_default=False, argv=REFERENCE,
+        env={"STREAMCHAOS_HTTP2": "1"} if http2 else {}, strategy=strategy, time_scale=time_scale,
+    )
+
+
+BUILT_IN.update({c.name: c for c in (*(reference_client(name) for name in STRATEGIES), reference_client("resilient", http2=True))})
 
 
 def get(name: str) -> ClientAdapter:
