@@ -65,6 +65,13 @@ class StreamReply:
     events: tuple[WireEvent, ...]
     request: MessagesRequest
     answer: answers.Answer
+    tail_bytes: bytes = b""  # every event after message_start, joined once per cached answer
+    summary: dict | None = None
+
+    @property
+    def body(self) -> bytes:
+        """The whole SSE body, for writing it in one go when nothing paces or cuts it."""
+        return self.events[0].data + self.tail_bytes
 
 
 Reply = JsonReply | StreamReply
@@ -107,7 +114,7 @@ class MessagesApi:
         self.config = config
         self._ids = itertools.count(1)
         self._prefix = os.urandom(4).hex()
-        self._cache: OrderedDict[str, tuple[MessagesRequest, answers.Answer, tuple[WireEvent, ...]]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[MessagesRequest, answers.Answer, tuple[WireEvent, ...], bytes, dict]] = OrderedDict()
         self._cache_size = cache_size
         self._reset_header: tuple[int, bytes] = (0, b"")
 
@@ -155,7 +162,7 @@ class MessagesApi:
         return self._json(200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}, request_id)
 
     def _messages(self, info: RequestInfo, body: bytes, request_id: str) -> Reply:
-        request, answer, tail = self._answer(info.body_sha256, body)
+        request, answer, tail, tail_bytes, summary = self._answer(info.body_sha256, body)
         message_id = "msg_" + request_id[4:]
         if not request.stream:
             message = answers.message_object(answer, message_id, request.model)
@@ -167,9 +174,9 @@ class MessagesApi:
             (b"request-id", request_id.encode()),
             *self._rate_limit_headers(),
         )
-        return StreamReply(headers, (message_start(answer, message_id, request.model), *tail), request, answer)
+        return StreamReply(headers, (message_start(answer, message_id, request.model), *tail), request, answer, tail_bytes, summary)
 
-    def _answer(self, digest: str, body: bytes) -> tuple[MessagesRequest, answers.Answer, tuple[WireEvent, ...]]:
+    def _answer(self, digest: str, body: bytes) -> tuple[MessagesRequest, answers.Answer, tuple[WireEvent, ...], bytes, dict]:
         cached = self._cache.get(digest)
         if cached is not None:
             self._cache.move_to_end(digest)
@@ -177,7 +184,8 @@ class MessagesApi:
         request = parse_messages_request(body)
         answer = answers.generate(self.config.seed, request, self.config.default_words)
         ping_every = request.directives.ping_every or self.config.ping_every
-        entry = (request, answer, body_events(answer, ping_every))
+        tail = body_events(answer, ping_every)
+        entry = (request, answer, tail, b"".join(event.data for event in tail), answer.summary())
         self._cache[digest] = entry
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -26,7 +26,7 @@ class H1Channel:
         self._handler = handler
 
     async def send_head(self, status: int, headers: Headers) -> None:
-        await self._handler.send(h11.Response(status_code=status, headers=list(headers)))
+        await self._handler.send(h11.Response(status_code=status, headers=list(headers), reason=_phrase(status).encode()))
 
     async def send_body(self, data: bytes) -> None:
         await self._handler.send(h11.Data(data=data))
@@ -35,7 +35,12 @@ class H1Channel:
         await self._handler.send(h11.EndOfMessage())
 
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None:
-        head = h11.Response(status_code=status, headers=[*headers, (b"content-length", str(len(body)).encode())])
+        head = h11.Response(status_code=status, headers=[*headers, (b"content-length", str(len(body)).encode())], reason=_phrase(status).encode())
+        await self._handler.send(head, h11.Data(data=body), h11.EndOfMessage())
+
+    async def send_whole(self, status: int, headers: Headers, body: bytes) -> None:
+        """Head, the whole chunked body and its end, in one write."""
+        head = h11.Response(status_code=status, headers=list(headers), reason=_phrase(status).encode())
         await self._handler.send(head, h11.Data(data=body), h11.EndOfMessage())
 
     # -- fault primitives ----------------------------------------------------------------------
@@ -167,7 +172,7 @@ class H1Handler:
         request_id = self.state.api.new_request_id()
         reply = self.state.api.error_reply(error, request_id)
         headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode()), (b"connection", b"close")]
-        await self.send(h11.Response(status_code=reply.status, headers=headers), h11.Data(data=reply.body), h11.EndOfMessage())
+        await self.send(h11.Response(status_code=reply.status, headers=headers, reason=_phrase(reply.status).encode()), h11.Data(data=reply.body), h11.EndOfMessage())
 
     async def _protocol_error(self, error: h11.RemoteProtocolError) -> None:
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
@@ -203,7 +208,10 @@ def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
 
 
 def _phrase(status: int) -> str:
+    """The reason phrase: some HTTP/1.1 parsers (h2load's among them) reject an empty one."""
+    if status == 529:
+        return "Site Overloaded"
     try:
         return HTTPStatus(status).phrase
     except ValueError:
-        return ""
+        return "Error"

@@ -15,6 +15,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 import h2.settings
+import hpack
 import trio
 from hyperframe.frame import GoAwayFrame
 
@@ -27,6 +28,52 @@ if TYPE_CHECKING:
 
 READ_SIZE = 65536
 RECEIVE_WINDOW = 16 * 1024 * 1024
+
+
+class _Quiet:
+    """h2 logs a debug line per frame; formatting them costs more than serving a request."""
+
+    def debug(self, *args, **kwargs) -> None: ...
+    def trace(self, *args, **kwargs) -> None: ...
+
+
+class CachingEncoder(hpack.Encoder):
+    """HPACK that does not redo work for the same response headers.
+
+    Each response carries a unique ``request-id``: sent never-indexed, it leaves the dynamic
+    table alone, so once the other headers are all in the table their encoding is the same bytes
+    for every response until one of them changes (the rate-limit reset, once a second). Encoding
+    them costs more than the rest of a response, so those bytes are kept."""
+
+    UNIQUE = (b"request-id",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._key: tuple | None = None
+        self._block = b""
+        self._stable = False
+
+    def encode(self, headers, huffman: bool = True) -> bytes:
+        headers = list(headers)
+        unique = [hpack.NeverIndexedHeaderTuple(n, v) for n, v in headers if n in self.UNIQUE]
+        rest = [(n, v) for n, v in headers if n not in self.UNIQUE]
+        key = tuple(rest)
+        if key == self._key and self._stable and not self.table_size_changes:
+            block = self._block
+        else:
+            before = (len(self.header_table.dynamic_entries), self.header_table._current_size)
+            block = super().encode(rest, huffman)
+            after = (len(self.header_table.dynamic_entries), self.header_table._current_size)
+            self._stable = key == self._key and before == after  # a repeat that changed nothing
+            self._key, self._block = key, block
+        return block + (super().encode(unique, huffman) if unique else b"")
+
+
+# Inbound headers are validated (malformed requests get the protocol's answer); outbound ones
+# are ours, so h2 need not validate and normalize them on every response.
+CONFIG = h2.config.H2Configuration(
+    client_side=False, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False, logger=_Quiet(),
+)
 
 
 class _InboundStream:
@@ -71,6 +118,11 @@ class H2Channel:
             await self._h.send_data(self._id, body, end_stream=True)
         else:
             await self._h.flush()
+
+    async def send_whole(self, status: int, headers: Headers, body: bytes) -> None:
+        """HEADERS and the whole body with END_STREAM, flushed together (flow control permitting)."""
+        self._h.call(self._h.conn.send_headers, self._id, [(b":status", str(status).encode()), *headers])
+        await self._h.send_data(self._id, body, end_stream=True)
 
     # -- fault primitives ----------------------------------------------------------------------
     async def reset_connection(self) -> None:
@@ -119,7 +171,8 @@ class H2Handler:
         self.stream = link.stream
         self.connection = link.record
         self.blackholed = False
-        self.conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
+        self.conn = h2.connection.H2Connection(CONFIG)
+        self.conn.encoder = CachingEncoder()
         self._initial = initial
         self._send_lock = trio.Lock()
         self._window_changed = trio.Event()
