@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+if TYPE_CHECKING:
+    from ..capacity import Capacity
 
 H2_ERROR_CODES = {
     "NO_ERROR": 0, "PROTOCOL_ERROR": 1, "INTERNAL_ERROR": 2, "FLOW_CONTROL_ERROR": 3, "SETTINGS_TIMEOUT": 4,
@@ -309,6 +312,7 @@ class Rule:
 class FaultPlan:
     rules: tuple[Rule, ...] = ()
     seed: int = 0
+    capacity: "Capacity | None" = None  # finite capacity (simulator/capacity.py)
 
     def check(self, transports: tuple[str, ...] | None = None) -> "FaultPlan":
         for index, rule in enumerate(self.rules):
@@ -319,16 +323,24 @@ class FaultPlan:
     @classmethod
     def from_data(cls, data: Mapping[str, Any], path: str = "") -> "FaultPlan":
         data = _mapping(data, path or "plan")
-        _only(data, {"seed", "faults"}, path)
+        _only(data, {"seed", "faults", "capacity"}, path)
         seed = _typed(data.get("seed", 0), int, _join(path, "seed"))
         raw_rules = data.get("faults", [])
         if not isinstance(raw_rules, list):
             raise PlanError(_join(path, "faults"), "must be a list of tables")
         rules = tuple(rule_from_data(item, _join(path, f"faults[{i}]")) for i, item in enumerate(raw_rules))
-        return cls(rules, seed).check()
+        capacity = None
+        if data.get("capacity") is not None:
+            from ..capacity import Capacity
+
+            capacity = Capacity.from_data(data["capacity"], _join(path, "capacity"))
+        return cls(rules, seed, capacity).check()
 
     def to_data(self) -> dict[str, Any]:
-        return {"seed": self.seed, "faults": [rule_to_data(rule) for rule in self.rules]}
+        out: dict[str, Any] = {"seed": self.seed, "faults": [rule_to_data(rule) for rule in self.rules]}
+        if self.capacity is not None:
+            out["capacity"] = self.capacity.to_data()
+        return out
 
 
 def rule_from_data(data: Any, path: str) -> Rule:
@@ -491,4 +503,4 @@ def scaled(plan: FaultPlan, factor: float) -> FaultPlan:
         if select.idle_s is not None:
             select = replace(select, idle_s=select.idle_s * factor)
         rules.append(replace(rule, fault=fault, trigger=trigger, select=select))
-    return FaultPlan(tuple(rules), plan.seed)
+    return FaultPlan(tuple(rules), plan.seed, None if plan.capacity is None else plan.capacity.scaled(factor))

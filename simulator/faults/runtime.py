@@ -26,6 +26,7 @@ class FaultState:
         self._requests: dict[str, int] = {}
         self._connections: dict[str, int] = {}
         self.generation = getattr(self, "generation", 0) + 1
+        self.capacity = None if plan.capacity is None else _capacity_gate(plan, self.t0)
 
     @property
     def active(self) -> bool:
@@ -66,3 +67,9 @@ class FaultState:
             counter.clear()
         counter[key] = counter.get(key, 0) + 1
         return counter[key]
+
+
+def _capacity_gate(plan: FaultPlan, t0: float):
+    from ..capacity import CapacityGate
+
+    return CapacityGate(plan.capacity, t0, plan.seed)

@@ -17,6 +17,7 @@ import trio
 from ..api.errors import ApiError
 from ..api.events import WireEvent
 from ..api.router import JsonReply, StreamReply, describe
+from ..capacity import admit, release
 from ..faults import model
 from ..faults.actions import NOT_APPLICABLE, FaultEnded, garble, perform
 from ..faults.decide import RequestFacts, request_rules, uniform
@@ -38,6 +39,7 @@ class ResponseChannel(Protocol):
     async def send_body(self, data: bytes) -> None: ...
     async def end(self) -> None: ...
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None: ...
+    async def send_whole(self, status: int, headers: Headers, body: bytes) -> None: ...
     async def reset_connection(self) -> None: ...
     async def close_connection(self, close_notify: bool) -> None: ...
     async def blackhole(self) -> None: ...
@@ -70,13 +72,15 @@ async def run_exchange(
     record = journal.open_request(connection, stream_id, request_id, info, t_headers)
     idle_s = _enter(connection, t_headers)
     end = "complete"
+    slot = None
+    writer = _Writer(state, channel, record, [], None, t_headers)
     try:
         reply = api.handle(info, body, request_id)
-        firings, facts = _decide(state, connection, record, info, reply, idle_s)
-        writer = _Writer(state, channel, record, firings, facts, t_headers)
+        writer.firings, writer.facts = _decide(state, connection, record, info, reply, idle_s)
         if getattr(reply, "answer", None) is not None:
             record["conversation"] = reply.request.conversation_digest
-            record["answer"] = reply.answer.summary()
+            record["answer"] = getattr(reply, "summary", None) or reply.answer.summary()
+        slot, reply = await admit(state, record, info.path, reply, request_id)  # finite capacity: wait, serve, or 529/409
         record["stream"] = isinstance(reply, StreamReply)
         await writer.headers_phase()
         reply = writer.maybe_http_error(reply, request_id)
@@ -86,17 +90,25 @@ async def run_exchange(
         else:
             record["status"] = 200
             record["events_total"] = len(reply.events)
-            await channel.send_head(200, reply.headers)
-            await writer.write_events(reply.events)
-            await channel.end()
+            if writer.plain():  # nothing paces or cuts this reply: one write, as coalescing would do
+                body = reply.body
+                await channel.send_whole(200, reply.headers, body)
+                journal.wrote(record, len(reply.events), len(body))
+            else:
+                await channel.send_head(200, reply.headers)
+                await writer.write_events(reply.events)
+                await channel.end()
     except FaultEnded as ended:
         end = f"fault:{ended.kind}"
     except ClientGone:
-        end = "reset_by_client"
+        end = writer.ending or "reset_by_client"
     except trio.Cancelled:
-        end = getattr(channel, "cancel_reason", None) or "cancelled"
+        # A client that reacts to what a fault sent (an RST_STREAM after a GOAWAY) can beat the
+        # fault's own end: the reply still ended by the fault.
+        end = writer.ending or getattr(channel, "cancel_reason", None) or "cancelled"
         raise
     finally:
+        release(slot, record)
         _leave(connection)
         journal.close_request(record, end)
 
@@ -146,6 +158,7 @@ class _Writer:
         self.batch: list[bytes] = []
         self.batch_bytes = 0
         self.batch_events = 0
+        self.ending: str | None = None  # "fault:<kind>" once a terminal fault has begun
 
     # -- firing --------------------------------------------------------------------------------
     async def fire(self, firing: Firing) -> None:
@@ -155,12 +168,21 @@ class _Writer:
             "t": time.monotonic(), "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"],
         }
         self.record["faults"].append(note)
+        if rule.fault.terminal:
+            self.ending = f"fault:{rule.fault.kind}"
+        writer = self
 
-        async def flush() -> None:  # the note says what was on the wire when the fault fired
-            await self.flush()
-            note["events_out"], note["bytes_out"], note["t"] = self.record["events_out"], self.record["bytes_out"], time.monotonic()
+        class _Out:
+            async def flush(self) -> None:  # the note says what was on the wire when the fault fired
+                await writer.flush()
+                note["events_out"], note["bytes_out"], note["t"] = writer.record["events_out"], writer.record["bytes_out"], time.monotonic()
 
-        result = await perform(rule.fault, self.channel, flush)
+            async def emit(self, data: bytes, events: int = 1) -> None:
+                """Bytes a fault writes itself (an SSE error event), counted like any others."""
+                writer.add(data, events)
+                await writer.flush()
+
+        result = await perform(rule.fault, self.channel, _Out())
         if result == NOT_APPLICABLE:
             note["skipped"] = f"{rule.fault.kind} does not apply to {self.channel.protocol}"
             return
@@ -192,6 +214,10 @@ class _Writer:
         return reply
 
     # -- writing -------------------------------------------------------------------------------
+    def plain(self) -> bool:
+        config = self.state.config
+        return not self.firings and config.coalesce and not config.time_to_first_token_s and not config.tokens_per_second
+
     async def flush(self) -> None:
         if self.batch:
             data = b"".join(self.batch)
