@@ -150,21 +150,28 @@ def parse_turns(stdout: str) -> tuple[dict[str, Any], ...]:
     return tuple(turns)
 
 
-def first_request_body(plan: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
-    """The first request exactly as every built-in contract client builds it."""
-    turn = plan["turns"][0]
+def request_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list, stream: bool | None = None) -> dict[str, Any]:
+    """A turn's request as every built-in contract client builds it (the answer depends on it)."""
     body: dict[str, Any] = {
         "model": plan.get("model", "claude-sonnet-4-6"),
         "max_tokens": turn.get("max_tokens", plan.get("max_tokens", 1024)),
-        "messages": [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}],
+        "messages": messages,
     }
+    if stream is not None:
+        body["stream"] = stream
     if turn.get("thinking"):
         body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
     if turn.get("tools"):
         body["tools"] = turn["tools"]
-    if stream is not None:
-        body["stream"] = stream
+    if turn.get("tool_choice"):
+        body["tool_choice"] = turn["tool_choice"]
     return body
+
+
+def first_request_body(plan: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
+    """The first request exactly as every built-in contract client builds it."""
+    turn = plan["turns"][0]
+    return request_body(plan, turn, [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}], stream)
 
 
 def read_plan(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 
-from harness.clients.contract import read_plan
+from harness.clients.contract import read_plan, request_body
 
 
 def make_client(plan: dict) -> anthropic.Anthropic:
@@ -52,17 +52,6 @@ def summarize(turn: int, message, started: float) -> dict:
     }
 
 
-def request_args(plan: dict, turn: dict, messages: list) -> dict:
-    args = {"model": plan.get("model", "claude-sonnet-4-6"), "max_tokens": turn.get("max_tokens", plan.get("max_tokens", 1024)), "messages": messages}
-    if turn.get("thinking"):
-        args["thinking"] = {"type": "enabled", "budget_tokens": 1024}
-    if turn.get("tools"):
-        args["tools"] = turn["tools"]
-    if turn.get("tool_choice"):
-        args["tool_choice"] = turn["tool_choice"]
-    return args
-
-
 def ask(client: anthropic.Anthropic, args: dict, stream: bool):
     if stream:
         with client.messages.stream(**args) as response:
@@ -84,7 +73,7 @@ def main() -> int:
             conversations.append([*messages, {"role": "user", "content": [*pending_tool_results, {"type": "text", "text": prompt}]}])
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=parts) as pool:
-            futures = [pool.submit(ask, client, request_args(plan, turn, conversation), turn.get("stream", True)) for conversation in conversations]
+            futures = [pool.submit(ask, client, request_body(plan, turn, conversation), turn.get("stream", True)) for conversation in conversations]
             outcomes = []
             for future in futures:
                 try:

@@ -50,6 +50,7 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState
 
 from harness import strategies
+from harness.clients import contract
 from harness.clients.contract import read_plan
 from simulator import sse
 
@@ -698,15 +699,7 @@ class ReferenceClient:
 # -- the contract -----------------------------------------------------------------------------------
 
 def request_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": plan.get("model", "claude-sonnet-4-6"), "max_tokens": turn.get("max_tokens", plan.get("max_tokens", 1024)),
-                            "messages": messages, "stream": bool(turn.get("stream", True))}
-    if turn.get("thinking"):
-        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
-    if turn.get("tools"):
-        body["tools"] = turn["tools"]
-    if turn.get("tool_choice"):
-        body["tool_choice"] = turn["tool_choice"]
-    return body
+    return contract.request_body(plan, turn, messages, stream=bool(turn.get("stream", True)))
 
 
 def strategy_from_env(environ: Mapping[str, str]) -> strategies.Strategy:
