@@ -11,6 +11,11 @@ from pathlib import Path
 import trio
 
 
+def _terminate_as_interrupt(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every finally block stops what it started."""
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streamchaos", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -75,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     validate.set_defaults(handler=_scenarios_validate)
 
     args = parser.parse_args(argv)
+    if args.command != "serve":  # serve handles SIGTERM itself (graceful GOAWAY)
+        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     return args.handler(args)
 
 

@@ -18,7 +18,7 @@ import signal
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -172,17 +172,27 @@ def run(config: RunConfig, progress: Progress | None = None) -> Path:
     toxiproxy = None
     try:
         for scenario in config.scenarios:
-            pending_clients = [c for c in config.clients if any((scenario.name, c.name, i) not in done for i in range(trials_for(scenario, config)))]
-            if not pending_clients:
+            pending = [(c, i) for c in config.clients for i in range(trials_for(scenario, config)) if (scenario.name, c.name, i) not in done]
+            if not pending:
                 continue
-            if scenario.needs_toxiproxy and toxiproxy is None and any(skip_reason(scenario, c) is None for c in pending_clients):
+            runnable = []
+            for client, index in pending:
+                reason = skip_reason(scenario, client)
+                if reason:
+                    record = _skipped(run_id, scenario, client, index, reason)
+                    recorder.append(record)
+                    progress.advance(record)
+                else:
+                    runnable.append((client, index))
+            if not runnable:
+                continue
+            if scenario.needs_toxiproxy and toxiproxy is None:
                 from .toxiproxy import ToxiproxyServer
 
                 toxiproxy = ToxiproxyServer().start()
             journal = directory / f"journal-{scenario.name}.jsonl"
             with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)]) as simulator:
-                for client in pending_clients:
-                    _run_combination(config, run_id, scenario, client, simulator, toxiproxy, recorder, done, progress, active)
+                _run_scenario(config, run_id, scenario, runnable, simulator, toxiproxy, recorder, progress, active)
     except BaseException:
         active.kill_all()
         raise
@@ -193,24 +203,17 @@ def run(config: RunConfig, progress: Progress | None = None) -> Path:
     return directory
 
 
-def _run_combination(config: RunConfig, run_id: str, scenario: Scenario, client: ClientAdapter, simulator: SimulatorProcess,
-                     toxiproxy: Any, recorder: Recorder, done: set, progress: Progress, active: _Active) -> None:
-    count = trials_for(scenario, config)
-    pending = [i for i in range(count) if (scenario.name, client.name, i) not in done]
-    reason = skip_reason(scenario, client)
-    if reason:
-        for index in pending:
-            record = _skipped(run_id, scenario, client, index, reason)
-            recorder.append(record)
-            progress.advance(record)
-        return
+def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: list[tuple[ClientAdapter, int]], simulator: SimulatorProcess,
+                  toxiproxy: Any, recorder: Recorder, progress: Progress, active: _Active) -> None:
+    """Every pending (client, trial) of one scenario under one plan load: trials are told apart by
+    key and lane, so clients can share the simulator and run at once."""
     time_scale = config.time_scale if config.time_scale is not None else scenario.time_scale
     simulator.load_plan(scenario.plan(time_scale).to_data())
-    parallelism = scenario.concurrency if scenario.concurrency > 1 else config.workers
-    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"trial-{client.name}") as pool:
-        futures = [pool.submit(_run_trial, run_id, scenario, client, index, simulator, toxiproxy, time_scale, active) for index in pending]
+    parallelism = max(config.workers, scenario.concurrency)
+    with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"trial-{scenario.name}") as pool:
+        futures = [pool.submit(_run_trial, run_id, scenario, client, index, simulator, toxiproxy, time_scale, active) for client, index in trials]
         try:
-            for future in futures:
+            for future in as_completed(futures):
                 record = future.result()
                 recorder.append(record)
                 progress.advance(record)

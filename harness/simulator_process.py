@@ -30,7 +30,7 @@ class SimulatorProcess:
         command = [sys.executable, "-m", "harness.cli", "serve", *self.args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, text=True, start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parent.parent, preexec_fn=_die_with_parent if _in_main_thread() else None,
         )
         line = _read_line(self.process, READY_TIMEOUT_S)
         if not line:
@@ -116,3 +116,20 @@ def _read_line(process: subprocess.Popen, timeout_s: float) -> str:
         return ""
     finally:
         selector.close()
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the parent dies, however it dies (Linux PR_SET_PDEATHSIG).
+    Only when started from the main thread: the signal follows the creating *thread*'s exit."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except (OSError, AttributeError):
+        pass
