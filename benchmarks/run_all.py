@@ -1,24 +1,54 @@
 """Every benchmark of the project, in one run (``make bench``).
 
-    .venv/bin/python benchmarks/run_all.py [--quick] [any bench_dataplane.py option]
+    .venv/bin/python benchmarks/run_all.py [--quick] [--only NAME ...]
 
-Today there is one: the data plane (bench_dataplane.py), streamchaos against hypercorn, aimock
-and MockServer on h2c, HTTP/1.1 and h2+TLS.
+Each benchmark runs as its own process (one at a time, so they do not disturb each other's
+figures) and prints its own table: the data plane against hypercorn, aimock and MockServer; fault
+cut precision and stall timing; toxiproxy's cost per hop; the harness's cost per trial; and the
+load studies (metastability, backoff ordering).
 """
 
 from __future__ import annotations
 
+import argparse
+import subprocess
 import sys
+import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import bench_dataplane  # noqa: E402
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = {
+    "dataplane": ("bench_dataplane.py", ["--quick"]),
+    "faults": ("bench_faults.py", ["--quick"]),
+    "toxiproxy": ("bench_toxiproxy.py", ["--requests", "500"]),
+    "harness": ("bench_harness.py", ["--quick"]),
+    "metastability": ("bench_metastability.py", ["--quick"]),
+}
+DEADLINE_S = 3600
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    return bench_dataplane.main(argv)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="each benchmark's short form")
+    parser.add_argument("--only", nargs="*", choices=sorted(BENCHMARKS), default=None)
+    args = parser.parse_args(argv)
+    failed = []
+    for name, (script, quick) in BENCHMARKS.items():
+        if args.only and name not in args.only:
+            continue
+        print(f"\n===== {name}: {script} =====", flush=True)
+        started = time.monotonic()
+        try:
+            done = subprocess.run([sys.executable, str(HERE / script), *(quick if args.quick else [])], timeout=DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            failed.append(f"{name} (over {DEADLINE_S} s)")
+            continue
+        print(f"===== {name}: exit {done.returncode} in {time.monotonic() - started:.0f} s", flush=True)
+        if done.returncode:
+            failed.append(name)
+    if failed:
+        print(f"\nbenchmarks that did not meet their targets or failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
