@@ -100,6 +100,7 @@ def summarize_group(scenario: str, client: str, items: Sequence[Mapping[str, Any
         "data_loss": outcome["data_loss"] + outcome["duplicated"],
         "duplicated": outcome["duplicated"],
         "failed": outcome["failed"],
+        "harness_errors": outcome["error"],
         "clear_errors": clear_errors,
         "outcomes": dict(outcome),
         "decay": decay(items),

@@ -117,8 +117,9 @@ def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
         plots["backoff"] = _png(figure, plt)
 
     # Outcomes per client over all scenarios.
-    outcomes = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung")
-    colours = {"recovered": "#2a9d8f", "clean": "#a8dadc", "failed": "#e9c46a", "data_loss": "#e76f51", "duplicated": "#9d4edd", "hung": "#264653"}
+    outcomes = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung", "error")
+    colours = {"recovered": "#2a9d8f", "clean": "#a8dadc", "failed": "#e9c46a", "data_loss": "#e76f51", "duplicated": "#9d4edd", "hung": "#264653",
+               "error": "#888888"}
     clients = sorted({r["client"] for r in ran})
     figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(clients)), 3.6))
     bottom = [0] * len(clients)

@@ -211,7 +211,7 @@ def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: li
     simulator.load_plan(scenario.plan(time_scale).to_data())
     parallelism = max(config.workers, scenario.concurrency)
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"trial-{scenario.name}") as pool:
-        futures = [pool.submit(_run_trial, run_id, scenario, client, index, simulator, toxiproxy, time_scale, active) for client, index in trials]
+        futures = [pool.submit(_run_trial_safely, run_id, scenario, client, index, simulator, toxiproxy, time_scale, active) for client, index in trials]
         try:
             for future in as_completed(futures):
                 record = future.result()
@@ -227,6 +227,20 @@ def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: li
 def trial_key(run_id: str, scenario: str, client: str, index: int) -> str:
     raw = f"sc-{run_id}-{scenario}-{client}-{index}"
     return re.sub(r"[^A-Za-z0-9._-]", "_", raw)
+
+
+def _run_trial_safely(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, simulator: SimulatorProcess, toxiproxy: Any,
+                      time_scale: float, active: _Active) -> TrialRecord:
+    """A trial the harness could not run (an adapter or toxiproxy failure) is recorded as an
+    ``error``, with the reason; it does not stop the other trials."""
+    try:
+        return _run_trial(run_id, scenario, client, index, simulator, toxiproxy, time_scale, active)
+    except Exception as error:  # noqa: BLE001 - recorded, never swallowed silently
+        record = _skipped(run_id, scenario, client, index, "")
+        record.outcome, record.skipped = "error", None
+        record.key = trial_key(run_id, scenario.name, client.name, index)
+        record.error_line = f"harness could not run the trial: {type(error).__name__}: {error}"[:500]
+        return record
 
 
 def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, simulator: SimulatorProcess, toxiproxy: Any,
@@ -255,7 +269,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
             pgid.append(group)
             active.add(group)
 
-        result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, on_start=started)
+        result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, on_start=started, stdin=invocation.stdin)
     finally:
         active.discard(pgid[0] if pgid else None)
         if timeline is not None:

@@ -14,7 +14,7 @@ from simulator import sse
 
 from .clients.contract import ClientRun
 
-OUTCOMES = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung")
+OUTCOMES = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung", "error")  # error: the harness could not run it
 
 
 @dataclass(frozen=True)

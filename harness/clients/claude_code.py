@@ -82,6 +82,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent / "claude_code"
 CLAUDE_BIN = PACKAGE_DIR / "node_modules" / ".bin" / "claude"
 REFUSING_PROXY = "http://127.0.0.1:9"  # discard port: nothing listens, connections are refused
 NO_PROXY = "127.0.0.1,localhost,::1"
+PROMPT_IN_ARGV_LIMIT = 64 * 1024
 PASSED_THROUGH = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "USER", "LOGNAME", "SHELL", "TERM")
 
 
@@ -105,6 +106,7 @@ class ClaudeCodeCommand:
     home: Path
     session_id: str
     deadline_s: float
+    stdin: bytes | None = None  # the prompt, when it is too long for an argument (large context)
 
 
 @dataclass(frozen=True)
@@ -193,8 +195,11 @@ def claude_code_command(
     argv += list(options.extra_args)
     if options.allowed_tools:
         argv += ["--allowedTools", *options.allowed_tools]
-    argv += ["--", prompt]
-    return ClaudeCodeCommand(tuple(argv), env, str(project), home, session_id, deadline_s)
+    if len(prompt.encode()) <= PROMPT_IN_ARGV_LIMIT:
+        argv += ["--", prompt]
+        return ClaudeCodeCommand(tuple(argv), env, str(project), home, session_id, deadline_s)
+    # One argument may not exceed 128 KiB on Linux; `claude -p` reads a piped prompt instead.
+    return ClaudeCodeCommand(tuple(argv), env, str(project), home, session_id, deadline_s, prompt.encode())
 
 
 def run_claude_code(command: ClaudeCodeCommand, watch_sockets: bool = False, poll_s: float = 0.05) -> ClaudeCodeRun:
@@ -203,7 +208,7 @@ def run_claude_code(command: ClaudeCodeCommand, watch_sockets: bool = False, pol
     TCP socket a process of its group holds."""
     started = time.monotonic()
     process = subprocess.Popen(
-        list(command.argv), env=dict(command.env), cwd=command.cwd, stdin=subprocess.DEVNULL,
+        list(command.argv), env=dict(command.env), cwd=command.cwd, stdin=subprocess.PIPE if command.stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     peers: set[str] = set()
@@ -214,7 +219,7 @@ def run_claude_code(command: ClaudeCodeCommand, watch_sockets: bool = False, pol
         watcher.start()
     hung = False
     try:
-        stdout, stderr = process.communicate(timeout=command.deadline_s)
+        stdout, stderr = process.communicate(input=command.stdin, timeout=command.deadline_s)
     except subprocess.TimeoutExpired:
         hung = True
         kill_group(process.pid, leader=process)

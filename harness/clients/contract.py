@@ -79,19 +79,20 @@ def contract_env(base_url: str, api_key: str, plan: Mapping[str, Any], ca_file: 
 
 
 def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float, cwd: str | None = None,
-               on_start: Callable[[int], None] | None = None) -> ClientRun:
+               on_start: Callable[[int], None] | None = None, stdin: bytes | None = None) -> ClientRun:
     """Run to completion or to the deadline; on the deadline kill the whole process group.
-    ``on_start`` gets the process group id at once (so an interrupted run can kill it too)."""
+    ``on_start`` gets the process group id at once (so an interrupted run can kill it too);
+    ``stdin`` is written to the client's standard input (else it reads /dev/null)."""
     started = time.monotonic()
     process = subprocess.Popen(
-        list(command), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        start_new_session=True,
+        list(command), env=dict(env), cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )
     if on_start is not None:
         on_start(process.pid)
     hung = False
     try:
-        stdout, stderr = process.communicate(timeout=deadline_s)
+        stdout, stderr = process.communicate(input=stdin, timeout=deadline_s)
     except subprocess.TimeoutExpired:
         hung = True
         kill_group(process.pid, leader=process)

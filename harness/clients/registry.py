@@ -50,6 +50,7 @@ class Invocation:
     env: Mapping[str, str]
     cwd: str | None = None
     output: str = "contract"  # "contract" JSON lines | "text" (the final answer) | "sse" (raw stream)
+    stdin: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class ClaudeCodeClient(ClientAdapter):
         options = ClaudeCodeOptions(max_retries=int(trial.plan.get("max_retries", 2)), http2=self.http2,
                                     byte_watchdog_ms=_watchdog_ms(trial.plan))
         command = claude_code_command(prompt, trial.base_url, trial.api_key, trial.ca_file, trial.deadline_s, trial.workdir / "home", options, CLAUDE_BIN)
-        return Invocation(command.argv, command.env, command.cwd, output="text")
+        return Invocation(command.argv, command.env, command.cwd, output="text", stdin=command.stdin)
 
 
 def claude_code_prompt(turns: list[Mapping[str, Any]]) -> str:
