@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +25,19 @@ def ensure_certificates(directory: Path) -> TlsFiles:
     was given ``ca.pem`` keeps trusting every simulator started from the same directory."""
     directory.mkdir(parents=True, exist_ok=True)
     files = TlsFiles(directory / "ca.pem", directory / "localhost.pem", directory / "localhost-key.pem")
-    if all(path.exists() for path in (files.ca_file, files.cert_file, files.key_file)):
-        return files
-    ca = trustme.CA(organization_name="streamchaos local CA")
-    leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
-    ca.cert_pem.write_to_path(str(files.ca_file))
-    leaf.private_key_pem.write_to_path(str(files.key_file))
-    with open(files.cert_file, "wb") as handle:
-        for blob in leaf.cert_chain_pems:
-            handle.write(blob.bytes())
+    # Simulators started at once must not mix one's CA with another's leaf: one makes them,
+    # under a lock, and each file appears whole (written aside, then renamed).
+    with open(directory / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if all(path.exists() for path in (files.ca_file, files.cert_file, files.key_file)):
+            return files
+        ca = trustme.CA(organization_name="streamchaos local CA")
+        leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
+        chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
+        for path, data in ((files.key_file, leaf.private_key_pem.bytes()), (files.cert_file, chain), (files.ca_file, ca.cert_pem.bytes())):
+            temporary = path.with_suffix(".tmp")
+            temporary.write_bytes(data)
+            os.replace(temporary, path)
     return files
 
 
