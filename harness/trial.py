@@ -175,11 +175,17 @@ def classify(run: ClientRun, intact: int, expected_count: int, notes: list[str])
 
 
 def backoffs_ms(groups: Sequence[LogicalRequest]) -> list[float]:
-    """Server-measured gap between the end of a failed attempt and the start of the next."""
+    """Server-measured gap between the end of a failed attempt and the start of the next.
+
+    An attempt the client abandoned silently (a black hole, a stall) ends, for the server, only
+    when the connection closes, which can be after the retry began: that gap is unknown to the
+    server and left out rather than reported as a negative backoff."""
     gaps = []
     for group in groups:
         for previous, current in zip(group.attempts, group.attempts[1:]):
-            gaps.append(round((current.t_start - previous.t_end) * 1000, 3))
+            gap = current.t_start - previous.t_end
+            if gap >= 0:
+                gaps.append(round(gap * 1000, 3))
     return gaps
 
 
