@@ -45,6 +45,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 
 import workload  # noqa: E402
+from harness.simulator_process import read_first_line  # noqa: E402
 
 PROTOCOLS = ("h2c", "h1", "h2-tls")
 PROTOCOL_TITLES = {"h2c": "h2c", "h1": "HTTP/1.1", "h2-tls": "h2+TLS"}
@@ -154,23 +155,6 @@ def wait_port(port: int, process: subprocess.Popen, timeout_s: float = READY_TIM
     raise RuntimeError(f"port {port} not open after {timeout_s:.0f}s")
 
 
-def read_line(process: subprocess.Popen, timeout_s: float) -> str:
-    import selectors
-
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + timeout_s
-    try:
-        while time.monotonic() < deadline:
-            if selector.select(timeout=0.1):
-                return process.stdout.readline()
-            if process.poll() is not None:
-                return ""
-        return ""
-    finally:
-        selector.close()
-
-
 @dataclass
 class Running:
     process: subprocess.Popen
@@ -239,7 +223,7 @@ class Streamchaos(Server):
             command.append("--tls")
         log_path = workdir / f"{self.name}-{protocol}.log"
         process = spawn(command, log_path, stdout_pipe=True)
-        line = read_line(process, READY_TIMEOUT_S)
+        line = read_first_line(process, READY_TIMEOUT_S)
         running = Running(process, {}, log_path)
         if not line:
             running.stop()

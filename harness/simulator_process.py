@@ -32,7 +32,7 @@ class SimulatorProcess:
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, text=True, start_new_session=True,
             cwd=Path(__file__).resolve().parent.parent, preexec_fn=_die_with_parent if _in_main_thread() else None,
         )
-        line = _read_line(self.process, READY_TIMEOUT_S)
+        line = read_first_line(self.process, READY_TIMEOUT_S)
         if not line:
             self.stop()
             raise RuntimeError(f"streamchaos serve did not start: {self.process.stderr.read() if self.process.stderr else ''}")
@@ -100,7 +100,7 @@ class SimulatorProcess:
         self.stop()
 
 
-def _read_line(process: subprocess.Popen, timeout_s: float) -> str:
+def read_first_line(process: subprocess.Popen, timeout_s: float) -> str:
     """First stdout line, or '' if the process exits or the deadline passes."""
     import selectors
 

@@ -169,6 +169,17 @@ def request_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: lis
     return body
 
 
+def turn_conversations(turn: Mapping[str, Any], messages: list, pending_tool_results: list) -> list[list]:
+    """The conversation of each part of a turn (one unless ``parallel``), as every built-in
+    contract client builds it: part k's prompt ends with "(part k+1 of N)"."""
+    parts = int(turn.get("parallel", 1))
+    conversations = []
+    for part in range(parts):
+        prompt = turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})"
+        conversations.append([*messages, {"role": "user", "content": [*pending_tool_results, {"type": "text", "text": prompt}]}])
+    return conversations
+
+
 def first_request_body(plan: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
     """The first request exactly as every built-in contract client builds it."""
     turn = plan["turns"][0]

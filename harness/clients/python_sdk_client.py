@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 
-from harness.clients.contract import read_plan, request_body
+from harness.clients.contract import read_plan, request_body, turn_conversations
 
 
 def make_client(plan: dict) -> anthropic.Anthropic:
@@ -66,11 +66,8 @@ def main() -> int:
     pending_tool_results: list = []
     for index, turn in enumerate(plan["turns"]):
         time.sleep(float(turn.get("idle_before_s", 0)))
-        parts = int(turn.get("parallel", 1))
-        conversations = []
-        for part in range(parts):
-            prompt = turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})"
-            conversations.append([*messages, {"role": "user", "content": [*pending_tool_results, {"type": "text", "text": prompt}]}])
+        conversations = turn_conversations(turn, messages, pending_tool_results)
+        parts = len(conversations)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=parts) as pool:
             futures = [pool.submit(ask, client, request_body(plan, turn, conversation), turn.get("stream", True)) for conversation in conversations]

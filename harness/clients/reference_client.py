@@ -738,11 +738,8 @@ async def converse(plan: Mapping[str, Any], environ: Mapping[str, str], out: Tex
     try:
         for index, turn in enumerate(plan["turns"]):
             await asyncio.sleep(float(turn.get("idle_before_s", 0)))
-            parts = int(turn.get("parallel", 1))
-            conversations = []
-            for part in range(parts):
-                prompt = turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})"
-                conversations.append([*messages, {"role": "user", "content": [*pending_tool_results, {"type": "text", "text": prompt}]}])
+            conversations = contract.turn_conversations(turn, messages, pending_tool_results)
+            parts = len(conversations)
             started = time.monotonic()
             outcomes = await asyncio.gather(
                 *(client.ask(request_body(plan, turn, conversation), f"turn {index}{f' part {p}' if parts > 1 else ''}: ")
