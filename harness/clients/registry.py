@@ -102,7 +102,8 @@ class CommandClient(ClientAdapter):
         values = {"base_url": trial.base_url, "api_key": trial.api_key, "ca_file": trial.ca_file or "", "plan_file": str(plan_file),
                   "prompt": trial.plan["turns"][0]["prompt"]}
         argv = tuple(part.format(**values) for part in shlex.split(self.template))
-        return Invocation(argv, contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file, plan_dir=trial.workdir), str(trial.workdir), self.output)
+        # Run where streamchaos was started, so the template may use paths relative to it.
+        return Invocation(argv, contract_env(trial.base_url, trial.api_key, trial.plan, trial.ca_file, plan_dir=trial.workdir), None, self.output)
 
 
 @dataclass(frozen=True)
