@@ -188,6 +188,19 @@ def spawn(command: list[str], log_path: Path, *, cwd: Path = ROOT, env: dict | N
         )
 
 
+def listening(process: subprocess.Popen, log_path: Path, port: int, protocol: str, ready=lambda: None) -> Running:
+    """The started server, once its port is open and ``ready()`` passed; stopped if either fails."""
+    running = Running(process, {}, log_path)
+    try:
+        wait_port(port, process)
+        ready()
+    except Exception:
+        running.stop()
+        raise
+    running.urls[protocol] = f"{'https' if protocol == 'h2-tls' else 'http'}://{HOST}:{port}"
+    return running
+
+
 class Server:
     name = ""
     title = ""
@@ -253,15 +266,7 @@ class Hypercorn(Server):
             command += ["--bind", f"{HOST}:{port}"]
         command.append("hypercorn_app:app")
         log_path = workdir / f"hypercorn-{protocol}.log"
-        process = spawn(command, log_path, cwd=HERE)
-        running = Running(process, {}, log_path)
-        try:
-            wait_port(port, process)
-        except RuntimeError:
-            running.stop()
-            raise
-        running.urls[protocol] = f"{'https' if protocol == 'h2-tls' else 'http'}://{HOST}:{port}"
-        return running
+        return listening(spawn(command, log_path, cwd=HERE), log_path, port, protocol)
 
 
 class Aimock(Server):
@@ -292,15 +297,7 @@ class Aimock(Server):
                    "--chunk-size", str(chunk), "--log-level", "warn"]
         log_path = workdir / f"aimock-{protocol}.log"
         env = {k: v for k, v in os.environ.items() if k != "AIMOCK_API_KEYS"}
-        process = spawn(command, log_path, env=env)
-        running = Running(process, {}, log_path)
-        try:
-            wait_port(port, process)
-        except RuntimeError:
-            running.stop()
-            raise
-        running.urls[protocol] = f"http://{HOST}:{port}"
-        return running
+        return listening(spawn(command, log_path, env=env), log_path, port, protocol)
 
 
 class MockServer(Server):
@@ -327,16 +324,7 @@ class MockServer(Server):
         port = free_port()
         command = ["java", "-Dmockserver.logLevel=WARN", "-jar", str(self.jar), "-serverPort", str(port), "-logLevel", "WARN"]
         log_path = workdir / f"mockserver-{protocol}.log"
-        process = spawn(command, log_path)
-        running = Running(process, {}, log_path)
-        try:
-            wait_port(port, process)
-            self._expect(port)
-        except Exception:
-            running.stop()
-            raise
-        running.urls[protocol] = f"{'https' if protocol == 'h2-tls' else 'http'}://{HOST}:{port}"
-        return running
+        return listening(spawn(command, log_path), log_path, port, protocol, ready=lambda: self._expect(port))
 
     @staticmethod
     def _expect(port: int) -> None:

@@ -16,9 +16,6 @@ import argparse
 import json
 import os
 import signal
-import socket
-import ssl
-import statistics
 import subprocess
 import sys
 import time
@@ -28,8 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.simulator_process import SimulatorProcess  # noqa: E402
-from harness.wire import DataFrame, H2Probe, dechunk, post  # noqa: E402
-from simulator import sse  # noqa: E402
+from harness.wire import DataFrame, H2Probe, h1_exchange, post  # noqa: E402
 
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "bench\n@sc deltas=94"}]}
 CUT = 50
@@ -58,29 +54,8 @@ print(done)
 
 
 def h1_trial(port: int, tls: bool, ca_file: str, key: str) -> tuple[int, str]:
-    raw = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock: socket.socket = raw
-    if tls:
-        context = ssl.create_default_context(cafile=ca_file)
-        context.set_alpn_protocols(["http/1.1"])
-        sock = context.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False)
-    data, ended = b"", "timeout"
-    try:
-        sock.sendall(post("/v1/messages", BODY, key=key))
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except (ConnectionResetError, ssl.SSLEOFError):
-                ended = "reset"
-                break
-            if not chunk:
-                ended = "eof"
-                break
-            data += chunk
-    finally:
-        sock.close()
-    events = sse.Decoder().feed(dechunk(data.partition(b"\r\n\r\n")[2]))
-    return len(events), ended
+    result = h1_exchange("127.0.0.1", port, post("/v1/messages", BODY, key=key), tls=tls, ca_file=ca_file)
+    return len(result.events()), result.ended
 
 
 def h2_trial(port: int, tls: bool, ca_file: str, key: str) -> tuple[int, str]:

@@ -154,8 +154,8 @@ def skip_reason(scenario: Scenario, client: ClientAdapter) -> str | None:
 
 def expected_answers(scenario: Scenario, client: ClientAdapter) -> int:
     turns = scenario.turns[: client.max_turns] if client.max_turns else scenario.turns
-    if client.name.startswith("claude-code"):
-        return 1  # it prints the final answer only
+    if client.final_answer_only:
+        return 1
     return sum(t.parallel if client.parallel else 1 for t in turns)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from simulator.faults.model import FaultPlan, PlanError, Rule, scaled
+from simulator.faults.model import FaultPlan, PlanError, scaled
 
 FORMAT_VERSION = 1
 TRANSPORTS = ("http/1.1", "h2")
@@ -419,6 +419,3 @@ def find(name_or_path: str, directory: Path = LIBRARY) -> Path:
         raise ScenarioError(name_or_path, "", f"no scenario of that name in {directory} (have: {names})")
     return path
 
-
-def rules_of(scenario: Scenario) -> tuple[Rule, ...]:
-    return scenario.faults.rules

@@ -46,3 +46,14 @@ def assert_turn_matches(got: dict, want: dict) -> None:
     assert got["stop_reason"] == want["stop_reason"]
     assert got["usage"]["output_tokens"] == want["output_tokens"]
     assert got["usage"]["input_tokens"] == want["input_tokens"]
+
+
+def assert_one_complete_request(simulator, api_key: str, want: dict, stream: bool, protocol: str, tls: bool) -> dict:
+    """The journal saw exactly one request for the key, served whole with the generated answer."""
+    (request,) = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
+    assert request["answer"]["text"] == want["text"]
+    assert request["end"] == "complete" and request["status"] == 200 and request["stream"] is stream
+    assert request["protocol"] == protocol and request["tls"] is tls
+    if stream:
+        assert request["events_out"] == request["events_total"]
+    return request

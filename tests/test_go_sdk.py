@@ -9,7 +9,7 @@ import pytest
 from harness.clients.contract import contract_env, run_client
 from simulator.api.answer import generate
 from simulator.api.request import parse_messages_request
-from tests.support import TOOLS, assert_turn_matches, expected_first_turn, require
+from tests.support import TOOLS, assert_one_complete_request, assert_turn_matches, expected_first_turn, require
 from tests.test_python_sdk import PLANS
 
 pytestmark = pytest.mark.clients
@@ -41,13 +41,7 @@ def test_go_sdk_accumulates_the_generated_answer(simulator, api_key, client, mod
     want = expected_first_turn(SEED, plan)
     assert_turn_matches(got, want)
 
-    (request,) = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
-    assert request["answer"]["text"] == want["text"]
-    assert request["end"] == "complete" and request["status"] == 200 and request["stream"] is stream
-    assert request["protocol"] == ("h2" if mode == "h2-tls" else "http/1.1")
-    assert request["tls"] is (mode == "h2-tls")
-    if stream:
-        assert request["events_out"] == request["events_total"]
+    assert_one_complete_request(simulator, api_key, want, stream, "h2" if mode == "h2-tls" else "http/1.1", tls=mode == "h2-tls")
 
 
 @pytest.mark.parametrize("mode", ["h2-tls", "http1"])

@@ -111,7 +111,6 @@ type = "stall"
 seconds = "inf"
 trigger = { at = "events", value = 5 }
 """, trials=2, extra="")
-    item = scenario.Scenario(**{**item.__dict__, "deadline_s": 2.0}) if False else item
     records, row = run_known(tmp_path, "hang", scenario_with_deadline(item, 2.0))
     assert row["hangs"] == 2
     for record in records:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from harness.clients.contract import contract_env, run_client
-from tests.support import assert_turn_matches, expected_first_turn
+from tests.support import assert_one_complete_request, assert_turn_matches, expected_first_turn
 
 CLIENT = [sys.executable, "-m", "harness.clients.python_sdk_client"]
 SEED = 7  # the session simulator's seed
@@ -50,13 +50,7 @@ def test_python_sdk_accumulates_the_generated_answer(simulator, api_key, mode, s
     want = expected_first_turn(SEED, plan)
     assert_turn_matches(got, want)
 
-    (request,) = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
-    assert request["answer"]["text"] == want["text"]
-    assert request["end"] == "complete" and request["status"] == 200 and request["stream"] is stream
-    assert request["protocol"] == ("http/1.1" if mode == "http1" else "h2")
-    assert request["tls"] is (mode == "h2-tls")
-    if stream:
-        assert request["events_out"] == request["events_total"]
+    assert_one_complete_request(simulator, api_key, want, stream, "http/1.1" if mode == "http1" else "h2", tls=mode == "h2-tls")
 
 
 def test_python_sdk_multi_turn_tool_use_then_text(simulator, api_key):

@@ -66,17 +66,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import tempfile
 import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .contract import ClientRun, kill_group, parse_turns
+from .contract import ClientRun, run_client
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "claude_code"
 CLAUDE_BIN = PACKAGE_DIR / "node_modules" / ".bin" / "claude"
@@ -203,38 +201,23 @@ def claude_code_command(
 
 
 def run_claude_code(command: ClaudeCodeCommand, watch_sockets: bool = False, poll_s: float = 0.05) -> ClaudeCodeRun:
-    """Run to completion or to the deadline (then the whole process group is killed). With
-    ``watch_sockets``, sample ``ss -tnp`` while it runs and collect the remote address of every
-    TCP socket a process of its group holds."""
-    started = time.monotonic()
-    process = subprocess.Popen(
-        list(command.argv), env=dict(command.env), cwd=command.cwd, stdin=subprocess.PIPE if command.stdin else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-    )
+    """Run like any client (deadline, whole process group killed). With ``watch_sockets``, sample
+    ``ss -tnp`` while it runs and collect the remote address of every TCP socket its group holds."""
     peers: set[str] = set()
     done = threading.Event()
-    watcher = None
-    if watch_sockets:
-        watcher = threading.Thread(target=_watch_sockets, args=(process.pid, peers, done, poll_s), daemon=True)
-        watcher.start()
-    hung = False
+    watchers: list[threading.Thread] = []
+
+    def started(pgid: int) -> None:
+        if watch_sockets:
+            watchers.append(threading.Thread(target=_watch_sockets, args=(pgid, peers, done, poll_s), daemon=True))
+            watchers[0].start()
+
     try:
-        stdout, stderr = process.communicate(input=command.stdin, timeout=command.deadline_s)
-    except subprocess.TimeoutExpired:
-        hung = True
-        kill_group(process.pid, leader=process)
-        stdout, stderr = process.communicate(timeout=30)
+        run = run_client(command.argv, command.env, command.deadline_s, cwd=command.cwd, on_start=started, stdin=command.stdin)
     finally:
         done.set()
-        if watcher:
+        for watcher in watchers:
             watcher.join(5)
-        kill_group(process.pid, signal.SIGKILL)  # anything it left behind in its group
-    ended = time.monotonic()
-    out = stdout.decode("utf-8", "replace")
-    run = ClientRun(
-        command=command.argv, exit_code=None if hung else process.returncode, stdout=out,
-        stderr=stderr.decode("utf-8", "replace"), started=started, ended=ended, hung=hung, turns=parse_turns(out),
-    )
     return ClaudeCodeRun(run, command.home, frozenset(peers))
 
 

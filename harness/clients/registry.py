@@ -62,6 +62,7 @@ class ClientAdapter:
     requires: tuple[Path | str, ...] = ()
     max_turns: int | None = None  # None: any number
     parallel: bool = True
+    final_answer_only: bool = False  # prints the last turn's answer only (Claude Code)
     on_by_default: bool = True  # run by `streamchaos run` without --clients (the reference clients are not)
 
     def installed(self) -> tuple[bool, str]:
@@ -169,7 +170,8 @@ BUILT_IN: dict[str, ClientAdapter] = {c.name: c for c in (
     ContractClient("ts-sdk-bun", "@anthropic-ai/sdk on Bun, HTTP/1.1", ("http/1.1",), SDK_POLICY, requires=(BUN_BIN,), argv=(str(BUN_BIN), JS_CLIENT)),
     ContractClient("ts-sdk-bun-h2", "@anthropic-ai/sdk on Bun with its experimental h2 client", ("h2",), SDK_POLICY, requires=(BUN_BIN,), argv=(str(BUN_BIN), JS_CLIENT), env={"BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT": "1"}),
     ContractClient("go-sdk", "anthropic-sdk-go, h2 over TLS", ("h2",), GO_POLICY, requires=(GO_CLIENT,), argv=(str(GO_CLIENT),)),
-    ClaudeCodeClient("claude-code", "Claude Code (npm), Bun fetch, HTTP/1.1", ("http/1.1",), CLAUDE_POLICY, requires=(CLAUDE_BIN,), parallel=False),
+    ClaudeCodeClient("claude-code", "Claude Code (npm), Bun fetch, HTTP/1.1", ("http/1.1",), CLAUDE_POLICY, requires=(CLAUDE_BIN,), parallel=False,
+                     final_answer_only=True),
     CurlClient("curl", "curl --http1.1, no retries", ("http/1.1",), "no retries", requires=("curl",), max_turns=1, parallel=False),
 )}
 

@@ -145,6 +145,24 @@ def _decide(state: "ServerState", connection: dict, record: dict, info: Any, rep
     return [Firing(i, faults.plan.rules[i]) for i in chosen], facts
 
 
+class _FaultOutput:
+    """What a fault's action may write through: the reply's batch, and its own bytes."""
+
+    def __init__(self, writer: "_Writer", note: dict) -> None:
+        self.writer, self.note = writer, note
+
+    async def flush(self) -> None:
+        """Write the batch; the note then says what was on the wire when the fault fired."""
+        await self.writer.flush()
+        record = self.writer.record
+        self.note["events_out"], self.note["bytes_out"], self.note["t"] = record["events_out"], record["bytes_out"], time.monotonic()
+
+    async def emit(self, data: bytes, events: int = 1) -> None:
+        """Bytes a fault writes itself (an SSE error event), counted like any others."""
+        self.writer.add(data, events)
+        await self.writer.flush()
+
+
 class _Writer:
     """Writes one reply and fires the faults chosen for it at their exact points."""
 
@@ -170,19 +188,7 @@ class _Writer:
         self.record["faults"].append(note)
         if rule.fault.terminal:
             self.ending = f"fault:{rule.fault.kind}"
-        writer = self
-
-        class _Out:
-            async def flush(self) -> None:  # the note says what was on the wire when the fault fired
-                await writer.flush()
-                note["events_out"], note["bytes_out"], note["t"] = writer.record["events_out"], writer.record["bytes_out"], time.monotonic()
-
-            async def emit(self, data: bytes, events: int = 1) -> None:
-                """Bytes a fault writes itself (an SSE error event), counted like any others."""
-                writer.add(data, events)
-                await writer.flush()
-
-        result = await perform(rule.fault, self.channel, _Out())
+        result = await perform(rule.fault, self.channel, _FaultOutput(self, note))
         if result == NOT_APPLICABLE:
             note["skipped"] = f"{rule.fault.kind} does not apply to {self.channel.protocol}"
             return
@@ -409,6 +415,3 @@ def _trio_deadline(monotonic_at: float) -> float:
 def _number(value: float) -> bytes:
     return (str(int(value)) if float(value).is_integer() else repr(float(value))).encode()
 
-
-def now() -> float:
-    return time.monotonic()

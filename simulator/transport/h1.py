@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+import time
 from typing import TYPE_CHECKING
 
 import h11
 import trio
 
 from ..api.errors import ApiError
-from .exchange import ClientGone, Headers, now, run_exchange
+from .exchange import ClientGone, Headers, run_exchange
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -135,7 +136,7 @@ class H1Handler:
         if not isinstance(event, h11.Request):
             raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
         self.busy = True
-        t_headers = now()
+        t_headers = time.monotonic()
         limit = self.state.config.max_body_bytes
         declared = _content_length(event.headers)
         body = bytearray()

@@ -7,6 +7,7 @@ streams running is written with hyperframe, because h2 closes its state machine 
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 import h2.config
@@ -20,7 +21,7 @@ import trio
 from hyperframe.frame import GoAwayFrame
 
 from ..api.errors import ApiError
-from .exchange import ClientGone, Headers, now, run_exchange
+from .exchange import ClientGone, Headers, run_exchange
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -272,7 +273,7 @@ class H2Handler:
             if self.goaway_sent_for is not None and event.stream_id > self.goaway_sent_for:
                 self.conn.reset_stream(event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
                 return
-            self._streams[event.stream_id] = _InboundStream(list(event.headers), now())
+            self._streams[event.stream_id] = _InboundStream(list(event.headers), time.monotonic())
         elif isinstance(event, h2.events.DataReceived):
             if event.flow_controlled_length:
                 self.conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
