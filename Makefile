@@ -12,11 +12,12 @@ PY_STAMP := $(STAMPS)/python-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 TOXI_STAMP := $(STAMPS)/toxiproxy-$(TOXIPROXY_VERSION)
 JS_STAMP := $(STAMPS)/js-$(shell cat harness/clients/js/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 GO_STAMP := $(STAMPS)/go-$(shell cat harness/clients/go/go.sum harness/clients/go/*.go 2>/dev/null | sha1sum | cut -c1-12)
+H2SPEC_STAMP := $(STAMPS)/h2spec
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: setup run test bench clean python toxiproxy clients
 
-setup: python toxiproxy clients
+setup: python toxiproxy clients h2spec
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -31,7 +32,8 @@ toxiproxy: $(TOXI_STAMP)
 $(TOXI_STAMP):
 	@mkdir -p $(STAMPS) $(TOOLS)/bin
 	@scripts/install-toxiproxy.sh $(TOXIPROXY_VERSION) $(TOOLS)/bin
-	@touch $@
+	@if $(TOOLS)/bin/toxiproxy-server -version >/dev/null 2>&1; then touch $@; \
+	 else echo "toxiproxy: no working tools/bin/toxiproxy-server; not stamped (tests that need it fail under CI=true)" >&2; fi
 
 clients: $(JS_STAMP) $(GO_STAMP) $(CC_STAMP)
 $(JS_STAMP):
@@ -46,6 +48,16 @@ $(CC_STAMP):
 	@mkdir -p $(STAMPS)
 	cd harness/clients/claude_code && npm ci --no-audit --no-fund --loglevel=error
 	@rm -f $(STAMPS)/claude-code-*; touch $@
+
+# h2spec, the HTTP/2 conformance suite (tests/test_h2spec.py); stamped only when the binary runs.
+.PHONY: h2spec
+h2spec: $(H2SPEC_STAMP)
+$(H2SPEC_STAMP):
+	@mkdir -p $(STAMPS) $(TOOLS)/bin
+	@if command -v go >/dev/null 2>&1; then GOBIN=$(TOOLS)/bin go install github.com/summerwind/h2spec/cmd/h2spec@latest; \
+	 else echo "h2spec: no Go toolchain; install Go and run 'make setup' again" >&2; fi
+	@if $(TOOLS)/bin/h2spec --version >/dev/null 2>&1; then touch $@; \
+	 else echo "h2spec: no working tools/bin/h2spec; not stamped" >&2; fi
 
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4

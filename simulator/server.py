@@ -130,7 +130,11 @@ class DataPlane:
                 first = await sniff(link.stream, len(H2_PREFACE))
             if not first:
                 return
-            protocol = "h2" if first.startswith(H2_PREFACE) else "http/1.1"
+            # ALPN's choice binds: after "h2" an invalid preface is an HTTP/2 connection error
+            # (GOAWAY PROTOCOL_ERROR, then close), never an HTTP/1.1 request. Without TLS, one port
+            # serves both, so a bad preface is read as HTTP/1.1 (h2spec 3.5/2, accepted for h2c).
+            h2_by_alpn = record.get("alpn") == "h2"
+            protocol = "h2" if h2_by_alpn or first.startswith(H2_PREFACE) else "http/1.1"
             record["protocol"] = protocol
             handler = (H2Handler if protocol == "h2" else H1Handler)(state, link, first)
             state.handlers.add(handler)

@@ -1,8 +1,17 @@
-"""HTTP/1.1 with h11: keep-alive, chunked streaming bodies, 100-continue, real 4xx on bad input."""
+"""HTTP/1.1 with h11: keep-alive, chunked streaming bodies, 100-continue, real 4xx on bad input.
+
+Malformed input is answered once and the connection is closed, as nginx does: one 4xx with the
+real JSON error body and ``connection: close``, then a clean FIN (half-close, bounded drain);
+nothing after the malformed bytes is parsed or answered. A request head must end its lines with
+CRLF: a bare LF (which h11 would accept as a line end) makes the head malformed, so the framing of
+whatever follows is never guessed. Complete, well-formed requests sent back to back are answered in
+order (HTTP/1.1 pipelining), and the first malformed one ends the connection the same way.
+"""
 
 from __future__ import annotations
 
 from http import HTTPStatus
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -18,6 +27,8 @@ if TYPE_CHECKING:
 
 READ_SIZE = 65536
 MAX_HEADER_BYTES = 256 * 1024
+_HEAD_END = re.compile(rb"\n\r?\n")  # where h11 ends a head
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class H1Channel:
@@ -102,6 +113,8 @@ class H1Handler:
 
     async def _next_event(self) -> h11.Event | type[h11.NEED_DATA]:
         while True:
+            if self.conn.their_state is h11.IDLE:
+                _check_head(self.conn.trailing_data[0])
             event = self.conn.next_event()
             if event is not h11.NEED_DATA:
                 return event
@@ -196,6 +209,14 @@ class H1Handler:
         self.closing = True
         if not self.busy:
             await self.stream.aclose()
+
+
+def _check_head(buffered: bytes) -> None:
+    """Refuse a request head (complete or not yet) with a line ended by a bare LF."""
+    end = _HEAD_END.search(buffered)
+    head = buffered[: end.end()] if end else buffered
+    if _BARE_LF.search(head):
+        raise h11.RemoteProtocolError("bare LF in the request head: lines must end with CRLF", error_status_hint=400)
 
 
 def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:

@@ -250,8 +250,11 @@ class H2Handler:
                         self.connection["bytes_in"] += len(data)
                         if not self.blackholed:
                             await self._receive(data)
-                except h2.exceptions.ProtocolError:
+                except h2.exceptions.ProtocolError as error:
                     end = "protocol_error"
+                    if self.conn.state_machine.state is not h2.connection.ConnectionState.CLOSED:
+                        # h2 queues no GOAWAY for an invalid preface (it fails before any frame)
+                        self.conn.close_connection(error_code=getattr(error, "error_code", None) or h2.errors.ErrorCodes.PROTOCOL_ERROR)
                     await self.flush()
                 except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
                     end = "reset_by_client"
