@@ -22,12 +22,59 @@ def plan(*faults, seed=0):
 
 # -- decisions are a pure function ---------------------------------------------------------------
 
-@given(st.integers(0, 2**32), st.text(max_size=8), st.text(max_size=8), st.integers(1, 10))
-def test_same_inputs_same_decision(seed, trial, logical, attempt):
-    p = plan({"type": "tcp_reset", "select": {"probability": 0.5}}, seed=seed)
-    f = facts(trial=trial, logical=logical, attempt=attempt)
-    assert request_rules(p, f) == request_rules(p, f)
-    assert uniform(seed, trial, logical) == uniform(seed, trial, logical)
+REPLAY_PLAN = {"seed": 11, "faults": [
+    {"type": "tcp_reset", "select": {"probability": 0.4}},
+    {"type": "fin", "select": {"doomed": 0.3, "doomed_probability": 0.8, "probability": 0.0}},
+    {"type": "stall", "seconds": 1, "select": {"attempts": [2, 3], "probability": 0.5}},
+]}
+
+
+def arrivals(order: str) -> list[tuple[str, str]]:
+    """(trial, conversation) per request: 12 trials x 2 conversations x 4 attempts, in two orders that
+    keep each conversation's attempts in sequence but interleave trials differently."""
+    per_trial = {f"trial-{t}": [(f"trial-{t}", conv) for _ in range(4) for conv in ("A", "B")] for t in range(12)}
+    if order == "trial by trial":
+        return [item for trial in per_trial.values() for item in trial]
+    out, queues = [], [list(q) for q in reversed(list(per_trial.values()))]  # round robin, last trial first
+    while any(queues):
+        for queue in queues:
+            if queue:
+                out.append(queue.pop(0))
+    return out
+
+
+def replay(order: str) -> dict[str, list[int]]:
+    """Drive the live counters with one connection per request; key each decision by its facts."""
+    state = FaultState(FaultPlan.from_data(REPLAY_PLAN))
+    out = {}
+    for trial, conversation in arrivals(order):
+        facts_ = state.request_facts({"t_accept": 0}, trial, conversation, True, "/v1/messages", 0.0)
+        out[f"{trial}/{conversation}/{facts_.attempt}"] = list(request_rules(state.plan, facts_))
+    return out
+
+
+REPLAY_SCRIPT = "import json, sys; from tests.test_fault_plan import replay; print(json.dumps(replay(sys.argv[1])))"
+
+
+def test_decisions_replay_across_processes_and_arrival_orders():
+    """The same plan gives the same decision per (trial, conversation, attempt) in another process
+    (another hash seed) and in another arrival order; and the decisions are not trivial."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = replay("trial by trial")
+    root = Path(__file__).resolve().parent.parent
+    for order, hash_seed in (("trial by trial", "1"), ("round robin", "4242")):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, PYTHONPATH=str(root))
+        done = subprocess.run([sys.executable, "-c", REPLAY_SCRIPT, order], capture_output=True, text=True, cwd=root, env=env, timeout=60)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == here, order
+    assert replay("round robin") == here
+    fired = [rules for rules in here.values() if rules]
+    assert 0 < len(fired) < len(here) and {i for rules in fired for i in rules} == {0, 1, 2}
 
 
 def test_seed_changes_decisions():
@@ -79,10 +126,28 @@ def test_doomed_mixture_gives_the_configured_decay(q, p):
 
 
 def test_doomed_requests_fail_on_every_attempt():
+    """probability 0, doomed 0.5: about half the logical requests fail on every attempt, the rest
+    never (ignoring ``doomed`` would make none fail)."""
     rule = plan({"type": "tcp_reset", "select": {"probability": 0.0, "doomed": 0.5}}, seed=3)
-    for i in range(50):
-        hits = {bool(request_rules(rule, facts(trial=f"x{i}", attempt=k))) for k in range(1, 8)}
-        assert len(hits) == 1  # all attempts alike: doomed or spared
+    n = 400
+    doomed = 0
+    for i in range(n):
+        hits = [bool(request_rules(rule, facts(trial=f"x{i}", attempt=k))) for k in range(1, 8)]
+        assert len(set(hits)) == 1, hits  # all attempts alike: doomed or spared
+        doomed += hits[0]
+    assert abs(doomed - n * 0.5) < 4 * math.sqrt(n * 0.25), doomed
+
+
+def test_doomed_probability_is_the_per_attempt_failure_rate_of_doomed_requests():
+    rule = plan({"type": "tcp_reset", "select": {"probability": 0.0, "doomed": 0.5, "doomed_probability": 0.7}}, seed=3)
+    hits = [[bool(request_rules(rule, facts(trial=f"x{i}", attempt=k))) for k in range(1, 11)] for i in range(400)]
+    doomed = [h for h in hits if any(h)]
+    spared = [h for h in hits if not any(h)]
+    n = 10 * len(doomed)
+    rate = sum(map(sum, doomed)) / n
+    assert abs(rate - 0.7) < 4 * math.sqrt(0.21 / n), rate
+    assert any(len(set(h)) == 2 for h in doomed)  # a doomed request may survive an attempt
+    assert 150 < len(spared) < 250
 
 
 # -- selectors ---------------------------------------------------------------------------------------
