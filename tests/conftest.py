@@ -92,3 +92,21 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if reporter is not None:
             reporter.write_line(f"CI=true: {skipped} test(s) skipped; failing the session", red=True)
+
+
+# -- tests leave the environment as they found it ----------------------------------------------
+_WATCHED_ENV = ("PYTHONPATH", "ANTHROPIC_", "STREAMCHAOS_", "SSL_CERT_", "NODE_EXTRA_CA_CERTS", "CI")
+
+
+def _watched_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k.startswith(_WATCHED_ENV)}
+
+
+@pytest.fixture(autouse=True)
+def environment_restored():
+    """A test that sets PYTHONPATH, a client's key or base URL and never restores it changes every
+    later test; use monkeypatch.setenv."""
+    before = _watched_env()
+    yield
+    after = _watched_env()
+    assert after == before, f"the test left the environment changed: { {k: after.get(k) for k in set(before) ^ set(after) | {k for k in before if before[k] != after.get(k)}} }"

@@ -34,10 +34,15 @@ def write_scenario(tmp_path: Path, name: str, faults: str, trials: int, extra: s
     return scenario.load(path)
 
 
+@pytest.fixture(autouse=True)
+def known_client_importable(monkeypatch):
+    """The known client imports the project: PYTHONPATH for this test only, restored after it."""
+    env_path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent) + (os.pathsep + env_path if env_path else ""))
+
+
 def run_known(tmp_path: Path, mode: str, item: scenario.Scenario, workers: int = 2) -> tuple[list[dict], dict]:
     client = registry.command_client(KNOWN + f" {mode}", name=mode)
-    env_path = os.environ.get("PYTHONPATH", "")
-    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent) + (os.pathsep + env_path if env_path else "")
     directory = runner.run(runner.RunConfig((item,), (client,), results_dir=tmp_path / "results", run_id="t", workers=workers))
     records = runner.load_records(directory)
     (row,) = metrics.summarize(records)
@@ -138,7 +143,6 @@ def _processes_running(fragment: str) -> bool:
 def test_results_directory_has_every_output_and_resumes(tmp_path):
     item = write_scenario(tmp_path, "half", INDEPENDENT_HALF, trials=4)
     client = registry.command_client(KNOWN + " never-retry", name="never-retry")
-    os.environ["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
     config = runner.RunConfig((item,), (client,), results_dir=tmp_path / "results", run_id="resume-me", workers=2)
     directory = runner.run(config)
     first = runner.load_records(directory)

@@ -6,6 +6,7 @@ import json
 import signal
 import os
 
+import hpack
 import pytest
 
 from harness.wire import DataFrame, GoAwayFrame, H2Probe, HeadersFrame, h1_exchange, post
@@ -93,6 +94,7 @@ def test_body_over_the_limit_is_413_on_both_protocols(start_simulator):
         stream = probe.request(body=big)
         assert probe.read_until(complete(stream))
         (headers,) = probe.of(HeadersFrame, stream)
+        assert dict(hpack.Decoder().decode(headers.data))[":status"] == "413"  # the connection's first HEADERS
         assert json.loads(probe.data(stream))["error"]["type"] == "request_too_large"
 
 
