@@ -17,7 +17,7 @@ CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/packag
 
 .PHONY: setup run test bench clean python toxiproxy clients
 
-setup: python toxiproxy clients h2spec
+setup: python toxiproxy clients h2spec system-tools
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -48,6 +48,13 @@ $(CC_STAMP):
 	@mkdir -p $(STAMPS)
 	cd harness/clients/claude_code && npm ci --no-audit --no-fund --loglevel=error
 	@rm -f $(STAMPS)/claude-code-*; touch $@
+
+# Debian tools the tests use (ss from iproute2, curl): installed only when missing.
+.PHONY: system-tools
+system-tools:
+	@command -v ss >/dev/null 2>&1 && command -v curl >/dev/null 2>&1 || \
+	 { apt-get update -q && apt-get install -y -q iproute2 curl; } || \
+	 echo "system-tools: install iproute2 (ss) and curl with your package manager" >&2
 
 # h2spec, the HTTP/2 conformance suite (tests/test_h2spec.py); stamped only when the binary runs.
 .PHONY: h2spec

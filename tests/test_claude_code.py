@@ -7,7 +7,6 @@ its sockets only ever reach loopback.
 
 from __future__ import annotations
 
-import shutil
 
 import pytest
 
@@ -29,7 +28,8 @@ def run(sim, api_key, tmp_path, prompt, options=ClaudeCodeOptions()):
     command = claude_code_command(
         prompt, f"https://localhost:{sim.port}", api_key, sim.ca_file, DEADLINE_S, tmp_path / "home", options, binary,
     )
-    result = run_claude_code(command, watch_sockets=shutil.which("ss") is not None)
+    require("ss", "ss (iproute2; make setup installs it)")  # the loopback check needs it: no silent gap
+    result = run_claude_code(command, watch_sockets=True)
     requests = sorted((r for r in sim.journal(api_key) if r["kind"] == "request"), key=lambda r: r["t_headers"])
     connections = [r for r in sim.journal(api_key) if r["kind"] == "connection"]
     print(f"\nclaude: exit {result.run.exit_code} in {result.run.elapsed_s:.2f} s; peers {sorted(result.peers)}")
@@ -52,7 +52,7 @@ def check_common(result, requests, connections, api_key, long_lived=False):
     assert retry_attempts(result.home) == []  # no fault, no retry
     assert {c["peer"].rsplit(":", 1)[0] for c in connections} <= LOOPBACK
     assert result.peers <= LOOPBACK, f"Claude Code connected beyond loopback: {result.peers}"
-    if long_lived and shutil.which("ss"):  # open through `sleep 1`: sampling every 50 ms must see it
+    if long_lived:  # open through `sleep 1`: sampling every 50 ms must see it
         assert result.peers, "ss saw Claude Code's connection to the simulator"
 
 
