@@ -3,13 +3,17 @@
 Run with:  .venv/bin/python -m pytest examples/test_goaway_example.py
 """
 
+import importlib
 import ssl
 
 import anthropic
 import pytest
 
+# The SDK's HTTP library (httpx; anthropic 2.14 ships it as httpx2): its exception types.
+http = importlib.import_module(anthropic.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
 
-@pytest.mark.xfail(strict=True, raises=Exception,
+
+@pytest.mark.xfail(strict=True, raises=http.RemoteProtocolError,
                    reason="known: httpx's h2 fails a stream that a graceful GOAWAY covers (REFERENCE §3); strict, so a fix shows up")
 def test_python_sdk_over_h2_survives_a_graceful_goaway(streamchaos):
     streamchaos.apply("goaway_graceful_in_flight")  # GOAWAY(NO_ERROR) covering the stream in flight
@@ -19,9 +23,13 @@ def test_python_sdk_over_h2_survives_a_graceful_goaway(streamchaos):
         http_client=anthropic.DefaultHttpxClient(http2=True, verify=ssl.create_default_context(cafile=streamchaos.ca_file)),
         max_retries=2,
     )
-    with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024,
-                                messages=[{"role": "user", "content": "Hello\n@sc words=80"}]) as stream:
-        text = stream.get_final_text()
+    try:
+        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024,
+                                    messages=[{"role": "user", "content": "Hello\n@sc words=80"}]) as stream:
+            text = stream.get_final_text()
+    except http.RemoteProtocolError as error:  # exactly this failure is expected: h2's ConnectionTerminated(NO_ERROR)
+        assert str(error).startswith("<ConnectionTerminated error_code:0, last_stream_id:1"), error
+        raise
     assert [f["type"] for f in streamchaos.faults()][:1] == ["goaway"]  # the GOAWAY really went out
     assert text == streamchaos.answers()[-1]  # the whole answer, once
 
