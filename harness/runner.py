@@ -253,6 +253,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
     proxy = timeline = None
     workdir = Path(tempfile.mkdtemp(prefix="streamchaos-trial-"))
     pgid: list[int] = []
+    toxics_fired: list[dict] = []
     try:
         port = lane
         if scenario.needs_toxiproxy and toxiproxy is not None:
@@ -273,7 +274,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
     finally:
         active.discard(pgid[0] if pgid else None)
         if timeline is not None:
-            timeline.stop()
+            toxics_fired = [{"step": f.index, "label": f.label, "action": f.action, "error": f.error} for f in timeline.stop()]
         simulator.close_lane(lane)
         if proxy is not None:
             toxiproxy.delete_proxy(proxy)
@@ -281,6 +282,8 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
     records = simulator.journal(key, wait_closed=True, timeout_s=5.0)
     record = build(run_id, scenario.name, client.name, index, key, result, invocation.output, records, expected_answers(scenario, client))
     record.extra.update({"tls": tls, "base_url": base_url, "time_scale": time_scale})
+    if timeline is not None:
+        record.extra["toxics_fired"] = toxics_fired  # the toxiproxy steps that ran (and any error)
     return record
 
 

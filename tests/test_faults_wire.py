@@ -178,13 +178,18 @@ def test_stall_holds_the_stream_while_pings_are_answered(sim, plan):
         stream = probe.request(body=BODY, key="stall")
         assert probe.read_until(lambda p: len(p.events(stream)) >= 30)
         probe.ping(b"stalling")
-        assert probe.read_until(lambda p: any("ACK" in f.flags for f in p.of(PingFrame)), timeout_s=0.3)
-        assert len(probe.events(stream)) == 30
-        assert probe.read_until(lambda p: p.ended(stream), timeout_s=3)
-        data_times = [f.t for f in probe.frames if isinstance(f.frame, DataFrame) and f.frame.data]
-        gaps = [b - a for a, b in zip(data_times, data_times[1:])]
-        assert 0.55 <= max(gaps) <= 1.0
+        assert probe.read_until(lambda p: any("ACK" in f.flags for f in p.of(PingFrame)), timeout_s=0.55)
+        assert len(probe.events(stream)) == 30  # the ACK came during the stall
+        assert probe.read_until(lambda p: p.ended(stream), timeout_s=10)
         assert len(probe.events(stream)) == 100
+    # Event-ordered, in the server's own clock: the one long silence is right after event 30 and
+    # lasts at least the stall (sleeps never end early). The upper bound only says the stall ended:
+    # idle, it overshoots by 1-3 ms; 2 s leaves room for a machine whose cores are all busy.
+    (request,) = records(sim, "stall")
+    writes = request["writes"]
+    gaps = [(b[2] - a[2], a[0]) for a, b in zip(writes, writes[1:])]
+    longest, after_events = max(gaps)
+    assert after_events == 30 and 0.6 <= longest < 2.6, gaps
 
 
 def test_stall_forever_at_zero_tokens(sim, plan):
@@ -285,11 +290,15 @@ def test_garbled_event_has_broken_json(sim, plan):
 
 def test_time_trigger_fires_t_ms_after_the_headers(sim, plan):
     plan({"type": "tcp_reset", "trigger": {"at": "ms", "value": 300}}, {"type": "slow", "tokens_per_second": 100})
-    started = time.monotonic()
     result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", BODY, key="ms300"))
     assert result.ended == "reset"
-    assert 0.28 <= time.monotonic() - started <= 0.6
-    assert 10 <= len(result.events()) <= 40
+    # In the server's clock: the reset came 300 ms after the request's headers, never before (idle
+    # it is 0-3 ms late; 1.5 s of slack covers fully busy cores), and the client got exactly
+    # what the server had written by then.
+    (request,) = records(sim, "ms300")
+    (fired,) = [note for note in request["faults"] if note["type"] == "tcp_reset"]
+    assert 0.3 <= fired["t"] - request["t_headers"] < 1.8, fired["t"] - request["t_headers"]
+    assert len(result.events()) == fired["events_out"] > 0
 
 
 def test_only_the_kth_attempt_is_hit(sim, plan):
