@@ -364,6 +364,10 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 
 # -- the command line's side ------------------------------------------------------------------------
 
+def shard_dirname(shard: Shard) -> str:
+    return f"shard-{shard.index}-of-{shard.count}"
+
+
 def shard_of(args: Any) -> Shard | None:
     """--shard i/n, or --shard-from-env (STREAMCHAOS_SHARD or JOB_COMPLETION_INDEX), or None."""
     text = getattr(args, "shard", None)
@@ -384,7 +388,8 @@ def prepare(args: Any, config: Any) -> Any:
         config = dataclasses.replace(config, run_id=default_run_id(config))
     assigned = select(config, shard) if shard is not None else None
     if assigned is not None:
-        config = dataclasses.replace(config, only=assigned)
+        # results/shard-I-of-N/<run id>/: shards of one run may share a machine and a --results
+        config = dataclasses.replace(config, only=assigned, results_dir=config.results_dir / shard_dirname(shard))
     directory = config.results_dir / config.run_id
     data = manifest(config, config.run_id, shard, assigned)
     if (directory / MANIFEST).exists():
