@@ -1,22 +1,26 @@
 """Sequential gates: run a cell's trials in batches and stop once the recovery interval decides.
 
 A cell (scenario, client) has a planned maximum of N trials (its fixed count) and is looked at
-after every ``batch`` trials: K = ceil(N / batch) looks. At each look the gate computes the Wilson
-interval for recovery at the *corrected* level 1 - alpha/K (alpha = 0.05, the fixed gate's 95 %):
+after every ``batch`` trials: K = ceil(N / batch) looks. At each look, with r of n trials recovered
+and the policy's threshold p0 = ``min_recovery_lower``, the gate asks the exact binomial
+(Clopper-Pearson) interval at the corrected level 1 - alpha/K (alpha = 0.05, the fixed gate's 95 %):
 
-- pass when the interval's lower bound is >= the policy's ``min_recovery_lower`` (and the hang,
+- pass when its lower bound is >= p0, i.e. P(X >= r | n, p0) <= alpha/(2K) (and the hang,
   data-loss and amplification limits hold on the trials run so far);
-- fail when the upper bound is < ``min_recovery_lower`` (the rate is below the threshold), or at
-  once when hangs or data losses exceed their limits (those counts never go down);
+- fail when its upper bound is < p0, i.e. P(X <= r | n, p0) <= alpha/(2K), or at once when hangs
+  or data losses exceed their limits (those counts never go down);
 - otherwise run the next batch; a cell still undecided after N trials is ``inconclusive``.
 
-Why Bonferroni over the planned looks: each look's one-sided error is at most alpha/(2K), so the
-chance of *any* wrong pass (or any wrong fail) over all K looks is at most K * alpha/(2K) =
-alpha/2, the same one-sided rate the fixed gate's 95 % interval states, whatever the dependence
-between looks. Pocock or O'Brien-Fleming boundaries are narrower but their constants come from a
-normal approximation with equally spaced looks, which is poor for binomial cells of 5-100 trials;
-a confidence sequence valid for unlimited looks is wider still at these n. ``exact_error`` below
-computes the realized error of the boundaries by exact binomial recursion (the README shows it).
+Why Bonferroni over the planned looks, with an exact interval: each look's test is exact, so its
+one-sided error is at most alpha/(2K) for any true rate on the wrong side of p0; by the union bound
+the chance of *any* wrong pass (or any wrong fail) over the K looks is at most alpha/2, the
+one-sided rate the fixed gate's 95 % interval states, whatever the dependence between looks. The
+Wilson interval of the fixed gate is an approximation that overshoots this at small n near 0 or 1,
+and spending alpha/K on it would inherit that. Pocock or O'Brien-Fleming boundaries are narrower,
+but their constants come from a normal approximation with equally spaced looks, poor for binomial
+cells of 5-100 trials; a confidence sequence valid for unlimited looks is wider still at these n.
+``exact_error`` computes the realized error of the boundaries by an exact recursion over the
+binomial paths (tests/test_sequential.py and the README show it).
 """
 
 from __future__ import annotations
@@ -114,36 +118,86 @@ def looks_at(max_trials: int, batch: int) -> list[int]:
     return points + [max_trials] if max_trials > 0 else []
 
 
-def z_for(max_trials: int, batch: int, alpha: float = ALPHA) -> float:
-    """The Wilson z of each look: two-sided level alpha/K over K planned looks (Bonferroni)."""
-    looks = max(1, len(looks_at(max_trials, batch)))
-    return NormalDist().inv_cdf(1 - alpha / (2 * looks))
+def per_look_alpha(max_trials: int, batch: int, alpha: float = ALPHA) -> float:
+    """The two-sided level spent at each look: alpha/K over the K planned looks (Bonferroni)."""
+    return alpha / max(1, len(looks_at(max_trials, batch)))
 
 
-def decide(recovered: int, n: int, hangs: int, data_loss: int, amplification: float | None, limits: Thresholds, z: float,
+def _log_pmf(i: int, n: int, p: float) -> float:
+    return math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) + i * math.log(p) + (n - i) * math.log1p(-p)
+
+
+def tail_at_least(r: int, n: int, p: float) -> float:
+    """P(X >= r) for X ~ Binomial(n, p)."""
+    if r <= 0:
+        return 1.0
+    if r > n or p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    return min(1.0, sum(math.exp(_log_pmf(i, n, p)) for i in range(r, n + 1)))
+
+
+def tail_at_most(r: int, n: int, p: float) -> float:
+    """P(X <= r) for X ~ Binomial(n, p)."""
+    return 1.0 - tail_at_least(r + 1, n, p)
+
+
+def clopper_pearson(r: int, n: int, alpha: float) -> tuple[float, float]:
+    """The exact two-sided interval at level 1 - alpha (each tail alpha/2), by bisection."""
+    if n == 0:
+        return (0.0, 1.0)
+
+    def solve(f, target: float) -> float:  # f increasing in p
+        lo, hi = 0.0, 1.0
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if f(mid) < target else (lo, mid)
+        return (lo + hi) / 2
+
+    low = 0.0 if r == 0 else solve(lambda p: tail_at_least(r, n, p), alpha / 2)
+    high = 1.0 if r == n else solve(lambda p: -tail_at_most(r, n, p), -alpha / 2)
+    return (low, high)
+
+
+def boundary(recovered: int, n: int, threshold: float, look_alpha: float) -> str:
+    """pass | fail | open: the exact tests at this look (equivalently, where p0 lies against the
+    Clopper-Pearson interval at level 1 - look_alpha)."""
+    if threshold <= 0:
+        return "pass"  # any rate meets a threshold of 0
+    if tail_at_least(recovered, n, threshold) <= look_alpha / 2:
+        return "pass"
+    if threshold < 1 and tail_at_most(recovered, n, threshold) <= look_alpha / 2:
+        return "fail"
+    if threshold >= 1 and recovered < n:
+        return "fail"
+    return "open"
+
+
+def decide(recovered: int, n: int, hangs: int, data_loss: int, amplification: float | None, limits: Thresholds, look_alpha: float,
            last: bool) -> tuple[str, list[str], Look]:
     """(pass | fail | continue | inconclusive, reasons, the look)."""
-    low, high = wilson(recovered, n, z)
+    low, high = clopper_pearson(recovered, n, look_alpha)
     look = Look(n, recovered, low, high)
+    level = f"{1 - look_alpha:.2%}"
     reasons = []
     if hangs > limits.max_hangs:
         reasons.append(f"{hangs} hang(s) > {limits.max_hangs}")
     if data_loss > limits.max_data_loss:
         reasons.append(f"{data_loss} trial(s) with lost or duplicated data > {limits.max_data_loss}")
     target = limits.min_recovery_lower
-    if high < target:
-        reasons.append(f"recovery {recovered}/{n}: upper bound {high:.0%} of the corrected interval (z={z:.2f}) below {target:.0%}")
+    side = boundary(recovered, n, target, look_alpha)
+    if side == "fail":
+        reasons.append(f"recovery {recovered}/{n}: {level} exact interval [{low:.0%}, {high:.0%}] below {target:.0%}")
     if reasons:
         return "fail", reasons, look
     amplified = limits.max_amplification is not None and amplification is not None and amplification > limits.max_amplification
-    if low >= target and not amplified:
+    if side == "pass" and not amplified:
         return "pass", [], look
     if last:
-        why = [f"recovery {recovered}/{n}: corrected interval (z={z:.2f}) [{low:.0%}, {high:.0%}] contains {target:.0%}"]
         if amplified:
-            why.append(f"amplification {amplification:.2f} > {limits.max_amplification:.2f}")
-            return "fail", why[1:], look
-        return "inconclusive", why, look
+            return "fail", [f"amplification {amplification:.2f} > {limits.max_amplification:.2f}"], look
+        return "inconclusive", [f"recovery {recovered}/{n}: {level} exact interval [{low:.0%}, {high:.0%}] contains {target:.0%}"], look
     return "continue", [], look
 
 
@@ -155,7 +209,7 @@ def judge_cell(scenario: str, client: str, records: Sequence[Mapping[str, Any]],
     ran = [r for r in ordered if not r.get("skipped")]
     if skipped and not ran:
         return CellVerdict(scenario, client, "skip", not policy.skipped_fails, skipped, (), {}, 0.0, 0, max_trials)
-    z = z_for(max_trials, plan.batch, plan.alpha)
+    look_alpha = per_look_alpha(max_trials, plan.batch, plan.alpha)
     looks: list[Look] = []
     points = looks_at(max_trials, plan.batch)
     state, reasons, n = "inconclusive", ["no trials recorded"], 0
@@ -166,14 +220,14 @@ def judge_cell(scenario: str, client: str, records: Sequence[Mapping[str, Any]],
             state, reasons = "pending", []
             break
         row = summarize_group(scenario, client, prefix)
-        state, reasons, look = decide(row["recovered"], n, row["hangs"], row["data_loss"], row.get("amplification"), limits, z, n == points[-1])
+        state, reasons, look = decide(row["recovered"], n, row["hangs"], row["data_loss"], row.get("amplification"), limits, look_alpha, n == points[-1])
         looks.append(look)
         if state != "continue":
             break
     prefix = [r for r in ran if r["trial"] < n]
     row = summarize_group(scenario, client, prefix) if prefix else {}
     numbers = {"trials": n, "max_trials": max_trials, "recovered": row.get("recovered"), "recovery_rate": row.get("recovery_rate"),
-               "corrected_ci": [round(looks[-1].low, 4), round(looks[-1].high, 4)] if looks else None, "z": round(z, 3),
+               "corrected_ci": [round(looks[-1].low, 4), round(looks[-1].high, 4)] if looks else None, "look_level": round(1 - look_alpha, 5),
                "hangs": row.get("hangs"), "data_loss": row.get("data_loss"), "amplification": row.get("amplification")}
     passed = state == "pass" or (state == "inconclusive" and plan.inconclusive == "pass")
     seconds = sum(r.get("elapsed_s", 0.0) for r in prefix)
@@ -191,11 +245,15 @@ def judge(records: Sequence[Mapping[str, Any]], max_trials: Mapping[tuple[str, s
     return out
 
 
-def exact_error(p: float, threshold: float, max_trials: int, batch: int, z: float) -> tuple[float, float]:
-    """Exact probabilities, for a true recovery rate p, that the recovery boundaries ever pass
-    (lower >= threshold) or ever fail (upper < threshold) over the looks: a recursion over the
-    binomial paths, no simulation. With p = threshold these are the false-pass and false-fail rates."""
+def exact_error(p: float, threshold: float, max_trials: int, batch: int, look_alpha: float | None = None,
+                rule: str = "exact") -> tuple[float, float]:
+    """Exact probabilities, for a true recovery rate p, that the boundaries ever pass or ever fail
+    over the looks: a recursion over the binomial paths, no simulation. With p = threshold these are
+    the false-pass and false-fail rates. ``rule``: "exact" (the gate's boundaries) or "wilson"
+    (Wilson bounds at the same level, for comparison); ``look_alpha`` defaults to alpha/K."""
     points = looks_at(max_trials, batch)
+    level = per_look_alpha(max_trials, batch) if look_alpha is None else look_alpha
+    z = NormalDist().inv_cdf(1 - level / 2)
     alive = {0: 1.0}  # successes -> probability of being undecided here
     done_n = 0
     passed = failed = 0.0
@@ -209,10 +267,14 @@ def exact_error(p: float, threshold: float, max_trials: int, batch: int, z: floa
         done_n = n
         keep = {}
         for r, q in alive.items():
-            low, high = wilson(r, n, z)
-            if low >= threshold:
+            if rule == "wilson":
+                low, high = wilson(r, n, z)
+                side = "pass" if low >= threshold else "fail" if high < threshold else "open"
+            else:
+                side = boundary(r, n, threshold, level)
+            if side == "pass":
                 passed += q
-            elif high < threshold:
+            elif side == "fail":
                 failed += q
             else:
                 keep[r] = q
@@ -256,6 +318,7 @@ def junit_xml(verdicts: Sequence[CellVerdict], suite: str = "streamchaos") -> st
 def print_table(verdicts: Sequence[CellVerdict], console: Any) -> None:
     from rich.table import Table
 
+    console.width = max(console.width, 150)
     table = Table(title="streamchaos gate --sequential")
     for column in ("scenario", "client", "verdict", "trials spent", "recovered", "corrected interval", "why"):
         table.add_column(column)
@@ -265,11 +328,14 @@ def print_table(verdicts: Sequence[CellVerdict], console: Any) -> None:
         table.add_row(v.scenario, v.client, marks.get(v.state, v.state), f"{v.spent} of {v.max_trials}", str(v.numbers.get("recovered", "")),
                       f"[{ci[0]:.0%}, {ci[1]:.0%}]" if ci else "", (f"skipped: {v.skipped}" if v.skipped else "; ".join(v.reasons))[:90])
     console.print(table)
+    for v in verdicts:
+        detail = f"skipped: {v.skipped}" if v.skipped else "; ".join(v.reasons)
+        console.print(f"{marks.get(v.state, v.state)} {v.scenario} / {v.client} after {v.spent} of {v.max_trials} trials {detail}")
 
 
 def write_outcome(directory: Path, verdicts: Sequence[CellVerdict], plan: Plan) -> Path:
     path = directory / "sequential.json"
-    data = {"method": "Wilson interval at level 1 - alpha/K per look (Bonferroni over the K planned looks)", "plan": dataclasses.asdict(plan),
+    data = {"method": "exact binomial (Clopper-Pearson) interval at level 1 - alpha/K per look (Bonferroni over the K planned looks)", "plan": dataclasses.asdict(plan),
             "cells": [{"scenario": v.scenario, "client": v.client, "verdict": v.state, "counts_as": "pass" if v.passed else "fail",
                        "spent": v.spent, "max_trials": v.max_trials, "reasons": list(v.reasons), "skipped": v.skipped,
                        "looks": [dataclasses.asdict(look) for look in v.looks]} for v in verdicts]}
