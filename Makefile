@@ -14,9 +14,9 @@ JS_STAMP := $(STAMPS)/js-$(shell cat harness/clients/js/package-lock.json 2>/dev
 GO_STAMP := $(STAMPS)/go-$(shell cat harness/clients/go/go.sum harness/clients/go/*.go 2>/dev/null | sha1sum | cut -c1-12)
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup run test bench clean python toxiproxy clients
+.PHONY: setup run test bench clean python toxiproxy clients actionlint image
 
-setup: python toxiproxy clients
+setup: python toxiproxy clients actionlint
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -46,6 +46,19 @@ $(CC_STAMP):
 	@mkdir -p $(STAMPS)
 	cd harness/clients/claude_code && npm ci --no-audit --no-fund --loglevel=error
 	@rm -f $(STAMPS)/claude-code-*; touch $@
+
+# actionlint checks .github/workflows/ in the suite; stamped only once the binary runs.
+ACTIONLINT_STAMP := $(STAMPS)/actionlint
+actionlint: $(ACTIONLINT_STAMP)
+$(ACTIONLINT_STAMP):
+	@mkdir -p $(STAMPS) $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin go install github.com/rhysd/actionlint/cmd/actionlint@latest
+	$(TOOLS)/bin/actionlint -version >/dev/null && touch $@
+
+# The image deploy/k8s/indexed-job.yaml runs (needs a docker engine; the suite checks the names agree).
+IMAGE ?= ghcr.io/streamchaos/streamchaos:0.1.0
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
 
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4
