@@ -144,7 +144,8 @@ def test_expected_cost_follows_the_scenario_not_the_machine():
 def four_shards(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("shards")
     shared = tmp_path / "shards"
-    processes = [subprocess.Popen(run_args(tmp_path, shared, "--shard", f"{i}/4"), env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL,
+    processes = [subprocess.Popen(run_args(tmp_path, shared, "--shard", f"{i}/4"), env=dict(ENV, GITHUB_STEP_SUMMARY=str(tmp_path / f"summary-{i}.md")),
+                                  cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, text=True) for i in range(1, 5)]
     try:
         errors = [p.communicate(timeout=300)[1] for p in processes]
@@ -189,10 +190,21 @@ def test_four_parallel_shards_merged_equal_one_unsharded_run(four_shards):
     # gate --from and report work on the merge
     policy = tmp_path / "policy.toml"
     policy.write_text("version = 1\n[defaults]\nmin_recovery_lower = 0.0\nmax_hangs = 0\nmax_data_loss = 0\n")
-    gate = streamchaos("gate", "--from", str(out), "--policy", str(policy), "--junit", str(tmp_path / "gate.xml"))
+    summary = tmp_path / "gate-summary.md"
+    gate = streamchaos("gate", "--from", str(out), "--policy", str(policy), "--junit", str(tmp_path / "gate.xml"),
+                       env=dict(ENV, GITHUB_STEP_SUMMARY=str(summary)))
     assert gate.returncode == 0, gate.stderr
+    assert "### streamchaos gate" in summary.read_text() and "| doomed | fixed | ✅ pass | 10 |" in summary.read_text()
+    assert "merged from 4 shards" in summary.read_text()
     assert "streamchaos.doomed" in (tmp_path / "gate.xml").read_text()
     assert streamchaos("report", str(out)).returncode == 0
+
+
+def test_each_shard_appends_a_job_summary(four_shards):
+    tmp_path, _, _ = four_shards
+    text = (tmp_path / "summary-2.md").read_text()
+    assert text.startswith("### streamchaos run") and "shard 2/4" in text and "run `same-seed`" in text
+    assert "| scenario | client | trials | recovered | rate [95% CI] | hangs | data loss |" in text
 
 
 def test_a_missing_shard_and_a_shard_run_twice_are_named(four_shards, tmp_path):
