@@ -15,9 +15,9 @@ GO_STAMP := $(STAMPS)/go-$(shell cat harness/clients/go/go.sum harness/clients/g
 H2SPEC_STAMP := $(STAMPS)/h2spec
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup run test bench clean python toxiproxy clients
+.PHONY: setup run test bench clean python toxiproxy clients actionlint image
 
-setup: python toxiproxy clients h2spec system-tools
+setup: python toxiproxy clients h2spec system-tools actionlint
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -65,6 +65,19 @@ $(H2SPEC_STAMP):
 	 else echo "h2spec: no Go toolchain; install Go and run 'make setup' again" >&2; fi
 	@if $(TOOLS)/bin/h2spec --version >/dev/null 2>&1; then touch $@; \
 	 else echo "h2spec: no working tools/bin/h2spec; not stamped" >&2; fi
+
+# actionlint checks .github/workflows/ in the suite; stamped only once the binary runs.
+ACTIONLINT_STAMP := $(STAMPS)/actionlint
+actionlint: $(ACTIONLINT_STAMP)
+$(ACTIONLINT_STAMP):
+	@mkdir -p $(STAMPS) $(TOOLS)/bin
+	GOBIN=$(TOOLS)/bin go install github.com/rhysd/actionlint/cmd/actionlint@latest
+	$(TOOLS)/bin/actionlint -version >/dev/null && touch $@
+
+# The image deploy/k8s/indexed-job.yaml runs (needs a docker engine; the suite checks the names agree).
+IMAGE ?= ghcr.io/streamchaos/streamchaos:0.1.0
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
 
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4

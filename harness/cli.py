@@ -38,7 +38,16 @@ def main(argv: list[str] | None = None) -> int:
 
     run = commands.add_parser("run", help="drive clients through scenarios; results to results/<run-id>/")
     _add_run_options(run)
+    run.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N (1-based) of the grid, balanced by expected trial cost")
+    run.add_argument("--shard-from-env", action="store_true", help="take the shard from STREAMCHAOS_SHARD (I/N) or JOB_COMPLETION_INDEX (0-based)")
+    run.add_argument("--shard-count", type=int, default=None, help="N for JOB_COMPLETION_INDEX (default: STREAMCHAOS_SHARD_COUNT)")
     run.set_defaults(handler=_run)
+
+    merge = commands.add_parser("merge", help="merge shard results directories into one (trials, summary, CSV, report, JUnit)")
+    merge.add_argument("directories", type=Path, nargs="+")
+    merge.add_argument("--out", type=Path, required=True, help="the merged results directory (must not hold trials yet)")
+    merge.add_argument("--policy", type=Path, default=None, help="TOML thresholds for the merged junit.xml (default: the default policy)")
+    merge.set_defaults(handler=_merge)
 
     gate = commands.add_parser("gate", help="run (or read) results and pass or fail them against a policy; JUnit XML")
     _add_run_options(gate)
@@ -49,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     gate.add_argument("--max-hangs", type=int, default=None)
     gate.add_argument("--max-data-loss", type=int, default=None)
     gate.add_argument("--max-amplification", type=float, default=None)
+    gate.add_argument("--sequential", action="store_true", help="run each cell's trials in batches; stop as soon as the recovery interval decides")
+    gate.add_argument("--batch", type=int, default=None, help="trials per cell per look of --sequential (default: the policy's, else 5)")
     gate.set_defaults(handler=_gate)
 
     compare = commands.add_parser("compare", help="the reference client with each retry strategy through scenarios: table and plots")
@@ -125,7 +136,11 @@ def _run(args: argparse.Namespace) -> int:
     directory = _execute(args, console)
     if not isinstance(directory, Path):
         return directory
-    return _summarize(directory, console, {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"})
+    status = _summarize(directory, console, {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"})
+    from harness import step_summary
+
+    step_summary.for_directory("streamchaos run", directory)
+    return status
 
 
 def _execute(args: argparse.Namespace, console) -> Path | int:
@@ -150,6 +165,13 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
         scenarios=scenarios, clients=clients, results_dir=args.results or runner.RESULTS, run_id=args.run_id or runner.new_run_id(),
         trials=args.trials, max_trials=args.max_trials, workers=args.workers or max(2, os.cpu_count() or 2), time_scale=args.time_scale,
     )
+    from harness import shards
+
+    try:
+        config = shards.prepare(args, config)
+    except shards.ShardError as error:
+        console.print(f"[red]streamchaos:[/red] {error}")
+        return 2
     with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("trials", total=None)
 
@@ -178,6 +200,15 @@ def _gate(args: argparse.Namespace) -> int:
     except gate.PolicyError as error:
         console.print(f"[red]streamchaos gate:[/red] {error}")
         return 2
+    from harness import sequential
+
+    try:
+        plan = sequential.options(args.policy, args.batch, args.sequential)
+    except gate.PolicyError as error:
+        console.print(f"[red]streamchaos gate:[/red] {error}")
+        return 2
+    if plan is not None:
+        return sequential.command(args, policy, plan, console)
     if args.from_dir:
         directory = args.from_dir.resolve()
         if not (directory / "trials.jsonl").exists():
@@ -199,7 +230,16 @@ def _gate(args: argparse.Namespace) -> int:
         detail = f"skipped: {verdict.skipped}" if verdict.skipped else "; ".join(verdict.reasons)
         console.print(f"{mark} {verdict.scenario} / {verdict.client} {detail}")
     console.print(f"gate: {len(verdicts) - len(failed)} passed, {len(failed)} failed; JUnit XML: {junit}")
+    from harness import step_summary
+
+    step_summary.for_verdicts("streamchaos gate", verdicts, directory)
     return 1 if failed else 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from harness import merge
+
+    return merge.command(args)
 
 
 def _compare(args: argparse.Namespace) -> int:

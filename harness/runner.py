@@ -42,6 +42,7 @@ class RunConfig:
     max_trials: int | None = None  # cap every scenario's default
     workers: int = max(2, os.cpu_count() or 2)
     time_scale: float | None = None  # override every scenario's own
+    only: frozenset[tuple[str, str, int]] | None = None  # run just these (scenario, client, trial): a shard or a sequential batch
 
 
 @dataclass
@@ -167,6 +168,9 @@ def run(config: RunConfig, progress: Progress | None = None) -> Path:
     done = {(r["scenario"], r["client"], r["trial"]) for r in recorder.existing()}
     progress = progress or Progress()
     plan = [(s, c, i) for s in config.scenarios for c in config.clients for i in range(trials_for(s, config))]
+    if config.only is not None:
+        plan = [p for p in plan if (p[0].name, p[1].name, p[2]) in config.only]
+        done |= {(s.name, c.name, i) for s in config.scenarios for c in config.clients for i in range(trials_for(s, config))} - config.only
     progress.total = len([p for p in plan if (p[0].name, p[1].name, p[2]) not in done])
     active = _Active()
     toxiproxy = None
