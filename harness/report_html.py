@@ -50,7 +50,7 @@ def render(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], records: 
            directory: Path | None = None, baseline: Mapping[str, Any] | None = None) -> str:
     """The whole page. ``records`` are the run's trial records (latest per trial); ``directory``
     is where the journals are; ``baseline`` is a :func:`harness.diff.compare` result."""
-    scenarios = _scenario_files({r["scenario"] for r in rows})
+    scenarios = _scenario_files({r["scenario"] for r in rows}, directory)
     matrix = Matrix(rows)
     by_cell: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
@@ -185,14 +185,16 @@ def _slug(text: str) -> str:
 
 # -- scenario sections ---------------------------------------------------------------------------
 
-def _scenario_files(names: Iterable[str]) -> dict[str, Any]:
-    """The scenario files the rows name, where they can be found (a run may use files that are gone)."""
+def _scenario_files(names: Iterable[str], directory: Path | None = None) -> dict[str, Any]:
+    """The scenario files the rows name: ``<results>/scenarios/<name>.toml`` when the results carry
+    their own, else the library's (a run may use files that are gone: then no prose)."""
     from . import scenario
 
     found = {}
     for name in names:
+        local = directory / "scenarios" / f"{name}.toml" if directory else None
         try:
-            found[name] = scenario.load(scenario.find(name))
+            found[name] = scenario.load(local if local is not None and local.exists() else scenario.find(name))
         except Exception:  # noqa: BLE001 - a missing or changed file only loses the prose
             continue
     return found
@@ -671,7 +673,7 @@ function svgTimeline(tl){
     s.push('<text x="'+(X(a.t0)+3)+'" y="'+(y+6)+'" class="small">#'+a.n+' '+a.events+' ev</text>');
     var w=a.writes||[]; if(w.length>1){var top=w[w.length-1][0]||1,pts=w.map(function(p){return X(p[1]).toFixed(1)+','+(y+rowH-12-(p[0]/top)*(rowH-20)).toFixed(1);});
       s.push('<polyline fill="none" stroke="#222" stroke-width="1" points="'+pts.join(' ')+'"><title>events written over time (up to '+top+')</title></polyline>');}
-    (a.faults||[]).forEach(function(f){if(f.t!=null)s.push('<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' fired at '+ms(f.t)+(f.events!=null?' after event '+f.events:'')+'</title></path>');});
+    (a.faults||[]).forEach(function(f){if(f.t!=null)s.push('<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' fired at '+ms(f.t)+(f.events_out!=null?' after '+f.events_out+' events':'')+'</title></path>');});
     if(a.gap_ms!=null){var x1=X(a.t0),x0=X(a.t0-a.gap_ms/1000);s.push('<line x1="'+x0+'" x2="'+x1+'" y1="'+(y+rowH-4)+'" y2="'+(y+rowH-4)+'" stroke="#1b6ca8" stroke-width="2" marker-end=""/><text x="'+((x0+x1)/2)+'" y="'+(y+rowH+6)+'" text-anchor="middle" class="small" fill="#1b6ca8">gap '+a.gap_ms+' ms</text>');}
   });
   s.push('</svg>'); return s.join('');
