@@ -306,6 +306,7 @@ def wire_facts(pcap: Path, keylog: Path | None, lane: int, journal: Sequence[Map
     requests = sorted((r for r in journal if r.get("kind") == "request"), key=lambda r: r["t_headers"])
     attempts = []
     bodies: dict[int, dict[Any, bytes]] = {}
+    controls: dict[int, list[dict[str, Any]]] = {}
     for request in requests:
         stream = stream_of_port.get(port_of_conn.get(request["conn"], -1))
         item: dict[str, Any] = {"request_id": request["request_id"], "conn": request["conn"], "tcp_stream": stream, "journal_events_out": request.get("events_out"),
@@ -314,12 +315,14 @@ def wire_facts(pcap: Path, keylog: Path | None, lane: int, journal: Sequence[Map
             if stream not in bodies:
                 _, server = follow(pcap, keylog, stream)
                 bodies[stream] = split_responses(server, request.get("protocol") == "h2")
+                controls[stream] = h2_control_frames(server) if request.get("protocol") == "h2" else []
             on_conn = [r for r in requests if r["conn"] == request["conn"]]
             body_key = request.get("stream_id") if request.get("protocol") == "h2" else on_conn.index(request)
             body = bodies[stream].get(body_key, b"")
             events = sse_events(body)
             item.update({"events": len(events), "names": [n for n, _ in events], "last": events[-1][1][:300] if events else None,
                          "resets": resets.get(stream, []), "last_server_data_frame": last_data.get(stream),
+                         "h2_frames": [f for f in controls[stream] if f.get("stream") in (None, request.get("stream_id"))],
                          "reset_after_last_data": any(r["from"] == "server" and r["frame"] > last_data.get(stream, 0) for r in resets.get(stream, []))})
             attempt_number = [r["conversation"] for r in requests[: requests.index(request) + 1]].count(request.get("conversation"))
             (sse_dir / f"attempt-{attempt_number}-{request['request_id']}.sse").write_bytes(body)
@@ -389,6 +392,27 @@ def _h2_bodies(data: bytes) -> dict[Any, bytes]:
     return bodies
 
 
+H2_CONTROL = {3: "RST_STREAM", 7: "GOAWAY"}
+
+
+def h2_control_frames(data: bytes) -> list[dict[str, Any]]:
+    """RST_STREAM and GOAWAY frames in one direction of an h2 connection, with their error codes."""
+    out = []
+    position = 0
+    while position + 9 <= len(data):
+        length = int.from_bytes(data[position:position + 3], "big")
+        kind = data[position + 3]
+        stream = int.from_bytes(data[position + 5:position + 9], "big") & 0x7FFFFFFF
+        payload = data[position + 9:position + 9 + length]
+        position += 9 + length
+        if kind == 3 and len(payload) >= 4:
+            out.append({"frame": "RST_STREAM", "stream": stream, "error_code": int.from_bytes(payload[:4], "big")})
+        elif kind == 7 and len(payload) >= 8:
+            out.append({"frame": "GOAWAY", "last_stream_id": int.from_bytes(payload[:4], "big") & 0x7FFFFFFF,
+                        "error_code": int.from_bytes(payload[4:8], "big")})
+    return out
+
+
 def sse_events(body: bytes) -> list[tuple[str, str]]:
     """(event name, data) of every whole event in a body (a cut last event is left out)."""
     events = []
@@ -444,7 +468,8 @@ def command(args: Any) -> int:
     print(f"replayed {args.scenario} / {args.client} trial {args.trial}: original {summary['original_outcome']}, replay {summary['replay_outcome']}")
     print(f"events per attempt: original {summary['attempts_original']}, replay {summary['attempts_replay']}")
     for attempt in summary.get("wire") or []:
-        resets = ", ".join(f"RST from {r['from']} (frame {r['frame']})" for r in attempt.get("resets", [])) or "no RST"
+        resets = ", ".join([f"RST from {r['from']} (frame {r['frame']})" for r in attempt.get("resets", [])]
+                           + [f"{f['frame']} error {f['error_code']}" for f in attempt.get("h2_frames", [])]) or "no RST"
         print(f"  {attempt['request_id']}: {attempt.get('events', '?')} events on the wire (journal {attempt['journal_events_out']}), {resets}")
     print(f"bundle: {summary['bundle']}")
     return 0
