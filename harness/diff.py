@@ -137,6 +137,7 @@ def print_result(result: Mapping[str, Any], console: Any = None) -> None:
     from rich.console import Console
 
     console = console or Console()
+    console.width = max(console.width, 140)
     significant = [(cell, c) for cell in result["changed"] for c in cell["changes"] if c["significant"]]
     console.print(f"diff {result['a']} -> {result['b']}: {result['compared']} cells compared, {len(result['changed'])} changed, "
                   f"{len(significant)} significant change(s) at alpha {result['alpha']:g} ({result['test']})")

@@ -40,7 +40,8 @@ KNOWN_FIELDS = {
     "events_out", "connections", "stdout_tail", "stderr_tail", "skipped", "extra",
 }
 KNOWN_EXTRA = {"tls", "base_url", "time_scale"}
-MAX_DRILLDOWNS = 3000  # beyond this, the first failures per cell are kept (the page says how many)
+MAX_DRILLDOWNS = 3000
+LINKS_PER_CELL = 40  # trial links shown per cell in its scenario's table  # beyond this, the first failures per cell are kept (the page says how many)
 e = html.escape
 
 
@@ -68,7 +69,7 @@ def render(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], records: 
         _baseline_section(baseline) if baseline else "",
         "<h2 id=scenarios>Scenarios, worst first</h2>",
         *(_scenario_section(name, scenarios.get(name), matrix, by_cell, set(data)) for name in matrix.scenarios),
-        f"<p class=note>{dropped} more bad trials are not drilled into (the page keeps {MAX_DRILLDOWNS}).</p>" if dropped else "",
+        f"<p class=note>{dropped} more bad trials are not drilled into (the page keeps {LINKS_PER_CELL} per cell, {MAX_DRILLDOWNS} in all).</p>" if dropped else "",
         _dialog(),
         f"<script type=application/json id=trial-data>{_json_for_script(data)}</script>",
         f"<script>{SCRIPT}</script></body></html>",
@@ -259,10 +260,11 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
         if len(errors) > 6:
             said += f"<li class=note>{len(errors) - 6} more distinct lines</li>"
         extras = _extra_summary(records)
+        openable = [r for r in records if r.get("key") in drillable]
         links = " ".join(
             f"<a href='#t-{e(r['key'])}' class='trial o-{e(r['outcome'])}' data-key='{e(r['key'])}'>#{r.get('trial', 0)} {e(r['outcome'].replace('_', ' '))}</a>"
-            for r in records if r.get("key") in drillable
-        )
+            for r in openable[:LINKS_PER_CELL]
+        ) + (f" <span class=note>+{len(openable) - LINKS_PER_CELL} more</span>" if len(openable) > LINKS_PER_CELL else "")
         out.append(f"<tr><td>{_client_label(client)}</td><td class=seen>{e(seen or '')}</td><td>{badges}{extras}</td>"
                    f"<td><ul class=errors>{said}</ul></td><td class=links>{links}</td></tr>")
     out.append("</tbody></table>")
@@ -450,10 +452,11 @@ def _svg_open(width: int, height: int, label: str) -> str:
 
 def _drilldown_records(matrix: Matrix, by_cell: Mapping[tuple[str, str], list]) -> tuple[list[Mapping[str, Any]], int]:
     bad = [[r for r in by_cell.get((s, c), []) if r.get("outcome") in BAD_OUTCOMES and r.get("key")] for s in matrix.scenarios for c in matrix.clients]
+    total = sum(len(b) for b in bad)
+    bad = [items[:LINKS_PER_CELL] for items in bad]
     chosen: list[Mapping[str, Any]] = []
     depth = 0
-    total = sum(len(b) for b in bad)
-    while len(chosen) < min(total, MAX_DRILLDOWNS):  # round robin over cells, so every bad cell keeps some
+    while len(chosen) < min(sum(len(b) for b in bad), MAX_DRILLDOWNS):  # round robin over cells, so every bad cell keeps some
         for items in bad:
             if depth < len(items) and len(chosen) < MAX_DRILLDOWNS:
                 chosen.append(items[depth])
@@ -674,7 +677,7 @@ function svgTimeline(tl){
     var w=a.writes||[]; if(w.length>1){var top=w[w.length-1][0]||1,pts=w.map(function(p){return X(p[1]).toFixed(1)+','+(y+rowH-12-(p[0]/top)*(rowH-20)).toFixed(1);});
       s.push('<polyline fill="none" stroke="#222" stroke-width="1" points="'+pts.join(' ')+'"><title>events written over time (up to '+top+')</title></polyline>');}
     (a.faults||[]).forEach(function(f){if(f.t!=null)s.push('<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' fired at '+ms(f.t)+(f.events_out!=null?' after '+f.events_out+' events':'')+'</title></path>');});
-    if(a.gap_ms!=null){var x1=X(a.t0),x0=X(a.t0-a.gap_ms/1000);s.push('<line x1="'+x0+'" x2="'+x1+'" y1="'+(y+rowH-4)+'" y2="'+(y+rowH-4)+'" stroke="#1b6ca8" stroke-width="2" marker-end=""/><text x="'+((x0+x1)/2)+'" y="'+(y+rowH+6)+'" text-anchor="middle" class="small" fill="#1b6ca8">gap '+a.gap_ms+' ms</text>');}
+    if(a.gap_ms!=null){var x1=X(a.t0),x0=X(a.t0-a.gap_ms/1000);s.push('<line x1="'+x0+'" x2="'+x1+'" y1="'+(y+rowH-4)+'" y2="'+(y+rowH-4)+'" stroke="#1b6ca8" stroke-width="2"/><text x="'+((x0+x1)/2)+'" y="'+(y+rowH+6)+'" text-anchor="middle" class="small" fill="#1b6ca8">gap '+a.gap_ms+' ms</text>');}
   });
   s.push('</svg>'); return s.join('');
 }
