@@ -16,8 +16,9 @@ H2SPEC_STAMP := $(STAMPS)/h2spec
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: setup run test bench clean python toxiproxy clients actionlint image
+.PHONY: report-tools
 
-setup: python toxiproxy clients h2spec system-tools actionlint
+setup: python toxiproxy clients h2spec system-tools actionlint report-tools
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -90,3 +91,18 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(TOOLS) results/*/
+
+# The report's checks and replay's bundle: Debian's chromium (headless), tcpdump and tshark, and
+# playwright-core (npm) to drive Chromium from the tests.
+BROWSER_STAMP := $(STAMPS)/browser-$(shell cat tests/browser/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+report-tools: $(BROWSER_STAMP)
+$(BROWSER_STAMP):
+	@mkdir -p $(STAMPS)
+	@missing=""; for tool in chromium tcpdump tshark; do command -v $$tool >/dev/null || test -x /usr/sbin/$$tool || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections 2>/dev/null || true; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -q --no-install-recommends $$missing; \
+	fi
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(STAMPS)/browser-*; touch $@

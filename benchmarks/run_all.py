@@ -23,6 +23,7 @@ BENCHMARKS = {
     "toxiproxy": ("bench_toxiproxy.py", ["--requests", "500"]),
     "harness": ("bench_harness.py", ["--quick"]),
     "metastability": ("bench_metastability.py", ["--quick"]),
+    "report": ("bench_report.py", []),
 }
 DEADLINE_S = 3600
 

@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--shard", default=None, metavar="I/N", help="run shard I of N (1-based) of the grid, balanced by expected trial cost")
     run.add_argument("--shard-from-env", action="store_true", help="take the shard from STREAMCHAOS_SHARD (I/N) or JOB_COMPLETION_INDEX (0-based)")
     run.add_argument("--shard-count", type=int, default=None, help="N for JOB_COMPLETION_INDEX (default: STREAMCHAOS_SHARD_COUNT)")
+    run.add_argument("--baseline", type=Path, default=None, help="a results directory to compare with (a section of report.html)")
     run.set_defaults(handler=_run)
 
     merge = commands.add_parser("merge", help="merge shard results directories into one (trials, summary, CSV, report, JUnit)")
@@ -78,7 +79,27 @@ def main(argv: list[str] | None = None) -> int:
 
     report = commands.add_parser("report", help="summarize a results directory again (summary, CSV, HTML)")
     report.add_argument("directory", type=Path, nargs="?", default=None)
+    report.add_argument("--baseline", type=Path, default=None, help="another results directory: a section of what changed against it")
     report.set_defaults(handler=_report)
+
+    diff = commands.add_parser("diff", help="cells whose recovery, hangs or data loss changed between two runs (Fisher's exact test)")
+    diff.add_argument("run_a", type=Path, help="the baseline results directory")
+    diff.add_argument("run_b", type=Path, help="the results directory to judge against it")
+    diff.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    diff.add_argument("--fail-on", default="worse", choices=("worse", "change", "any", "never"),
+                      help="exit 1 when a cell got significantly worse (default), changed significantly, changed at all, or never")
+    diff.add_argument("--strip-versions", action="store_true", help="match clients by the name before '@' (two versions of one client)")
+    diff.add_argument("--json", type=Path, default=None, help="write the comparison here as JSON")
+    diff.set_defaults(handler=_diff)
+
+    replay = commands.add_parser("replay", help="run one recorded trial again, same decisions; a reproducer bundle (pcap, TLS keys, SSE)")
+    replay.add_argument("directory", type=Path, help="the results directory the trial is in")
+    replay.add_argument("--scenario", required=True)
+    replay.add_argument("--client", required=True)
+    replay.add_argument("--trial", type=int, required=True)
+    replay.add_argument("--out", type=Path, default=None, help="bundle directory (default: <results>/replay-<scenario>-<client>-<trial>)")
+    replay.add_argument("--no-pcap", action="store_true", help="skip tcpdump (no capture privileges)")
+    replay.set_defaults(handler=_replay)
 
     scenarios = commands.add_parser("scenarios", help="list, show or validate scenario files")
     which = scenarios.add_subparsers(dest="action", required=True)
@@ -136,7 +157,8 @@ def _run(args: argparse.Namespace) -> int:
     directory = _execute(args, console)
     if not isinstance(directory, Path):
         return directory
-    status = _summarize(directory, console, {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"})
+    status = _summarize(directory, console, {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"},
+                        baseline=args.baseline)
     from harness import step_summary
 
     step_summary.for_directory("streamchaos run", directory)
@@ -248,14 +270,24 @@ def _compare(args: argparse.Namespace) -> int:
     return compare.command(args)
 
 
-def _summarize(directory: Path, console, extra: dict) -> int:
-    from harness import metrics, report, runner
+def _summarize(directory: Path, console, extra: dict, baseline: Path | None = None) -> int:
+    from harness import diff, metrics, report, report_html, runner
 
     records = runner.only_latest(runner.load_records(directory))
     rows = metrics.summarize(records)
     meta = {"run_id": directory.name, "trials recorded": len([r for r in records if not r.get("skipped")]), **extra}
-    paths = report.write_all(directory, rows, meta)
-    report.print_table(rows)
+    against = None
+    if baseline is not None:
+        try:
+            against = diff.compare(diff.load_rows(baseline), rows, label_a=Path(baseline).name, label_b=directory.name)
+        except diff.DiffError as error:
+            console.print(f"[red]streamchaos:[/red] --baseline: {error}")
+            return 2
+        meta["baseline"] = str(baseline)
+    paths = report.write_all(directory, rows, meta, baseline=against, records=records)
+    report_html.print_summary(rows)
+    if against is not None:
+        diff.print_result(against)
     console.print(f"results: {paths['json']}, {paths['csv']}, {paths['html']}")
     return 0
 
@@ -269,7 +301,19 @@ def _report(args: argparse.Namespace) -> int:
     if not (directory / "trials.jsonl").exists():
         print(f"streamchaos report: {directory} has no trials.jsonl", file=sys.stderr)
         return 2
-    return _summarize(directory.resolve(), Console(stderr=True), {})
+    return _summarize(directory.resolve(), Console(stderr=True), {}, baseline=args.baseline)
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from harness import diff
+
+    return diff.command(args)
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from harness import replay
+
+    return replay.command(args)
 
 
 def _clients(args: argparse.Namespace) -> int:

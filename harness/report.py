@@ -18,8 +18,11 @@ CSV_COLUMNS = (
 )
 
 
-def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> dict[str, Path]:
-    """Everything a run leaves besides trials.jsonl; returns the paths written."""
+def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+              records: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Path]:
+    """Everything a run leaves besides trials.jsonl; returns the paths written. report.html is
+    harness/report_html.py's page (matrix, scenarios, drill-downs; ``baseline``: a diff result);
+    the PNG plots stay beside it for those who want image files."""
     paths = {
         "json": directory / "summary.json",
         "csv": directory / "summary.csv",
@@ -32,8 +35,19 @@ def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[
         target = directory / f"{name}.png"
         target.write_bytes(png)
         paths[name] = target
-    paths["html"].write_text(render_html(rows, meta, plots))
+    paths["html"].write_text(render_page(directory, rows, meta, baseline, records), encoding="utf-8")
     return paths
+
+
+def render_page(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+                records: Sequence[Mapping[str, Any]] | None = None) -> str:
+    """The report page; the trial records are read from ``directory`` unless given."""
+    from . import report_html
+    from .runner import load_records, only_latest
+
+    if records is None:
+        records = only_latest(load_records(directory)) if (directory / "trials.jsonl").exists() else []
+    return report_html.render(rows, meta, records, directory, baseline)
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -41,8 +41,16 @@ def ensure_certificates(directory: Path) -> TlsFiles:
     return files
 
 
-def server_context(files: TlsFiles) -> ssl.SSLContext:
+KEYLOG_ENV = "STREAMCHAOS_TLS_KEYLOG"
+
+
+def server_context(files: TlsFiles, keylog: str | None = None) -> ssl.SSLContext:
+    """``keylog`` (or $STREAMCHAOS_TLS_KEYLOG) names a file that gets every session's secrets in
+    the NSS key log format (SSLKEYLOGFILE), so Wireshark/tshark can decrypt a capture."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    keylog = keylog or os.environ.get(KEYLOG_ENV)
+    if keylog:
+        context.keylog_filename = keylog
     context.load_cert_chain(str(files.cert_file), str(files.key_file))
     context.set_alpn_protocols(ALPN)
     # RFC 7540 9.2: TLS 1.2+ and no renegotiation for h2.

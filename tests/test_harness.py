@@ -160,6 +160,6 @@ def test_results_directory_has_every_output_and_resumes(tmp_path):
         assert key in summary
     assert paths["csv"].read_text().startswith("scenario,client,")
     html = paths["html"].read_text()
-    assert "<img" in html and "data:image/png;base64," in html
+    assert "<table class=matrix>" in html and "<svg" in html and (directory / "outcomes.png").exists()
     assert (tmp_path / "results" / "latest").resolve() == directory.resolve()
     assert first[0]["key"].startswith("sc-resume-me-half-never-retry-")
