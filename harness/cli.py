@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(handler=_serve)
 
     serve.add_argument("--scenario", default=None, help="load this scenario's fault plan (a name from scenarios/ or a file)")
+    serve.add_argument("--control-token", default=None, help="require 'Authorization: Bearer TOKEN' on the control API (generated when --host is not loopback)")
+    serve.add_argument("--journal-memory-mb", type=float, default=64.0, help="in-memory journal budget; oldest records evicted first (the file keeps all)")
+    serve.add_argument("--journal-max-mb", type=float, default=256.0, help="rotate the --journal file past this size (FILE.1 ... FILE.4 kept)")
 
     run = commands.add_parser("run", help="drive clients through scenarios; results to results/<run-id>/")
     _add_run_options(run)
@@ -407,7 +410,19 @@ def _serve(args: argparse.Namespace) -> int:
         except scenario.ScenarioError as error:
             print(f"streamchaos serve: {error}", file=sys.stderr)
             return 2
-    simulator = Simulator(config, host=args.host, port=args.port, control_port=args.control_port, tls=args.tls, journal_path=args.journal)
+    from simulator.service import is_loopback
+
+    for name in ("journal_memory_mb", "journal_max_mb"):
+        value = getattr(args, name)
+        if not (value == value and 0.01 <= value <= 1024 * 1024):
+            print(f"streamchaos serve: --{name.replace('_', '-')} must be between 0.01 and 1048576, got {value}", file=sys.stderr)
+            return 2
+    if not is_loopback(args.host):
+        print(f"streamchaos serve: warning: --host {args.host} is not loopback: the fake API and its control API are reachable from other machines; "
+              "the control API requires the control_token printed in the ready line", file=sys.stderr, flush=True)
+    simulator = Simulator(config, host=args.host, port=args.port, control_port=args.control_port, tls=args.tls, journal_path=args.journal,
+                          control_token=args.control_token, journal_memory_bytes=int(args.journal_memory_mb * 1024 * 1024),
+                          journal_file_bytes=int(args.journal_max_mb * 1024 * 1024))
     if plan is not None:
         simulator.state.faults.load(plan)
 

@@ -39,6 +39,11 @@ class StreamChaos:
     def control_url(self) -> str:
         return self.simulator.control_url
 
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """Headers for your own control API requests (the bearer token when the simulator has one)."""
+        return self.simulator.control_headers()
+
     def base_url(self, tls: bool = False) -> str:
         return self.simulator.lane_url(self.simulator.port, tls)
 

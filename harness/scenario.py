@@ -281,7 +281,18 @@ def _turn(v: "_Validator", values: Mapping[str, Any], path: str) -> Turn:
         raise ScenarioError(v.source, f"{path}.parallel", "at most 16 parallel requests")
     if "tool_input" in out and "tool" not in out:
         raise ScenarioError(v.source, f"{path}.tool_input", "needs tool = NAME beside it")
-    return Turn(**out)
+    return _check_directives(v.source, Turn(**out), path)
+
+
+def _check_directives(source: str, turn: Turn, path: str) -> Turn:
+    """The simulator's own check of the ``@sc`` lines the turn's prompt will carry."""
+    from simulator.api.request import directive_problem
+
+    for text, where in ((turn.prompt, f"{path}.prompt"), (turn.directive(), path)):
+        problem = directive_problem(text)
+        if problem:
+            raise ScenarioError(source, where, problem)
+    return turn
 
 
 def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...]) -> None:

@@ -9,12 +9,15 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+JOURNAL_PAGE = 5000
+MAX_JOURNAL_PAGES = 10_000
 
 
 @dataclass
@@ -25,6 +28,7 @@ class SimulatorProcess:
     base_url: str = ""
     control_url: str = ""
     ca_file: str = ""
+    control_token: str | None = None
 
     def start(self) -> "SimulatorProcess":
         command = [sys.executable, "-m", "harness.cli", "serve", *self.args]
@@ -38,6 +42,7 @@ class SimulatorProcess:
             raise RuntimeError(f"streamchaos serve did not start: {self.process.stderr.read() if self.process.stderr else ''}")
         info = json.loads(line)
         self.base_url, self.control_url, self.ca_file = info["base_url"], info["control_url"], info["ca_file"]
+        self.control_token = info.get("control_token")
         return self
 
     @property
@@ -47,13 +52,30 @@ class SimulatorProcess:
     def journal(self, key: str | None = None, wait_closed: bool = True, timeout_s: float = 5.0) -> list[dict]:
         """The journal slice for ``key``; by default wait (bounded) until its records are closed."""
         deadline = time.monotonic() + timeout_s
-        query = f"?key={urllib.request.quote(key)}" if key else ""
         while True:
-            with urllib.request.urlopen(f"{self.control_url}/journal{query}", timeout=timeout_s) as response:
-                records = json.load(response)["records"]
+            records = self.journal_pages(key, timeout_s)
             if not wait_closed or not any(r.get("open") for r in records) or time.monotonic() > deadline:
                 return records
             time.sleep(0.02)
+
+    def journal_pages(self, key: str | None = None, timeout_s: float = 5.0) -> list[dict]:
+        """Every record the simulator holds for ``key`` (all records without one), page by page."""
+        records: list[dict] = []
+        since = 0
+        for _ in range(MAX_JOURNAL_PAGES):
+            query = {"since": since, "limit": JOURNAL_PAGE, **({"key": key} if key else {})}
+            request = urllib.request.Request(f"{self.control_url}/journal?{urllib.parse.urlencode(query)}", headers=self.control_headers())
+            with urllib.request.urlopen(request, timeout=timeout_s) as response:
+                page = json.load(response)
+            records += page["records"]
+            if page.get("next") is None:
+                break
+            since = page["next"]
+        return records
+
+    def control_headers(self) -> dict[str, str]:
+        """What every control API request carries: the token, when the simulator has one."""
+        return {"authorization": f"Bearer {self.control_token}"} if self.control_token else {}
 
     def load_plan(self, plan: dict) -> dict:
         """PUT a fault plan (the JSON form of FaultPlan) to the control API."""
@@ -61,7 +83,7 @@ class SimulatorProcess:
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.control_url}{path}", data=data, method=method, headers={"content-type": "application/json"})
+        request = urllib.request.Request(f"{self.control_url}{path}", data=data, method=method, headers={"content-type": "application/json", **self.control_headers()})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.load(response)

@@ -12,6 +12,7 @@ import trio
 
 from .api.router import MessagesApi
 from .config import SimulatorConfig
+from .containment import ServerErrors
 from .faults.decide import connection_rule
 from .faults.runtime import FaultState
 from .journal import Journal
@@ -39,6 +40,7 @@ class ServerState:
     idle_timeout_s: float = 300.0
     handlers: set = field(default_factory=set)
     faults: FaultState = field(default_factory=FaultState)
+    errors: ServerErrors = field(default_factory=ServerErrors)
 
 
 async def sniff(stream: trio.abc.Stream, want: int) -> bytes:
@@ -146,6 +148,9 @@ class DataPlane:
             end = "reset_by_client"
         except ssl.SSLError:
             end = "tls_error"
+        except Exception as error:  # a bug of ours: this connection pays for it, never the server
+            end = "server_error"
+            state.errors.note(error, "connection", record)
         finally:
             state.journal.close_connection(record, link.fault_end or end)
             if not link.closed:

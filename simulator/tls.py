@@ -30,13 +30,19 @@ def ensure_certificates(directory: Path) -> TlsFiles:
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if all(path.exists() for path in (files.ca_file, files.cert_file, files.key_file)):
+            if files.key_file.stat().st_mode & 0o077:  # written by an older version: readable by others
+                os.chmod(files.key_file, 0o600)
             return files
         ca = trustme.CA(organization_name="streamchaos local CA")
         leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
         chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
         for path, data in ((files.key_file, leaf.private_key_pem.bytes()), (files.cert_file, chain), (files.ca_file, ca.cert_pem.bytes())):
             temporary = path.with_suffix(".tmp")
-            temporary.write_bytes(data)
+            mode = 0o600 if path == files.key_file else 0o644  # the private key: its owner only
+            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with os.fdopen(descriptor, "wb") as handle:
+                os.fchmod(handle.fileno(), mode)  # an existing .tmp keeps its mode through O_CREAT
+                handle.write(data)
             os.replace(temporary, path)
     return files
 

@@ -84,7 +84,26 @@ class Answer:
         }
 
 
+SLICE_WORDS = 4096  # words generated between two yields of :func:`generate_steps`
+
+
 def generate(seed: int, request: MessagesRequest, default_words: int) -> Answer:
+    return finish(generate_steps(seed, request, default_words))
+
+
+def finish(steps):
+    """Run a ``*_steps`` generator to its end; its return value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+
+
+def generate_steps(seed: int, request: MessagesRequest, default_words: int):
+    """:func:`generate` in slices: yields (None) every :data:`SLICE_WORDS` words, so a server can
+    let other streams run while a long answer is made; returns the Answer. Same draws, same
+    answer as one go."""
     rng = random.Random(f"{seed}:{request.conversation_digest}")
     budget = request.max_tokens
     blocks: list[Block] = []
@@ -96,8 +115,9 @@ def generate(seed: int, request: MessagesRequest, default_words: int) -> Answer:
             wanted = min(wanted, request.thinking_budget)
         count = min(wanted, max(0, budget - 1))
         if count:
-            words = _words(rng, count)
-            blocks.append(Block("thinking", _pieces(rng, words, None), signature=_signature(seed, words)))
+            words = yield from _words_steps(rng, count)
+            pieces = yield from _pieces_steps(rng, words, None)
+            blocks.append(Block("thinking", pieces, signature=_signature(seed, words)))
             used += count
     tool = _tool_to_call(request)
     wanted_words = PREAMBLE_WORDS if tool else max(request.directives.words or default_words, request.directives.deltas or 0)
@@ -106,8 +126,9 @@ def generate(seed: int, request: MessagesRequest, default_words: int) -> Answer:
     if count < wanted_words:
         stop, tool = "max_tokens", None
     if count:
-        words = _words(rng, count)
-        blocks.append(Block("text", _pieces(rng, words, None if tool else request.directives.deltas)))
+        words = yield from _words_steps(rng, count)
+        pieces = yield from _pieces_steps(rng, words, None if tool else request.directives.deltas)
+        blocks.append(Block("text", pieces))
         used += count
     if tool:
         name, schema = tool
@@ -160,9 +181,15 @@ def _tool_to_call(request: MessagesRequest) -> tuple[str, Mapping[str, Any]] | N
 
 
 def _words(rng: random.Random, count: int) -> list[str]:
+    return finish(_words_steps(rng, count))
+
+
+def _words_steps(rng: random.Random, count: int):
     words: list[str] = []
     sentence_left = 0
-    for _ in range(count):
+    for number in range(count):
+        if number and number % SLICE_WORDS == 0:
+            yield
         word = rng.choice(VOCABULARY)
         if sentence_left == 0:
             word = word.capitalize()
@@ -174,7 +201,7 @@ def _words(rng: random.Random, count: int) -> list[str]:
     return words
 
 
-def _pieces(rng: random.Random, words: list[str], deltas: int | None) -> tuple[str, ...]:
+def _pieces_steps(rng: random.Random, words: list[str], deltas: int | None):
     """Group words into delta pieces (1-3 words each, or exactly ``deltas`` pieces)."""
     if deltas:
         deltas = min(deltas, len(words))
@@ -183,11 +210,15 @@ def _pieces(rng: random.Random, words: list[str], deltas: int | None) -> tuple[s
     else:
         groups, index = [], 0
         while index < len(words):
+            if index and len(groups) % SLICE_WORDS == 0:
+                yield
             size = rng.randint(1, 3)
             groups.append(words[index : index + size])
             index += size
     pieces = []
     for number, group in enumerate(groups):
+        if number and number % SLICE_WORDS == 0:
+            yield
         pieces.append(("" if number == 0 else " ") + " ".join(group))
     return tuple(pieces)
 

@@ -7,6 +7,7 @@ or "inside the thinking block" without re-parsing bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 from .. import sse
 from .answer import Answer, Block, usage
@@ -38,20 +39,34 @@ def message_start(answer: Answer, message_id: str, model: str) -> WireEvent:
 
 def body_events(answer: Answer, ping_every: int | None) -> tuple[WireEvent, ...]:
     """Everything after ``message_start``: a ping, the blocks, ``message_delta``, ``message_stop``."""
-    events = [WireEvent("ping", None, PING)]
+    return tuple(iter_body_events(answer, ping_every))
+
+
+def iter_body_events(answer: Answer, ping_every: int | None) -> Iterator[WireEvent]:
+    """:func:`body_events` one at a time, encoded as they are asked for (long answers are
+    written this way, a slice at a time, never held whole)."""
+    yield WireEvent("ping", None, PING)
     for index, block in enumerate(answer.blocks):
-        events.extend(_block_events(index, block, ping_every))
+        yield from _block_events(index, block, ping_every)
     delta = {
         "type": "message_delta",
         "delta": {"stop_reason": answer.stop_reason, "stop_sequence": None},
         "usage": {"output_tokens": answer.output_tokens},
     }
-    events.append(WireEvent("message_delta", None, sse.encode("message_delta", delta)))
-    events.append(WireEvent("message_stop", None, sse.encode("message_stop", {"type": "message_stop"})))
-    return tuple(events)
+    yield WireEvent("message_delta", None, sse.encode("message_delta", delta))
+    yield WireEvent("message_stop", None, sse.encode("message_stop", {"type": "message_stop"}))
 
 
-def _block_events(index: int, block: Block, ping_every: int | None) -> list[WireEvent]:
+def count_body_events(answer: Answer, ping_every: int | None) -> int:
+    """``len(body_events(answer, ping_every))`` without encoding them."""
+    total = 3
+    for block in answer.blocks:
+        pieces = len(block.pieces)
+        total += 2 + pieces + (pieces // ping_every if ping_every else 0) + (1 if block.type == "thinking" else 0)
+    return total
+
+
+def _block_events(index: int, block: Block, ping_every: int | None) -> Iterator[WireEvent]:
     if block.type == "thinking":
         start = {"type": "thinking", "thinking": "", "signature": ""}
         delta_type, field = "thinking_delta", "thinking"
@@ -62,15 +77,14 @@ def _block_events(index: int, block: Block, ping_every: int | None) -> list[Wire
         start = {"type": "tool_use", "id": block.tool_id, "name": block.tool_name, "input": {}}
         delta_type, field = "input_json_delta", "partial_json"
     kind = block.type
-    out = [WireEvent("content_block_start", kind, sse.encode("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))]
+    yield WireEvent("content_block_start", kind, sse.encode("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
     for number, piece in enumerate(block.pieces, start=1):
         payload = {"type": "content_block_delta", "index": index, "delta": {"type": delta_type, field: piece}}
         tokens = len(piece.split()) if field != "partial_json" else 1
-        out.append(WireEvent("content_block_delta", kind, sse.encode("content_block_delta", payload), tokens))
+        yield WireEvent("content_block_delta", kind, sse.encode("content_block_delta", payload), tokens)
         if ping_every and number % ping_every == 0:
-            out.append(WireEvent("ping", kind, PING))
+            yield WireEvent("ping", kind, PING)
     if block.type == "thinking":
         payload = {"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": block.signature}}
-        out.append(WireEvent("content_block_delta", kind, sse.encode("content_block_delta", payload)))
-    out.append(WireEvent("content_block_stop", kind, sse.encode("content_block_stop", {"type": "content_block_stop", "index": index})))
-    return out
+        yield WireEvent("content_block_delta", kind, sse.encode("content_block_delta", payload))
+    yield WireEvent("content_block_stop", kind, sse.encode("content_block_stop", {"type": "content_block_stop", "index": index}))

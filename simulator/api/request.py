@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .errors import ApiError, invalid
+from .limits import DIRECTIVE_MAXIMA, MAX_DIRECTIVE_VALUE_DIGITS, MAX_JSON_DEPTH, MAX_TOKENS, TooDeep, loads_bounded, loads_request_json
 
 PARSE_ERROR = "There was an error parsing the body of your request. Please check that it is valid JSON."
 
@@ -57,10 +58,7 @@ class MessagesRequest:
 
 
 def parse_json(body: bytes) -> Mapping[str, Any]:
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise invalid(PARSE_ERROR) from None
+    value = loads_request_json(body, "body", PARSE_ERROR)
     if not isinstance(value, dict):
         raise invalid("Input should be a valid dictionary or object to extract fields from")
     return value
@@ -70,6 +68,8 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
     data = parse_json(body)
     model = _require_str(data, "model")
     max_tokens = _require_int(data, "max_tokens", minimum=1)
+    if max_tokens > MAX_TOKENS:
+        raise invalid(f"max_tokens: Input should be less than or equal to {MAX_TOKENS} (the simulator's limit)")
     messages = _require_messages(data)
     stream = data.get("stream", False)
     if not isinstance(stream, bool):
@@ -81,6 +81,7 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
     tool_choice = data.get("tool_choice")
     if tool_choice is not None and not isinstance(tool_choice, dict):
         raise invalid("tool_choice: Input should be a valid dictionary or object to extract fields from")
+    canonical = _canonical(messages)
     return MessagesRequest(
         model=model,
         max_tokens=max_tokens,
@@ -92,8 +93,8 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
         tool_choice=tool_choice,
         directives=parse_directives(_last_user_text(messages)),
         tool_results=_count_tool_results(messages),
-        conversation_digest=conversation_digest(messages),
-        input_chars=len(_canonical(messages)),
+        conversation_digest=hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest(),
+        input_chars=len(canonical),
     )
 
 
@@ -114,6 +115,7 @@ def _canonical(messages: list[Any] | tuple[Any, ...]) -> str:
 
 
 def parse_directives(text: str) -> Directives:
+    """The ``@sc`` lines of ``text``; ApiError 400 naming the directive on anything invalid."""
     values: dict[str, Any] = {}
     for line in text.splitlines():
         line = line.strip()
@@ -124,25 +126,49 @@ def parse_directives(text: str) -> Directives:
         try:
             words = shlex.split(head)
         except ValueError:
-            raise invalid(f"@sc directive: cannot parse {line!r}") from None
+            raise invalid(f"@sc directive: cannot parse {_short(line)}") from None
         for word in words:
             key, eq, value = word.partition("=")
             if not eq:
-                raise invalid(f"@sc directive: {word!r} is not key=value")
+                raise invalid(f"@sc directive: {_short(word)} is not key=value")
             if key in INT_DIRECTIVES:
-                if not value.isdigit():
-                    raise invalid(f"@sc directive: {key} must be a whole number, got {value!r}")
-                values[key] = int(value)
+                values[key] = _directive_int(key, value)
             elif key == "tool":
                 values["tool"] = value
             else:
-                raise invalid(f"@sc directive: unknown key {key!r}")
+                raise invalid(f"@sc directive: unknown key {_short(key)}")
         if marker:
             try:
-                values["tool_input"] = json.loads(raw_input)
+                values["tool_input"] = loads_bounded(raw_input)
+            except TooDeep:
+                raise invalid(f"@sc directive: input= is nested more than {MAX_JSON_DEPTH} levels (the simulator's limit)") from None
             except ValueError:
-                raise invalid(f"@sc directive: input= is not JSON: {raw_input!r}") from None
+                raise invalid(f"@sc directive: input= is not JSON: {_short(raw_input)}") from None
     return Directives(**values)
+
+
+def directive_problem(text: str) -> str | None:
+    """What is wrong with the ``@sc`` directives in ``text`` (a prompt), or None: the check the
+    simulator makes, for a validator that wants to refuse a scenario before it runs."""
+    try:
+        parse_directives(text)
+    except ApiError as error:
+        return error.text
+    return None
+
+
+def _directive_int(key: str, value: str) -> int:
+    """ASCII digits only: ``str.isdigit`` also accepts superscripts and other Unicode digits."""
+    if not value or not value.isascii() or not value.isdigit():
+        raise invalid(f"@sc directive: {key} must be a whole number written with the digits 0-9, got {_short(value)}")
+    limit = DIRECTIVE_MAXIMA[key]
+    if len(value) > MAX_DIRECTIVE_VALUE_DIGITS or int(value) > limit:
+        raise invalid(f"@sc directive: {key} must be at most {limit} (the simulator's limit), got {_short(value)}")
+    return int(value)
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
 def _require_str(data: Mapping[str, Any], key: str) -> str:

@@ -19,7 +19,7 @@ from typing import Sequence
 from ..config import SimulatorConfig
 from . import answer as answers
 from .errors import ApiError
-from .events import WireEvent, body_events, message_start
+from .events import WireEvent, body_events, count_body_events, iter_body_events, message_start
 from .request import MessagesRequest, parse_count_tokens_request, parse_messages_request
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -62,19 +62,40 @@ class JsonReply:
 @dataclass(frozen=True, slots=True)
 class StreamReply:
     headers: tuple[tuple[bytes, bytes], ...]
-    events: tuple[WireEvent, ...]
+    events: tuple[WireEvent, ...] | None  # None: a long answer, encoded while written (iter_events)
     request: MessagesRequest
     answer: answers.Answer
     tail_bytes: bytes = b""  # every event after message_start, joined once per cached answer
     summary: dict | None = None
+    start: WireEvent | None = None  # message_start of a long answer
+    ping_every: int | None = None
 
     @property
     def body(self) -> bytes:
         """The whole SSE body, for writing it in one go when nothing paces or cuts it."""
+        if self.events is None:
+            return b"".join(event.data for event in self.iter_events())
         return self.events[0].data + self.tail_bytes
+
+    @property
+    def event_count(self) -> int:
+        if self.events is None:
+            return 1 + count_body_events(self.answer, self.ping_every)
+        return len(self.events)
+
+    def iter_events(self):
+        """Every event in order; a long answer's are encoded one at a time as they are asked for."""
+        if self.events is not None:
+            yield from self.events
+            return
+        yield self.start
+        yield from iter_body_events(self.answer, self.ping_every)
 
 
 Reply = JsonReply | StreamReply
+
+LAZY_PIECES = 2048  # an answer with more delta pieces is encoded while it is written, never held whole
+CACHE_MAX_BYTES = 32 * 1024 * 1024  # encoded answers kept for repeats (besides the count limit)
 
 
 def header(headers: Headers, name: bytes) -> str | None:
@@ -100,7 +121,7 @@ def describe(method: str, target: str, headers: Headers, body: bytes) -> Request
         method=method,
         path=target,
         api_key=api_key_of(headers),
-        retry_count=int(retry) if retry and retry.isdigit() else None,
+        retry_count=int(retry) if retry and retry.isascii() and retry.isdigit() and len(retry) < 10 else None,
         user_agent=header(headers, b"user-agent"),
         body_sha256=hashlib.sha256(body).hexdigest(),
         body_bytes=len(body),
@@ -116,14 +137,20 @@ class MessagesApi:
         self._prefix = os.urandom(4).hex()
         self._cache: OrderedDict[str, tuple[MessagesRequest, answers.Answer, tuple[WireEvent, ...], bytes, dict]] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_bytes = 0
         self._reset_header: tuple[int, bytes] = (0, b"")
 
     def new_request_id(self) -> str:
         return f"req_sc{self._prefix}{next(self._ids):012d}"
 
     def handle(self, info: RequestInfo, body: bytes, request_id: str) -> Reply:
+        return answers.finish(self.handle_steps(info, body, request_id))
+
+    def handle_steps(self, info: RequestInfo, body: bytes, request_id: str):
+        """:meth:`handle` in slices: a generator that yields between slices of a long answer's
+        generation (a server lets other streams run there) and returns the Reply."""
         try:
-            return self._route(info, body, request_id)
+            return (yield from self._route(info, body, request_id))
         except ApiError as error:
             return self.error_reply(error, request_id)
 
@@ -136,20 +163,22 @@ class MessagesApi:
         )
         return JsonReply(error.status, headers, error.body(request_id))
 
-    def _route(self, info: RequestInfo, body: bytes, request_id: str) -> Reply:
+    def _route(self, info: RequestInfo, body: bytes, request_id: str):
+        if False:  # a generator: only /v1/messages yields
+            yield
         path = info.path.split("?", 1)[0]
         model_path = path.startswith("/v1/models/") and len(path) > len("/v1/models/")
         expected = "GET" if model_path else ROUTES.get(path)
         if expected is None:
             raise ApiError(404, "Not Found", "not_found_error")
-        if info.method != expected:
+        if info.method != expected and not (info.method == "HEAD" and expected == "GET"):
             raise ApiError(405, f"Method Not Allowed: {info.method} {path}", "invalid_request_error")
         if info.api_key is None:
             raise ApiError(401, "x-api-key header is required", "authentication_error")
         if info.body_bytes > self.config.max_body_bytes:
             raise ApiError(413, "Request exceeds the maximum allowed number of bytes.", "request_too_large")
         if path == "/v1/messages":
-            return self._messages(info, body, request_id)
+            return (yield from self._messages(info, body, request_id))
         if path == "/v1/messages/count_tokens":
             return self._json(200, {"input_tokens": parse_count_tokens_request(body)}, request_id)
         if model_path:
@@ -161,8 +190,8 @@ class MessagesApi:
         data = [_model(entry) for entry in MODELS]
         return self._json(200, {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}, request_id)
 
-    def _messages(self, info: RequestInfo, body: bytes, request_id: str) -> Reply:
-        request, answer, tail, tail_bytes, summary = self._answer(info.body_sha256, body)
+    def _messages(self, info: RequestInfo, body: bytes, request_id: str):
+        request, answer, tail, tail_bytes, summary = yield from self._answer(info.body_sha256, body)
         message_id = "msg_" + request_id[4:]
         if not request.stream:
             message = answers.message_object(answer, message_id, request.model)
@@ -174,22 +203,33 @@ class MessagesApi:
             (b"request-id", request_id.encode()),
             *self._rate_limit_headers(),
         )
-        return StreamReply(headers, (message_start(answer, message_id, request.model), *tail), request, answer, tail_bytes, summary)
+        start = message_start(answer, message_id, request.model)
+        if tail is None:
+            return StreamReply(headers, None, request, answer, b"", summary, start, request.directives.ping_every or self.config.ping_every)
+        return StreamReply(headers, (start, *tail), request, answer, tail_bytes, summary)
 
-    def _answer(self, digest: str, body: bytes) -> tuple[MessagesRequest, answers.Answer, tuple[WireEvent, ...], bytes, dict]:
+    def _answer(self, digest: str, body: bytes):
         cached = self._cache.get(digest)
         if cached is not None:
             self._cache.move_to_end(digest)
             return cached
         request = parse_messages_request(body)
-        answer = answers.generate(self.config.seed, request, self.config.default_words)
+        answer = yield from answers.generate_steps(self.config.seed, request, self.config.default_words)
+        if sum(len(block.pieces) for block in answer.blocks) > LAZY_PIECES:
+            return (request, answer, None, b"", answer.summary())  # long: encoded while written, not cached
         ping_every = request.directives.ping_every or self.config.ping_every
         tail = body_events(answer, ping_every)
         entry = (request, answer, tail, b"".join(event.data for event in tail), answer.summary())
         self._cache[digest] = entry
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cache_bytes += 3 * len(entry[3])  # the events, their join and the summary, roughly
+        while len(self._cache) > self._cache_size or (self._cache_bytes > CACHE_MAX_BYTES and len(self._cache) > 1):
+            _, dropped = self._cache.popitem(last=False)
+            self._cache_bytes -= 3 * len(dropped[3])
         return entry
+
+    def clear_cache(self) -> None:
+        self._cache.clear()
+        self._cache_bytes = 0
 
     def _json(self, status: int, payload: object, request_id: str) -> JsonReply:
         headers = (

@@ -47,6 +47,7 @@ class ResponseChannel(Protocol):
     def stop_answering(self) -> None: ...
     async def reset_stream(self, code: int) -> None: ...
     async def goaway(self, last_stream_id: int | str, code: int, debug: bytes, graceful: bool, grace_s: float) -> bool: ...
+    def response_started(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,9 @@ async def run_exchange(
 ) -> None:
     api, journal = state.api, state.journal
     info = describe(method, target, headers, body)
+    if method == "HEAD":
+        await _head(state, connection, stream_id, channel, info, body, t_headers)
+        return
     request_id = api.new_request_id()
     record = journal.open_request(connection, stream_id, request_id, info, t_headers)
     idle_s = _enter(connection, t_headers)
@@ -75,7 +79,7 @@ async def run_exchange(
     slot = None
     writer = _Writer(state, channel, record, [], None, t_headers)
     try:
-        reply = api.handle(info, body, request_id)
+        reply = await _handle_sliced(api, info, body, request_id)
         writer.firings, writer.facts = _decide(state, connection, record, info, reply, idle_s)
         if getattr(reply, "answer", None) is not None:
             record["conversation"] = reply.request.conversation_digest
@@ -89,14 +93,16 @@ async def run_exchange(
             await writer.write_json(reply)
         else:
             record["status"] = 200
-            record["events_total"] = len(reply.events)
-            if writer.plain():  # nothing paces or cuts this reply: one write, as coalescing would do
+            record["events_total"] = reply.event_count
+            if writer.plain() and reply.events is None:  # a long answer: encoded a slice at a time
+                await _write_long(state, channel, record, reply)
+            elif writer.plain():  # nothing paces or cuts this reply: one write, as coalescing would do
                 body = reply.body
                 await channel.send_whole(200, reply.headers, body)
                 journal.wrote(record, len(reply.events), len(body))
             else:
                 await channel.send_head(200, reply.headers)
-                await writer.write_events(reply.events)
+                await writer.write_events(await _events_of(reply))
                 await channel.end()
     except FaultEnded as ended:
         end = f"fault:{ended.kind}"
@@ -107,10 +113,106 @@ async def run_exchange(
         # fault's own end: the reply still ended by the fault.
         end = writer.ending or getattr(channel, "cancel_reason", None) or "cancelled"
         raise
+    except Exception as error:  # a bug of ours: this request pays for it, never the process
+        end = "server_error"
+        state.errors.note(error, "request", record)
+        await _fail_reply(state, channel, record, request_id)
     finally:
         release(slot, record)
         _leave(connection)
         journal.close_request(record, end)
+
+
+LONG_SLICE_BYTES = 64 * 1024  # a long answer is encoded and written this much at a time
+SLICE_EVENTS = 2048
+
+
+async def _handle_sliced(api: Any, info: Any, body: bytes, request_id: str) -> Any:
+    """The API's reply, letting other tasks run between slices of a long answer's generation."""
+    steps = api.handle_steps(info, body, request_id)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            return stop.value
+        await trio.lowlevel.checkpoint()
+
+
+async def _events_of(reply: StreamReply) -> Sequence[WireEvent]:
+    """All events of a reply; a long answer's encoded in slices (faults and pacing need them all)."""
+    if reply.events is not None:
+        return reply.events
+    events = []
+    for index, event in enumerate(reply.iter_events()):
+        if index and index % SLICE_EVENTS == 0:
+            await trio.lowlevel.checkpoint()
+        events.append(event)
+    return events
+
+
+async def _write_long(state: "ServerState", channel: ResponseChannel, record: dict, reply: StreamReply) -> None:
+    """A long answer, encoded and written a slice at a time: its memory is one slice, and other
+    streams run between slices."""
+    await channel.send_head(200, reply.headers)
+    batch: list[bytes] = []
+    size = events = 0
+    for event in reply.iter_events():
+        batch.append(event.data)
+        size += len(event.data)
+        events += 1
+        if size >= LONG_SLICE_BYTES:
+            data, batch, size, count, events = b"".join(batch), [], 0, events, 0
+            await channel.send_body(data)
+            state.journal.wrote(record, count, len(data))
+            await trio.lowlevel.checkpoint()
+    if batch:
+        data = b"".join(batch)
+        await channel.send_body(data)
+        state.journal.wrote(record, events, len(data))
+    await channel.end()
+
+
+async def _head(state: "ServerState", connection: dict, stream_id: int | None, channel: ResponseChannel,
+                info: Any, body: bytes, t_headers: float) -> None:
+    """HEAD: the head GET would get (or the error's), never a body; no faults fire on it."""
+    api, journal = state.api, state.journal
+    request_id = api.new_request_id()
+    record = journal.open_request(connection, stream_id, request_id, info, t_headers)
+    end = "complete"
+    try:
+        reply = await _handle_sliced(api, info, body, request_id)
+        if not isinstance(reply, JsonReply):  # no stream answers a HEAD (it is routed like GET)
+            reply = api.error_reply(ApiError(405, "Method Not Allowed: HEAD", "invalid_request_error"), request_id)
+        record["status"] = reply.status
+        await channel.send_head(reply.status, (*reply.headers, (b"content-length", str(len(reply.body)).encode())))
+        await channel.end()
+        journal.wrote(record, 0, 0)
+    except ClientGone:
+        end = "reset_by_client"
+    except Exception as error:
+        end = "server_error"
+        state.errors.note(error, "request", record)
+        await _fail_reply(state, channel, record, request_id, head_only=True)
+    finally:
+        journal.close_request(record, end)
+
+
+async def _fail_reply(state: "ServerState", channel: ResponseChannel, record: dict, request_id: str, head_only: bool = False) -> None:
+    """After a server error: a 500 with the API's error body if nothing of the reply was sent
+    yet; otherwise the stream is reset (h2) or the connection closed (HTTP/1.1, by its handler)."""
+    try:
+        if not channel.response_started():
+            reply = state.api.error_reply(ApiError(500, "Internal server error", "api_error"), request_id)
+            record["status"] = 500
+            if head_only:
+                await channel.send_head(500, (*reply.headers, (b"content-length", str(len(reply.body)).encode())))
+                await channel.end()
+            else:
+                await channel.send_simple(500, reply.headers, reply.body)
+        elif channel.protocol == "h2":
+            await channel.reset_stream(2)  # INTERNAL_ERROR
+    except Exception:  # the channel itself is broken: the connection's handler closes it
+        pass
 
 
 def _enter(connection: dict, now: float) -> float:

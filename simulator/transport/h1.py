@@ -37,6 +37,9 @@ class H1Channel:
     def __init__(self, handler: "H1Handler") -> None:
         self._handler = handler
 
+    def response_started(self) -> bool:
+        return self._handler.conn.our_state is not h11.SEND_RESPONSE
+
     async def send_head(self, status: int, headers: Headers) -> None:
         await self._handler.send(h11.Response(status_code=status, headers=list(headers), reason=_phrase(status).encode()))
 
@@ -103,6 +106,7 @@ class H1Handler:
         self.connection["bytes_in"] += len(initial)
         self.busy = False
         self.closing = False
+        self.method = b""
 
     async def send(self, *events: h11.Event) -> None:
         data = b"".join(self.conn.send(event) or b"" for event in events)
@@ -149,6 +153,7 @@ class H1Handler:
         if not isinstance(event, h11.Request):
             raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
         self.busy = True
+        self.method = event.method
         t_headers = time.monotonic()
         limit = self.state.config.max_body_bytes
         declared = _content_length(event.headers)
@@ -186,7 +191,8 @@ class H1Handler:
         request_id = self.state.api.new_request_id()
         reply = self.state.api.error_reply(error, request_id)
         headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode()), (b"connection", b"close")]
-        await self.send(h11.Response(status_code=reply.status, headers=headers, reason=_phrase(reply.status).encode()), h11.Data(data=reply.body), h11.EndOfMessage())
+        body = b"" if self.method == b"HEAD" else reply.body  # a HEAD answer has no body
+        await self.send(h11.Response(status_code=reply.status, headers=headers, reason=_phrase(reply.status).encode()), h11.Data(data=body), h11.EndOfMessage())
 
     async def _protocol_error(self, error: h11.RemoteProtocolError) -> None:
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):

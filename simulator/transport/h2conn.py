@@ -96,12 +96,17 @@ class H2Channel:
         self._h = handler
         self._id = stream_id
         self._inbound = inbound
+        self._started = False
+
+    def response_started(self) -> bool:
+        return self._started
 
     @property
     def cancel_reason(self) -> str | None:
         return "reset_by_client" if self._inbound.reset_by_peer else None
 
     async def send_head(self, status: int, headers: Headers) -> None:
+        self._started = True
         self._h.call(self._h.conn.send_headers, self._id, [(b":status", str(status).encode()), *headers])
         await self._h.flush()
 
@@ -114,6 +119,7 @@ class H2Channel:
 
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None:
         head = [(b":status", str(status).encode()), *headers, (b"content-length", str(len(body)).encode())]
+        self._started = True
         self._h.call(self._h.conn.send_headers, self._id, head, end_stream=not body)
         if body:
             await self._h.send_data(self._id, body, end_stream=True)
@@ -122,6 +128,7 @@ class H2Channel:
 
     async def send_whole(self, status: int, headers: Headers, body: bytes) -> None:
         """HEADERS and the whole body with END_STREAM, flushed together (flow control permitting)."""
+        self._started = True
         self._h.call(self._h.conn.send_headers, self._id, [(b":status", str(status).encode()), *headers])
         await self._h.send_data(self._id, body, end_stream=True)
 
@@ -321,6 +328,13 @@ class H2Handler:
                 )
             except ClientGone:
                 pass
+            except Exception as error:  # a bug of ours: this stream pays for it, not the connection
+                self.state.errors.note(error, "stream", self.connection)
+                try:
+                    self.call(self.conn.reset_stream, stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                    await self.flush()
+                except Exception:
+                    pass
             finally:
                 self._streams.pop(stream_id, None)
 
