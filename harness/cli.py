@@ -10,10 +10,36 @@ from pathlib import Path
 
 import trio
 
+from harness import limits
+
+_SIGNALS_RECEIVED: list[int] = []
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every finally block stops what it started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
 
 def _terminate_as_interrupt(signum, frame) -> None:
-    """SIGTERM unwinds like Ctrl-C, so every finally block stops what it started."""
-    raise KeyboardInterrupt
+    """The first SIGINT, SIGTERM or SIGHUP interrupts; later ones are noted but do not interrupt
+    the (bounded) cleanup the first one started. The exit status is then 128 + the first signal."""
+    _SIGNALS_RECEIVED.append(signum)
+    if len(_SIGNALS_RECEIVED) == 1:
+        raise Interrupted(signum)
+
+
+def _install_signal_handlers() -> None:
+    _SIGNALS_RECEIVED.clear()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _terminate_as_interrupt)
+
+
+def _exit_status(code: int) -> int:
+    """By convention a run ended by a signal exits 128 + its number (SIGINT 130, SIGTERM 143, SIGHUP 129)."""
+    return 128 + _SIGNALS_RECEIVED[0] if _SIGNALS_RECEIVED else code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
     serve = commands.add_parser("serve", help="run the fake Messages API until SIGINT/SIGTERM")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=0)
-    serve.add_argument("--control-port", type=int, default=0)
+    serve.add_argument("--port", type=limits.port, default=0)
+    serve.add_argument("--control-port", type=limits.port, default=0)
     serve.add_argument("--tls", action="store_true", help="advertise https (the port speaks both)")
     serve.add_argument("--seed", type=int, default=0)
     serve.add_argument("--journal", type=Path, default=None, help="append JSON lines here")
@@ -69,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     compare = commands.add_parser("compare", help="the reference client with each retry strategy through scenarios: table and plots")
     compare.add_argument("--strategies", nargs="+", default=None, help="names from harness/strategies.py (default: sdk-default full-jitter idle-watchdog resilient)")
     compare.add_argument("--scenarios", nargs="+", required=True, help="names from scenarios/ or files")
-    compare.add_argument("--trials", type=int, default=None, help="trials per strategy and scenario (default: each scenario's)")
+    compare.add_argument("--trials", type=limits.trials, default=None, help="trials per strategy and scenario (default: each scenario's)")
     compare.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
-    compare.add_argument("--run-id", default=None, help="resume (or name) this run")
-    compare.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale (strategies scale with it)")
-    compare.add_argument("--workers", type=int, default=None, help="trials at once (default: the core count, at least 2)")
+    compare.add_argument("--run-id", type=limits.run_id, default=None, help="resume (or name) this run")
+    compare.add_argument("--time-scale", type=limits.time_scale, default=None, help="override every scenario's time_scale (strategies scale with it)")
+    compare.add_argument("--workers", type=limits.workers, default=None, help="trials at once (default: the core count, at least 2)")
     compare.add_argument("--http2", action="store_true", help="the reference client over h2 (TLS, ALPN) instead of HTTP/1.1")
     compare.set_defaults(handler=_compare)
 
@@ -115,23 +141,32 @@ def main(argv: list[str] | None = None) -> int:
     validate.set_defaults(handler=_scenarios_validate)
 
     args = parser.parse_args(argv)
-    if args.command != "serve":  # serve handles SIGTERM itself (graceful GOAWAY)
-        signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    return args.handler(args)
+    if args.command != "serve":  # serve handles its signals itself (graceful GOAWAY)
+        _install_signal_handlers()
+    from harness.rundir import RunLocked
+
+    try:
+        return _exit_status(args.handler(args))
+    except KeyboardInterrupt:  # interrupted outside a run (loading, summarizing): no traceback
+        print(f"streamchaos: interrupted ({signal.Signals(_SIGNALS_RECEIVED[0]).name if _SIGNALS_RECEIVED else 'SIGINT'})", file=sys.stderr)
+        return _exit_status(130)
+    except RunLocked as error:
+        print(f"streamchaos: {error}", file=sys.stderr)
+        return 2
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scenarios", nargs="*", default=None, help="names from scenarios/ or files (default: the whole library)")
-    parser.add_argument("--clients", nargs="*", default=None, help="built-in clients (default: every installed one)")
+    parser.add_argument("--scenarios", nargs="+", default=None, help="names from scenarios/ or files (default: the whole library)")
+    parser.add_argument("--clients", nargs="+", default=None, help="built-in clients (default: every installed one)")
     parser.add_argument("--client-cmd", default=None, help="any client: a command template, e.g. 'node my.js {base_url}'")
     parser.add_argument("--client-name", default="custom")
     parser.add_argument("--client-output", default="contract", choices=("contract", "text"))
-    parser.add_argument("--trials", type=int, default=None, help="trials per scenario and client (default: each scenario's)")
-    parser.add_argument("--max-trials", type=int, default=None, help="cap each scenario's default trial count")
-    parser.add_argument("--workers", type=int, default=None, help="trials at once (default: the core count, at least 2)")
+    parser.add_argument("--trials", type=limits.trials, default=None, help="trials per scenario and client (default: each scenario's)")
+    parser.add_argument("--max-trials", type=limits.trials, default=None, help="cap each scenario's default trial count")
+    parser.add_argument("--workers", type=limits.workers, default=None, help="trials at once (default: the core count, at least 2)")
     parser.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
-    parser.add_argument("--run-id", default=None, help="resume (or name) this run")
-    parser.add_argument("--time-scale", type=float, default=None, help="override every scenario's time_scale")
+    parser.add_argument("--run-id", type=limits.run_id, default=None, help="resume (or name) this run")
+    parser.add_argument("--time-scale", type=limits.time_scale, default=None, help="override every scenario's time_scale")
 
 
 def _select_scenarios(names: list[str] | None):
@@ -209,7 +244,10 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}; "
                           f"resume with --run-id {config.run_id}")
-            return 130
+            return _exit_status(130)
+        except runner.rundir.RunLocked as error:
+            console.print(f"[red]streamchaos:[/red] {error}")
+            return 2
 
 
 def _gate(args: argparse.Namespace) -> int:
@@ -417,17 +455,25 @@ def _serve(args: argparse.Namespace) -> int:
         if not (value == value and 0.01 <= value <= 1024 * 1024):
             print(f"streamchaos serve: --{name.replace('_', '-')} must be between 0.01 and 1048576, got {value}", file=sys.stderr)
             return 2
+    problem = _serve_problem(args)
+    if problem:
+        print(f"streamchaos serve: {problem}", file=sys.stderr)
+        return 2
     if not is_loopback(args.host):
         print(f"streamchaos serve: warning: --host {args.host} is not loopback: the fake API and its control API are reachable from other machines; "
               "the control API requires the control_token printed in the ready line", file=sys.stderr, flush=True)
-    simulator = Simulator(config, host=args.host, port=args.port, control_port=args.control_port, tls=args.tls, journal_path=args.journal,
-                          control_token=args.control_token, journal_memory_bytes=int(args.journal_memory_mb * 1024 * 1024),
-                          journal_file_bytes=int(args.journal_max_mb * 1024 * 1024))
+    try:
+        simulator = Simulator(config, host=args.host, port=args.port, control_port=args.control_port, tls=args.tls, journal_path=args.journal,
+                              control_token=args.control_token, journal_memory_bytes=int(args.journal_memory_mb * 1024 * 1024),
+                              journal_file_bytes=int(args.journal_max_mb * 1024 * 1024))
+    except OSError as error:
+        print(f"streamchaos serve: cannot start: {error.strerror or error}{f' ({error.filename})' if error.filename else ''}", file=sys.stderr)
+        return 2
     if plan is not None:
         simulator.state.faults.load(plan)
 
     async def run() -> None:
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
                 endpoints = await nursery.start(simulator.run)
                 print(json.dumps(endpoints.as_dict()), flush=True)
@@ -435,8 +481,42 @@ def _serve(args: argparse.Namespace) -> int:
                     await simulator.stop()
                     break
 
-    trio.run(run)
+    try:
+        trio.run(run)
+    except BaseException as error:  # noqa: BLE001 - a listen error becomes a clear message
+        found = _os_error(error)
+        if found is None:
+            raise
+        import errno
+
+        if found.errno in (errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.EACCES):
+            print(f"streamchaos serve: cannot listen on {args.host} (port {args.port}, control port {args.control_port}): "
+                  f"{found.strerror or found}", file=sys.stderr)
+        else:
+            print(f"streamchaos serve: {found}", file=sys.stderr)
+        return 2
     return 0
+
+
+def _serve_problem(args: argparse.Namespace) -> str | None:
+    """What makes ``serve``'s options unusable before anything starts (None: nothing)."""
+    if args.journal is not None:
+        if args.journal.is_dir():
+            return f"--journal {args.journal}: is a directory; give a file to append JSON lines to"
+        if not args.journal.parent.is_dir():
+            return f"--journal {args.journal}: the directory {args.journal.parent} does not exist"
+    return None
+
+
+def _os_error(error: BaseException) -> OSError | None:
+    """The OSError inside ``error`` (itself, or within an exception group), if any."""
+    if isinstance(error, OSError):
+        return error
+    for inner in getattr(error, "exceptions", ()) or ():
+        found = _os_error(inner)
+        if found is not None:
+            return found
+    return None
 
 
 if __name__ == "__main__":

@@ -15,14 +15,15 @@ import os
 import re
 import shutil
 import signal
-import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+import itertools
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from . import limits, processes, rundir
 from .clients.contract import kill_group, run_client
 from .clients.registry import ClientAdapter, Trial
 from .scenario import Scenario
@@ -64,16 +65,21 @@ class _Active:
     lock: threading.Lock = field(default_factory=threading.Lock)
     groups: set[int] = field(default_factory=set)
     stopping: threading.Event = field(default_factory=threading.Event)
+    watchdog: processes.Watchdog | None = None  # kills the groups if the harness dies unannounced
 
     def add(self, pgid: int) -> None:
         with self.lock:
             self.groups.add(pgid)
+        if self.watchdog is not None:
+            self.watchdog.group(pgid)
         if self.stopping.is_set():
             kill_group(pgid, signal.SIGKILL)
 
     def discard(self, pgid: int | None) -> None:
         with self.lock:
             self.groups.discard(pgid)
+        if self.watchdog is not None and pgid is not None:
+            self.watchdog.ungroup(pgid)
 
     def kill_all(self) -> None:
         self.stopping.set()
@@ -89,7 +95,20 @@ def new_run_id() -> str:
 
 def trials_for(scenario: Scenario, config: RunConfig) -> int:
     count = config.trials if config.trials is not None else scenario.trials
-    return min(count, config.max_trials) if config.max_trials else count
+    return min(count, config.max_trials) if config.max_trials is not None else count
+
+
+def check_config(config: RunConfig) -> None:
+    """Numbers a caller of :func:`run` gives (the CLI checks them too): a ValueError naming them."""
+    for name in ("trials", "max_trials"):
+        value = getattr(config, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limits.MAX_TRIALS):
+            raise ValueError(f"{name} must be a whole number between 1 and {limits.MAX_TRIALS}, not {value!r}")
+    if isinstance(config.workers, bool) or not isinstance(config.workers, int) or not 1 <= config.workers <= limits.MAX_WORKERS:
+        raise ValueError(f"workers must be a whole number between 1 and {limits.MAX_WORKERS}, not {config.workers!r}")
+    if config.time_scale is not None and not (isinstance(config.time_scale, (int, float)) and not isinstance(config.time_scale, bool)
+                                              and limits.MIN_TIME_SCALE <= config.time_scale <= limits.MAX_TIME_SCALE):
+        raise ValueError(f"time_scale must be a number between {limits.MIN_TIME_SCALE:g} and {limits.MAX_TIME_SCALE:g}, not {config.time_scale!r}")
 
 
 class Recorder:
@@ -161,24 +180,30 @@ def expected_answers(scenario: Scenario, client: ClientAdapter) -> int:
 
 
 def run(config: RunConfig, progress: Progress | None = None) -> Path:
-    """Run everything not yet recorded under results/<run_id>; return that directory."""
+    """Run everything not yet recorded under results/<run_id>; return that directory.
+
+    Raises ValueError for a run id that would leave ``results_dir`` or numbers out of bounds, and
+    :class:`rundir.RunLocked` if another run writes to the same directory now."""
+    check_config(config)
     run_id = config.run_id or new_run_id()
-    directory = config.results_dir / run_id
+    directory = limits.check_run_id(run_id, config.results_dir)
+    with rundir.RunLock(directory):
+        return _run_locked(config, run_id, directory, progress)
+
+
+def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progress | None) -> Path:
     recorder = Recorder(directory)
+    rundir.repair_torn_tail(recorder.path)
     done = {(r["scenario"], r["client"], r["trial"]) for r in recorder.existing()}
     progress = progress or Progress()
-    plan = [(s, c, i) for s in config.scenarios for c in config.clients for i in range(trials_for(s, config))]
-    if config.only is not None:
-        plan = [p for p in plan if (p[0].name, p[1].name, p[2]) in config.only]
-        done |= {(s.name, c.name, i) for s in config.scenarios for c in config.clients for i in range(trials_for(s, config))} - config.only
-    progress.total = len([p for p in plan if (p[0].name, p[1].name, p[2]) not in done])
-    active = _Active()
+    progress.total = _pending_count(config, done)
+    processes.sweep_temp_dirs()
+    active = _Active(watchdog=processes.Watchdog().start())
     toxiproxy = None
     try:
         for scenario in config.scenarios:
-            pending = [(c, i) for c in config.clients for i in range(trials_for(scenario, config)) if (scenario.name, c.name, i) not in done]
-            if not pending:
-                continue
+            pending = ((c, i) for c in config.clients for i in range(trials_for(scenario, config))
+                       if (scenario.name, c.name, i) not in done and (config.only is None or (scenario.name, c.name, i) in config.only))
             runnable = []
             for client, index in pending:
                 reason = skip_reason(scenario, client)
@@ -193,34 +218,62 @@ def run(config: RunConfig, progress: Progress | None = None) -> Path:
             if scenario.needs_toxiproxy and toxiproxy is None:
                 from .toxiproxy import ToxiproxyServer
 
-                toxiproxy = ToxiproxyServer().start()
-            journal = directory / f"journal-{scenario.name}.jsonl"
+                toxiproxy = ToxiproxyServer()
+                try:
+                    toxiproxy.start()
+                finally:
+                    if toxiproxy.pid:
+                        active.watchdog.group(toxiproxy.pid)  # its own session: pgid == pid
+            journal = rundir.segment_journal(directory, scenario.name)
             with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)]) as simulator:
-                _run_scenario(config, run_id, scenario, runnable, simulator, toxiproxy, recorder, progress, active)
+                if simulator.process is not None:
+                    active.watchdog.group(simulator.process.pid)
+                _run_scenario(config, run_id, scenario, runnable, simulator, toxiproxy, recorder, progress, active, journal.name)
     except BaseException:
         active.kill_all()
         raise
     finally:
         if toxiproxy is not None:
             toxiproxy.stop()
+        active.watchdog.close()
     _point_latest(config.results_dir, directory)
     return directory
 
 
+def _pending_count(config: RunConfig, done: set[tuple[str, str, int]]) -> int:
+    """Trials still to run, counted without listing the grid (a large --trials costs no memory)."""
+    if config.only is not None:
+        trials = {s.name: trials_for(s, config) for s in config.scenarios}
+        clients = {c.name for c in config.clients}
+        return sum(1 for key in config.only if key not in done and key[1] in clients and 0 <= key[2] < trials.get(key[0], 0))
+    return sum(trials_for(s, config) - len({k for k in done if k[0] == s.name and k[1] == c.name and 0 <= k[2] < trials_for(s, config)})
+               for s in config.scenarios for c in config.clients)
+
+
 def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: list[tuple[ClientAdapter, int]], simulator: SimulatorProcess,
-                  toxiproxy: Any, recorder: Recorder, progress: Progress, active: _Active) -> None:
+                  toxiproxy: Any, recorder: Recorder, progress: Progress, active: _Active, journal: str = "") -> None:
     """Every pending (client, trial) of one scenario under one plan load: trials are told apart by
-    key and lane, so clients can share the simulator and run at once."""
+    key and lane, so clients can share the simulator and run at once. Trials are submitted as
+    workers free up (at most twice the parallelism queued), so a large trial count costs no memory."""
     time_scale = config.time_scale if config.time_scale is not None else scenario.time_scale
     simulator.load_plan(scenario.plan(time_scale).to_data())
     parallelism = max(config.workers, scenario.concurrency)
+    queue = iter(trials)
     with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix=f"trial-{scenario.name}") as pool:
-        futures = [pool.submit(_run_trial_safely, run_id, scenario, client, index, simulator, toxiproxy, time_scale, active) for client, index in trials]
+        futures: set = set()
         try:
-            for future in as_completed(futures):
-                record = future.result()
-                recorder.append(record)
-                progress.advance(record)
+            while True:
+                for client, index in itertools.islice(queue, max(0, 2 * parallelism - len(futures))):
+                    futures.add(pool.submit(_run_trial_safely, run_id, scenario, client, index, simulator, toxiproxy, time_scale, active))
+                if not futures:
+                    break
+                finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    record = future.result()
+                    if journal:
+                        record.extra["journal"] = journal
+                    recorder.append(record)
+                    progress.advance(record)
         except BaseException:
             active.kill_all()
             for future in futures:
@@ -255,7 +308,9 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
     tls, _ = transport_for(scenario, client)
     lane = simulator.open_lane(key)
     proxy = timeline = None
-    workdir = Path(tempfile.mkdtemp(prefix="streamchaos-trial-"))
+    workdir = processes.trial_dir()
+    if active.watchdog is not None:
+        active.watchdog.directory(workdir)
     pgid: list[int] = []
     toxics_fired: list[dict] = []
     try:
@@ -276,19 +331,40 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
 
         result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, on_start=started, stdin=invocation.stdin)
     finally:
-        active.discard(pgid[0] if pgid else None)
-        if timeline is not None:
-            toxics_fired = [{"step": f.index, "label": f.label, "action": f.action, "error": f.error} for f in timeline.stop()]
-        simulator.close_lane(lane)
-        if proxy is not None:
-            toxiproxy.delete_proxy(proxy)
-        shutil.rmtree(workdir, ignore_errors=True)
+        # Each step is tried even when one before it fails (toxiproxy or the simulator gone):
+        # the temp directory is removed on every path.
+        def stop_timeline():
+            if timeline is not None:
+                toxics_fired[:] = [{"step": f.index, "label": f.label, "action": f.action, "error": f.error} for f in timeline.stop()]
+
+        _cleanup_steps(
+            lambda: active.discard(pgid[0] if pgid else None),
+            stop_timeline,
+            lambda: simulator.close_lane(lane),
+            lambda: proxy is not None and toxiproxy.delete_proxy(proxy),
+            lambda: shutil.rmtree(workdir, ignore_errors=True),
+            lambda: active.watchdog is not None and active.watchdog.undirectory(workdir),
+        )
+    if active.stopping.is_set():  # interrupted: this trial's result is not a result
+        raise KeyboardInterrupt
     records = simulator.journal(key, wait_closed=True, timeout_s=5.0)
     record = build(run_id, scenario.name, client.name, index, key, result, invocation.output, records, expected_answers(scenario, client))
     record.extra.update({"tls": tls, "base_url": base_url, "time_scale": time_scale})
     if timeline is not None:
         record.extra["toxics_fired"] = toxics_fired  # the toxiproxy steps that ran (and any error)
     return record
+
+
+def _cleanup_steps(*steps: Callable[[], Any]) -> None:
+    """Run every step; re-raise the first failure once all have run."""
+    first: BaseException | None = None
+    for step in steps:
+        try:
+            step()
+        except BaseException as error:  # noqa: BLE001 - re-raised below
+            first = first or error
+    if first is not None:
+        raise first
 
 
 def _skipped(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, reason: str) -> TrialRecord:

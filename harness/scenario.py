@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from simulator.faults.model import FaultPlan, PlanError, scaled
+from simulator.faults.model import FaultPlan, PlanError, check_durations, scaled
+
+from . import limits
 
 FORMAT_VERSION = 1
 TRANSPORTS = ("http/1.1", "h2")
@@ -168,9 +170,17 @@ def load(path: Path | str) -> Scenario:
     path = Path(path)
     source = str(path)
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        if path.is_dir():
+            raise ScenarioError(source, "", "is a directory, not a scenario file (give a .toml file or a name from scenarios/)")
+        with open(path, "rb") as handle:
+            raw = handle.read(limits.MAX_FILE_BYTES + 1)
+        if len(raw) > limits.MAX_FILE_BYTES:
+            raise ScenarioError(source, "", f"larger than {limits.MAX_FILE_BYTES // 1024} KiB; a scenario file is at most that")
+        data = tomllib.loads(raw.decode("utf-8"))
     except FileNotFoundError:
         raise ScenarioError(source, "", "no such file") from None
+    except OSError as error:
+        raise ScenarioError(source, "", f"cannot read: {error.strerror or error}") from None
     except tomllib.TOMLDecodeError as error:
         raise ScenarioError(source, "", f"not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
@@ -190,16 +200,19 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
             raise ScenarioError(source, f"transports[{index}]", f"must be one of {', '.join(TRANSPORTS)}, not {transport!r}")
     if not transports:
         raise ScenarioError(source, "transports", "must name at least one of http/1.1, h2")
-    time_scale = v.number(data, "time_scale", "", default=1.0, minimum=0.0, exclusive=True)
+    time_scale = v.number(data, "time_scale", "", default=1.0, minimum=0.0, exclusive=True, maximum=limits.MAX_TIME_SCALE)
+    if time_scale < limits.MIN_TIME_SCALE:
+        raise ScenarioError(source, "time_scale", f"must be at least {limits.MIN_TIME_SCALE:g}, not {time_scale:g}")
     turns, model = _conversation(v, data.get("conversation", {}))
     try:
         faults = FaultPlan.from_data({"seed": v.get(data, "seed", int, "", default=0), "faults": data.get("faults", [])}).check(transports)
+        check_durations(faults, limits.MAX_SECONDS)
     except PlanError as error:
         raise ScenarioError(source, error.path, error.message) from None
     _check_reachable(source, faults, turns)
     client = v.table(data, "client", "")
     v.only(client, CLIENT_KEYS, "client")
-    timeout = v.number(client, "timeout_s", "client", default=None, minimum=0.0, exclusive=True)
+    timeout = v.number(client, "timeout_s", "client", default=None, minimum=0.0, exclusive=True, maximum=limits.MAX_SECONDS)
     max_retries = v.get(client, "max_retries", int, "client", default=None)
     if max_retries is not None and not 0 <= max_retries <= 15:
         raise ScenarioError(source, "client.max_retries", "must be between 0 and 15")
@@ -212,9 +225,11 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         raise ScenarioError(source, "reproduces", "must be a list of strings (report references)")
     trials = v.get(data, "trials", int, "", default=20)
     concurrency = v.get(data, "concurrency", int, "", default=1)
-    for key, value in (("trials", trials), ("concurrency", concurrency)):
+    for key, value, most in (("trials", trials, limits.MAX_TRIALS), ("concurrency", concurrency, limits.MAX_CONCURRENCY)):
         if value < 1:
             raise ScenarioError(source, key, "must be at least 1")
+        if value > most:
+            raise ScenarioError(source, key, f"must be at most {most}, not {value}")
     default_deadline = 60.0 + sum(t.idle_before_s for t in turns)
     return Scenario(
         name=v.get(data, "name", str, "", default=default_name),
@@ -235,7 +250,7 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         toxics=_toxics(v, data.get("toxics", [])),
         field=dict(field_notes),
         client_timeout_s=timeout,
-        deadline_s=v.number(data, "deadline_s", "", default=default_deadline, minimum=0.0, exclusive=True),
+        deadline_s=v.number(data, "deadline_s", "", default=default_deadline, minimum=0.0, exclusive=True, maximum=limits.MAX_SECONDS),
         max_retries=max_retries,
         version=version,
     )
@@ -249,7 +264,11 @@ def _conversation(v: "_Validator", data: Any) -> tuple[tuple[Turn, ...], str]:
     count = v.get(data, "turns", int, "conversation", default=1)
     if count < 1:
         raise ScenarioError(v.source, "conversation.turns", "must be at least 1")
+    if count > limits.MAX_TURNS:
+        raise ScenarioError(v.source, "conversation.turns", f"must be at most {limits.MAX_TURNS}, not {count}")
     overrides = v.get(data, "turn", list, "conversation", default=[])
+    if len(overrides) > limits.MAX_TURNS:
+        raise ScenarioError(v.source, "conversation.turn", f"at most {limits.MAX_TURNS} turns, not {len(overrides)}")
     if len(overrides) > count:
         count = len(overrides)
     turns = []
@@ -260,6 +279,10 @@ def _conversation(v: "_Validator", data: Any) -> tuple[tuple[Turn, ...], str]:
             v.only(item, TURN_KEYS, f"conversation.turn[{index}]")
             values.update(item)
         turns.append(_turn(v, values, f"conversation.turn[{index}]" if index < len(overrides) else "conversation"))
+    total_kb = sum(turn.context_kb for turn in turns)
+    if total_kb > limits.MAX_CONTEXT_KB_TOTAL:
+        raise ScenarioError(v.source, "conversation.context_kb",
+                            f"the turns' context_kb add up to {total_kb} KiB; at most {limits.MAX_CONTEXT_KB_TOTAL} (32 MiB) in all")
     return tuple(turns), model
 
 
@@ -271,10 +294,17 @@ def _turn(v: "_Validator", values: Mapping[str, Any], path: str) -> Turn:
         if key in values:
             out[key] = v.get(values, key, kind, path)
     if "idle_before_s" in values:
-        out["idle_before_s"] = v.number(values, "idle_before_s", path, minimum=0.0)
+        out["idle_before_s"] = v.number(values, "idle_before_s", path, minimum=0.0, maximum=limits.MAX_SECONDS)
     for key in ("words", "thinking_words", "parallel", "max_tokens"):
         if key in out and out[key] < 1:
             raise ScenarioError(v.source, f"{path}.{key}", "must be at least 1")
+    for key, most in (("words", limits.MAX_WORDS), ("thinking_words", limits.MAX_WORDS), ("deltas", limits.MAX_WORDS), ("max_tokens", limits.MAX_TOKENS)):
+        if key in out and out[key] > most:
+            raise ScenarioError(v.source, f"{path}.{key}", f"must be at most {most}, not {out[key]}")
+    if "deltas" in out and out["deltas"] < 0:
+        raise ScenarioError(v.source, f"{path}.deltas", "must be at least 0")
+    if len(out.get("prompt", "")) > limits.MAX_PROMPT_CHARS:
+        raise ScenarioError(v.source, f"{path}.prompt", f"at most {limits.MAX_PROMPT_CHARS} characters (use context_kb for a large request)")
     if not 0 <= out.get("context_kb", 0) <= 32 * 1024:
         raise ScenarioError(v.source, f"{path}.context_kb", "must be between 0 and 32768 (32 MiB)")
     if out.get("parallel", 1) > 16:
@@ -319,6 +349,8 @@ def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...]) ->
 def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
     if not isinstance(items, list):
         raise ScenarioError(v.source, "toxics", "must be a list of tables ([[toxics]])")
+    if len(items) > limits.MAX_TOXIC_STEPS:
+        raise ScenarioError(v.source, "toxics", f"at most {limits.MAX_TOXIC_STEPS} steps, not {len(items)}")
     steps = []
     for index, item in enumerate(items):
         path = f"toxics[{index}]"
@@ -327,7 +359,7 @@ def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
         action = v.get(item, "action", str, path, required=True)
         if action not in TOXIC_ACTIONS:
             raise ScenarioError(v.source, f"{path}.action", f"must be one of {', '.join(TOXIC_ACTIONS)}, not {action!r}")
-        at_s = v.number(item, "at_s", path, default=None, minimum=0.0)
+        at_s = v.number(item, "at_s", path, default=None, minimum=0.0, maximum=limits.MAX_SECONDS)
         on = v.get(item, "on", str, path, default=None)
         after = v.get(item, "after", int, path, default=None)
         if sum(x is not None for x in (at_s, on, after)) != 1:
@@ -341,8 +373,8 @@ def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
             raise ScenarioError(v.source, f"{path}.toxic.name", f"{action} needs the name of the toxic")
         if action == "add":
             _check_toxic(v, toxic, f"{path}.toxic")
-        steps.append(ToxicStep(action, at_s, on, v.number(item, "idle_s", path, default=0.0, minimum=0.0), dict(toxic), after,
-                               v.number(item, "delay_s", path, default=0.0, minimum=0.0)))
+        steps.append(ToxicStep(action, at_s, on, v.number(item, "idle_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS), dict(toxic), after,
+                               v.number(item, "delay_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS)))
     return tuple(steps)
 
 
@@ -388,7 +420,8 @@ class _Validator:
             raise ScenarioError(self.source, _join(path, key), f"must be a {_kind_name(kind)}, not {value!r}")
         return value
 
-    def number(self, data: Mapping[str, Any], key: str, path: str, default: Any = None, minimum: float | None = None, exclusive: bool = False) -> Any:
+    def number(self, data: Mapping[str, Any], key: str, path: str, default: Any = None, minimum: float | None = None, exclusive: bool = False,
+               maximum: float | None = None) -> Any:
         if key not in data:
             return default
         value = data[key]
@@ -396,6 +429,8 @@ class _Validator:
             raise ScenarioError(self.source, _join(path, key), f"must be a number, not {value!r}")
         if minimum is not None and (value < minimum or (exclusive and value == minimum)):
             raise ScenarioError(self.source, _join(path, key), f"must be {'>' if exclusive else '>='} {minimum:g}, not {value}")
+        if maximum is not None and value > maximum:
+            raise ScenarioError(self.source, _join(path, key), f"must be at most {maximum:g}, not {value}")
         return float(value)
 
 

@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from . import processes
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -29,17 +32,23 @@ class SimulatorProcess:
     control_url: str = ""
     ca_file: str = ""
     control_token: str | None = None
+    _stderr: "_Drain | None" = field(default=None, init=False, repr=False)
+    _stdout: "_Drain | None" = field(default=None, init=False, repr=False)
 
     def start(self) -> "SimulatorProcess":
         command = [sys.executable, "-m", "harness.cli", "serve", *self.args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, text=True, start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent, preexec_fn=_die_with_parent if _in_main_thread() else None,
+            cwd=Path(__file__).resolve().parent.parent, preexec_fn=processes.die_with_parent(signal.SIGTERM) if _in_main_thread() else None,
         )
+        # stderr is read all the time (a pipe nobody reads blocks the simulator once 64 KiB of
+        # log fill it); the last STDERR_TAIL bytes are kept for error messages.
+        self._stderr = _Drain(self.process.stderr).start()
         line = read_first_line(self.process, READY_TIMEOUT_S)
         if not line:
             self.stop()
-            raise RuntimeError(f"streamchaos serve did not start: {self.process.stderr.read() if self.process.stderr else ''}")
+            raise RuntimeError(f"streamchaos serve did not start: {self.stderr_tail()}")
+        self._stdout = _Drain(self.process.stdout).start()  # anything printed after the ready line
         info = json.loads(line)
         self.base_url, self.control_url, self.ca_file = info["base_url"], info["control_url"], info["ca_file"]
         self.control_token = info.get("control_token")
@@ -110,16 +119,68 @@ class SimulatorProcess:
             except subprocess.TimeoutExpired:
                 os.kill(self.process.pid, signal.SIGKILL)
                 self.process.wait(STOP_TIMEOUT_S)
+        for drain in (self._stdout, self._stderr):
+            if drain is not None:
+                drain.join(STOP_TIMEOUT_S)
         for stream in (self.process.stdout, self.process.stderr):
             if stream:
-                stream.close()
+                try:
+                    stream.close()
+                except (OSError, ValueError):
+                    pass
         return self.process.returncode
+
+    def stderr_tail(self) -> str:
+        """The simulator's last STDERR_TAIL bytes of stderr (all of it is drained)."""
+        if self._stderr is None:
+            return ""
+        if self.process is not None and self.process.poll() is not None:
+            self._stderr.join(1.0)
+        return self._stderr.text()
 
     def __enter__(self) -> "SimulatorProcess":
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+STDERR_TAIL = 64 * 1024
+
+
+class _Drain:
+    """Read a child's text stream to its end on a daemon thread, keeping the last STDERR_TAIL characters."""
+
+    def __init__(self, stream) -> None:
+        self._raw = getattr(stream, "buffer", stream)  # bytes, in whatever pieces arrive
+        self._tail = ""
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name="simulator-output", daemon=True)
+
+    def start(self) -> "_Drain":
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            while True:
+                chunk = self._raw.read1(65536)
+                if not chunk:
+                    return
+                if isinstance(chunk, bytes):
+                    chunk = chunk.decode("utf-8", "replace")
+                with self._lock:
+                    self._tail = (self._tail + chunk)[-STDERR_TAIL:]
+        except (OSError, ValueError):
+            return
+
+    def join(self, timeout_s: float) -> None:
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def text(self) -> str:
+        with self._lock:
+            return self._tail
 
 
 def read_first_line(process: subprocess.Popen, timeout_s: float) -> str:
@@ -144,14 +205,3 @@ def _in_main_thread() -> bool:
     import threading
 
     return threading.current_thread() is threading.main_thread()
-
-
-def _die_with_parent() -> None:
-    """In the child: SIGTERM when the parent dies, however it dies (Linux PR_SET_PDEATHSIG).
-    Only when started from the main thread: the signal follows the creating *thread*'s exit."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
-    except (OSError, AttributeError):
-        pass

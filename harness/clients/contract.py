@@ -86,7 +86,7 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
     started = time.monotonic()
     process = subprocess.Popen(
         list(command), env=dict(env), cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent(),
     )
     if on_start is not None:
         on_start(process.pid)
@@ -105,6 +105,16 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
         command=tuple(command), exit_code=None if hung else process.returncode, stdout=out,
         stderr=stderr.decode("utf-8", "replace"), started=started, ended=ended, hung=hung, turns=parse_turns(out),
     )
+
+
+def _die_with_parent():
+    """The client's group leader gets SIGKILL if the harness thread running it dies (even by
+    SIGKILL); what the leader spawns is covered by the run's watchdog (harness/processes.py)."""
+    try:
+        from harness.processes import die_with_parent
+    except ImportError:  # pragma: no cover - contract.py copied out of the tree
+        return None
+    return die_with_parent()
 
 
 def kill_group(pgid: int, first: int = signal.SIGTERM, leader: subprocess.Popen | None = None) -> None:

@@ -20,6 +20,11 @@ H2_ERROR_CODES = {
 }
 
 
+MAX_SECONDS = 1_000_000.0  # any duration of a plan as the simulator runs it (scaled): about 11.6 days
+MAX_VALUE = 1e12  # a trigger's value (events, bytes, ms, byte-seconds, seconds)
+MAX_RATE = 1e9  # tokens per second
+
+
 class PlanError(ValueError):
     """A plan that cannot run: ``path`` is the key path, ``message`` says what is wrong."""
 
@@ -112,7 +117,8 @@ class Stall(Fault):
     seconds: float = math.inf
 
     def check(self, path: str) -> None:
-        _non_negative(self.seconds, f"{path}.seconds")
+        if not (isinstance(self.seconds, float) and self.seconds == math.inf):
+            _non_negative(self.seconds, f"{path}.seconds")
 
     @property
     def terminal(self) -> bool:  # type: ignore[override]
@@ -152,10 +158,10 @@ class HttpError(Fault):
     def check(self, path: str) -> None:
         if not 400 <= self.status <= 599:
             raise PlanError(f"{path}.status", f"must be an HTTP error status 400-599, not {self.status}")
-        for name in ("retry_after", "retry_after_ms"):
+        for name, most in (("retry_after", MAX_SECONDS), ("retry_after_ms", MAX_SECONDS * 1000)):
             value = getattr(self, name)
             if value is not None:
-                _non_negative(value, f"{path}.{name}")
+                _non_negative(value, f"{path}.{name}", most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +210,7 @@ class Slow(Fault):
     def check(self, path: str) -> None:
         _non_negative(self.ttft_s, f"{path}.ttft_s")
         if self.tokens_per_second is not None:
-            _positive(self.tokens_per_second, f"{path}.tokens_per_second")
+            _positive(self.tokens_per_second, f"{path}.tokens_per_second", MAX_RATE)
         if not 0 <= self.jitter <= 1:
             raise PlanError(f"{path}.jitter", f"must be between 0 and 1, not {self.jitter}")
 
@@ -234,10 +240,11 @@ class Trigger:
     def check(self, path: str) -> None:
         if self.at not in TRIGGER_KINDS:
             raise PlanError(f"{path}.at", f"must be one of {', '.join(TRIGGER_KINDS)}, not {self.at!r}")
-        _non_negative(self.value, f"{path}.value")
+        _non_negative(self.value, f"{path}.value", MAX_VALUE)
         if self.at in ("events", "bytes") and self.value != int(self.value):
             raise PlanError(f"{path}.value", f"must be a whole number of {self.at}")
         if self.until is not None:
+            _non_negative(self.until, f"{path}.until", MAX_VALUE)
             if self.at != "clock":
                 raise PlanError(f"{path}.until", "only applies to at = 'clock'")
             if self.until < self.value:
@@ -283,8 +290,9 @@ class Selector:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise PlanError(f"{path}.{name}", f"must be between 0 and 1, not {value}")
-        if self.window_s is not None and (len(self.window_s) != 2 or self.window_s[0] > self.window_s[1] or self.window_s[0] < 0):
-            raise PlanError(f"{path}.window_s", "must be [start, end] seconds with 0 <= start <= end")
+        if self.window_s is not None and (len(self.window_s) != 2 or not all(math.isfinite(v) for v in self.window_s)
+                                          or self.window_s[0] > self.window_s[1] or self.window_s[0] < 0):
+            raise PlanError(f"{path}.window_s", f"must be [start, end] finite seconds with 0 <= start <= end, not {list(self.window_s)!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -317,6 +325,7 @@ class FaultPlan:
     def check(self, transports: tuple[str, ...] | None = None) -> "FaultPlan":
         for index, rule in enumerate(self.rules):
             rule.check(f"faults[{index}]", transports)
+        check_durations(self, MAX_SECONDS)
         return self
 
     # -- from plain data (JSON from the control API, TOML from a scenario) --------------------
@@ -445,14 +454,51 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _non_negative(value: float, path: str) -> None:
-    if not _is_number(value) or value < 0 or (isinstance(value, float) and math.isnan(value)):
-        raise PlanError(path, f"must be a number >= 0, not {value!r}")
+def _non_negative(value: float, path: str, maximum: float = MAX_SECONDS) -> None:
+    """A finite number in [0, maximum] (nan and inf are refused)."""
+    if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise PlanError(path, f"must be a finite number >= 0, not {value!r}")
+    if value > maximum:
+        raise PlanError(path, f"must be at most {maximum:g}, not {value!r}")
 
 
-def _positive(value: float, path: str) -> None:
-    if not _is_number(value) or not value > 0:
-        raise PlanError(path, f"must be a number > 0, not {value!r}")
+def _positive(value: float, path: str, maximum: float = MAX_SECONDS) -> None:
+    if not _is_number(value) or not math.isfinite(value) or not value > 0:
+        raise PlanError(path, f"must be a finite number > 0, not {value!r}")
+    if value > maximum:
+        raise PlanError(path, f"must be at most {maximum:g}, not {value!r}")
+
+
+def durations(rule: Rule) -> list[tuple[str, float]]:
+    """Every duration of a rule, in seconds, with its key (relative to the rule): what ``scaled``
+    multiplies by the time scale."""
+    fault, trigger, select = rule.fault, rule.trigger, rule.select
+    out: list[tuple[str, float]] = []
+    for name in ("seconds", "idle_s", "grace_s", "gap_s", "ttft_s", "retry_after"):
+        value = getattr(fault, name, None)
+        if _is_number(value) and not (name == "seconds" and value == math.inf):
+            out.append((name, value))
+    if _is_number(getattr(fault, "retry_after_ms", None)):
+        out.append(("retry_after_ms", fault.retry_after_ms / 1000))
+    if trigger.at == "ms":
+        out.append(("trigger.value", trigger.value / 1000))
+    elif trigger.at == "clock":
+        out.append(("trigger.value", trigger.value))
+    if trigger.until is not None:
+        out.append(("trigger.until", trigger.until))
+    if select.window_s is not None:
+        out.extend((f"select.window_s[{i}]", v) for i, v in enumerate(select.window_s))
+    if select.idle_s is not None:
+        out.append(("select.idle_s", select.idle_s))
+    return out
+
+
+def check_durations(plan: "FaultPlan", limit: float) -> None:
+    """Every duration of the plan finite and at most ``limit`` seconds (PlanError naming the key)."""
+    for index, rule in enumerate(plan.rules):
+        for key, value in durations(rule):
+            if not math.isfinite(value) or value > limit:
+                raise PlanError(f"faults[{index}].{key}", f"must be at most {limit:g} seconds, not {value:g}")
 
 
 def _h2_code(code: str | int, path: str) -> int:
@@ -472,6 +518,8 @@ def scaled(plan: FaultPlan, factor: float) -> FaultPlan:
     90 s tool idle that runs as 3 s in CI keeps its shape against the faults' own timings."""
     from dataclasses import replace
 
+    if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) or factor <= 0:
+        raise PlanError("time_scale", f"must be a finite number > 0, not {factor!r}")
     if factor == 1:
         return plan
 

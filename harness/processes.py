@@ -1,0 +1,217 @@
+"""Nothing the harness starts outlives it: die-with-parent, a watchdog process, owned temp dirs.
+
+Three layers, because each alone has a gap:
+
+- :func:`die_with_parent` (a ``preexec_fn``): the child asks the kernel for SIGKILL when the thread
+  that forked it ends (``PR_SET_PDEATHSIG``), and exits at once if the parent is already gone
+  (the race between fork and prctl). It covers the group leader only, not what the leader spawns.
+- :class:`Watchdog`: one small process per run, in its own session (so a terminal's SIGINT and
+  SIGHUP do not reach it), that reads the run's process groups and temp directories on a pipe.
+  When the pipe closes, however the harness ended (exit, exception, SIGKILL), it SIGTERMs every
+  group still registered, SIGKILLs what is left after a grace period and removes the directories.
+- Temp directories carry their owner's pid in the name (``streamchaos-trial-<pid>-...``), and
+  :func:`sweep_temp_dirs` removes, at start, only those whose owner is dead: other runs may be live.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+TRIAL_PREFIX = "streamchaos-trial-"
+WATCHDOG_GRACE_S = 2.0
+
+
+def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
+    """A ``preexec_fn``: ``sig`` to the child when the forking thread ends; exit if the parent is
+    already dead. None off Linux. The forking thread must wait for the child (all callers here do:
+    PDEATHSIG follows the *thread*, not the process)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(sig), 0, 0, 0)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died between fork and prctl
+            os._exit(1)
+
+    return preexec
+
+
+# -- temp directories owned by a pid ------------------------------------------------------------
+
+def trial_dir() -> Path:
+    """A new temp directory named with this process's pid (so a later sweep can tell its owner)."""
+    return Path(tempfile.mkdtemp(prefix=f"{TRIAL_PREFIX}{os.getpid()}-"))
+
+
+def owner_pid(name: str) -> int | None:
+    if not name.startswith(TRIAL_PREFIX):
+        return None
+    head = name[len(TRIAL_PREFIX):].split("-", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_temp_dirs(directory: str | Path | None = None) -> list[Path]:
+    """Remove ``streamchaos-trial-<pid>-*`` directories whose owner pid is dead; leave the others
+    (a live run's, or an old name without a pid) alone. Returns what was removed."""
+    base = Path(directory or tempfile.gettempdir())
+    removed = []
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        pid = owner_pid(entry.name)
+        if pid is None or pid == os.getpid() or pid_alive(pid):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        except OSError:
+            continue
+    return removed
+
+
+# -- the watchdog -------------------------------------------------------------------------------
+
+class Watchdog:
+    """The run's watchdog process (see the module docstring). Thread-safe; every method is a no-op
+    once the watchdog could not start or has been closed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+
+    def start(self) -> "Watchdog":
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "harness.processes", str(os.getpid())], stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            process = self._process
+            if process is None or process.stdin is None or process.stdin.closed:
+                return
+            try:
+                process.stdin.write(line.encode("utf-8", "surrogateescape") + b"\n")
+                process.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+
+    def group(self, pgid: int) -> None:
+        self._send(f"+group {pgid}")
+
+    def ungroup(self, pgid: int) -> None:
+        self._send(f"-group {pgid}")
+
+    def directory(self, path: Path) -> None:
+        self._send(f"+dir {path}")
+
+    def undirectory(self, path: Path) -> None:
+        self._send(f"-dir {path}")
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        """Close the pipe (the watchdog cleans what is still registered) and wait for it."""
+        with self._lock:
+            process, self._process = self._process, None
+        if process is None:
+            return
+        try:
+            if process.stdin:
+                process.stdin.close()
+        except OSError:
+            pass
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout_s)
+
+
+def _watch(parent: int, stream) -> None:
+    """The watchdog's loop: read registrations until EOF, then clean up what is registered."""
+    groups: dict[int, None] = {}
+    directories: dict[str, None] = {}
+    for raw in stream:
+        line = raw.decode("utf-8", "surrogateescape").rstrip("\n")
+        op, _, value = line.partition(" ")
+        if op in ("+group", "-group") and value.lstrip("-").isdigit():
+            pgid = int(value)
+            if pgid <= 1:
+                continue
+            if op == "+group":
+                groups[pgid] = None
+            else:
+                groups.pop(pgid, None)
+        elif op == "+dir" and value:
+            directories[value] = None
+        elif op == "-dir":
+            directories.pop(value, None)
+    for pgid in groups:
+        try:
+            os.killpg(pgid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + WATCHDOG_GRACE_S
+    left = list(groups)
+    while left and time.monotonic() < deadline:
+        left = [pgid for pgid in left if _group_alive(pgid)]
+        if left:
+            time.sleep(0.05)
+    for pgid in left:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for path in directories:
+        if owner_pid(Path(path).name) == parent:  # only the dead harness's own directories
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+if __name__ == "__main__":  # python -m harness.processes PARENT_PID (the watchdog)
+    for _sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
+        signal.signal(_sig, signal.SIG_IGN)
+    _watch(int(sys.argv[1]), sys.stdin.buffer)
