@@ -14,9 +14,9 @@ JS_STAMP := $(STAMPS)/js-$(shell cat harness/clients/js/package-lock.json 2>/dev
 GO_STAMP := $(STAMPS)/go-$(shell cat harness/clients/go/go.sum harness/clients/go/*.go 2>/dev/null | sha1sum | cut -c1-12)
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup run test bench clean python toxiproxy clients
+.PHONY: setup run test bench clean python toxiproxy clients lab
 
-setup: python toxiproxy clients
+setup: python toxiproxy clients lab
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -58,3 +58,17 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) $(TOOLS) results/*/
+
+# The network lab (harness/lab): `ip` (iproute2), `nft` (nftables) and `ss`, from Debian packages when
+# missing. The stamp is made only once `nft` runs; without root the lab tests skip (fail under CI=true).
+LAB_STAMP := $(STAMPS)/lab-nft
+lab: $(LAB_STAMP)
+$(LAB_STAMP):
+	@mkdir -p $(STAMPS)
+	@if ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 || ! command -v ss >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables iproute2 >/dev/null || \
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables iproute2 >/dev/null; }; \
+		else echo "network lab: install nftables and iproute2 (apt-get install nftables iproute2) as root"; fi; \
+	fi
+	@if nft --version >/dev/null 2>&1; then touch $@; else echo "network lab: nft not usable; lab tests will skip (fail under CI=true)"; fi

@@ -432,10 +432,11 @@ class Pool:
 
 
 def http_client_factory(timeout_s: float, http2_mode: str = "", ca_file: str | None = None,
-                        socket_options: list[tuple[int, int, int]] | None = None) -> Callable[[], httpx.AsyncClient]:
+                        socket_options: list[tuple[int, int, int]] | None = None, pool_idle_s: float | None = None) -> Callable[[], httpx.AsyncClient]:
     """httpx clients as the Python SDK configures them: one timeout for connect, read, write and
     pool (the plan's ``timeout_s``, default 600 s), the SDK's connection limits; ``socket_options``
-    (the strategy's keepalive / TCP_USER_TIMEOUT) set on every connection's socket."""
+    (the strategy's keepalive / TCP_USER_TIMEOUT) set on every connection's socket; ``pool_idle_s``
+    how long an idle connection stays pooled (httpx's default, 5 s, when None)."""
 
     def make() -> httpx.AsyncClient:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
@@ -444,9 +445,9 @@ def http_client_factory(timeout_s: float, http2_mode: str = "", ca_file: str | N
             kwargs["http2"] = True
         elif http2_mode == "prior-knowledge":
             kwargs.update(http2=True, http1=False)
-        if socket_options:
-            transport = httpx.AsyncHTTPTransport(verify=verify, limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-                                                 socket_options=socket_options, **kwargs)
+        if socket_options or pool_idle_s is not None:
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100, **({"keepalive_expiry": pool_idle_s} if pool_idle_s is not None else {}))
+            transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, socket_options=socket_options or None, **kwargs)
             return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), trust_env=False, transport=transport)
         return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), verify=verify, trust_env=False,
                                  limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100), **kwargs)
@@ -738,7 +739,7 @@ async def converse(plan: Mapping[str, Any], environ: Mapping[str, str], out: Tex
     strategy = strategy_from_env(environ)
     timeout = float(environ.get("STREAMCHAOS_TIMEOUT_S") or plan.get("timeout_s") or 600.0)
     factory = http_client_factory(timeout, environ.get("STREAMCHAOS_HTTP2", ""), environ.get("SSL_CERT_FILE") or None,
-                                  strategies.socket_options(strategy))
+                                  strategies.socket_options(strategy), strategy.pool_idle_s)
     live, live_file = live_sink(environ.get("STREAMCHAOS_LIVE"))
 
     def log(line: str) -> None:

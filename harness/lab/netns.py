@@ -17,6 +17,9 @@ Names carry the owner: namespaces ``sclab-<pid>-<start>-<n>-{r,c}`` (``<start>``
 start time in clock ticks, so a reused pid is not mistaken for the owner) and host links
 ``sc<pid>h<n>``. :func:`sweep` removes only what belongs to a dead owner: other runs and
 tests may be using the lab at the same time.
+
+Every veth end has ``gso_max_segs 1``: packets cross the router as they would cross a wire (one
+MSS each), not as 64 KiB offload batches, so loss is per packet and conntrack counts real packets.
 """
 
 from __future__ import annotations
@@ -202,21 +205,21 @@ class TrialLab:
                 f"netns add {self.client}",
                 f"link add {self.host_link} type veth peer name {ruleset.HOST_IF} netns {self.router}",
                 f"addr add {LAB_HOST}/32 dev {self.host_link}",
-                f"link set {self.host_link} up",
+                f"link set {self.host_link} gso_max_segs 1 up",
             ]) + "\n")
             self.router_addr = self._claim_address()
             run(["ip", "-n", self.router, "-batch", "-"], stdin="\n".join([
                 "link set lo up",
                 f"addr add {self.router_addr}/32 dev {ruleset.HOST_IF}",
-                f"link set {ruleset.HOST_IF} up",
+                f"link set {ruleset.HOST_IF} gso_max_segs 1 up",
                 f"route add {LAB_HOST}/32 dev {ruleset.HOST_IF}",
                 f"route add default via {LAB_HOST} dev {ruleset.HOST_IF} onlink",
                 f"link add {ruleset.CLIENT_IF} type veth peer name eth0 netns {self.client}",
                 f"addr add {ROUTER_CLIENT_ADDR}/30 dev {ruleset.CLIENT_IF}",
-                f"link set {ruleset.CLIENT_IF} up",
+                f"link set {ruleset.CLIENT_IF} gso_max_segs 1 up",
             ]) + "\n")
             run(["ip", "-n", self.client, "-batch", "-"], stdin="\n".join([
-                "link set lo up", f"addr add {CLIENT_ADDR}/30 dev eth0", "link set eth0 up", f"route add default via {ROUTER_CLIENT_ADDR}",
+                "link set lo up", f"addr add {CLIENT_ADDR}/30 dev eth0", "link set eth0 gso_max_segs 1 up", f"route add default via {ROUTER_CLIENT_ADDR}",
             ]) + "\n")
             in_ns(self.router, ["nft", "-f", "-"], stdin=ruleset.render(self.network))
             settings = [f"{key}={value}" for key, value in ruleset.sysctls(self.network).items()]
