@@ -15,10 +15,10 @@ GO_STAMP := $(STAMPS)/go-$(shell cat harness/clients/go/go.sum harness/clients/g
 H2SPEC_STAMP := $(STAMPS)/h2spec
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup run test bench clean python toxiproxy clients actionlint image
+.PHONY: setup run test bench clean python toxiproxy clients actionlint image lab
 .PHONY: report-tools
 
-setup: python toxiproxy clients h2spec system-tools actionlint report-tools
+setup: python toxiproxy clients h2spec system-tools actionlint report-tools lab
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -106,3 +106,16 @@ $(BROWSER_STAMP):
 	fi
 	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
 	@rm -f $(STAMPS)/browser-*; touch $@
+# The network lab (harness/lab): `ip` (iproute2), `nft` (nftables) and `ss`, from Debian packages when
+# missing. The stamp is made only once `nft` runs; without root the lab tests skip (fail under CI=true).
+LAB_STAMP := $(STAMPS)/lab-nft
+lab: $(LAB_STAMP)
+$(LAB_STAMP):
+	@mkdir -p $(STAMPS)
+	@if ! command -v nft >/dev/null 2>&1 || ! command -v ip >/dev/null 2>&1 || ! command -v ss >/dev/null 2>&1; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables iproute2 >/dev/null || \
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q nftables iproute2 >/dev/null; }; \
+		else echo "network lab: install nftables and iproute2 (apt-get install nftables iproute2) as root"; fi; \
+	fi
+	@if nft --version >/dev/null 2>&1; then touch $@; else echo "network lab: nft not usable; lab tests will skip (fail under CI=true)"; fi

@@ -110,4 +110,12 @@ def summarize_group(scenario: str, client: str, items: Sequence[Mapping[str, Any
         "bytes_resent": max(0, sent - needed),
         "mean_elapsed_s": sum(i["elapsed_s"] for i in items) / n if n else None,
         "error_lines": sorted({i["error_line"] for i in items if i.get("error_line")})[:5],
+        "keepalive": keepalive_seen(items),  # the network lab's socket audit: "on (15 s)" / "off"; None outside the lab
     }
+
+
+def keepalive_seen(items: Sequence[Mapping[str, Any]]) -> str | None:
+    """What the socket audit saw on the client's connections across trials ("on (60 s)", "off", both)."""
+    labels = sorted({str(((i.get("extra") or {}).get("socket_audit") or {}).get("keepalive")) for i in items
+                     if ((i.get("extra") or {}).get("socket_audit") or {}).get("keepalive") not in (None, "unknown")})
+    return " / ".join(labels) if labels else None

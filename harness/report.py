@@ -162,6 +162,9 @@ def render_html(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], plot
     e = html.escape
     head = ["scenario", "client", "trials", "recovered", "rate [95% CI]", "hangs", "data loss", "clear errors",
             "backoff p50 / p90 ms", "recover p50 ms", "amplification", "decay (k: recovered/tried)"]
+    audit = any(row.get("keepalive") for row in rows)  # network lab runs: the socket audit beside the outcome
+    if audit:
+        head.append("keepalive (socket audit)")
     body = []
     for row in rows:
         if row.get("skipped"):
@@ -177,7 +180,7 @@ def render_html(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], plot
             _ms(row["time_to_recover_ms"].get("p50")),
             f"{row['amplification']:.2f}" if row.get("amplification") else "",
             " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
-        ]
+        ] + ([row.get("keepalive") or ""] if audit else [])
         css = "bad" if (rate is not None and rate < 0.5) or row["hangs"] or row["data_loss"] else "ok"
         body.append(f"<tr class={css}>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
     images = "".join(
@@ -211,14 +214,18 @@ def print_table(rows: Sequence[Mapping[str, Any]], console: Any = None) -> None:
     table = Table(title="streamchaos: recovery per scenario and client")
     for column in ("scenario", "client", "n", "recovered", "rate [95% CI]", "hang", "loss", "backoff p50 ms", "decay"):
         table.add_column(column)
+    audit = any(row.get("keepalive") for row in rows)  # network lab runs: the socket audit beside the outcome
+    if audit:
+        table.add_column("keepalive")
     for row in rows:
         if row.get("skipped"):
-            table.add_row(row["scenario"], row["client"], "-", "-", f"skipped: {row['skipped'][:60]}", "", "", "", "")
+            table.add_row(row["scenario"], row["client"], "-", "-", f"skipped: {row['skipped'][:60]}", "", "", "", "", *([""] if audit else []))
             continue
         ci = row["recovery_ci"]
         table.add_row(
             row["scenario"], row["client"], str(row["trials"]), str(row["recovered"]),
             f"{row['recovery_rate']:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]", str(row["hangs"]), str(row["data_loss"]),
             _ms(row["backoff_ms"].get("p50")), " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
+            *([row.get("keepalive") or ""] if audit else []),
         )
     console.print(table)

@@ -200,15 +200,21 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
     processes.sweep_temp_dirs()
     active = _Active(watchdog=processes.Watchdog().start())
     toxiproxy = None
+    lab_session = None
     try:
+        if any(s.needs_lab for s in config.scenarios):
+            from .lab.trial import LabSession
+
+            lab_session = LabSession().__enter__()
         for scenario in config.scenarios:
             pending = ((c, i) for c in config.clients for i in range(trials_for(scenario, config))
                        if (scenario.name, c.name, i) not in done and (config.only is None or (scenario.name, c.name, i) in config.only))
             runnable = []
             for client, index in pending:
-                reason = skip_reason(scenario, client)
+                reason = skip_reason(scenario, client) or _lab_skip_reason(scenario, config, lab_session)
                 if reason:
                     record = _skipped(run_id, scenario, client, index, reason)
+                    _lab_ci_error(record, scenario)
                     recorder.append(record)
                     progress.advance(record)
                 else:
@@ -225,9 +231,15 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
                     if toxiproxy.pid:
                         active.watchdog.group(toxiproxy.pid)  # its own session: pgid == pid
             journal = rundir.segment_journal(directory, scenario.name)
-            with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)]) as simulator:
+            env = None
+            if scenario.needs_lab:
+                from .lab.trial import simulator_env
+
+                env = simulator_env()
+            with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)], env=env) as simulator:
                 if simulator.process is not None:
                     active.watchdog.group(simulator.process.pid)
+                simulator.lab = lab_session
                 _run_scenario(config, run_id, scenario, runnable, simulator, toxiproxy, recorder, progress, active, journal.name)
     except BaseException:
         active.kill_all()
@@ -236,6 +248,8 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
         if toxiproxy is not None:
             toxiproxy.stop()
         active.watchdog.close()
+        if lab_session is not None:
+            lab_session.__exit__(None, None, None)
     _point_latest(config.results_dir, directory)
     return directory
 
@@ -306,42 +320,72 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
         raise KeyboardInterrupt
     key = trial_key(run_id, scenario.name, client.name, index)
     tls, _ = transport_for(scenario, client)
-    lane = simulator.open_lane(key)
+    session = getattr(simulator, "lab", None) if scenario.needs_lab else None
+    lab = session.open(scenario.network, key) if session is not None else None  # the trial's namespaces (harness/lab)
+    monitor = None
+    lab_extra: dict = {}
+    fired_steps: list = []
+    try:
+        lane = simulator.open_lane(key, **({"host": _lab_host()} if lab else {}))
+    except BaseException:
+        if lab is not None:
+            session.close(lab)
+        raise
     proxy = timeline = None
     workdir = processes.trial_dir()
     if active.watchdog is not None:
         active.watchdog.directory(workdir)
     pgid: list[int] = []
-    toxics_fired: list[dict] = []
     try:
         port = lane
         if scenario.needs_toxiproxy and toxiproxy is not None:
             from .toxic_timeline import start_timeline
 
-            proxy = toxiproxy.create_proxy(key, upstream_port=lane)
+            if lab is not None:
+                proxy = toxiproxy.create_proxy(key, upstream=f"{_lab_host()}:{lane}", listen=f"{_lab_host()}:0")
+            else:
+                proxy = toxiproxy.create_proxy(key, upstream_port=lane)
             port = proxy.listen_port
             timeline = start_timeline(toxiproxy, proxy, scenario.toxics, time_scale, simulator, key)
         base_url = simulator.lane_url(port, tls)
+        if lab is not None:
+            from .lab.netns import Monitor
+            from .lab.trial import base_url as lab_url
+
+            base_url = lab_url(port, tls)
+            monitor = Monitor(lab, max_duration_s=scenario.deadline(time_scale) + 30)
         deadline = scenario.deadline(time_scale)
         invocation = client.invocation(Trial(base_url, key, simulator.ca_file if tls else None, scenario.client_plan(time_scale), deadline, workdir))
+        argv = lab.wrap(invocation.argv) if lab is not None else invocation.argv
 
         def started(group: int) -> None:
             pgid.append(group)
             active.add(group)
+            if monitor is not None:
+                monitor.start()
 
-        result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, on_start=started, stdin=invocation.stdin)
+        result = run_client(argv, invocation.env, deadline, cwd=invocation.cwd, on_start=started, stdin=invocation.stdin)
     finally:
         # Each step is tried even when one before it fails (toxiproxy or the simulator gone):
         # the temp directory is removed on every path.
         def stop_timeline():
             if timeline is not None:
-                toxics_fired[:] = [{"step": f.index, "label": f.label, "action": f.action, "error": f.error} for f in timeline.stop()]
+                fired_steps[:] = timeline.stop()
+
+        def stop_monitor():
+            nonlocal lab_extra
+            if monitor is not None and lab is not None:
+                from .lab.trial import lab_record
+
+                lab_extra = lab_record(lab, monitor.stop(), port)
 
         _cleanup_steps(
             lambda: active.discard(pgid[0] if pgid else None),
             stop_timeline,
+            stop_monitor,
             lambda: simulator.close_lane(lane),
             lambda: proxy is not None and toxiproxy.delete_proxy(proxy),
+            lambda: lab is not None and session.close(lab),
             lambda: shutil.rmtree(workdir, ignore_errors=True),
             lambda: active.watchdog is not None and active.watchdog.undirectory(workdir),
         )
@@ -350,8 +394,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
     records = simulator.journal(key, wait_closed=True, timeout_s=5.0)
     record = build(run_id, scenario.name, client.name, index, key, result, invocation.output, records, expected_answers(scenario, client))
     record.extra.update({"tls": tls, "base_url": base_url, "time_scale": time_scale})
-    if timeline is not None:
-        record.extra["toxics_fired"] = toxics_fired  # the toxiproxy steps that ran (and any error)
+    _count_outside_faults(record, lab_extra, fired_steps)
     return record
 
 
@@ -365,6 +408,45 @@ def _cleanup_steps(*steps: Callable[[], Any]) -> None:
             first = first or error
     if first is not None:
         raise first
+
+
+def _lab_host() -> str:
+    from .lab.netns import LAB_HOST
+
+    return LAB_HOST
+
+
+def _count_outside_faults(record: TrialRecord, lab_extra: dict, fired_steps: list) -> None:
+    """Lab events and toxiproxy steps applied count as faults (harness/lab/trial.py)."""
+    if not lab_extra and not fired_steps:
+        return
+    from .lab import trial as lab_trial
+
+    record.extra.update(lab_extra)
+    if fired_steps:
+        record.extra["toxic_steps"] = lab_trial.toxic_steps(fired_steps)
+    lab_trial.count_outside_faults(record)
+    if record.time_to_recover_ms is None:
+        record.time_to_recover_ms = lab_trial.time_to_recover_ms(record)
+
+
+def _lab_skip_reason(scenario: Scenario, config: RunConfig, session: Any) -> str | None:
+    """A [network] scenario needs the lab, and runs in real time."""
+    if not scenario.needs_lab:
+        return None
+    if config.time_scale is not None and config.time_scale != 1.0:
+        return f"a [network] scenario runs in real time (kernel timers cannot be scaled); --time-scale {config.time_scale:g} refused"
+    if session is None or not session.ok:
+        return getattr(session, "reason", "") or "network lab unavailable"
+    return None
+
+
+def _lab_ci_error(record: TrialRecord, scenario: Scenario) -> None:
+    """Under CI=true a lab scenario that cannot run is an error, not a skip."""
+    from .lab.trial import in_ci
+
+    if scenario.needs_lab and in_ci() and record.skipped and "network lab" in record.skipped:
+        record.outcome, record.error_line, record.skipped = "error", record.skipped, None
 
 
 def _skipped(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, reason: str) -> TrialRecord:

@@ -106,6 +106,11 @@ class Scenario:
     deadline_s: float
     max_retries: int | None
     version: int = FORMAT_VERSION
+    network: Any = None  # harness.lab.Network: the scenario runs its clients in the network lab
+
+    @property
+    def needs_lab(self) -> bool:
+        return self.network is not None
 
     @property
     def needs_toxiproxy(self) -> bool:
@@ -158,7 +163,7 @@ def context_padding(kilobytes: int) -> str:
 
 TOP_KEYS = {
     "version", "name", "title", "shape", "expect", "reproduces", "seed", "trials", "time_scale", "transports", "tls",
-    "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s",
+    "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s", "network",
 }
 CONVERSATION_KEYS = {"model", "turns", "turn"}
 TURN_KEYS = {f for f in Turn.__dataclass_fields__}
@@ -231,6 +236,10 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         if value > most:
             raise ScenarioError(source, key, f"must be at most {most}, not {value}")
     default_deadline = 60.0 + sum(t.idle_before_s for t in turns)
+    network = _network(v, data["network"]) if "network" in data else None
+    if network is not None and time_scale != 1.0:
+        raise ScenarioError(source, "time_scale", f"is {time_scale:g}, but a scenario with [network] runs in real time (kernel timers such as "
+                                                   "conntrack's timeout and TCP keepalive cannot be scaled); remove time_scale or set it to 1")
     return Scenario(
         name=v.get(data, "name", str, "", default=default_name),
         source=source,
@@ -253,6 +262,7 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         deadline_s=v.number(data, "deadline_s", "", default=default_deadline, minimum=0.0, exclusive=True, maximum=limits.MAX_SECONDS),
         max_retries=max_retries,
         version=version,
+        network=network,
     )
 
 
@@ -376,6 +386,50 @@ def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
         steps.append(ToxicStep(action, at_s, on, v.number(item, "idle_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS), dict(toxic), after,
                                v.number(item, "delay_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS)))
     return tuple(steps)
+
+
+NETWORK_KEYS = {"nat_idle_s", "on_evicted", "loss", "blackhole", "reset_after_bytes"}
+
+
+def _network(v: "_Validator", data: Any) -> Any:
+    """``[network]``: the lab's NAT, loss, black holes and middlebox reset. All times are real
+    seconds (see harness/lab/model.py)."""
+    from harness.lab.model import ON_EVICTED, Blackhole, Network
+
+    data = v.mapping(data, "network")
+    v.only(data, NETWORK_KEYS, "network")
+    nat_idle_s = v.number(data, "nat_idle_s", "network", default=None, minimum=1.0)
+    on_evicted = v.get(data, "on_evicted", str, "network", default="drop")
+    if on_evicted not in ON_EVICTED:
+        raise ScenarioError(v.source, "network.on_evicted", f"must be one of {', '.join(ON_EVICTED)}, not {on_evicted!r}")
+    if "on_evicted" in data and nat_idle_s is None:
+        raise ScenarioError(v.source, "network.on_evicted", "needs nat_idle_s beside it (nothing is evicted without a NAT timeout)")
+    loss = v.table(data, "loss", "network")
+    v.only(loss, {"up", "down"}, "network.loss")
+    rates = {}
+    for direction in ("up", "down"):
+        rate = v.number(loss, direction, "network.loss", default=0.0, minimum=0.0)
+        if rate > 0.5:
+            raise ScenarioError(v.source, f"network.loss.{direction}", f"must be between 0 and 0.5 (a probability per packet), not {rate}")
+        rates[direction] = rate
+    windows = v.get(data, "blackhole", list, "network", default=[])
+    blackholes = []
+    for index, item in enumerate(windows):
+        path = f"network.blackhole[{index}]"
+        item = v.mapping(item, path)
+        v.only(item, {"at_s", "for_s"}, path)
+        at_s = v.number(item, "at_s", path, minimum=0.0)
+        for_s = v.number(item, "for_s", path, minimum=0.0, exclusive=True)
+        if at_s is None or for_s is None:
+            raise ScenarioError(v.source, path, "needs at_s and for_s (seconds after the client started, and how long)")
+        if blackholes and at_s < blackholes[-1].end_s:
+            raise ScenarioError(v.source, f"{path}.at_s", f"windows must be in order and not overlap; the previous one ends at {blackholes[-1].end_s:g} s")
+        blackholes.append(Blackhole(at_s, for_s))
+    reset_after = v.get(data, "reset_after_bytes", int, "network", default=None)
+    if reset_after is not None and reset_after < 1:
+        raise ScenarioError(v.source, "network.reset_after_bytes", "must be at least 1")
+    return Network(nat_idle_s=nat_idle_s, on_evicted=on_evicted, loss_up=rates["up"], loss_down=rates["down"],
+                   blackholes=tuple(blackholes), reset_after_bytes=reset_after)
 
 
 def _check_toxic(v: "_Validator", toxic: Mapping[str, Any], path: str) -> None:

@@ -99,9 +99,10 @@ class SimulatorProcess:
         except urllib.error.HTTPError as error:
             raise ValueError(json.load(error)["error"]) from None
 
-    def open_lane(self, trial: str) -> int:
-        """A port of its own for one trial (accept-time faults count that trial's connections)."""
-        return int(self._call("POST", "/lanes", {"trial": trial})["port"])
+    def open_lane(self, trial: str, host: str | None = None) -> int:
+        """A port of its own for one trial (accept-time faults count that trial's connections);
+        ``host``: bound to that address (the network lab's host side) instead of the simulator's."""
+        return int(self._call("POST", "/lanes", {"trial": trial, **({"host": host} if host else {})})["port"])
 
     def close_lane(self, port: int) -> None:
         self._call("DELETE", f"/lanes/{port}")

@@ -41,6 +41,12 @@ class Strategy:
     budget_token_ratio: float = 0.1
     throttle_k: float | None = None  # SRE adaptive throttling multiplier
     throttle_window_s: float = 120.0
+    # Socket options (kernel timers, real time: never scaled by time_scale; see socket_options()):
+    keepalive_idle_s: int | None = None  # SO_KEEPALIVE with TCP_KEEPIDLE (then TCP_KEEPINTVL, TCP_KEEPCNT)
+    keepalive_interval_s: int = 15
+    keepalive_count: int = 4
+    user_timeout_s: float | None = None  # TCP_USER_TIMEOUT: give up on unacknowledged data after this long
+    pool_idle_s: float | None = None  # keep an idle pooled connection this long (None: httpx's 5 s, as the Python SDK)
 
     def __post_init__(self) -> None:
         if self.backoff not in BACKOFFS:
@@ -83,6 +89,12 @@ STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
     Strategy("idle-watchdog", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, idle_timeout_s=10.0, fresh_connection=True),
     Strategy("fresh-connection", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, fresh_connection=True),
     Strategy("hedging", backoff="full_jitter", max_attempts=3, retry_mid_stream=True, hedge_after_s=2.0),
+    # Same retries as sdk-default, but idle connections stay pooled 90 s (Go's IdleConnTimeout; Bun
+    # reuses them too): a socket option only matters on a connection that is reused after an idle.
+    # pooled-90s has no socket option; the other two add one (the network lab shows what each changes).
+    Strategy("pooled-90s", backoff="sdk", max_attempts=3, pool_idle_s=90.0),
+    Strategy("tcp-keepalive", backoff="sdk", max_attempts=3, pool_idle_s=90.0, keepalive_idle_s=15, keepalive_interval_s=15, keepalive_count=4),
+    Strategy("user-timeout", backoff="sdk", max_attempts=3, pool_idle_s=90.0, user_timeout_s=10.0),
     Strategy("resilient", backoff="full_jitter", max_attempts=6, retry_mid_stream=True, resume=True, idle_timeout_s=10.0,
              fresh_connection=True, budget_max_tokens=10),
 )}
@@ -94,13 +106,29 @@ def get(name: str) -> Strategy:
     return STRATEGIES[name]
 
 
+def socket_options(strategy: Strategy) -> list[tuple[int, int, int]]:
+    """``(level, option, value)`` for the client's TCP sockets: SO_KEEPALIVE with
+    TCP_KEEPIDLE/INTVL/CNT, TCP_USER_TIMEOUT (milliseconds). Empty: the OS defaults."""
+    import socket
+
+    options: list[tuple[int, int, int]] = []
+    if strategy.keepalive_idle_s is not None:
+        options += [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1), (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(strategy.keepalive_idle_s)),
+                    (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, int(strategy.keepalive_interval_s)),
+                    (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, int(strategy.keepalive_count))]
+    if strategy.user_timeout_s is not None:
+        options.append((socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(strategy.user_timeout_s * 1000)))
+    return options
+
+
 def scaled(strategy: Strategy, factor: float) -> Strategy:
     """The same strategy with its durations multiplied by ``factor`` (a scenario's time_scale)."""
     def times(value: float | None) -> float | None:
         return None if value is None else value * factor
 
     return replace(strategy, base_s=strategy.base_s * factor, cap_s=strategy.cap_s * factor, idle_timeout_s=times(strategy.idle_timeout_s),
-                   hedge_after_s=times(strategy.hedge_after_s), throttle_window_s=strategy.throttle_window_s * factor)
+                   hedge_after_s=times(strategy.hedge_after_s), throttle_window_s=strategy.throttle_window_s * factor,
+                   pool_idle_s=times(strategy.pool_idle_s))
 
 
 @dataclass

@@ -97,8 +97,14 @@ class ControlApp:
             trial = request.get("trial") if isinstance(request, dict) else None
             if not isinstance(trial, str) or not trial:
                 return 400, {"error": "lanes: body must be {\"trial\": \"<non-empty string>\"}"}
-            port = await self.data_plane.open_lane(trial)
-            return 200, {"port": port, "trial": trial}
+            host = request.get("host")
+            if host is not None and not _is_address(host):
+                return 400, {"error": "lanes: host must be an IP address (the network lab's host side), not a wildcard"}
+            try:
+                port = await self.data_plane.open_lane(trial, host)
+            except OSError as error:
+                return 400, {"error": f"lanes: cannot bind {host}: {error}"}
+            return 200, {"port": port, "trial": trial, **({"host": host} if host else {})}
         if method == "DELETE" and path.startswith("/lanes/"):
             closed = self.data_plane.close_lane(_int(path.rsplit("/", 1)[1], "lane port"))
             return (200, {"status": "closed"}) if closed else (404, {"error": "no such lane"})
@@ -177,3 +183,12 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
+
+
+def _is_address(value: object) -> bool:
+    import ipaddress
+
+    try:
+        return isinstance(value, str) and not ipaddress.ip_address(value).is_unspecified
+    except ValueError:
+        return False

@@ -80,12 +80,15 @@ class DataPlane:
                     await listener.aclose()
 
     # -- lanes: one listening port per trial --------------------------------------------------
-    async def open_lane(self, trial: str) -> int:
+    async def open_lane(self, trial: str, host: str | None = None) -> int:
         """A port whose connections all belong to ``trial``: accept-time faults can then count
-        connections per trial, which no request header could tell before TLS."""
+        connections per trial, which no request header could tell before TLS. ``host``: bind
+        the lane to that address instead (the network lab's host-side address), never a wildcard."""
         if len(self.lanes) >= MAX_LANES:
             raise ValueError(f"too many open lanes ({MAX_LANES}); close some first")
-        listeners = await trio.open_tcp_listeners(0, host=self.host)
+        if host is not None and host in ("0.0.0.0", "::", ""):
+            raise ValueError("lanes bind one address, never a wildcard")
+        listeners = await trio.open_tcp_listeners(0, host=host or self.host)
         port = listeners[0].socket.getsockname()[1]
         scope = trio.CancelScope()
         self.lanes[port] = (trial, scope)

@@ -11,6 +11,7 @@ from pathlib import Path
 import trustme
 
 ALPN = ["h2", "http/1.1"]
+LAB_HOST = "198.18.0.1"  # the network lab's host-side address (harness/lab): lab clients connect there
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +35,7 @@ def ensure_certificates(directory: Path) -> TlsFiles:
                 os.chmod(files.key_file, 0o600)
             return files
         ca = trustme.CA(organization_name="streamchaos local CA")
-        leaf = ca.issue_cert("localhost", "127.0.0.1", "::1")
+        leaf = ca.issue_cert("localhost", "127.0.0.1", "::1", LAB_HOST)
         chain = b"".join(blob.bytes() for blob in leaf.cert_chain_pems)
         for path, data in ((files.key_file, leaf.private_key_pem.bytes()), (files.cert_file, chain), (files.ca_file, ca.cert_pem.bytes())):
             temporary = path.with_suffix(".tmp")

@@ -42,7 +42,7 @@ import ssl
 import sys
 import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, TextIO, TypeVar
 
@@ -431,9 +431,12 @@ class Pool:
         self.retired.clear()
 
 
-def http_client_factory(timeout_s: float, http2_mode: str = "", ca_file: str | None = None) -> Callable[[], httpx.AsyncClient]:
+def http_client_factory(timeout_s: float, http2_mode: str = "", ca_file: str | None = None,
+                        socket_options: list[tuple[int, int, int]] | None = None, pool_idle_s: float | None = None) -> Callable[[], httpx.AsyncClient]:
     """httpx clients as the Python SDK configures them: one timeout for connect, read, write and
-    pool (the plan's ``timeout_s``, default 600 s), the SDK's connection limits."""
+    pool (the plan's ``timeout_s``, default 600 s), the SDK's connection limits; ``socket_options``
+    (the strategy's keepalive / TCP_USER_TIMEOUT) set on every connection's socket; ``pool_idle_s``
+    how long an idle connection stays pooled (httpx's default, 5 s, when None)."""
 
     def make() -> httpx.AsyncClient:
         verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=ca_file) if ca_file else True
@@ -442,6 +445,10 @@ def http_client_factory(timeout_s: float, http2_mode: str = "", ca_file: str | N
             kwargs["http2"] = True
         elif http2_mode == "prior-knowledge":
             kwargs.update(http2=True, http1=False)
+        if socket_options or pool_idle_s is not None:
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100, **({"keepalive_expiry": pool_idle_s} if pool_idle_s is not None else {}))
+            transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, socket_options=socket_options or None, **kwargs)
+            return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), trust_env=False, transport=transport)
         return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), verify=verify, trust_env=False,
                                  limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100), **kwargs)
 
@@ -707,6 +714,12 @@ def strategy_from_env(environ: Mapping[str, str]) -> strategies.Strategy:
     scale = environ.get("STREAMCHAOS_TIME_SCALE")
     if scale:
         strategy = strategies.scaled(strategy, float(scale))
+    # Kernel timers are real time and never scaled; these set them directly (tests with short NATs).
+    if environ.get("STREAMCHAOS_KEEPALIVE_IDLE_S"):
+        idle = int(environ["STREAMCHAOS_KEEPALIVE_IDLE_S"])
+        strategy = replace(strategy, keepalive_idle_s=idle, keepalive_interval_s=idle)
+    if environ.get("STREAMCHAOS_USER_TIMEOUT_S"):
+        strategy = replace(strategy, user_timeout_s=float(environ["STREAMCHAOS_USER_TIMEOUT_S"]))
     return strategy
 
 
@@ -725,7 +738,8 @@ def live_sink(target: str | None) -> tuple[Callable[[str], None] | None, TextIO 
 async def converse(plan: Mapping[str, Any], environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:
     strategy = strategy_from_env(environ)
     timeout = float(environ.get("STREAMCHAOS_TIMEOUT_S") or plan.get("timeout_s") or 600.0)
-    factory = http_client_factory(timeout, environ.get("STREAMCHAOS_HTTP2", ""), environ.get("SSL_CERT_FILE") or None)
+    factory = http_client_factory(timeout, environ.get("STREAMCHAOS_HTTP2", ""), environ.get("SSL_CERT_FILE") or None,
+                                  strategies.socket_options(strategy), strategy.pool_idle_s)
     live, live_file = live_sink(environ.get("STREAMCHAOS_LIVE"))
 
     def log(line: str) -> None:

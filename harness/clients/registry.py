@@ -229,6 +229,12 @@ def strategy_policy(strategy: Strategy) -> str:
         parts.append("fresh connection after a connection failure")
     if strategy.hedge_after_s is not None:
         parts.append(f"hedge after {strategy.hedge_after_s:g} s")
+    if strategy.pool_idle_s is not None:
+        parts.append(f"idle connections pooled {strategy.pool_idle_s:g} s")
+    if strategy.keepalive_idle_s is not None:
+        parts.append(f"TCP keepalive {strategy.keepalive_idle_s} s (interval {strategy.keepalive_interval_s} s, {strategy.keepalive_count} probes)")
+    if strategy.user_timeout_s is not None:
+        parts.append(f"TCP_USER_TIMEOUT {strategy.user_timeout_s:g} s")
     if strategy.budget_max_tokens:
         parts.append(f"retry budget {strategy.budget_max_tokens:g}/{strategy.budget_token_ratio:g}")
     if strategy.throttle_k:
