@@ -104,6 +104,7 @@ class Scenario:
     deadline_s: float
     max_retries: int | None
     version: int = FORMAT_VERSION
+    field_rows: tuple = ()  # harness.fieldmatch.FieldRow: client, version, literal error or behaviour, source
 
     @property
     def needs_toxiproxy(self) -> bool:
@@ -203,10 +204,12 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
     max_retries = v.get(client, "max_retries", int, "client", default=None)
     if max_retries is not None and not 0 <= max_retries <= 15:
         raise ScenarioError(source, "client.max_retries", "must be between 0 and 15")
-    field_notes = v.table(data, "field", "")
-    for key, value in field_notes.items():
-        if not isinstance(value, str):
-            raise ScenarioError(source, f"field.{key}", "must be a string: what the field saw with this client")
+    from harness.fieldmatch import FieldError, parse as parse_field  # issue 14: structured [[field]] rows
+
+    try:
+        field_rows, field_notes = parse_field(data.get("field", {}), source)
+    except FieldError as error:
+        raise ScenarioError(source, error.path, error.message) from None
     reproduces = v.get(data, "reproduces", list, "", default=[])
     if not all(isinstance(item, str) for item in reproduces):
         raise ScenarioError(source, "reproduces", "must be a list of strings (report references)")
@@ -238,6 +241,7 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         deadline_s=v.number(data, "deadline_s", "", default=default_deadline, minimum=0.0, exclusive=True),
         max_retries=max_retries,
         version=version,
+        field_rows=field_rows,
     )
 
 
