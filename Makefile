@@ -16,7 +16,7 @@ CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/packag
 
 .PHONY: setup run test bench clean python toxiproxy clients
 
-setup: python toxiproxy clients
+setup: python toxiproxy clients versions
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -46,6 +46,16 @@ $(CC_STAMP):
 	@mkdir -p $(STAMPS)
 	cd harness/clients/claude_code && npm ci --no-audit --no-fund --loglevel=error
 	@rm -f $(STAMPS)/claude-code-*; touch $@
+
+# Issue 14: the client versions the suite runs, installed once into the user cache
+# (~/.cache/streamchaos, or $STREAMCHAOS_CACHE_DIR) where `streamchaos NAME@VERSION` finds them.
+SUITE_VERSIONS := python-sdk@0.49.0 ts-sdk-node@0.40.0 claude-code@2.1.104 claude-code-bun@2.1.104
+VERSIONS_STAMP := $(STAMPS)/versions-$(shell echo '$(SUITE_VERSIONS)' | sha1sum | cut -c1-12)-$(shell echo "$${STREAMCHAOS_CACHE_DIR:-$$HOME/.cache/streamchaos}" | sha1sum | cut -c1-8)
+.PHONY: versions
+versions: $(VERSIONS_STAMP)
+$(VERSIONS_STAMP): $(PY_STAMP) $(JS_STAMP)
+	$(BIN)/streamchaos setup --no-toxiproxy --clients $(SUITE_VERSIONS)
+	@rm -f $(STAMPS)/versions-*; touch $@
 
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4

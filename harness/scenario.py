@@ -19,6 +19,23 @@ from simulator.faults.model import FaultPlan, PlanError, scaled
 FORMAT_VERSION = 1
 TRANSPORTS = ("http/1.1", "h2")
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def _installed_library() -> Path:
+    """Issue 14: a checkout reads ``scenarios/`` (the source of truth); an installed wheel carries
+    the same files as data under ``<prefix>/share/streamchaos/scenarios``."""
+    import site
+    import sys
+
+    for prefix in (sys.prefix, site.getuserbase(), sys.base_prefix):
+        candidate = Path(prefix) / "share" / "streamchaos" / "scenarios"
+        if candidate.is_dir():
+            return candidate
+    return LIBRARY
+
+
+if not LIBRARY.is_dir():
+    LIBRARY = _installed_library()
 TOXIC_ACTIONS = ("add", "update", "remove", "down", "up")
 TOXIC_EVENTS = ("first_answer_complete", "connection_idle")
 

@@ -30,7 +30,7 @@ def matrix(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One table per client family run at two or more versions: scenarios down, versions across."""
     families: dict[str, list[str]] = {}
     for row in rows:
-        base = row["client"].split("@", 1)[0]
+        base = fieldmatch.family(row["client"])  # claude-code-bun@V sits beside claude-code@V
         families.setdefault(base, [])
         if row["client"] not in families[base]:
             families[base].append(row["client"])
@@ -38,7 +38,7 @@ def matrix(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     for base, clients in families.items():
         if len(clients) < 2 or not any("@" in c for c in clients):
             continue
-        clients.sort(key=lambda c: version_key(c.split("@", 1)[1]) if "@" in c else (10**9,))
+        clients.sort(key=lambda c: (version_key(c.split("@", 1)[1]) if "@" in c else (10**9,), c))
         scenarios = list(dict.fromkeys(r["scenario"] for r in rows if r["client"] in clients))
         lines = []
         for scenario in scenarios:

@@ -358,7 +358,7 @@ def resolve(spec: str, install: bool = True):
     name, version = split_spec(spec)
     if version is None:
         builtin = registry.BUILT_IN.get(name)
-        if builtin is not None and (builtin.installed()[0] or name not in FAMILIES):
+        if builtin is not None and (_builtin_works(builtin) or name not in FAMILIES):
             return builtin
         if name not in FAMILIES:
             return registry.get(name)  # the KeyError naming the built-in clients
@@ -375,6 +375,15 @@ def resolve(spec: str, install: bool = True):
     if install:
         ensure(family, version)
     return adapter(family, version)
+
+
+def _builtin_works(builtin) -> bool:
+    """Installed by ``make setup`` (or, for the Python SDK, importable in this interpreter)."""
+    if builtin.name.startswith("python-sdk"):
+        import importlib.util
+
+        return importlib.util.find_spec("anthropic") is not None
+    return builtin.installed()[0]
 
 
 def adapter(family: Family, version: str, name: str | None = None):
