@@ -195,14 +195,14 @@ def check_published(family: Family, version: str) -> None:
     versions = published(family)
     if version in versions:
         return
-    nearest = sorted(versions, key=lambda v: _distance(v, version))[:3]
+    try:
+        key = version_key(version)
+        below = [v for v in versions if version_key(v) < key][-2:]
+        above = [v for v in versions if version_key(v) > key][:2]
+    except (TypeError, ValueError):
+        below, above = [], []
     raise VersionError(f"{family.name}@{version}: the {family.registry} registry has no version {version} of {family.package} "
-                       f"(nearest: {', '.join(sorted(nearest, key=version_key)) or 'none'}; newest: {versions[-1] if versions else 'none'})")
-
-
-def _distance(a: str, b: str) -> tuple:
-    ka, kb = version_key(a), version_key(b)
-    return tuple(abs(x - y) if isinstance(x, int) and isinstance(y, int) else 0 for x, y in zip(ka[:3], kb[:3]))
+                       f"(nearest: {', '.join(below + above) or 'none'}; newest: {versions[-1] if versions else 'none'})")
 
 
 def _last_lines(text: str, count: int = 2) -> str:
