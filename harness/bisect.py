@@ -3,13 +3,13 @@ bad end's.
 
 The registry's releases between ``--bad`` and ``--good`` (inclusive, pre-releases left out) are
 ordered from the bad end to the good end; each visited version runs the scenario for ``--trials``
-trials (results kept under ``results/<run-id>/``, so a bisect resumes). A version *differs from
-bad* when its 95 % Wilson interval of recovery excludes the bad end's recovery rate, and is *like
-bad* when its interval contains that rate and excludes the good end's. An interval that contains
-both cannot decide: that version runs more trials (doubling, up to ``--max-trials``); if it still
-cannot decide, the nearer point estimate decides and the step is marked so. The ends themselves are
-measured first; when their intervals overlap at ``--max-trials`` there is nothing to bisect and the
-command says so.
+trials (results kept under ``results/<run-id>/``, so a bisect resumes). The ends are measured
+first, with more trials (doubling, up to ``--max-trials``) until their 95 % Wilson intervals of
+recovery do not overlap; if they still overlap there is nothing to bisect and the command says so.
+A version *differs from bad* when its interval does not overlap the bad end's, and is *like bad*
+when it overlaps the bad end's but not the good end's. An interval that overlaps both cannot decide:
+that version runs more trials (doubling, up to ``--max-trials``); if it still cannot decide, the
+nearer point estimate decides (a tie counts as differing) and the step is marked so.
 """
 
 from __future__ import annotations
@@ -74,17 +74,17 @@ class Result:
 Runner = Callable[[str, int], Measure]  # (version, total trials wanted) -> measure over all its trials
 
 
-def classify(measure: Measure, bad_rate: float, good_rate: float) -> str | None:
-    contains_bad, contains_good = _within(bad_rate, measure.ci), _within(good_rate, measure.ci)
-    if not contains_bad:
+def classify(measure: Measure, bad: Measure, good: Measure) -> str | None:
+    """"differs from bad", "like bad", or None when the interval overlaps both ends'."""
+    if not overlap(measure.ci, bad.ci):
         return "differs from bad"
-    if not contains_good:
+    if not overlap(measure.ci, good.ci):
         return "like bad"
     return None
 
 
-def _within(rate: float, ci: tuple[float, float], slack: float = 1e-9) -> bool:
-    return ci[0] - slack <= rate <= ci[1] + slack
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
 
 
 def search(ordered: list[str], measure: Runner, trials: int, max_trials: int, log: Callable[[str], None] = lambda s: None) -> Result:
@@ -100,7 +100,7 @@ def search(ordered: list[str], measure: Runner, trials: int, max_trials: int, lo
         wanted = trials
         while True:
             bad, good = run(ordered[0], wanted), run(ordered[-1], wanted)
-            apart = not _within(good.rate, bad.ci) or not _within(bad.rate, good.ci)
+            apart = not overlap(bad.ci, good.ci)
             log(f"ends: bad {ordered[0]} {bad.text()}; good {ordered[-1]} {good.text()}")
             if apart or wanted >= max_trials:
                 return bad, good
@@ -110,7 +110,7 @@ def search(ordered: list[str], measure: Runner, trials: int, max_trials: int, lo
     bad, good = ends()
     for m, role in ((bad, "bad end"), (good, "good end")):
         steps.append(Step(m.version, ordered.index(m.version), _as_dict(m), role, "measured first"))
-    ends_differ = classify(good, bad.rate, good.rate) == "differs from bad" and classify(bad, good.rate, bad.rate) == "differs from bad"
+    ends_differ = not overlap(bad.ci, good.ci)
     result = Result("", "", ordered[-1], ordered[0], len(ordered), None, None, ends_differ, steps)
     if not ends_differ:
         log("the ends do not differ at this trial count: nothing to bisect")
@@ -123,14 +123,14 @@ def search(ordered: list[str], measure: Runner, trials: int, max_trials: int, lo
         wanted = trials
         while True:
             m = run(version, wanted)
-            verdict = classify(m, bad.rate, good.rate)
+            verdict = classify(m, bad, good)
             if verdict or wanted >= max_trials:
                 break
             wanted = min(max_trials, wanted * 2)
             log(f"  {version}: {m.text()} cannot decide; {wanted} trials")
-        decided = f"interval [{m.ci[0]:.0%}, {m.ci[1]:.0%}] vs bad {bad.rate:.0%} / good {good.rate:.0%}"
+        decided = f"[{m.ci[0]:.0%}, {m.ci[1]:.0%}] vs bad [{bad.ci[0]:.0%}, {bad.ci[1]:.0%}] / good [{good.ci[0]:.0%}, {good.ci[1]:.0%}]"
         if verdict is None:
-            verdict = ("like bad" if abs(m.rate - bad.rate) <= abs(m.rate - good.rate) else "differs from bad") + " (by point estimate)"
+            verdict = ("like bad" if abs(m.rate - bad.rate) < abs(m.rate - good.rate) else "differs from bad") + " (by point estimate)"
             decided += f"; undecided at {m.trials} trials"
         steps.append(Step(version, mid, _as_dict(m), verdict, decided))
         log(f"step {len(steps) - 2}: {version} {m.text()} -> {verdict}")

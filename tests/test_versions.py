@@ -158,19 +158,17 @@ def test_bisect_finds_the_first_version_that_differs_and_spends_more_trials_when
     assert result.ends_differ and result.first_different == "2.1.198" and result.last_like_bad == "2.1.197"
     visited = [s.version for s in result.steps]
     assert visited[:2] == ["2.1.104", "2.1.330"] and len(visited) == 2 + 8  # log2(227) steps
-    assert result.trials_spent == 2 * len(visited)
-    # an interval holding both ends' rates cannot decide: that version gets more trials
-    assert classify(Measure("x", 1, 1, {}, []), bad_rate=0.25, good_rate=1.0) is None
-    assert classify(Measure("x", 2, 4, {}, []), bad_rate=0.25, good_rate=1.0) == "like bad"
+    # at 2 trials 0/2 [0%, 66%] and 2/2 [34%, 100%] overlap: the ends and every step took 4
+    assert all(s.measure["trials"] == 4 for s in result.steps) and result.trials_spent == 4 * len(visited)
+    bad, good = Measure("a", 0, 8, {}, []), Measure("b", 8, 8, {}, [])
+    assert classify(Measure("x", 1, 2, {}, []), bad, good) is None
+    assert classify(Measure("x", 0, 4, {}, []), bad, good) == "like bad"
+    flaky = search(releases, lambda v, n: Measure(v, n // 2 if v == "2.1.217" else measure(v, n).recovered, n, {}, []), trials=2, max_trials=4)
+    step = next(s for s in flaky.steps if s.version == "2.1.217")
+    assert step.verdict == "differs from bad (by point estimate)" and step.measure["trials"] == 4 and "[15%, 85%]" in step.decided_by
 
-    def noisy(version: str, trials: int) -> Measure:  # 1 of 1 everywhere, then the truth
-        patch = int(version.rsplit(".", 1)[1])
-        if trials == 1:
-            return Measure(version, 1, 1, {}, [])
-        return Measure(version, trials if patch >= 198 else trials // 4, trials, {}, [])
-
-    result = search(releases, noisy, trials=1, max_trials=8)
-    assert result.steps[0].measure["trials"] == 2 and result.steps[1].measure["trials"] == 2  # the ends overlapped at 1 trial each
+    same = search(releases, lambda v, n: Measure(v, n, n, {}, []), trials=2, max_trials=4)
+    assert not same.ends_differ and same.first_different is None and same.trials_spent == 8
 
 
 # -- the wheel ------------------------------------------------------------------------------------
