@@ -366,6 +366,8 @@ def resolve(spec: str, install: bool = True):
         version = family.pinned()
         if not install and not is_installed(family, version):
             return builtin
+        if install:
+            ensure(family, version)
         return adapter(family, version, name=name)
     family = family_of(name)
     version = normalize(family, version)
