@@ -18,7 +18,7 @@ CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/packag
 .PHONY: setup run test bench clean python toxiproxy clients actionlint image lab
 .PHONY: report-tools
 
-setup: python toxiproxy clients h2spec system-tools actionlint report-tools lab
+setup: python toxiproxy clients h2spec system-tools actionlint report-tools lab versions
 
 python: $(PY_STAMP)
 $(PY_STAMP): pyproject.toml
@@ -79,6 +79,16 @@ $(ACTIONLINT_STAMP):
 IMAGE ?= ghcr.io/streamchaos/streamchaos:0.1.0
 image:
 	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+# Issue 14: the client versions the suite runs, installed once into the user cache
+# (~/.cache/streamchaos, or $STREAMCHAOS_CACHE_DIR) where `streamchaos NAME@VERSION` finds them.
+SUITE_VERSIONS := python-sdk@0.49.0 ts-sdk-node@0.40.0 claude-code@2.1.104 claude-code-bun@2.1.104
+VERSIONS_STAMP := $(STAMPS)/versions-$(shell echo '$(SUITE_VERSIONS)' | sha1sum | cut -c1-12)-$(shell echo "$${STREAMCHAOS_CACHE_DIR:-$$HOME/.cache/streamchaos}" | sha1sum | cut -c1-8)
+.PHONY: versions
+versions: $(VERSIONS_STAMP)
+$(VERSIONS_STAMP): $(PY_STAMP) $(JS_STAMP)
+	$(BIN)/streamchaos setup --no-toxiproxy --clients $(SUITE_VERSIONS)
+	@rm -f $(STAMPS)/versions-*; touch $@
 
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4

@@ -106,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     clients = commands.add_parser("clients", help="the built-in clients and whether each is installed")
     clients.set_defaults(handler=_clients)
 
+    from harness import versions_cli  # issue 14: setup, bisect
+
+    versions_cli.add_commands(commands, _add_run_options)
+
     report = commands.add_parser("report", help="summarize a results directory again (summary, CSV, HTML)")
     report.add_argument("directory", type=Path, nargs="?", default=None)
     report.add_argument("--baseline", type=Path, default=None, help="another results directory: a section of what changed against it")
@@ -177,15 +181,16 @@ def _select_scenarios(names: list[str] | None):
 
 
 def _select_clients(args: argparse.Namespace):
-    from harness.clients import registry
+    from harness.clients import registry, versions
 
     if args.client_cmd:
         chosen = [registry.command_client(args.client_cmd, args.client_name, args.client_output)]
-        chosen += [registry.get(name) for name in (args.clients or [])]
+        chosen += [versions.resolve(name) for name in (args.clients or [])]
         return tuple(chosen)
-    if args.clients:
-        return tuple(registry.get(name) for name in args.clients)
-    return tuple(c for c in registry.BUILT_IN.values() if c.on_by_default and c.installed()[0])
+    if args.clients:  # NAME or NAME@VERSION (issue 14): a version installs on first use
+        return tuple(versions.resolve(name) for name in args.clients)
+    defaults = (versions.resolve(c.name, install=False) for c in registry.BUILT_IN.values() if c.on_by_default)
+    return tuple(c for c in defaults if c.installed()[0])
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -232,6 +237,9 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
     except shards.ShardError as error:
         console.print(f"[red]streamchaos:[/red] {error}")
         return 2
+    from harness import fieldmatch
+
+    fieldmatch.save(config.results_dir / config.run_id, scenarios)  # issue 14: the field rows beside the results
     with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("trials", total=None)
 
@@ -325,8 +333,13 @@ def _summarize(directory: Path, console, extra: dict, baseline: Path | None = No
             console.print(f"[red]streamchaos:[/red] --baseline: {error}")
             return 2
         meta["baseline"] = str(baseline)
+    from harness import versions_report  # issue 14: field matches and version columns
+
+    added = versions_report.extend(directory, rows, records)
     paths = report.write_all(directory, rows, meta, baseline=against, records=records)
+    versions_report.finish(paths, added)
     report_html.print_summary(rows)
+    versions_report.print_tables(added)
     if against is not None:
         diff.print_result(against)
     console.print(f"results: {paths['json']}, {paths['csv']}, {paths['html']}")
@@ -365,6 +378,9 @@ def _clients(args: argparse.Namespace) -> int:
         state = "installed" if installed else f"missing: {why}"
         print(f"{client.name:<15} {'/'.join(client.protocols):<10} {state:<12}  {client.description}")
         print(f"{'':<15} policy: {client.policy}")
+    from harness import versions_cli
+
+    versions_cli.print_cached()
     return 0
 
 

@@ -31,6 +31,8 @@ from .simulator_process import SimulatorProcess
 from .trial import TrialRecord, build
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
+if not (RESULTS.parent / "pyproject.toml").exists():  # issue 14: installed from a wheel, results go where it runs
+    RESULTS = Path.cwd() / "results"
 
 
 @dataclass(frozen=True)

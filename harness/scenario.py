@@ -21,6 +21,23 @@ from . import limits
 FORMAT_VERSION = 1
 TRANSPORTS = ("http/1.1", "h2")
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
+
+
+def _installed_library() -> Path:
+    """Issue 14: a checkout reads ``scenarios/`` (the source of truth); an installed wheel carries
+    the same files as data under ``<prefix>/share/streamchaos/scenarios``."""
+    import site
+    import sys
+
+    for prefix in (sys.prefix, site.getuserbase(), sys.base_prefix):
+        candidate = Path(prefix) / "share" / "streamchaos" / "scenarios"
+        if candidate.is_dir():
+            return candidate
+    return LIBRARY
+
+
+if not LIBRARY.is_dir():
+    LIBRARY = _installed_library()
 TOXIC_ACTIONS = ("add", "update", "remove", "down", "up")
 TOXIC_EVENTS = ("first_answer_complete", "connection_idle")
 
@@ -107,6 +124,7 @@ class Scenario:
     max_retries: int | None
     version: int = FORMAT_VERSION
     network: Any = None  # harness.lab.Network: the scenario runs its clients in the network lab
+    field_rows: tuple = ()  # harness.fieldmatch.FieldRow: client, version, literal error or behaviour, source
 
     @property
     def needs_lab(self) -> bool:
@@ -221,10 +239,12 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
     max_retries = v.get(client, "max_retries", int, "client", default=None)
     if max_retries is not None and not 0 <= max_retries <= 15:
         raise ScenarioError(source, "client.max_retries", "must be between 0 and 15")
-    field_notes = v.table(data, "field", "")
-    for key, value in field_notes.items():
-        if not isinstance(value, str):
-            raise ScenarioError(source, f"field.{key}", "must be a string: what the field saw with this client")
+    from harness.fieldmatch import FieldError, parse as parse_field  # issue 14: structured [[field]] rows
+
+    try:
+        field_rows, field_notes = parse_field(data.get("field", {}), source)
+    except FieldError as error:
+        raise ScenarioError(source, error.path, error.message) from None
     reproduces = v.get(data, "reproduces", list, "", default=[])
     if not all(isinstance(item, str) for item in reproduces):
         raise ScenarioError(source, "reproduces", "must be a list of strings (report references)")
@@ -263,6 +283,7 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         max_retries=max_retries,
         version=version,
         network=network,
+        field_rows=field_rows,
     )
 
 

@@ -672,6 +672,13 @@ def find_binary(explicit: str | Path | None = None, tools_binary: Path = TOOLS_B
             return candidate
     if explicit is None and not shutil.which("toxiproxy-server"):
         looked.append("PATH: no toxiproxy-server")
+    if explicit is None and tools_binary == TOOLS_BINARY:  # issue 14: installed on first use into the user cache (`go install`)
+        from harness.clients import versions
+
+        try:
+            return versions.ensure_toxiproxy()
+        except versions.VersionError as error:
+            looked.append(str(error))
     raise ToxiproxyUnavailable(f"no toxiproxy-server >= {want} ({'; '.join(looked)}): {INSTALL_HINT}")
 
 

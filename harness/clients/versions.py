@@ -1,0 +1,485 @@
+"""Clients at any published version, installed on first use into a user cache.
+
+``--clients claude-code@2.1.104 python-sdk@0.49.0 ts-sdk-node@0.40.0 go-sdk@v1.2.0
+claude-code-bun@2.1.104``: each ``NAME@VERSION`` is looked up in its registry (``pip index
+versions``, ``npm view``, ``go list -m -versions``), installed once into
+``<cache>/clients/<client>/<version>`` and reused afterwards without asking the registry again:
+
+* Python SDK: a venv per version (``pip install anthropic==V h2``), running the same
+  ``python_sdk_client.py`` (copied beside it with the stdlib-only ``contract.py``);
+* TypeScript SDK and Claude Code: an npm prefix per version (``npm install PKG@V``); the JS client
+  program is copied into the prefix so it resolves that version; Bun comes from npm (``bun``);
+* Go SDK: a copy of ``harness/clients/go`` built against the module version.
+
+``<cache>`` is ``$STREAMCHAOS_CACHE_DIR``, else ``$XDG_CACHE_HOME/streamchaos``, else
+``~/.cache/streamchaos``. A bare name keeps meaning the pinned default: the checkout's copy from
+``make setup`` when there is one, else the pinned version installed here on first use (so a
+``pip install`` of streamchaos alone runs every client; toxiproxy likewise, with ``go install``).
+
+``claude-code@V`` runs the release as it ships: ``cli.js`` (up to 2.1.112) on Node, the native
+executable (2.1.113 and later) directly. ``claude-code-bun@V`` runs a JavaScript release's
+``cli.js`` on Bun from npm, as the field's Bun-compiled builds did; native releases are refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+from .registry import ClaudeCodeClient
+
+CACHE_ENV = "STREAMCHAOS_CACHE_DIR"
+MARKER = ".streamchaos-installed.json"
+HERE = Path(__file__).resolve().parent
+INSTALL_TIMEOUT_S = 900.0
+QUERY_TIMEOUT_S = 120.0
+TOXIPROXY_VERSION = "2.12.0"
+CLAUDE_CODE_LAST_CLI_JS = "2.1.112"  # 2.1.113 and later ship a native executable (npm `bin`)
+
+
+class VersionError(ValueError):
+    """A client version that cannot be had: unknown to its registry, registry unreachable, or an
+    install or build that failed. The message says which and what to do."""
+
+
+def cache_root() -> Path:
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamchaos"
+
+
+def say(message: str) -> None:
+    """The progress line of an install (stderr, so stdout stays the command's output)."""
+    print(f"streamchaos: {message}", file=sys.stderr, flush=True)
+
+
+# -- the families ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Family:
+    name: str  # the client name on the command line
+    registry: str  # "npm" | "pypi" | "go"
+    package: str
+    cache_name: str  # clients/<cache_name>/<version>: shared by clients that run the same install
+    runtime: str = ""  # "node" | "bun" | "" (its own)
+    http2: bool = False
+    bun_h2: bool = False
+
+    def pinned(self) -> str:
+        return pinned_version(self)
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("python-sdk", "pypi", "anthropic", "python-sdk"),
+    Family("python-sdk-h2", "pypi", "anthropic", "python-sdk", http2=True),
+    Family("ts-sdk-node", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="node"),
+    Family("ts-sdk-bun", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="bun"),
+    Family("ts-sdk-bun-h2", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="bun", bun_h2=True),
+    Family("go-sdk", "go", "github.com/anthropics/anthropic-sdk-go", "go-sdk"),
+    Family("claude-code", "npm", "@anthropic-ai/claude-code", "claude-code", runtime="node"),
+    Family("claude-code-bun", "npm", "@anthropic-ai/claude-code", "claude-code", runtime="bun"),
+)}
+BUN = Family("bun", "npm", "bun", "bun")
+
+
+def pinned_version(family: Family) -> str:
+    """The version ``make setup`` installs (from the package files shipped with streamchaos)."""
+    if family.name == "bun":
+        return json.loads((HERE / "js" / "package.json").read_text())["dependencies"]["bun"]
+    if family.name == "claude-code-bun":
+        return CLAUDE_CODE_LAST_CLI_JS
+    if family.package == "@anthropic-ai/claude-code":
+        return json.loads((HERE / "claude_code" / "package.json").read_text())["dependencies"][family.package]
+    if family.package == "@anthropic-ai/sdk":
+        return json.loads((HERE / "js" / "package.json").read_text())["dependencies"][family.package]
+    if family.registry == "go":
+        found = re.search(r"^require " + re.escape(family.package) + r" (\S+)", (HERE / "go" / "go.mod").read_text(), re.M)
+        return found.group(1) if found else "latest"
+    try:  # python: the anthropic this interpreter has, else the newest on PyPI
+        from importlib.metadata import version
+
+        return version("anthropic")
+    except Exception:
+        return published(family)[-1]
+
+
+def split_spec(spec: str) -> tuple[str, str | None]:
+    name, at, version = spec.partition("@")
+    if at and not version:
+        raise VersionError(f"{spec!r}: give a version after '@' (e.g. {name}@{_example(name)})")
+    return name, (version or None)
+
+
+def _example(name: str) -> str:
+    return {"go-sdk": "v1.2.0", "python-sdk": "0.49.0", "python-sdk-h2": "0.49.0"}.get(name, "2.1.104" if "claude" in name else "0.40.0")
+
+
+def normalize(family: Family, version: str) -> str:
+    if family.registry == "go" and not version.startswith("v"):
+        return "v" + version
+    return version
+
+
+# -- registries -----------------------------------------------------------------------------------
+
+def version_key(version: str) -> tuple:
+    """Semantic-version order (numbers numerically; a pre-release before its release)."""
+    core, _, pre = version.lstrip("v").partition("-")
+    numbers = tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[.+]", core)[:3])
+    return numbers + ((1,) if not pre else (0, pre))
+
+
+def is_release(version: str) -> bool:
+    return "-" not in version.lstrip("v") and not re.search(r"[a-z]", version.lstrip("v"))
+
+
+_PUBLISHED: dict[tuple[str, str], list[str]] = {}
+
+
+def published(family: Family) -> list[str]:
+    """Every version the registry serves, oldest first. Raises VersionError when it cannot be
+    reached (offline), naming the registry and the command that failed."""
+    key = (family.registry, family.package)
+    if key in _PUBLISHED:
+        return _PUBLISHED[key]
+    if family.registry == "npm":
+        argv = [_need("npm", family), "view", family.package, "versions", "--json"]
+    elif family.registry == "pypi":
+        argv = [sys.executable, "-m", "pip", "index", "versions", family.package, "--disable-pip-version-check"]
+    else:
+        argv = [_need("go", family), "list", "-m", "-versions", family.package]
+    with tempfile.TemporaryDirectory(prefix="streamchaos-query-") as scratch:
+        env = {**os.environ, "GOFLAGS": "-mod=mod", "GO111MODULE": "on"}
+        try:
+            out = subprocess.run(argv, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S, cwd=scratch, env=env, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            raise VersionError(f"cannot reach the {family.registry} registry ({' '.join(argv[:4])} took over {QUERY_TIMEOUT_S:.0f} s): "
+                               f"are you offline? Install ahead of time with `streamchaos setup --clients ...`") from None
+    if out.returncode != 0:
+        detail = _last_lines(out.stderr or out.stdout)
+        raise VersionError(f"cannot list the versions of {family.package} from the {family.registry} registry "
+                           f"(`{' '.join(argv[:5])}` failed: {detail}); offline? Installed versions still run: see `streamchaos clients`")
+    if family.registry == "npm":
+        value = json.loads(out.stdout)
+        versions = [value] if isinstance(value, str) else list(value)
+    elif family.registry == "pypi":
+        found = re.search(r"Available versions:\s*(.*)", out.stdout)
+        versions = [v.strip() for v in found.group(1).split(",")] if found else []
+    else:
+        versions = out.stdout.split()[1:]
+    versions = sorted(set(versions), key=version_key)
+    _PUBLISHED[key] = versions
+    return versions
+
+
+def _need(tool: str, family: Family) -> str:
+    found = shutil.which(tool)
+    if not found:
+        hint = {"npm": "Node.js >= 20 with npm (https://nodejs.org)", "go": "Go >= 1.23 (https://go.dev/doc/install)"}[tool]
+        raise VersionError(f"{family.name} installs from the {family.registry} registry with `{tool}`, which is not on PATH: install {hint}")
+    return found
+
+
+def check_published(family: Family, version: str) -> None:
+    versions = published(family)
+    if version in versions:
+        return
+    try:
+        key = version_key(version)
+        below = [v for v in versions if version_key(v) < key][-2:]
+        above = [v for v in versions if version_key(v) > key][:2]
+    except (TypeError, ValueError):
+        below, above = [], []
+    raise VersionError(f"{family.name}@{version}: the {family.registry} registry has no version {version} of {family.package} "
+                       f"(nearest: {', '.join(below + above) or 'none'}; newest: {versions[-1] if versions else 'none'})")
+
+
+def _last_lines(text: str, count: int = 2) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-count:]) or "no output"
+
+
+# -- the cache ------------------------------------------------------------------------------------
+
+def install_dir(family: Family, version: str) -> Path:
+    return cache_root() / "clients" / family.cache_name / version
+
+
+def is_installed(family: Family, version: str) -> bool:
+    return (install_dir(family, version) / MARKER).exists()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure(family: Family, version: str, check_registry: bool = True) -> Path:
+    """The install directory of ``family`` at ``version``, installing it first if needed (once,
+    under a lock, into a scratch directory renamed into place when complete)."""
+    target = install_dir(family, version)
+    if (target / MARKER).exists():
+        return target
+    with _locked(target.parent / f".lock-{version}"):
+        if (target / MARKER).exists():
+            return target
+        if check_registry:
+            check_published(family, version)
+        scratch = target.parent / f".tmp-{version}-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        say(f"installing {family.cache_name} {version} from {family.registry} into {target} (first use) ...")
+        started = time.monotonic()
+        try:
+            INSTALLERS[family.registry](family, version, scratch)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        seconds = time.monotonic() - started
+        (scratch / MARKER).write_text(json.dumps({"client": family.cache_name, "package": family.package, "version": version,
+                                                  "registry": family.registry, "installed_s": round(seconds, 1), "at": time.time()}))
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+        say(f"installed {family.cache_name} {version} in {seconds:.1f} s")
+        return target
+
+
+def _run(argv: list[str], cwd: Path, what: str, env: dict | None = None, timeout: float = INSTALL_TIMEOUT_S) -> str:
+    try:
+        out = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
+                             stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise VersionError(f"{what}: `{' '.join(argv[:4])}` took over {timeout:.0f} s") from None
+    if out.returncode != 0:
+        raise VersionError(f"{what}: `{' '.join(argv[:5])}` failed: {_last_lines(out.stderr or out.stdout, 4)}")
+    return out.stdout
+
+
+def _install_npm(family: Family, version: str, scratch: Path) -> None:
+    npm = _need("npm", family)
+    omit = []
+    if family.package == "@anthropic-ai/claude-code" and version_key(version) <= version_key(CLAUDE_CODE_LAST_CLI_JS):
+        omit = ["--omit=optional"]  # cli.js releases: the optional dependencies are image codecs only
+    (scratch / "package.json").write_text(json.dumps({"name": f"streamchaos-{family.cache_name}", "private": True, "type": "module"}))
+    _run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *omit, f"{family.package}@{version}"], scratch,
+         f"installing {family.package}@{version} with npm")
+    if family.package == "@anthropic-ai/sdk":
+        shutil.copy2(HERE / "js" / "client.mjs", scratch / "client.mjs")
+
+
+def _install_pypi(family: Family, version: str, scratch: Path) -> None:
+    _run([sys.executable, "-m", "venv", str(scratch / "venv")], scratch, "making a venv")
+    _run([str(scratch / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{family.package}=={version}", "h2"],
+         scratch, f"installing {family.package}=={version} with pip")
+
+
+def _install_go(family: Family, version: str, scratch: Path) -> None:
+    go = _need("go", family)
+    source = scratch / "src"
+    source.mkdir()
+    for item in (HERE / "go").iterdir():
+        if item.suffix in (".go", ".mod", ".sum"):
+            shutil.copy2(item, source / item.name)
+    env = {"GOFLAGS": "-mod=mod"}
+    _run([go, "mod", "edit", f"-require={family.package}@{version}"], source, "go mod edit", env)
+    _run([go, "mod", "tidy"], source, f"resolving {family.package}@{version}", env)
+    try:
+        _run([go, "build", "-o", str(scratch / "streamchaos-go-client"), "."], source, f"building the Go client against {family.package}@{version}", env)
+    except VersionError as error:
+        raise VersionError(f"go-sdk@{version}: the streamchaos Go client (harness/clients/go/main.go) does not compile against "
+                           f"{family.package} {version}; supported: v1.0.0 and later whose API it uses ({error})") from None
+
+
+INSTALLERS: dict[str, Callable[[Family, str, Path], None]] = {"npm": _install_npm, "pypi": _install_pypi, "go": _install_go}
+
+
+def ensure_toxiproxy(version: str = TOXIPROXY_VERSION) -> Path:
+    """``toxiproxy-server`` built with ``go install`` into ``<cache>/tools/toxiproxy/<version>``."""
+    target = cache_root() / "tools" / "toxiproxy" / version
+    binary = target / "toxiproxy-server"
+    if binary.exists():
+        return binary
+    go = shutil.which("go")
+    if not go:
+        raise VersionError("toxiproxy-server is not installed and `go` is not on PATH to build it: install Go >= 1.23 "
+                           "(https://go.dev/doc/install) or put a toxiproxy-server >= 2.12 on PATH")
+    with _locked(target.parent / f".lock-{version}"):
+        if binary.exists():
+            return binary
+        scratch = target.parent / f".tmp-{version}-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        say(f"installing toxiproxy {version} with `go install` into {target} (first use) ...")
+        started = time.monotonic()
+        flags = f"-X github.com/Shopify/toxiproxy/v2.Version={version}"
+        try:
+            for part, name in (("server", "toxiproxy-server"), ("cli", "toxiproxy-cli")):
+                _run([go, "install", "-ldflags", flags, f"github.com/Shopify/toxiproxy/v2/cmd/{part}@v{version}"], scratch,
+                     f"go install toxiproxy {version} (offline?)", {"GOBIN": str(scratch), "GOFLAGS": "-mod=mod"})
+                (scratch / part).rename(scratch / name)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+        say(f"installed toxiproxy {version} in {time.monotonic() - started:.1f} s")
+    return binary
+
+
+# -- adapters -------------------------------------------------------------------------------------
+
+def family_of(name: str) -> Family:
+    if name not in FAMILIES:
+        raise VersionError(f"{name!r} has no versions to choose from; NAME@VERSION works for {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def resolve(spec: str, install: bool = True):
+    """The adapter for ``NAME`` or ``NAME@VERSION`` (installing on first use when ``install``)."""
+    from . import registry
+
+    name, version = split_spec(spec)
+    if version is None:
+        builtin = registry.BUILT_IN.get(name)
+        if builtin is not None and (_builtin_works(builtin) or name not in FAMILIES):
+            return builtin
+        if name not in FAMILIES:
+            return registry.get(name)  # the KeyError naming the built-in clients
+        family = FAMILIES[name]
+        version = family.pinned()
+        if not install and not is_installed(family, version):
+            return builtin
+        if install:
+            ensure(family, version)
+        return adapter(family, version, name=name)
+    family = family_of(name)
+    version = normalize(family, version)
+    if family.name == "claude-code-bun" and version_key(version) > version_key(CLAUDE_CODE_LAST_CLI_JS):
+        raise VersionError(f"claude-code-bun@{version}: Claude Code {version} ships a native executable, not cli.js; claude-code-bun runs "
+                           f"the JavaScript releases (up to {CLAUDE_CODE_LAST_CLI_JS}) on Bun. Use claude-code@{version} instead")
+    if install:
+        ensure(family, version)
+    return adapter(family, version)
+
+
+def _builtin_works(builtin) -> bool:
+    """Installed by ``make setup`` (or, for the Python SDK, importable in this interpreter)."""
+    if builtin.name.startswith("python-sdk"):
+        import importlib.util
+
+        return importlib.util.find_spec("anthropic") is not None
+    return builtin.installed()[0]
+
+
+def adapter(family: Family, version: str, name: str | None = None):
+    """A registry adapter running ``family`` at ``version`` from the cache (installed or not:
+    ``installed()`` says which)."""
+    from . import registry
+
+    directory = install_dir(family, version)
+    label = name or f"{family.name}@{version}"
+    requires = (directory / MARKER,)
+    if family.registry == "pypi":
+        python = directory / "venv" / "bin" / "python"
+        env = {"PYTHONPATH": str(_python_shim(directory))}
+        if family.http2:
+            env["STREAMCHAOS_HTTP2"] = "1"
+        return registry.ContractClient(label, f"anthropic {version} (PyPI, own venv){', h2' if family.http2 else ', HTTP/1.1'}",
+                                       ("h2",) if family.http2 else ("http/1.1",), registry.SDK_POLICY, requires=requires,
+                                       argv=(str(python), "-m", "harness.clients.python_sdk_client"), env=env)
+    if family.registry == "go":
+        return registry.ContractClient(label, f"anthropic-sdk-go {version}, h2 over TLS", ("h2",), registry.GO_POLICY, requires=requires,
+                                       argv=(str(directory / "streamchaos-go-client"),))
+    if family.package == "@anthropic-ai/sdk":
+        runtime = _bun_launcher() if family.runtime == "bun" else (registry.NODE_BIN,)
+        env = {"BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT": "1"} if family.bun_h2 else {}
+        return registry.ContractClient(label, f"@anthropic-ai/sdk {version} on {family.runtime.title()}", ("h2",) if family.bun_h2 else ("http/1.1",),
+                                       registry.SDK_POLICY, requires=requires, argv=(*runtime, str(directory / "client.mjs")), env=env)
+    package = directory / "node_modules" / "@anthropic-ai" / "claude-code"
+    cli_js = package / "cli.js"
+    if family.runtime == "bun":
+        launcher = (*_bun_launcher(), str(cli_js))
+        how = "cli.js on Bun (npm)"
+    elif version_key(version) <= version_key(CLAUDE_CODE_LAST_CLI_JS):
+        launcher = (registry.NODE_BIN, str(cli_js))
+        how = "cli.js on Node"
+    else:
+        launcher = (str(directory / "node_modules" / ".bin" / "claude"),)
+        how = "native executable (Bun inside)"
+    return VersionedClaudeCode(label, f"Claude Code {version} (npm), {how}, HTTP/1.1", ("http/1.1",), registry.CLAUDE_POLICY, requires=requires,
+                               parallel=False, final_answer_only=True, launcher=launcher)
+
+
+def _bun_launcher() -> tuple[str, ...]:
+    from . import registry
+
+    if Path(registry.BUN_BIN).exists():
+        return (str(registry.BUN_BIN),)
+    directory = ensure(BUN, BUN.pinned())
+    return (str(directory / "node_modules" / ".bin" / "bun"),)
+
+
+def _python_shim(directory: Path) -> Path:
+    """``harness/clients/{python_sdk_client,contract}.py`` (stdlib and anthropic only) beside the
+    venv, refreshed when streamchaos changes them, so the venv's anthropic is the one imported."""
+    shim = directory / "shim"
+    package = shim / "harness" / "clients"
+    package.mkdir(parents=True, exist_ok=True)
+    for init in (shim / "harness" / "__init__.py", package / "__init__.py"):
+        if not init.exists():
+            init.write_text("")
+    for name in ("python_sdk_client.py", "contract.py"):
+        source = (HERE / name).read_bytes()
+        target = package / name
+        if not target.exists() or target.read_bytes() != source:
+            target.write_bytes(source)
+    return shim
+
+
+@dataclass(frozen=True)
+class VersionedClaudeCode(ClaudeCodeClient):
+    """Claude Code at a cached version: the built-in adapter's command with its program replaced
+    by ``launcher`` (the native executable, or a runtime and ``cli.js``)."""
+
+    launcher: tuple[str, ...] = ()
+
+    def invocation(self, trial):
+        invocation = super().invocation(trial)
+        return replace(invocation, argv=(*self.launcher, *invocation.argv[1:]))
+
+
+# -- listing --------------------------------------------------------------------------------------
+
+def cached() -> list[dict]:
+    """What the cache holds: one entry per installed client version."""
+    out = []
+    for marker in sorted((cache_root() / "clients").glob(f"*/*/{MARKER}")):
+        try:
+            info = json.loads(marker.read_text())
+        except ValueError:
+            continue
+        info["path"] = str(marker.parent)
+        out.append(info)
+    out.sort(key=lambda i: (i["client"], version_key(i["version"])))
+    return out
+
+
+def names_for(cache_name: str) -> list[str]:
+    return [f.name for f in FAMILIES.values() if f.cache_name == cache_name]
