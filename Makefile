@@ -13,6 +13,7 @@ TOXI_STAMP := $(STAMPS)/toxiproxy-$(TOXIPROXY_VERSION)
 JS_STAMP := $(STAMPS)/js-$(shell cat harness/clients/js/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 GO_STAMP := $(STAMPS)/go-$(shell cat harness/clients/go/go.sum harness/clients/go/*.go 2>/dev/null | sha1sum | cut -c1-12)
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+OPENAI_JS_STAMP := $(STAMPS)/openai-js-$(shell cat harness/clients/openai_js/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: setup run test bench clean python toxiproxy clients
 
@@ -33,7 +34,7 @@ $(TOXI_STAMP):
 	@scripts/install-toxiproxy.sh $(TOXIPROXY_VERSION) $(TOOLS)/bin
 	@touch $@
 
-clients: $(JS_STAMP) $(GO_STAMP) $(CC_STAMP)
+clients: $(JS_STAMP) $(GO_STAMP) $(CC_STAMP) $(OPENAI_JS_STAMP)
 $(JS_STAMP):
 	@mkdir -p $(STAMPS)
 	cd harness/clients/js && npm ci --no-audit --no-fund --loglevel=error
@@ -46,6 +47,12 @@ $(CC_STAMP):
 	@mkdir -p $(STAMPS)
 	cd harness/clients/claude_code && npm ci --no-audit --no-fund --loglevel=error
 	@rm -f $(STAMPS)/claude-code-*; touch $@
+
+# The OpenAI SDK for TypeScript and the Vercel AI SDK (ai + @ai-sdk/openai), pinned by their lock.
+$(OPENAI_JS_STAMP):
+	@mkdir -p $(STAMPS)
+	cd harness/clients/openai_js && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(STAMPS)/openai-js-*; touch $@
 
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4

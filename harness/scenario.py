@@ -21,6 +21,7 @@ TRANSPORTS = ("http/1.1", "h2")
 LIBRARY = Path(__file__).resolve().parent.parent / "scenarios"
 TOXIC_ACTIONS = ("add", "update", "remove", "down", "up")
 TOXIC_EVENTS = ("first_answer_complete", "connection_idle")
+APIS = {"messages": "/v1/messages", "chat": "/v1/chat/completions", "responses": "/v1/responses"}  # a scenario's api: the path its clients post to
 
 
 class ScenarioError(ValueError):
@@ -104,6 +105,7 @@ class Scenario:
     deadline_s: float
     max_retries: int | None
     version: int = FORMAT_VERSION
+    api: str = "messages"  # "messages" | "chat" | "responses": which API the clients speak
 
     @property
     def needs_toxiproxy(self) -> bool:
@@ -133,7 +135,7 @@ class Scenario:
             if turn.parallel > 1:
                 item["parallel"] = turn.parallel
             turns.append(item)
-        plan: dict[str, Any] = {"model": self.model, "turns": turns, "scenario": self.name}
+        plan: dict[str, Any] = {"model": self.model, "turns": turns, "scenario": self.name, "api": self.api}
         if self.client_timeout_s is not None:
             plan["timeout_s"] = round(self.client_timeout_s * factor, 6)
         if self.max_retries is not None:
@@ -156,7 +158,7 @@ def context_padding(kilobytes: int) -> str:
 
 TOP_KEYS = {
     "version", "name", "title", "shape", "expect", "reproduces", "seed", "trials", "time_scale", "transports", "tls",
-    "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s",
+    "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s", "api",
 }
 CONVERSATION_KEYS = {"model", "turns", "turn"}
 TURN_KEYS = {f for f in Turn.__dataclass_fields__}
@@ -192,11 +194,15 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         raise ScenarioError(source, "transports", "must name at least one of http/1.1, h2")
     time_scale = v.number(data, "time_scale", "", default=1.0, minimum=0.0, exclusive=True)
     turns, model = _conversation(v, data.get("conversation", {}))
+    api = v.get(data, "api", str, "", default="messages")
+    if api not in APIS:
+        raise ScenarioError(source, "api", f"must be one of {', '.join(APIS)}, not {api!r}")
     try:
-        faults = FaultPlan.from_data({"seed": v.get(data, "seed", int, "", default=0), "faults": data.get("faults", [])}).check(transports)
+        faults = FaultPlan.from_data({"seed": v.get(data, "seed", int, "", default=0), "faults": _faults_for_api(data.get("faults", []), api)}).check(transports)
     except PlanError as error:
         raise ScenarioError(source, error.path, error.message) from None
-    _check_reachable(source, faults, turns)
+    _check_api(source, api, faults, turns)
+    _check_reachable(source, faults, turns, slack=4 if api == "responses" else 0)
     client = v.table(data, "client", "")
     v.only(client, CLIENT_KEYS, "client")
     timeout = v.number(client, "timeout_s", "client", default=None, minimum=0.0, exclusive=True)
@@ -238,7 +244,33 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         deadline_s=v.number(data, "deadline_s", "", default=default_deadline, minimum=0.0, exclusive=True),
         max_retries=max_retries,
         version=version,
+        api=api,
     )
+
+
+def _faults_for_api(items: Any, api: str) -> Any:
+    """Rules of a chat or responses scenario select that API's path unless they name another."""
+    if api == "messages" or not isinstance(items, list):
+        return items
+    out = []
+    for item in items:
+        if isinstance(item, Mapping) and isinstance(item.get("select", {}), Mapping) and "path_prefix" not in item.get("select", {}):
+            item = {**item, "select": {**item.get("select", {}), "path_prefix": APIS[api]}}
+        out.append(item)
+    return out
+
+
+def _check_api(source: str, api: str, faults: FaultPlan, turns: tuple[Turn, ...]) -> None:
+    """Chat Completions and Responses answers have no thinking block."""
+    if api == "messages":
+        return
+    for index, turn in enumerate(turns):
+        if turn.thinking:
+            raise ScenarioError(source, "conversation.thinking" if len(turns) == 1 else f"conversation.turn[{index}].thinking",
+                                f"the {api} API has no thinking block; remove thinking or use api = 'messages'")
+    for index, rule in enumerate(faults.rules):
+        if rule.trigger.block == "thinking":
+            raise ScenarioError(source, f"faults[{index}].trigger.block", f"the {api} API has no thinking block; count 'text' or 'tool_use' deltas")
 
 
 def _conversation(v: "_Validator", data: Any) -> tuple[tuple[Turn, ...], str]:
@@ -284,9 +316,9 @@ def _turn(v: "_Validator", values: Mapping[str, Any], path: str) -> Turn:
     return Turn(**out)
 
 
-def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...]) -> None:
+def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...], slack: int = 0) -> None:
     """A trigger after more events than any answer of the conversation can have never fires."""
-    most = max(turn.max_events() for turn in turns)
+    most = max(turn.max_events() for turn in turns) + slack
     for index, rule in enumerate(faults.rules):
         trigger = rule.trigger
         if trigger.at != "events":

@@ -64,6 +64,7 @@ class ClientAdapter:
     parallel: bool = True
     final_answer_only: bool = False  # prints the last turn's answer only (Claude Code)
     on_by_default: bool = True  # run by `streamchaos run` without --clients (the reference clients are not)
+    apis: tuple[str, ...] = ("messages",)  # the APIs it speaks: "messages", "chat", "responses" (a scenario's api)
 
     def installed(self) -> tuple[bool, str]:
         for item in self.requires:
@@ -263,4 +264,10 @@ def command_client(template: str, name: str = "custom", output: str = "contract"
         shlex.split(template)
     except ValueError as error:
         raise ValueError(f"--client-cmd: cannot parse {template!r}: {error}") from None
-    return CommandClient(name, f"command: {template}", protocols, "declared by the command", template=template, output=output)
+    return CommandClient(name, f"command: {template}", protocols, "declared by the command", template=template, output=output,
+                         apis=("messages", "chat", "responses"))
+
+
+from .openai_clients import CLIENTS as _OPENAI_CLIENTS  # noqa: E402 - OpenAI-compatible built-ins (they subclass the above)
+
+BUILT_IN.update({c.name: c for c in _OPENAI_CLIENTS})
