@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from .registry import NODE_BIN, ROOT, ContractClient
+from .registry import BUILT_IN, NODE_BIN, ROOT, ContractClient
 
 OPENAI_JS_DIR = ROOT / "harness" / "clients" / "openai_js"
 OPENAI_APIS = ("chat", "responses")
@@ -39,4 +39,4 @@ CLIENTS = (
                    argv=(NODE_BIN, NODE_AI_SDK), apis=OPENAI_APIS),
 )
 
-
+BUILT_IN.update({c.name: c for c in CLIENTS})

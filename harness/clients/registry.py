@@ -268,6 +268,4 @@ def command_client(template: str, name: str = "custom", output: str = "contract"
                          apis=("messages", "chat", "responses"))
 
 
-from .openai_clients import CLIENTS as _OPENAI_CLIENTS  # noqa: E402 - OpenAI-compatible built-ins (they subclass the above)
-
-BUILT_IN.update({c.name: c for c in _OPENAI_CLIENTS})
+from . import openai_clients  # noqa: E402,F401 - registers the OpenAI-compatible built-ins (they use the classes above)

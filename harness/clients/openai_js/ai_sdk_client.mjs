@@ -8,7 +8,8 @@
 // the awaited results reject; either way the client prints {"turn": i, "error": ...} and exits 1.
 // Base URL and key: OPENAI_BASE_URL and OPENAI_API_KEY (read by createOpenAI); `max_retries` goes
 // to the SDK's `maxRetries` (its own retry loop: 2 retries, 2 s then 4 s, retry-after honoured up
-// to 60 s); `timeout_s` becomes an AbortSignal.timeout for the whole call.
+// under 60 s); `timeout_s` becomes the SDK's `timeout` option (firstChunkMs and chunkMs for a
+// stream, stepMs otherwise); by default the SDK has no timeout.
 
 import { generateText, jsonSchema, streamText, tool } from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
@@ -27,7 +28,9 @@ async function ask(model, plan, turn, history, pending, prompt) {
   const retries = maxRetries(plan);
   if (retries !== undefined) options.maxRetries = retries;
   const timeout = timeoutMs(plan);
-  if (timeout !== undefined) options.abortSignal = AbortSignal.timeout(timeout);
+  // The SDK's own timeouts (none by default): for a stream, until the first chunk and between
+  // chunks (a read timeout's analogue); for generateText, per step.
+  if (timeout !== undefined) options.timeout = (turn.stream ?? true) ? { firstChunkMs: timeout, chunkMs: timeout } : { stepMs: timeout };
   const declared = tools(turn);
   if (declared) options.tools = declared;
   let result;
