@@ -244,7 +244,7 @@ def reference_client(strategy: str, http2: bool = False, time_scale: float | Non
         name or f"ref-{strategy}{'-h2' if http2 else ''}",
         f"reference client (httpx{', h2' if http2 else ', HTTP/1.1'}), strategy {strategy}",
         ("h2",) if http2 else ("http/1.1",), strategy_policy(chosen), on_by_default=False, argv=REFERENCE,
-        env={"STREAMCHAOS_HTTP2": "1"} if http2 else {}, strategy=strategy, time_scale=time_scale,
+        env={"STREAMCHAOS_HTTP2": "1"} if http2 else {}, strategy=strategy, time_scale=time_scale, apis=("messages", "chat"),
     )
 
 
