@@ -14,6 +14,7 @@ JS_STAMP := $(STAMPS)/js-$(shell cat harness/clients/js/package-lock.json 2>/dev
 GO_STAMP := $(STAMPS)/go-$(shell cat harness/clients/go/go.sum harness/clients/go/*.go 2>/dev/null | sha1sum | cut -c1-12)
 H2SPEC_STAMP := $(STAMPS)/h2spec
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
+OPENAI_JS_STAMP := $(STAMPS)/openai-js-$(shell cat harness/clients/openai_js/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
 .PHONY: setup run test bench clean python toxiproxy clients actionlint image lab
 .PHONY: report-tools
@@ -36,7 +37,7 @@ $(TOXI_STAMP):
 	@if $(TOOLS)/bin/toxiproxy-server -version >/dev/null 2>&1; then touch $@; \
 	 else echo "toxiproxy: no working tools/bin/toxiproxy-server; not stamped (tests that need it fail under CI=true)" >&2; fi
 
-clients: $(JS_STAMP) $(GO_STAMP) $(CC_STAMP)
+clients: $(JS_STAMP) $(GO_STAMP) $(CC_STAMP) $(OPENAI_JS_STAMP)
 $(JS_STAMP):
 	@mkdir -p $(STAMPS)
 	cd harness/clients/js && npm ci --no-audit --no-fund --loglevel=error
@@ -89,6 +90,11 @@ versions: $(VERSIONS_STAMP)
 $(VERSIONS_STAMP): $(PY_STAMP) $(JS_STAMP)
 	$(BIN)/streamchaos setup --no-toxiproxy --clients $(SUITE_VERSIONS)
 	@rm -f $(STAMPS)/versions-*; touch $@
+# The OpenAI SDK for TypeScript and the Vercel AI SDK (ai + @ai-sdk/openai), pinned by their lock.
+$(OPENAI_JS_STAMP):
+	@mkdir -p $(STAMPS)
+	cd harness/clients/openai_js && npm ci --no-audit --no-fund --loglevel=error
+	@rm -f $(STAMPS)/openai-js-*; touch $@
 
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4

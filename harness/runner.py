@@ -162,6 +162,8 @@ def skip_reason(scenario: Scenario, client: ClientAdapter) -> str | None:
     installed, why = client.installed()
     if not installed:
         return why
+    if scenario.api not in client.apis:
+        return f"{client.name} speaks the {', '.join(client.apis)} API; the scenario's api is {scenario.api}"
     _, why = transport_for(scenario, client)
     if why:
         return why

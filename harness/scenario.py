@@ -40,6 +40,7 @@ if not LIBRARY.is_dir():
     LIBRARY = _installed_library()
 TOXIC_ACTIONS = ("add", "update", "remove", "down", "up")
 TOXIC_EVENTS = ("first_answer_complete", "connection_idle")
+APIS = {"messages": "/v1/messages", "chat": "/v1/chat/completions", "responses": "/v1/responses"}  # a scenario's api: the path its clients post to
 
 
 class ScenarioError(ValueError):
@@ -129,6 +130,7 @@ class Scenario:
     @property
     def needs_lab(self) -> bool:
         return self.network is not None
+    api: str = "messages"  # "messages" | "chat" | "responses": which API the clients speak
 
     @property
     def needs_toxiproxy(self) -> bool:
@@ -158,7 +160,7 @@ class Scenario:
             if turn.parallel > 1:
                 item["parallel"] = turn.parallel
             turns.append(item)
-        plan: dict[str, Any] = {"model": self.model, "turns": turns, "scenario": self.name}
+        plan: dict[str, Any] = {"model": self.model, "turns": turns, "scenario": self.name, "api": self.api}
         if self.client_timeout_s is not None:
             plan["timeout_s"] = round(self.client_timeout_s * factor, 6)
         if self.max_retries is not None:
@@ -181,7 +183,7 @@ def context_padding(kilobytes: int) -> str:
 
 TOP_KEYS = {
     "version", "name", "title", "shape", "expect", "reproduces", "seed", "trials", "time_scale", "transports", "tls",
-    "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s", "network",
+    "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s", "network", "api",
 }
 CONVERSATION_KEYS = {"model", "turns", "turn"}
 TURN_KEYS = {f for f in Turn.__dataclass_fields__}
@@ -227,12 +229,16 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
     if time_scale < limits.MIN_TIME_SCALE:
         raise ScenarioError(source, "time_scale", f"must be at least {limits.MIN_TIME_SCALE:g}, not {time_scale:g}")
     turns, model = _conversation(v, data.get("conversation", {}))
+    api = v.get(data, "api", str, "", default="messages")
+    if api not in APIS:
+        raise ScenarioError(source, "api", f"must be one of {', '.join(APIS)}, not {api!r}")
     try:
-        faults = FaultPlan.from_data({"seed": v.get(data, "seed", int, "", default=0), "faults": data.get("faults", [])}).check(transports)
+        faults = FaultPlan.from_data({"seed": v.get(data, "seed", int, "", default=0), "faults": _faults_for_api(data.get("faults", []), api)}).check(transports)
         check_durations(faults, limits.MAX_SECONDS)
     except PlanError as error:
         raise ScenarioError(source, error.path, error.message) from None
-    _check_reachable(source, faults, turns)
+    _check_api(source, api, faults, turns)
+    _check_reachable(source, faults, turns, slack=4 if api == "responses" else 0)
     client = v.table(data, "client", "")
     v.only(client, CLIENT_KEYS, "client")
     timeout = v.number(client, "timeout_s", "client", default=None, minimum=0.0, exclusive=True, maximum=limits.MAX_SECONDS)
@@ -284,7 +290,33 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
         version=version,
         network=network,
         field_rows=field_rows,
+        api=api,
     )
+
+
+def _faults_for_api(items: Any, api: str) -> Any:
+    """Rules of a chat or responses scenario select that API's path unless they name another."""
+    if api == "messages" or not isinstance(items, list):
+        return items
+    out = []
+    for item in items:
+        if isinstance(item, Mapping) and isinstance(item.get("select", {}), Mapping) and "path_prefix" not in item.get("select", {}):
+            item = {**item, "select": {**item.get("select", {}), "path_prefix": APIS[api]}}
+        out.append(item)
+    return out
+
+
+def _check_api(source: str, api: str, faults: FaultPlan, turns: tuple[Turn, ...]) -> None:
+    """Chat Completions and Responses answers have no thinking block."""
+    if api == "messages":
+        return
+    for index, turn in enumerate(turns):
+        if turn.thinking:
+            raise ScenarioError(source, "conversation.thinking" if len(turns) == 1 else f"conversation.turn[{index}].thinking",
+                                f"the {api} API has no thinking block; remove thinking or use api = 'messages'")
+    for index, rule in enumerate(faults.rules):
+        if rule.trigger.block == "thinking":
+            raise ScenarioError(source, f"faults[{index}].trigger.block", f"the {api} API has no thinking block; count 'text' or 'tool_use' deltas")
 
 
 def _conversation(v: "_Validator", data: Any) -> tuple[tuple[Turn, ...], str]:
@@ -356,9 +388,9 @@ def _check_directives(source: str, turn: Turn, path: str) -> Turn:
     return turn
 
 
-def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...]) -> None:
+def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...], slack: int = 0) -> None:
     """A trigger after more events than any answer of the conversation can have never fires."""
-    most = max(turn.max_events() for turn in turns)
+    most = max(turn.max_events() for turn in turns) + slack
     for index, rule in enumerate(faults.rules):
         trigger = rule.trigger
         if trigger.at != "events":

@@ -1,7 +1,9 @@
 """The client contract: how the harness runs any client and reads what it printed.
 
 The harness sets ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (one key per trial), SSL_CERT_FILE and
-NODE_EXTRA_CA_CERTS (the simulator's CA) and STREAMCHAOS_PLAN (the conversation, JSON; a plan too
+NODE_EXTRA_CA_CERTS (the simulator's CA), OPENAI_BASE_URL (``.../v1``) and OPENAI_API_KEY for
+OpenAI-compatible clients, and STREAMCHAOS_PLAN (the conversation, JSON, whose ``api`` says which API
+to speak: "messages", "chat" or "responses", see openai_contract.py; a plan too
 large for the environment, over 64 KiB, is written to a file named by STREAMCHAOS_PLAN_FILE instead,
 so a client reads STREAMCHAOS_PLAN if it is set and the file otherwise). The client
 prints each turn's final answer, as a JSON line (``{"turn": i, "text": ...}``) or as plain text,
@@ -56,10 +58,12 @@ PLAN_IN_ENV_LIMIT = 64 * 1024  # one environment string may not exceed 128 KiB o
 
 def contract_env(base_url: str, api_key: str, plan: Mapping[str, Any], ca_file: str | None, extra: Mapping[str, str] | None = None,
                  plan_dir: str | os.PathLike | None = None) -> dict[str, str]:
-    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANTHROPIC_", "STREAMCHAOS_"))}
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ANTHROPIC_", "STREAMCHAOS_", "OPENAI_"))}
     env.update({
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_API_KEY": api_key,
+        "OPENAI_BASE_URL": base_url.rstrip("/") + "/v1",  # OpenAI-compatible clients (the plan's "api")
+        "OPENAI_API_KEY": api_key,
         "NO_PROXY": "127.0.0.1,localhost,::1",
         "no_proxy": "127.0.0.1,localhost,::1",
     })

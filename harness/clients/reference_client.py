@@ -543,6 +543,8 @@ class ReferenceClient:
     """One process's client: a strategy, its RetryController (budget and throttle shared by every
     request), and a pool of connections."""
 
+    api = "messages"  # or "chat": Chat Completions (harness/clients/reference_chat.py), from the plan's api
+
     def __init__(self, strategy: strategies.Strategy, base_url: str, api_key: str, factory: Callable[[], httpx.AsyncClient],
                  live: Callable[[str], None] | None = None, log: Callable[[str], None] | None = None,
                  controller: strategies.RetryController | None = None,
@@ -651,7 +653,10 @@ class ReferenceClient:
             "accept": "text/event-stream" if body.get("stream") else "application/json",
             "x-stainless-retry-count": str(number - 1), "user-agent": f"streamchaos-reference/{self.strategy.name}",
         }
-        request = client.build_request("POST", f"{self.base_url}/v1/messages", content=json.dumps(body).encode(), headers=headers)
+        if self.api == "chat":
+            headers["authorization"] = f"Bearer {self.api_key}"
+        path, accumulator = ("/v1/messages", Accumulator) if self.api != "chat" else _chat_wire()
+        request = client.build_request("POST", f"{self.base_url}{path}", content=json.dumps(body).encode(), headers=headers)
         response: httpx.Response | None = None
         acc: Accumulator | None = None
         streaming = bool(body.get("stream"))  # a non-streaming body is read whole, like the SDKs, inside the retry
@@ -662,7 +667,7 @@ class ReferenceClient:
             if response.status_code != 200:
                 data = await guarded(response.aread(), idle, False, "in the error body")
                 raise status_failure(response.status_code, response.headers, data)
-            acc = Accumulator(feed)
+            acc = accumulator(feed)
             decoder = sse.Decoder()
             data = bytearray()
             chunks = response.aiter_bytes()
@@ -681,7 +686,7 @@ class ReferenceClient:
                     message = json.loads(bytes(data))
                 except ValueError:
                     raise MalformedStream(f"the body is not JSON: {bytes(data[:80])!r}") from None
-                return Accumulator.from_message(message, feed)
+                return accumulator.from_message(message, feed)
             if not acc.stopped:
                 raise IncompleteStream(f"the stream ended without message_stop after {acc.events} events", mid_stream=True)
             return acc
@@ -706,7 +711,17 @@ class ReferenceClient:
 # -- the contract -----------------------------------------------------------------------------------
 
 def request_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list) -> dict[str, Any]:
+    if plan.get("api") == "chat":
+        from harness.clients import reference_chat
+
+        return reference_chat.request_body(plan, turn, messages)
     return contract.request_body(plan, turn, messages, stream=bool(turn.get("stream", True)))
+
+
+def _chat_wire() -> tuple[str, type]:
+    from harness.clients.reference_chat import ChatAccumulator
+
+    return "/v1/chat/completions", ChatAccumulator
 
 
 def strategy_from_env(environ: Mapping[str, str]) -> strategies.Strategy:
@@ -747,6 +762,9 @@ async def converse(plan: Mapping[str, Any], environ: Mapping[str, str], out: Tex
 
     client = ReferenceClient(strategy, environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"), environ.get("ANTHROPIC_API_KEY", ""),
                              factory, live=live, log=log)
+    if plan.get("api") not in (None, "messages", "chat"):
+        raise SystemExit(f"the reference client speaks the messages and chat APIs, not {plan.get('api')!r}")
+    client.api = plan.get("api") or "messages"
     messages: list = []
     pending_tool_results: list = []
     try:

@@ -64,6 +64,7 @@ class ClientAdapter:
     parallel: bool = True
     final_answer_only: bool = False  # prints the last turn's answer only (Claude Code)
     on_by_default: bool = True  # run by `streamchaos run` without --clients (the reference clients are not)
+    apis: tuple[str, ...] = ("messages",)  # the APIs it speaks: "messages", "chat", "responses" (a scenario's api)
 
     def installed(self) -> tuple[bool, str]:
         for item in self.requires:
@@ -249,7 +250,7 @@ def reference_client(strategy: str, http2: bool = False, time_scale: float | Non
         name or f"ref-{strategy}{'-h2' if http2 else ''}",
         f"reference client (httpx{', h2' if http2 else ', HTTP/1.1'}), strategy {strategy}",
         ("h2",) if http2 else ("http/1.1",), strategy_policy(chosen), on_by_default=False, argv=REFERENCE,
-        env={"STREAMCHAOS_HTTP2": "1"} if http2 else {}, strategy=strategy, time_scale=time_scale,
+        env={"STREAMCHAOS_HTTP2": "1"} if http2 else {}, strategy=strategy, time_scale=time_scale, apis=("messages", "chat"),
     )
 
 
@@ -269,4 +270,8 @@ def command_client(template: str, name: str = "custom", output: str = "contract"
         shlex.split(template)
     except ValueError as error:
         raise ValueError(f"--client-cmd: cannot parse {template!r}: {error}") from None
-    return CommandClient(name, f"command: {template}", protocols, "declared by the command", template=template, output=output)
+    return CommandClient(name, f"command: {template}", protocols, "declared by the command", template=template, output=output,
+                         apis=("messages", "chat", "responses"))
+
+
+from . import openai_clients  # noqa: E402,F401 - registers the OpenAI-compatible built-ins (they use the classes above)

@@ -14,12 +14,13 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ..config import SimulatorConfig
 from . import answer as answers
 from .errors import ApiError
 from .events import WireEvent, body_events, count_body_events, iter_body_events, message_start
+from .openai_router import OPENAI_PATHS, OpenAIApi, is_openai
 from .request import MessagesRequest, parse_count_tokens_request, parse_messages_request
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -34,6 +35,7 @@ ROUTES = {
     "/v1/messages": "POST",
     "/v1/messages/count_tokens": "POST",
     "/v1/models": "GET",
+    **{path: "POST" for path in OPENAI_PATHS},  # OpenAI-compatible APIs: simulator/api/openai_router.py
 }
 
 
@@ -69,6 +71,7 @@ class StreamReply:
     summary: dict | None = None
     start: WireEvent | None = None  # message_start of a long answer
     ping_every: int | None = None
+    error_event: Callable[[str, str, int], bytes] | None = None  # an API's in-stream error (None: Messages)
 
     @property
     def body(self) -> bytes:
@@ -139,6 +142,7 @@ class MessagesApi:
         self._cache_size = cache_size
         self._cache_bytes = 0
         self._reset_header: tuple[int, bytes] = (0, b"")
+        self.openai = OpenAIApi(config)
 
     def new_request_id(self) -> str:
         return f"req_sc{self._prefix}{next(self._ids):012d}"
@@ -152,9 +156,11 @@ class MessagesApi:
         try:
             return (yield from self._route(info, body, request_id))
         except ApiError as error:
-            return self.error_reply(error, request_id)
+            return self.error_reply(error, request_id, path=info.path)
 
-    def error_reply(self, error: ApiError, request_id: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> JsonReply:
+    def error_reply(self, error: ApiError, request_id: str, extra: Sequence[tuple[bytes, bytes]] = (), path: str | None = None) -> JsonReply:
+        if is_openai(path):
+            return self.openai.error_reply(error, request_id, extra)
         headers = (
             (b"content-type", b"application/json"),
             (b"request-id", request_id.encode()),
@@ -179,6 +185,8 @@ class MessagesApi:
             raise ApiError(413, "Request exceeds the maximum allowed number of bytes.", "request_too_large")
         if path == "/v1/messages":
             return (yield from self._messages(info, body, request_id))
+        if path in OPENAI_PATHS:
+            return self.openai.handle(path, info.body_sha256, body, request_id)
         if path == "/v1/messages/count_tokens":
             return self._json(200, {"input_tokens": parse_count_tokens_request(body)}, request_id)
         if model_path:

@@ -71,8 +71,12 @@ async def _blackhole(fault: model.Fault, channel: Any, out: Any) -> bool:
 
 
 async def _sse_error(fault: model.SseError, channel: Any, out: Any) -> bool:
-    payload = {"type": "error", "error": {"type": fault.error_type, "message": fault.message}}
-    await out.emit(sse.encode("error", payload))
+    encode = getattr(out, "error_event", None)  # another API's form (simulator/api/openai_*.py)
+    if encode is not None:
+        await out.emit(encode(fault.error_type, fault.message, out.writer.record["events_out"]))
+    else:
+        payload = {"type": "error", "error": {"type": fault.error_type, "message": fault.message}}
+        await out.emit(sse.encode("error", payload))
     await channel.end()
     return False
 

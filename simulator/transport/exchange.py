@@ -80,6 +80,7 @@ async def run_exchange(
     writer = _Writer(state, channel, record, [], None, t_headers)
     try:
         reply = await _handle_sliced(api, info, body, request_id)
+        writer.error_event = getattr(reply, "error_event", None)  # an OpenAI-compatible API's in-stream error
         writer.firings, writer.facts = _decide(state, connection, record, info, reply, idle_s)
         if getattr(reply, "answer", None) is not None:
             record["conversation"] = reply.request.conversation_digest
@@ -252,6 +253,7 @@ class _FaultOutput:
 
     def __init__(self, writer: "_Writer", note: dict) -> None:
         self.writer, self.note = writer, note
+        self.error_event = writer.error_event
 
     async def flush(self) -> None:
         """Write the batch; the note then says what was on the wire when the fault fired."""
@@ -279,6 +281,7 @@ class _Writer:
         self.batch_bytes = 0
         self.batch_events = 0
         self.ending: str | None = None  # "fault:<kind>" once a terminal fault has begun
+        self.error_event = None  # set for a reply whose API writes in-stream errors its own way
 
     # -- firing --------------------------------------------------------------------------------
     async def fire(self, firing: Firing) -> None:
@@ -314,7 +317,7 @@ class _Writer:
             if fault.retry_after_ms is not None:
                 extra.append((b"retry-after-ms", _number(fault.retry_after_ms)))
             error = ApiError(fault.status, fault.message, fault.error_type)
-            out = self.state.api.error_reply(error, request_id, extra)
+            out = self.state.api.error_reply(error, request_id, extra, path=self.record.get("path"))
             if fault.should_retry is not None:
                 out = JsonReply(out.status, tuple(h for h in out.headers if h[0] != b"x-should-retry") + ((b"x-should-retry", b"true" if fault.should_retry else b"false"),), out.body)
             self.record["faults"].append({"rule": firing.index, "type": "http_error", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": fault.status, "events_out": 0, "bytes_out": 0})

@@ -1,0 +1,71 @@
+"""The client contract for OpenAI-compatible clients: which API the plan asks for and the request
+bodies every built-in contract client builds for it.
+
+The plan's ``api`` is ``"messages"`` (the default), ``"chat"`` (``POST /v1/chat/completions``) or
+``"responses"`` (``POST /v1/responses``). The harness also sets OPENAI_BASE_URL (the simulator's
+URL with ``/v1``) and OPENAI_API_KEY (the trial's key) beside the ANTHROPIC_* variables.
+A turn's user message is its prompt as a string: the simulator reads it as the Messages API's
+one text block, so the first turn of a conversation gets the same answer on every API.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+APIS = ("messages", "chat", "responses")
+PATHS = {"messages": "/v1/messages", "chat": "/v1/chat/completions", "responses": "/v1/responses"}
+CHAT_FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use", "content_filter": "refusal"}
+
+
+def api_of(plan: Mapping[str, Any], default: str = "chat") -> str:
+    """The API an OpenAI client speaks for this plan (a Messages plan falls back to ``default``)."""
+    api = plan.get("api", "messages")
+    return api if api in ("chat", "responses") else default
+
+
+def _max_tokens(plan: Mapping[str, Any], turn: Mapping[str, Any]) -> int:
+    return int(turn.get("max_tokens", plan.get("max_tokens", 1024)))
+
+
+def chat_tools(turn: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema") or {}}}
+            for t in turn.get("tools") or []]
+
+
+def responses_tools(turn: Mapping[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "function", "name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema") or {}, "strict": False}
+            for t in turn.get("tools") or []]
+
+
+def chat_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list, stream: bool | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": plan.get("model", "gpt-5"), "messages": messages, "max_completion_tokens": _max_tokens(plan, turn)}
+    if stream is not None:
+        body["stream"] = stream
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+    if turn.get("tools"):
+        body["tools"] = chat_tools(turn)
+    return body
+
+
+def responses_body(plan: Mapping[str, Any], turn: Mapping[str, Any], items: list, stream: bool | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": plan.get("model", "gpt-5"), "input": items, "max_output_tokens": _max_tokens(plan, turn)}
+    if stream is not None:
+        body["stream"] = stream
+    if turn.get("tools"):
+        body["tools"] = responses_tools(turn)
+    return body
+
+
+def first_body(plan: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
+    """The first request of ``plan`` on its API, as every built-in OpenAI contract client builds it."""
+    turn = plan["turns"][0]
+    if api_of(plan) == "responses":
+        return responses_body(plan, turn, [{"role": "user", "content": turn["prompt"]}], stream)
+    return chat_body(plan, turn, [{"role": "user", "content": turn["prompt"]}], stream)
+
+
+def part_prompts(turn: Mapping[str, Any]) -> list[str]:
+    """The prompt of each part of a turn, as in :func:`harness.clients.contract.turn_conversations`."""
+    parts = int(turn.get("parallel", 1))
+    return [turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})" for part in range(parts)]
