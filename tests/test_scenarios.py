@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 
 from harness import runner, scenario
 from harness.clients import registry
+from harness.simulator_process import SimulatorProcess
 
 LIBRARY = scenario.library()
 
@@ -116,35 +118,102 @@ def client_for(item: scenario.Scenario) -> registry.ClientAdapter:
 
 
 FAST = {  # run slow scenarios faster still; relative timings are kept by time_scale
-    "agentic_nat_eviction": 0.005, "stall_forever": 0.005, "stall_30s": 0.02, "stale_pooled_connection": 0.2,
+    "agentic_nat_eviction": 0.005, "stall_forever": 0.01, "stall_30s": 0.02, "stale_pooled_connection": 0.2,
     "cross_client_cascade": 0.5, "large_context_decay": 1.0,
 }
+# Trials per scenario: enough for every rule to fire. Trial keys are fixed (run id "lib"), so the
+# keyed draws of probability and doomed selectors give the same decisions on every run.
+TRIALS = {"large_context_decay": 5}  # trial 4's first attempt is drawn to fail
 
 
-OUTCOMES: dict[str, list[str]] = {}  # filled below from a measured run
+def check_clock_rule(index: int, rule, loaded: tuple[float, float], journal: list[dict]) -> None:
+    """Reply by reply: selected iff it started before ``until``; fired iff it was still going at the
+    clock instant (or started after it); never fired early. ``loaded`` brackets the plan's load."""
+    slack = 0.05
+    low, high = loaded
+    at, until = rule.trigger.value, rule.trigger.until
+    requests = [r for r in journal if r["kind"] == "request" and r.get("decision")]
+    overlapped = 0
+    for request in requests:
+        selected = index in request["decision"]["rules"]
+        notes = [n for n in request.get("faults", []) if n.get("rule") == index]
+        if request["t_headers"] >= high + until + slack:
+            assert not selected, request["decision"]
+        elif request["t_headers"] < low + until - slack:
+            assert selected, request["decision"]
+        if not selected:
+            continue
+        due = max(high + at, request["t_headers"])
+        if request["t_end"] > due + slack:  # still going when the clock struck: it must have fired
+            overlapped += 1
+            assert notes and "not_reached" not in notes[0], (request["end"], notes)
+        for note in notes:
+            if "t" in note:
+                assert note["t"] >= max(low + at, request["t_headers"]) - 0.001, "fired before the clock"
+    fired = sum(1 for r in requests for n in r.get("faults", []) if n.get("rule") == index and "t" in n)
+    assert fired >= overlapped
+
+
+# The Python SDK (HTTP/1.1, or h2 where the scenario is h2-only) in each scenario, as measured.
+# It never retries once a stream started, retries 5xx/429/529 twice, and its accumulator returns a
+# truncated text silently (data_loss). Toxiproxy steps count as faults: a trial they touched and
+# the client survived is "recovered", never "clean".
+OUTCOMES: dict[str, set[str]] = {
+    "agentic_nat_eviction": {"recovered"}, "cross_client_cascade": {"failed", "recovered"},
+    "errors_500_429_retry_after": {"recovered"}, "fin_mid_body": {"failed"}, "goaway_graceful_in_flight": {"failed"},
+    "goaway_last_stream_zero": {"failed"}, "large_context_decay": {"failed", "recovered"}, "network_blip": {"failed", "recovered"},
+    "overload_529_burst": {"failed"}, "overload_sse_error": {"failed"}, "refused_stream": {"recovered"},
+    "reset_mid_thinking": {"failed"}, "rst_stream_internal_error": {"failed"}, "silent_truncation": {"data_loss"},
+    "slow_sliced_network": {"recovered"}, "stale_pooled_connection": {"recovered"}, "stall_30s": {"recovered"},
+    "stall_forever": {"failed"}, "startup_burst": {"recovered"},
+}
 SIMULATED = [p for p in LIBRARY if not scenario.load(p).needs_lab]  # [network] scenarios run in real time: tests/test_lab.py
+# Which trials a clock rule or a toxiproxy down window hits depends on how fast the clients
+# started and ran: a set of possible outcomes is pinned (the shape's firing is checked above).
+TIMING_DEPENDENT = {"cross_client_cascade", "network_blip"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", SIMULATED, ids=[p.stem for p in SIMULATED])
-def test_library_scenario_runs_and_its_faults_fire_as_specified(tmp_path, path):
+def test_library_scenario_runs_and_its_faults_fire_as_specified(tmp_path, path, monkeypatch):
+    loads = []  # when the runner loaded the plan: clock triggers count from then
+    load_plan = SimulatorProcess.load_plan
+
+    def recording(self, plan):
+        before = time.monotonic()
+        answer = load_plan(self, plan)
+        loads.append((before, time.monotonic()))
+        return answer
+
+    monkeypatch.setattr(SimulatorProcess, "load_plan", recording)
     item = scenario.load(path)
     if item.needs_toxiproxy:
         from tests.support import require
 
         require(Path(__file__).resolve().parent.parent / "tools" / "bin" / "toxiproxy-server", "toxiproxy")
-    item = replace(item, trials=min(item.trials, item.concurrency, 8) if item.concurrency > 1 else 1)
+    scale = FAST.get(item.name, item.time_scale)
+    # A deadline of at least 30 s of wall time: a client that starts slowly on a busy machine is
+    # not "hung" (Python SDK clients took over 6 s to start at a load average of 19).
+    item = replace(item, trials=TRIALS.get(item.name) or (min(item.trials, item.concurrency, 8) if item.concurrency > 1 else 1),
+                   deadline_s=max(item.deadline_s, 30.0 / scale))
     client = client_for(item)
-    config = runner.RunConfig((item,), (client,), results_dir=tmp_path, run_id="lib", time_scale=FAST.get(item.name, item.time_scale))
+    config = runner.RunConfig((item,), (client,), results_dir=tmp_path, run_id="lib", time_scale=scale, workers=max(2, min(item.trials, 5)))
     directory = runner.run(config)
     records = runner.load_records(directory)
     assert records and not [r for r in records if r.get("skipped") or r["outcome"] in ("error", "skipped")], \
         [(r["outcome"], r.get("skipped"), r.get("error_line")) for r in records]  # the harness ran every trial
     journal = [json.loads(line) for line in (directory / f"journal-{item.name}.jsonl").read_text().splitlines()]
     fired = [(record, note) for record in journal for note in record.get("faults", []) if "not_reached" not in note and "skipped" not in note]
-    # The shape fired: every rule, whatever selects it (probability, window, idle, clock, doomed).
+    # The shape fired: every rule, whatever selects it (probability, window, idle, doomed).
     # Trial keys are fixed (run id "lib"), so keyed draws make this deterministic, not lucky.
+    # A clock rule fires on the replies in flight at its instant (or starting before `until`):
+    # which replies those are depends on how fast the clients started, so it is checked reply by
+    # reply against the plan's load time, and must fire whenever a reply overlapped its window.
+    scaled = item.plan(scale).rules
     for index, rule in enumerate(item.faults.rules):
+        if rule.trigger.at == "clock":
+            check_clock_rule(index, scaled[index], loads[-1], journal)
+            continue
         assert any(note["rule"] == index for _, note in fired), f"rule {index} ({rule.fault.kind}, {rule.select}) never fired"
     for record, note in fired:
         rule = item.faults.rules[note["rule"]]
@@ -165,5 +234,7 @@ def test_library_scenario_runs_and_its_faults_fire_as_specified(tmp_path, path):
             assert ran is not None and sorted(step["step"] for step in ran) == list(range(len(item.toxics))), (record["trial"], ran)
             assert not [step for step in ran if step["error"]], ran
     # What the client did: the outcomes this client has in this scenario, pinned.
-    outcomes = sorted({r["outcome"] for r in records})
-    assert outcomes == OUTCOMES[item.name], (outcomes, [(r["outcome"], r["error_line"]) for r in records])
+    outcomes = {r["outcome"] for r in records}
+    want = OUTCOMES[item.name]
+    assert outcomes <= want if item.name in TIMING_DEPENDENT else outcomes == want, \
+        (sorted(outcomes), [(r["outcome"], r["error_line"]) for r in records])

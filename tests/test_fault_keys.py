@@ -1,0 +1,275 @@
+"""Every fault key, trigger and selector the README documents, seen on the wire (and in the
+journal, which says what reached the kernel when): malformed_sse split / no_blank_line / gap_s,
+goaway grace_s, slow jitter, the 429 and 500 bodies, the budget and clock triggers, the idle_s,
+path_prefix, window_s, streaming and doomed_probability selectors, and the request-id and
+rate-limit headers.
+
+Time-based checks have lower bounds only where the semantics are "not before" (sleeps never end
+early) and upper bounds that only say "it ended", generous enough for fully busy cores."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from harness.simulator_process import SimulatorProcess
+from harness.wire import GoAwayFrame, H2Probe, dechunk, h1_exchange, post
+from simulator.faults import FaultPlan
+from simulator.faults.decide import RequestFacts, request_rules
+
+SEED = 9
+
+
+def body(deltas: int = 30, stream: bool = True, content: str = "hello") -> dict:
+    return {"model": "m", "max_tokens": 2000, "stream": stream, "messages": [{"role": "user", "content": f"{content}\n@sc deltas={deltas}"}]}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    with SimulatorProcess(["--seed", "5"]) as process:
+        yield process
+
+
+@pytest.fixture
+def plan(sim):
+    loaded = []
+
+    def load(*faults, seed=SEED):
+        data = {"seed": seed, "faults": list(faults)}
+        before = time.monotonic()
+        sim.load_plan(data)
+        loaded.append((before, time.monotonic()))
+        return loaded[-1]
+
+    yield load
+    sim.load_plan({"faults": []})
+
+
+def requests(sim, key):
+    return [r for r in sim.journal(key) if r["kind"] == "request"]
+
+
+def once(sim, path: str, payload: dict, key: str):
+    """One request on its own connection (connection: close), read to EOF."""
+    return h1_exchange("127.0.0.1", sim.port, post(path, payload, key=key, extra="connection: close\r\n"), timeout_s=10)
+
+
+def exchange(sim, key, payload=None, path="/v1/messages", timeout_s=10.0):
+    return h1_exchange("127.0.0.1", sim.port, post(path, payload or body(), key=key), until_complete=True, timeout_s=timeout_s)
+
+
+# -- malformed_sse ---------------------------------------------------------------------------
+
+def test_malformed_sse_split_writes_one_event_in_two_pieces_gap_s_apart(sim, plan):
+    plan({"type": "malformed_sse", "mode": "split", "gap_s": 0.4, "trigger": {"at": "events", "value": 5}})
+    result = exchange(sim, "split")
+    events = result.events()
+    assert result.ended == "complete" and len(events) == 36 and all(e.json() for e in events)  # intact once joined
+    (request,) = requests(sim, "split")
+    writes = request["writes"]
+    five = sum(len(frame) + 2 for frame in dechunk(result.body).split(b"\n\n")[:5])  # bytes of events 0-4
+    # the first half of event 6 went out with events 0-4, alone; the rest gap_s later
+    (k,) = [i for i, w in enumerate(writes) if w[0] == 5]
+    assert five < writes[k][1] < five + len(dechunk(result.body).split(b"\n\n")[5]), (five, writes)
+    gap = writes[k + 1][2] - writes[k][2]
+    assert 0.4 <= gap < 2.4, gap  # gap_s apart, never less
+    (note,) = request["faults"]
+    assert note["type"] == "malformed_sse" and note["mode"] == "split"
+
+
+def test_malformed_sse_no_blank_line_merges_the_event_with_the_next(sim, plan):
+    plan({"type": "malformed_sse", "mode": "no_blank_line", "trigger": {"at": "events", "value": 5}})
+    result = exchange(sim, "noblank")
+    raw = dechunk(result.body)
+    frames = raw.split(b"\n\n")
+    # event 6 (index 5) lost its blank line: it and event 7 arrive as one SSE event
+    merged = frames[5]
+    assert merged.count(b"event: ") == 2 and merged.count(b"data: ") == 2, merged
+    events = result.events()
+    assert len(events) == 35  # 36 events, two of them merged
+    with pytest.raises(ValueError):
+        events[5].json()  # two data lines joined: not one JSON document
+
+
+# -- goaway grace_s ----------------------------------------------------------------------------
+
+def test_graceful_goaway_grace_s_bounds_the_wait_for_covered_streams(sim, plan):
+    # The covered stream would take ~3 s at 10 tokens/s; grace_s = 0.5 ends the connection first.
+    plan({"type": "goaway", "last_stream_id": "current", "graceful": True, "grace_s": 0.5, "trigger": {"at": "events", "value": 3}},
+         {"type": "slow", "tokens_per_second": 10})
+    with H2Probe("127.0.0.1", sim.port) as probe:
+        stream = probe.request(body=body(30), key="grace")
+        assert probe.read_until(lambda p: p.closed is not None, timeout_s=10)
+        goaways = [f for f in probe.frames if isinstance(f.frame, GoAwayFrame)]
+        assert len(goaways) == 2 and goaways[0].frame.last_stream_id == stream and goaways[0].frame.error_code == 0
+        assert not probe.ended(stream) and 3 <= len(probe.events(stream)) < 36  # cut by the grace period
+        waited = goaways[1].t - goaways[0].t
+        assert 0.45 <= waited < 2.5, waited  # client clock: the final GOAWAY came grace_s after the first
+
+
+# -- slow jitter ---------------------------------------------------------------------------------
+
+def write_gaps(request) -> list[float]:
+    writes = request["writes"]
+    return [b[2] - a[2] for a, b in zip(writes, writes[1:])]
+
+
+def test_slow_jitter_spreads_the_token_intervals(sim, plan):
+    plan({"type": "slow", "tokens_per_second": 50, "jitter": 0.9})
+    exchange(sim, "jitter", body(30, content="jitter"))
+    plan({"type": "slow", "tokens_per_second": 50})
+    exchange(sim, "steady", body(30, content="jitter"))  # the same answer, so the same base intervals
+    jittered, steady = write_gaps(requests(sim, "jitter")[0]), write_gaps(requests(sim, "steady")[0])
+    assert len(jittered) == len(steady) > 20
+    # One run, a ratio per interval: jitter 0.9 scales each by a keyed draw in [0.1, 1.9]; without
+    # it the ratio is 1 plus scheduling noise (milliseconds against 20-60 ms intervals).
+    ratios = sorted(j / s for j, s in zip(jittered, steady) if s > 0.01)
+    spread = ratios[int(len(ratios) * 0.9)] - ratios[int(len(ratios) * 0.1)]
+    assert spread > 0.6, ratios
+    assert 0.6 < sum(ratios) / len(ratios) < 1.4, ratios  # around the same mean, not an added delay
+
+
+# -- HTTP error bodies on the wire ----------------------------------------------------------
+
+@pytest.mark.parametrize("status,error_type,message,retry", [
+    (429, "rate_limit_error", "Number of requests has exceeded your rate limit.", "true"),
+    (500, "api_error", "Internal server error", "true"),
+])
+def test_429_and_500_carry_the_real_body_and_headers(sim, plan, status, error_type, message, retry):
+    plan({"type": "http_error", "status": status, "retry_after": 3})
+    result = once(sim, "/v1/messages", body(), f"e{status}")
+    head = result.head.decode().lower()
+    assert result.status == status
+    answer = json.loads(result.body)
+    assert answer["type"] == "error" and answer["error"] == {"type": error_type, "message": message}
+    assert re.search(rf"\r\nrequest-id: {answer['request_id']}\r", head), head
+    assert f"\r\nx-should-retry: {retry}\r" in head and "\r\nretry-after: 3\r" in head
+    (request,) = requests(sim, f"e{status}")
+    assert request["status"] == status and request["request_id"] == answer["request_id"]
+
+
+# -- triggers: budget and clock --------------------------------------------------------------
+
+def test_budget_trigger_fires_when_elapsed_times_size_passes_the_value(sim, plan):
+    payload = body(30, content="budget " + "x" * 2000)
+    size = len(json.dumps(payload).encode())
+    budget = size * 0.3  # byte-seconds: 0.3 s for this request
+    plan({"type": "tcp_reset", "trigger": {"at": "budget", "value": budget}}, {"type": "slow", "tokens_per_second": 40})
+    result = exchange(sim, "budget", payload)
+    assert result.ended == "reset"
+    (request,) = requests(sim, "budget")
+    assert request["body_bytes"] == size
+    (note,) = [n for n in request["faults"] if n["type"] == "tcp_reset"]
+    assert note["at"] == "budget"
+    assert 0.3 <= note["t"] - request["t_headers"] < 2.3
+    assert 0 < note["events_out"] < 36 and len(result.events()) == note["events_out"]
+    # a request twice the size has the same budget spent in half the time
+    big = body(30, content="budget " + "x" * (2 * size))
+    exchange(sim, "budget-big", big)
+    (request2,) = requests(sim, "budget-big")
+    (note2,) = [n for n in request2["faults"] if n["type"] == "tcp_reset"]
+    assert budget / request2["body_bytes"] <= note2["t"] - request2["t_headers"] < note["t"] - request["t_headers"]
+
+
+def test_clock_trigger_cuts_replies_in_flight_then_new_ones_until_until(sim, plan):
+    low, high = plan({"type": "tcp_reset", "trigger": {"at": "clock", "value": 0.6, "until": 1.5}},
+                     {"type": "slow", "tokens_per_second": 20})
+    in_flight = exchange(sim, "clock-a", body(30))  # started at once, ~1.5 s long: in flight at 0.6 s
+    assert in_flight.ended == "reset"
+    (a,) = requests(sim, "clock-a")
+    (note,) = [n for n in a["faults"] if n["type"] == "tcp_reset"]
+    assert note["t"] >= low + 0.6 and 0 < note["events_out"] < 36
+    # a reply starting inside [0.6, 1.5) is cut at once
+    if time.monotonic() < low + 1.4:
+        early = exchange(sim, "clock-b", body(30))
+        (b,) = requests(sim, "clock-b")
+        if b["t_headers"] < low + 1.5:
+            assert early.ended == "reset" and b["events_out"] <= 2, b["events_out"]
+    # after `until` nothing is cut
+    time.sleep(max(0.0, high + 1.55 - time.monotonic()))
+    assert exchange(sim, "clock-c", body(10)).ended == "complete"
+
+
+# -- selectors ---------------------------------------------------------------------------------
+
+def test_idle_s_selects_only_requests_on_a_connection_idle_that_long(sim, plan):
+    plan({"type": "fin", "trigger": {"at": "events", "value": 3}, "select": {"idle_s": 0.4}})
+    request = post("/v1/messages", body(10), key="idle")
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as sock:
+        sock.sendall(request)
+        data = b""
+        while not data.endswith(b"\r\n0\r\n\r\n"):
+            data += sock.recv(65536)
+        time.sleep(0.5)  # idle at least 0.4 s (sleeps never end early)
+        sock.sendall(request)
+        rest = b""
+        while chunk := sock.recv(65536):
+            rest += chunk
+    first, second = requests(sim, "idle")
+    assert first["end"] == "complete" and first["decision"]["rules"] == []
+    assert second["end"] == "fault:fin" and second["decision"]["rules"] == [0] and second["decision"]["idle_s"] >= 0.4
+
+
+def test_path_prefix_selects_by_path(sim, plan):
+    plan({"type": "http_error", "status": 500, "select": {"path_prefix": "/v1/messages/count_tokens"}})
+    tokens = once(sim, "/v1/messages/count_tokens", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, "pp")
+    assert tokens.status == 500
+    assert exchange(sim, "pp", body(10)).ended == "complete"
+
+
+def test_window_s_selects_by_time_since_the_plan_was_loaded(sim, plan):
+    low, high = plan({"type": "tcp_reset", "trigger": {"at": "events", "value": 2}, "select": {"window_s": [0.5, 30]}})
+    before = exchange(sim, "win-a", body(10))
+    (a,) = requests(sim, "win-a")
+    assert (before.ended == "complete") == (a["t_headers"] < high + 0.5)
+    time.sleep(max(0.0, high + 0.55 - time.monotonic()))
+    assert exchange(sim, "win-b", body(10)).ended == "reset"
+
+
+def test_streaming_selector(sim, plan):
+    plan({"type": "http_error", "status": 529, "select": {"streaming": False}})
+    assert exchange(sim, "st", body(10)).ended == "complete"
+    plain = once(sim, "/v1/messages", body(10, stream=False), "st")
+    assert plain.status == 529
+
+
+def test_doomed_probability_on_the_wire_matches_the_pure_decision(sim, plan):
+    data = {"seed": SEED, "faults": [{"type": "http_error", "status": 500, "select": {"probability": 0.0, "doomed": 1.0, "doomed_probability": 0.5}}]}
+    plan(*data["faults"])
+    statuses = {}
+    for key in ("dp-1", "dp-2", "dp-3"):
+        statuses[key] = [once(sim, "/v1/messages", body(5), key).status for _ in range(6)]
+    pure = FaultPlan.from_data(data)
+    for key, got in statuses.items():
+        seen = requests(sim, key)
+        want = []
+        for record in seen:
+            d = record["decision"]
+            facts = RequestFacts(key, record["conversation"], d["attempt"], d["connection"], d["request"], 0.0, True, "/v1/messages", "http/1.1")
+            want.append(500 if request_rules(pure, facts) else 200)
+        assert got == want, (key, got, want)
+    every = [s for got in statuses.values() for s in got]
+    assert 500 in every and 200 in every  # doomed, yet not every attempt fails
+
+
+# -- headers ---------------------------------------------------------------------------------------
+
+def test_request_id_and_rate_limit_headers(sim, plan):
+    plan()
+    for payload in (body(5), body(5, stream=False)):
+        result = once(sim, "/v1/messages", payload, "hdr")
+        headers = dict(line.split(": ", 1) for line in result.head.decode().split("\r\n")[1:])
+        assert re.fullmatch(r"req_\w+", headers["request-id"])
+        for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+            limit = int(headers[f"anthropic-ratelimit-{kind}-limit"])
+            assert 0 <= int(headers[f"anthropic-ratelimit-{kind}-remaining"]) <= limit
+            reset = datetime.strptime(headers[f"anthropic-ratelimit-{kind}-reset"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            assert timedelta(0) < reset - datetime.now(timezone.utc) <= timedelta(seconds=61)  # RFC 3339, in the future
+        if payload["stream"]:
+            assert headers["content-type"] == "text/event-stream; charset=utf-8" and headers["cache-control"] == "no-cache"
+    assert [r["request_id"] for r in requests(sim, "hdr")][0].startswith("req_")
