@@ -99,7 +99,8 @@ def test_malformed_http11_always_answered_4xx_json_never_hangs(simulator, reques
     status = int(head.split(b" ", 2)[1])
     assert status == 200 or 400 <= status < 500, head
     if status != 200:
-        error = json.loads(payload)
+        length = [int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+        error = json.loads(payload[: length[0]] if length else payload)  # a pipelined second request gets its own answer after this one
         assert error["type"] == "error" and error["error"]["type"] and error["error"]["message"]
     # and the server is still serving
     ok = h1_exchange("127.0.0.1", simulator.port, b"GET /v1/models HTTP/1.1\r\nhost: x\r\nx-api-key: k\r\nconnection: close\r\n\r\n", timeout_s=2)

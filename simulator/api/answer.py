@@ -205,8 +205,11 @@ def _pieces_steps(rng: random.Random, words: list[str], deltas: int | None):
     """Group words into delta pieces (1-3 words each, or exactly ``deltas`` pieces)."""
     if deltas:
         deltas = min(deltas, len(words))
-        bounds = [round(i * len(words) / deltas) for i in range(deltas + 1)]
-        groups = [words[bounds[i] : bounds[i + 1]] for i in range(deltas)]
+        groups = []
+        for i in range(deltas):
+            if i and i % SLICE_WORDS == 0:
+                yield
+            groups.append(words[round(i * len(words) / deltas) : round((i + 1) * len(words) / deltas)])
     else:
         groups, index = [], 0
         while index < len(words):
