@@ -238,7 +238,7 @@ def test_a_failing_request_gets_a_500_and_the_server_goes_on(monkeypatch):
         with H2Probe("127.0.0.1", live.port) as probe:
             bad = probe.request(body=messages_body("explode"), key="sk-boom")
             good = probe.request(body=messages_body("fine", stream=True), key="sk-boom")
-            assert probe.read_until(lambda p: p.ended(bad) and p.ended(good), 5)
+            assert probe.read_until(lambda p: p.ended(bad) and p.ended(good), 15)
             assert h2_statuses(probe)[bad] == 500 and json.loads(probe.data(bad))["error"]["type"] == "api_error"
             assert h2_statuses(probe)[good] == 200 and probe.events(good)[-1].name == "message_stop"
         deadline = time.monotonic() + 5
