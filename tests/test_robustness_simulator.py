@@ -387,3 +387,17 @@ def test_fuzzed_nesting_gets_a_well_formed_answer_and_the_server_stays_up(sim, d
         else:
             assert_api_error(response, 400, "invalid_request_error")
         assert conn.request("POST", "/v1/messages", messages_body("after")).status == 200
+
+
+def test_a_non_ascii_digit_in_the_retry_count_header_is_ignored(sim):
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as raw:
+        body = json.dumps(messages_body("retry header")).encode()
+        raw.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: sk-retry\r\nx-stainless-retry-count: \xb2\r\n"
+                    b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        data = b""
+        while chunk := raw.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ")
+    (record,) = [r for r in sim.journal("sk-retry") if r["kind"] == "request"]
+    assert record["retry_count"] is None
+    still_serving(sim)
