@@ -52,6 +52,7 @@ class _Log:
 
     def popleft(self) -> tuple[int, tuple[str, ...], str]:
         entry = self.items[self.head]
+        self.items[self.head] = None  # freed now, not at the next compaction (bisect never looks before head)
         self.head += 1
         if self.head > 1024 and self.head * 2 > len(self.items):
             del self.items[: self.head]

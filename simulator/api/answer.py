@@ -202,24 +202,25 @@ def _words_steps(rng: random.Random, count: int):
 
 
 def _pieces_steps(rng: random.Random, words: list[str], deltas: int | None):
-    """Group words into delta pieces (1-3 words each, or exactly ``deltas`` pieces)."""
+    """Group words into delta pieces (1-3 words each, or exactly ``deltas`` pieces); each piece
+    is joined at once (no list per group survives: a long answer leaves the GC little to scan)."""
+    pieces: list[str] = []
     if deltas:
         deltas = min(deltas, len(words))
-        bounds = [round(i * len(words) / deltas) for i in range(deltas + 1)]
-        groups = [words[bounds[i] : bounds[i + 1]] for i in range(deltas)]
+        for i in range(deltas):
+            if i and i % SLICE_WORDS == 0:
+                yield
+            group = " ".join(words[round(i * len(words) / deltas) : round((i + 1) * len(words) / deltas)])
+            pieces.append(group if i == 0 else " " + group)
     else:
-        groups, index = [], 0
+        index = 0
         while index < len(words):
-            if index and len(groups) % SLICE_WORDS == 0:
+            if index and len(pieces) % SLICE_WORDS == 0:
                 yield
             size = rng.randint(1, 3)
-            groups.append(words[index : index + size])
+            group = " ".join(words[index : index + size])
+            pieces.append(group if index == 0 else " " + group)
             index += size
-    pieces = []
-    for number, group in enumerate(groups):
-        if number and number % SLICE_WORDS == 0:
-            yield
-        pieces.append(("" if number == 0 else " ") + " ".join(group))
     return tuple(pieces)
 
 

@@ -6,6 +6,7 @@ or "inside the thinking block" without re-parsing bytes.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -78,10 +79,12 @@ def _block_events(index: int, block: Block, ping_every: int | None) -> Iterator[
         delta_type, field = "input_json_delta", "partial_json"
     kind = block.type
     yield WireEvent("content_block_start", kind, sse.encode("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+    # What sse.encode makes of {"type": "content_block_delta", "index": i, "delta": {...}},
+    # around json.dumps of the piece: the same bytes, several times faster on long answers.
+    prefix = ('event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"%s","%s":' % (index, delta_type, field)).encode()
     for number, piece in enumerate(block.pieces, start=1):
-        payload = {"type": "content_block_delta", "index": index, "delta": {"type": delta_type, field: piece}}
         tokens = len(piece.split()) if field != "partial_json" else 1
-        yield WireEvent("content_block_delta", kind, sse.encode("content_block_delta", payload), tokens)
+        yield WireEvent("content_block_delta", kind, prefix + json.dumps(piece).encode() + b"}}\n\n", tokens)
         if ping_every and number % ping_every == 0:
             yield WireEvent("ping", kind, PING)
     if block.type == "thinking":
