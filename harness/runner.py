@@ -193,6 +193,8 @@ def run(config: RunConfig, progress: Progress | None = None) -> Path:
 def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progress | None) -> Path:
     recorder = Recorder(directory)
     rundir.repair_torn_tail(recorder.path)
+    for earlier in directory.glob("journal-*.jsonl"):  # a segment whose simulator was killed mid-line
+        rundir.repair_torn_tail(earlier)
     done = {(r["scenario"], r["client"], r["trial"]) for r in recorder.existing()}
     progress = progress or Progress()
     progress.total = sum(trials_for(s, config) - len({k for k in done if k[0] == s.name and k[1] == c.name and 0 <= k[2] < trials_for(s, config)})
@@ -202,18 +204,24 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
     toxiproxy = None
     try:
         for scenario in config.scenarios:
-            pending = ((c, i) for c in config.clients for i in range(trials_for(scenario, config)) if (scenario.name, c.name, i) not in done)
-            runnable = []
-            for client, index in pending:
+            def pending(client: ClientAdapter, scenario: Scenario = scenario) -> Iterable[int]:  # lazily: counts may be large
+                return (i for i in range(trials_for(scenario, config)) if (scenario.name, client.name, i) not in done)
+
+            able = []
+            for client in config.clients:
                 reason = skip_reason(scenario, client)
-                if reason:
+                if not reason:
+                    able.append(client)
+                    continue
+                for index in pending(client):
                     record = _skipped(run_id, scenario, client, index, reason)
                     recorder.append(record)
                     progress.advance(record)
-                else:
-                    runnable.append((client, index))
-            if not runnable:
+            runnable = ((client, index) for client in able for index in pending(client))
+            first = next(runnable, None)
+            if first is None:
                 continue
+            runnable = itertools.chain([first], runnable)
             if scenario.needs_toxiproxy and toxiproxy is None:
                 from .toxiproxy import ToxiproxyServer
 
@@ -239,7 +247,7 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
     return directory
 
 
-def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: list[tuple[ClientAdapter, int]], simulator: SimulatorProcess,
+def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: Iterable[tuple[ClientAdapter, int]], simulator: SimulatorProcess,
                   toxiproxy: Any, recorder: Recorder, progress: Progress, active: _Active, journal: str = "") -> None:
     """Every pending (client, trial) of one scenario under one plan load: trials are told apart by
     key and lane, so clients can share the simulator and run at once. Trials are submitted as
