@@ -258,3 +258,11 @@ def test_a_simulator_that_writes_a_lot_to_stderr_does_not_block(monkeypatch):
                 assert answer.status == 200
         assert len(simulator.stderr_tail()) > 1000
     assert simulator.process.returncode is not None
+
+
+def test_serve_stops_gracefully_on_sighup(start_simulator):
+    import signal
+
+    simulator = start_simulator()
+    os.kill(simulator.process.pid, signal.SIGHUP)
+    assert simulator.process.wait(15) == 0  # the same graceful stop as SIGTERM, not death by SIGHUP

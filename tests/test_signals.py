@@ -93,6 +93,7 @@ def check_results(directory: Path) -> None:
     assert named <= {j.name for j in journals}, named
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum,status", [
     (signal.SIGKILL, -signal.SIGKILL), (signal.SIGHUP, 129), (signal.SIGTERM, 143), (signal.SIGINT, 130),
 ], ids=["kill-9", "SIGHUP", "SIGTERM", "SIGINT"])
