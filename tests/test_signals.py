@@ -59,10 +59,10 @@ def wait_until(predicate, timeout_s: float, step_s: float = 0.05):
     return predicate()
 
 
-def start_run(tmp_path: Path, marker: str, sleep_s: float, log: Path) -> subprocess.Popen:
+def start_run(tmp_path: Path, marker: str, sleep_s: float, log: Path, time_scale: float, workers: int) -> subprocess.Popen:
     env = {**os.environ, "SCTEST_MARK": marker, "TMPDIR": str(tmp_path / "tmp"), "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "harness.cli", "run", "--scenarios", "network_blip", "--client-cmd", f"{sys.executable} {SLEEPY} {sleep_s}",
-               "--client-name", "sleepy", "--trials", str(TRIALS), "--workers", "2", "--time-scale", "0.2",
+               "--client-name", "sleepy", "--trials", str(TRIALS), "--workers", str(workers), "--time-scale", str(time_scale),
                "--results", str(tmp_path / "results"), "--run-id", "sig"]
     with open(log, "wb") as output:  # a file, not a pipe: nothing has to read it while the run goes on
         return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
@@ -101,9 +101,13 @@ def test_a_signal_at_a_random_moment_leaves_nothing_and_resume_completes(tmp_pat
     require(ROOT / "tools" / "bin" / "toxiproxy-server", "toxiproxy")
     (tmp_path / "tmp").mkdir()
     marker = f"sctest-{uuid.uuid4().hex}"
-    moment = random.Random(f"{SEED}-{signum}").uniform(0.0, 1.5)
+    # one worker, so the two trials run one after the other: each client sleeps 2 s and then
+    # talks to the simulator through toxiproxy for a second or more, so the run lasts > 6 s
+    # from the first client's start and the moment lands in a sleep, a request, the outage,
+    # the recording of a trial or the start of the next
+    moment = random.Random(f"{SEED}-{signum}").uniform(0.0, 5.0)
     first_log, second_log = tmp_path / "first.log", tmp_path / "resume.log"
-    harness = start_run(tmp_path, marker, 4.0, first_log)
+    harness = start_run(tmp_path, marker, 2.0, first_log, time_scale=1.0, workers=1)
     try:
         # the run is underway once a client (it carries the marker and sleeps) exists
         assert wait_until(lambda: any(c.startswith(f"{sys.executable} {SLEEPY}") for _, c in marked_processes(marker)), 30.0), first_log.read_text()
@@ -119,7 +123,7 @@ def test_a_signal_at_a_random_moment_leaves_nothing_and_resume_completes(tmp_pat
     assert "Traceback" not in stderr, stderr
     check_nothing_left(tmp_path, marker)
 
-    resumed = start_run(tmp_path, marker, 0.0, second_log)
+    resumed = start_run(tmp_path, marker, 0.0, second_log, time_scale=0.2, workers=2)
     try:
         assert resumed.wait(60) == 0, second_log.read_text(errors="replace")
     finally:
