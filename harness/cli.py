@@ -31,10 +31,10 @@ def _terminate_as_interrupt(signum, frame) -> None:
         raise Interrupted(signum)
 
 
-def _install_signal_handlers() -> None:
+def _install_signal_handlers() -> dict[int, object]:
+    """Our handlers for SIGINT, SIGTERM and SIGHUP; the ones they replace (to restore)."""
     _SIGNALS_RECEIVED.clear()
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _terminate_as_interrupt)
+    return {signum: signal.signal(signum, _terminate_as_interrupt) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
 
 
 def _exit_status(code: int) -> int:
@@ -145,10 +145,10 @@ def main(argv: list[str] | None = None) -> int:
     validate.set_defaults(handler=_scenarios_validate)
 
     args = parser.parse_args(argv)
-    if args.command != "serve":  # serve handles its signals itself (graceful GOAWAY)
-        _install_signal_handlers()
     from harness.rundir import RunLocked
 
+    # serve handles its signals itself (graceful GOAWAY)
+    previous = _install_signal_handlers() if args.command != "serve" and _in_main_thread() else {}
     try:
         return _exit_status(args.handler(args))
     except KeyboardInterrupt:  # interrupted outside a run (loading, summarizing): no traceback
@@ -157,6 +157,15 @@ def main(argv: list[str] | None = None) -> int:
     except RunLocked as error:
         print(f"streamchaos: {error}", file=sys.stderr)
         return 2
+    finally:
+        for signum, handler in previous.items():  # for callers in-process (tests, the pytest plugin)
+            signal.signal(signum, handler)
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def _add_run_options(parser: argparse.ArgumentParser) -> None:

@@ -198,6 +198,8 @@ def run(config: RunConfig, progress: Progress | None = None) -> Path:
 def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progress | None) -> Path:
     recorder = Recorder(directory)
     rundir.repair_torn_tail(recorder.path)
+    for earlier in directory.glob("journal-*.jsonl"):  # a segment whose simulator was killed mid-line
+        rundir.repair_torn_tail(earlier)
     done = {(r["scenario"], r["client"], r["trial"]) for r in recorder.existing()}
     progress = progress or Progress()
     progress.total = _pending_count(config, done)
@@ -211,20 +213,26 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
 
             lab_session = LabSession().__enter__()
         for scenario in config.scenarios:
-            pending = ((c, i) for c in config.clients for i in range(trials_for(scenario, config))
-                       if (scenario.name, c.name, i) not in done and (config.only is None or (scenario.name, c.name, i) in config.only))
-            runnable = []
-            for client, index in pending:
+            def pending(client: ClientAdapter, scenario: Scenario = scenario) -> Iterable[int]:  # lazily: counts may be large
+                return (i for i in range(trials_for(scenario, config))
+                        if (scenario.name, client.name, i) not in done and (config.only is None or (scenario.name, client.name, i) in config.only))
+
+            able = []
+            for client in config.clients:
                 reason = skip_reason(scenario, client) or _lab_skip_reason(scenario, config, lab_session)
-                if reason:
+                if not reason:
+                    able.append(client)
+                    continue
+                for index in pending(client):
                     record = _skipped(run_id, scenario, client, index, reason)
                     _lab_ci_error(record, scenario)
                     recorder.append(record)
                     progress.advance(record)
-                else:
-                    runnable.append((client, index))
-            if not runnable:
+            runnable = ((client, index) for client in able for index in pending(client))
+            first = next(runnable, None)
+            if first is None:
                 continue
+            runnable = itertools.chain([first], runnable)
             if scenario.needs_toxiproxy and toxiproxy is None:
                 from .toxiproxy import ToxiproxyServer
 
@@ -268,7 +276,7 @@ def _pending_count(config: RunConfig, done: set[tuple[str, str, int]]) -> int:
                for s in config.scenarios for c in config.clients)
 
 
-def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: list[tuple[ClientAdapter, int]], simulator: SimulatorProcess,
+def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: Iterable[tuple[ClientAdapter, int]], simulator: SimulatorProcess,
                   toxiproxy: Any, recorder: Recorder, progress: Progress, active: _Active, journal: str = "") -> None:
     """Every pending (client, trial) of one scenario under one plan load: trials are told apart by
     key and lane, so clients can share the simulator and run at once. Trials are submitted as
