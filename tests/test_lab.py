@@ -38,6 +38,8 @@ def test_ruleset_renders_exactly_for_every_key():
     text = ruleset.render(Network(nat_idle_s=20, on_evicted="reset", loss_up=0.05, loss_down=0.1, reset_after_bytes=5000))
     assert text == textwrap.dedent("""\
         table ip streamchaos {
+        \tcounter evicted_close {
+        \t}
         \tcounter evicted {
         \t}
         \tcounter loss_up {
@@ -53,6 +55,7 @@ def test_ruleset_renders_exactly_for_every_key():
         \tchain forward {
         \t\ttype filter hook forward priority filter; policy accept;
         \t\tjump blackhole
+        \t\tct state invalid tcp flags & (fin | rst) != 0 counter name "evicted_close" drop
         \t\tct state invalid meta l4proto tcp counter name "evicted" reject with tcp reset
         \t\tct state invalid counter name "evicted" drop
         \t\tct mark 0x00000001 counter name "middlebox_reset" reject with tcp reset
@@ -63,6 +66,7 @@ def test_ruleset_renders_exactly_for_every_key():
         \tchain input {
         \t\ttype filter hook input priority filter; policy accept;
         \t\tjump blackhole
+        \t\tct state invalid tcp flags & (fin | rst) != 0 counter name "evicted_close" drop
         \t\tct state invalid meta l4proto tcp counter name "evicted" reject with tcp reset
         \t\tct state invalid counter name "evicted" drop
         \t}
@@ -528,4 +532,4 @@ def test_toxiproxy_steps_applied_count_as_faults(tmp_path):
     (record,) = runner.load_records(directory)
     assert record["outcome"] != "clean" and record["faults_fired"] >= 1
     steps = record["extra"]["toxic_steps"]
-    assert [s["event"] for s in steps][:1] == ["toxiproxy_down"] and all(s["t"] > 0 for s in steps)
+    assert steps[0]["event"] == "toxiproxy_step" and steps[0]["action"].startswith("disable") and steps[0]["t"] > 0
