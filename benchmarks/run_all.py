@@ -23,6 +23,7 @@ BENCHMARKS = {
     "toxiproxy": ("bench_toxiproxy.py", ["--requests", "500"]),
     "harness": ("bench_harness.py", ["--quick"]),
     "metastability": ("bench_metastability.py", ["--quick"]),
+    "lab": ("bench_lab.py", ["--quick"]),  # the network lab: needs root
 }
 DEADLINE_S = 3600
 
