@@ -256,15 +256,16 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_evicted,plain_gets", [("drop", "TimeoutError"), ("reset", "ConnectionResetError")])
 def test_an_idle_flow_is_evicted_while_keepalive_probes_keep_the_same_idle_flow(lab_ok, on_evicted, plain_gets):
-    server = Server(echo)
-    try:
-        with TrialLab(Network(nat_idle_s=2, on_evicted=on_evicted)) as lab:
+    with TrialLab(Network(nat_idle_s=2, on_evicted=on_evicted)) as lab:  # first: the server binds the lab's host address
+        server = Server(echo)
+        try:
             out = run_client(lab, IDLE_CLIENT.format(host=LAB_HOST, port=server.port, idle=4))
             counters = lab.counters()
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out == {"plain": plain_gets, "keepalive": "again", "new_connection": "ok"}
     assert counters["evicted"]["packets"] >= 1
     # the server saw the client masqueraded behind the router, at its 198.18.x address
@@ -308,13 +309,13 @@ def test_ten_percent_loss_gives_retransmits_and_intact_data(lab_ok):
 
     import hashlib
 
-    server = Server(handler)
-    try:
-        with TrialLab(Network(loss_up=0.1, loss_down=0.1)) as lab:
+    with TrialLab(Network(loss_up=0.1, loss_down=0.1)) as lab:  # first: the server binds the lab's host address
+        server = Server(handler)
+        try:
             out = run_client(lab, LOSS_CLIENT.format(host=LAB_HOST, port=server.port), timeout_s=60)
             counters = lab.counters()
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out["echo_hash_ok"] and out["back"] == hashlib.sha256(back).hexdigest()  # every byte, both ways
     assert out["retrans"] > 0  # the client's kernel retransmitted what the router dropped
     assert counters["loss_up"]["packets"] > 0 and counters["loss_down"]["packets"] > 0
@@ -352,13 +353,13 @@ def test_the_middlebox_resets_a_flow_after_exactly_n_bytes(lab_ok):
         except OSError as error:
             server_error.append(type(error).__name__)
 
-    server = Server(handler)
-    try:
-        with TrialLab(Network(reset_after_bytes=5000)) as lab:
+    with TrialLab(Network(reset_after_bytes=5000)) as lab:  # first: the server binds the lab's host address
+        server = Server(handler)
+        try:
             out = run_client(lab, RECEIVER.format(host=LAB_HOST, port=server.port))
             counters = lab.counters()
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out == {"bytes": 5000, "error": "ConnectionResetError"}
     assert counters["middlebox_reset"]["packets"] >= 1
     assert server_error and server_error[0] in ("ConnectionResetError", "BrokenPipeError")  # the server was reset too
@@ -379,15 +380,16 @@ print(json.dumps({{"echoed": buffer.decode(), "times": times}}))
 """
 
 
+@pytest.mark.slow
 def test_a_black_hole_window_then_recovery_on_the_same_connection(lab_ok):
-    server = Server(echo)
-    try:
-        with TrialLab(Network(blackholes=(Blackhole(at_s=1.0, for_s=2.0),))) as lab:
+    with TrialLab(Network(blackholes=(Blackhole(at_s=1.0, for_s=2.0),))) as lab:  # first: the server binds the lab's host address
+        server = Server(echo)
+        try:
             monitor = Monitor(lab, poll_s=0.2).start()
             out = run_client(lab, PINGER.format(host=LAB_HOST, port=server.port), timeout_s=40)
             events = monitor.stop().events
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out["echoed"] == "".join("%04d" % i for i in range(20))  # nothing lost, nothing out of order
     gaps = [b - a for a, b in zip(out["times"], out["times"][1:])]
     assert max(gaps) >= 1.8  # silence for the window (and until TCP's next retransmission)
@@ -454,6 +456,7 @@ def test_after_kill_9_the_next_start_sweeps_only_dead_owners(lab_ok):
     assert_nothing_left(alive.pid)
 
 
+@pytest.mark.slow
 def test_without_cap_net_admin_one_clear_reason_and_lab_scenarios_skip(tmp_path, lab_ok):
     code = ("from harness.lab.netns import available; import json; print(json.dumps(available()))")
     drop = ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin"]
@@ -480,6 +483,7 @@ def lab_scenario(network: dict, idle_s: float, deadline_s: float = 40.0, **more)
     return scenario.from_data(data, "lab_test.toml")
 
 
+@pytest.mark.slow
 def test_reference_clients_in_the_lab_nat_eviction_keepalive_survives_default_recovers(tmp_path, lab_ok):
     item = lab_scenario({"nat_idle_s": 2, "on_evicted": "reset"}, idle_s=4)
     keepalive = replace(registry.reference_client("tcp-keepalive"), env={"STREAMCHAOS_KEEPALIVE_IDLE_S": "1"})
@@ -503,6 +507,7 @@ def test_reference_clients_in_the_lab_nat_eviction_keepalive_survives_default_re
     assert default["extra"]["base_url"].startswith(f"https://{LAB_HOST}:")
 
 
+@pytest.mark.slow
 def test_user_timeout_turns_a_dropped_flow_into_a_retry(tmp_path, lab_ok):
     item = lab_scenario({"nat_idle_s": 2, "on_evicted": "drop"}, idle_s=4, deadline_s=30.0)
     client = replace(registry.reference_client("user-timeout"), env={"STREAMCHAOS_USER_TIMEOUT_S": "2"})
