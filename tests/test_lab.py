@@ -538,3 +538,14 @@ def test_toxiproxy_steps_applied_count_as_faults(tmp_path):
     assert record["outcome"] != "clean" and record["faults_fired"] >= 1
     steps = record["extra"]["toxic_steps"]
     assert steps[0]["event"] == "toxiproxy_step" and steps[0]["action"].startswith("disable") and steps[0]["t"] > 0
+
+
+def test_a_lane_binds_the_address_it_is_given_and_never_a_wildcard(start_simulator):
+    sim = start_simulator()
+    port = sim.open_lane("lane-host", host="127.0.0.2")
+    socket.create_connection(("127.0.0.2", port), timeout=5).close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # bound to that address only
+    with pytest.raises(ValueError, match="IP address"):
+        sim.open_lane("lane-host", host="0.0.0.0")
+    sim.close_lane(port)
