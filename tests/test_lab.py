@@ -143,6 +143,8 @@ def test_socket_audit_parses_ss_and_summarizes_per_connection():
     assert summary["keepalive"] == "on (15 s)" and summary["user_timeout_ms"] == 10000 and summary["retransmits"] == 3
     assert audit.summarize([[dict(parsed[1], keepalive=False)]])["keepalive"] == "off"
     assert audit.summarize([[]])["keepalive"] == "unknown"
+    connecting = dict(parsed[1], state="SYN-SENT", keepalive=False)  # options are set once connected
+    assert audit.summarize([[connecting]])["keepalive"] == "unknown"
 
 
 def test_counter_events_report_what_grew():
@@ -549,3 +551,16 @@ def test_a_lane_binds_the_address_it_is_given_and_never_a_wildcard(start_simulat
     with pytest.raises(ValueError, match="IP address"):
         sim.open_lane("lane-host", host="0.0.0.0")
     sim.close_lane(port)
+
+
+@pytest.mark.slow
+def test_toxiproxy_in_the_lab_listens_on_the_lab_address(tmp_path, lab_ok):
+    from tests.support import require
+
+    require(ROOT / "tools" / "bin" / "toxiproxy-server", "toxiproxy")
+    item = replace(scenario.load(scenario.find("network_blip")), trials=1, transports=("http/1.1",), network=Network(nat_idle_s=30))
+    directory = runner.run(runner.RunConfig((item,), (registry.get("ref-full-jitter"),), results_dir=tmp_path, run_id="labblip"))
+    (record,) = runner.load_records(directory)
+    assert record["extra"]["base_url"].startswith(f"https://{LAB_HOST}:")  # the client reached toxiproxy through the NAT
+    assert record["extra"]["toxic_steps"] and record["faults_fired"] >= 2 and record["outcome"] != "clean"
+    assert record["extra"]["socket_audit"]["sockets"], "the audit saw the client's connections to toxiproxy"
