@@ -564,3 +564,25 @@ def test_toxiproxy_in_the_lab_listens_on_the_lab_address(tmp_path, lab_ok):
     assert record["extra"]["base_url"].startswith(f"https://{LAB_HOST}:")  # the client reached toxiproxy through the NAT
     assert record["extra"]["toxic_steps"] and record["faults_fired"] >= 2 and record["outcome"] != "clean"
     assert record["extra"]["socket_audit"]["sockets"], "the audit saw the client's connections to toxiproxy"
+
+
+def test_faults_outside_the_simulator_make_a_trial_faulted_never_clean():
+    from harness.lab import trial as lab_trial
+    from harness.trial import TrialRecord
+
+    def record(extra: dict) -> TrialRecord:
+        return TrialRecord(run_id="r", scenario="s", client="c", trial=0, key="k", outcome="clean", exit_code=0, hung=False, elapsed_s=1.0,
+                           error_line=None, answers_expected=1, answers_intact=1, integrity=[], faults_fired=0,
+                           attempts=[[{"ok": True, "t_start": 12.0, "t_end": 12.5}]], backoff_ms=[], time_to_recover_ms=None, bytes_out=1,
+                           bytes_needed=1, events_out=1, connections=1, extra=extra)
+
+    harmless = record({"network": {"events": [{"t": 10.0, "event": "evicted_close_dropped", "packets": 2}, {"t": 11.0, "event": "blackhole_off"}]}})
+    lab_trial.count_outside_faults(harmless)
+    assert harmless.outcome == "clean" and harmless.faults_fired == 0
+    touched = record({"network": {"events": [{"t": 11.0, "event": "flow_evicted_drop", "packets": 1}]},
+                      "toxic_steps": [{"t": 10.0, "event": "toxiproxy_step", "action": "disable p", "error": None},
+                                      {"t": 10.5, "event": "toxiproxy_step", "action": "enable p", "error": "503"}]})
+    lab_trial.count_outside_faults(touched)
+    assert touched.outcome == "recovered" and touched.faults_fired == 2  # the failed step was not applied
+    assert lab_trial.time_to_recover_ms(touched) == 2500.0  # from the first fault to the answer
+    assert lab_trial.lab_env({"NO_PROXY": "127.0.0.1,localhost"})["NO_PROXY"] == f"127.0.0.1,localhost,{LAB_HOST}"
