@@ -586,3 +586,25 @@ def test_faults_outside_the_simulator_make_a_trial_faulted_never_clean():
     assert touched.outcome == "recovered" and touched.faults_fired == 2  # the failed step was not applied
     assert lab_trial.time_to_recover_ms(touched) == 2500.0  # from the first fault to the answer
     assert lab_trial.lab_env({"NO_PROXY": "127.0.0.1,localhost"})["NO_PROXY"] == f"127.0.0.1,localhost,{LAB_HOST}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_streamchaos_run_interrupted_mid_trial_leaves_no_lab(tmp_path, lab_ok, sig):
+    """The whole CLI, a trial idling inside its lab: interrupted, it deletes every namespace and link."""
+    process = subprocess.Popen([PY, "-m", "harness.cli", "run", "--scenarios", "nat_eviction_kernel", "--clients", "ref-sdk-default",
+                                "--trials", "2", "--workers", "2", "--results", str(tmp_path), "--run-id", "stop"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(ours(process.pid)[0]) < 4:  # two trials, two namespaces each
+            time.sleep(0.2)
+        assert len(ours(process.pid)[0]) == 4, process.stderr.read() if process.poll() is not None else "no lab appeared"
+        time.sleep(1.0)  # the clients are running, idle between their turns
+        process.send_signal(sig)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert_nothing_left(process.pid)
