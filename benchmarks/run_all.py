@@ -24,6 +24,7 @@ BENCHMARKS = {
     "harness": ("bench_harness.py", ["--quick"]),
     "metastability": ("bench_metastability.py", ["--quick"]),
     "report": ("bench_report.py", []),
+    "lab": ("bench_lab.py", ["--quick"]),  # the network lab: needs root
 }
 DEADLINE_S = 3600
 

@@ -402,7 +402,8 @@ def _scenarios_list(args: argparse.Namespace) -> int:
         except scenario.ScenarioError as error:
             print(f"{path.stem:<28} INVALID: {error}")
             continue
-        kinds = ", ".join(sorted({rule.fault.kind for rule in item.faults.rules} | ({"toxics"} if item.toxics else set())))
+        kinds = ", ".join(sorted({rule.fault.kind for rule in item.faults.rules} | ({"toxics"} if item.toxics else set())
+                                 | ({"network"} if getattr(item, "network", None) else set())))
         print(f"{item.name:<28} {item.title}  [{kinds}]")
     return 0
 
@@ -420,6 +421,8 @@ def _scenarios_show(args: argparse.Namespace) -> int:
     print(f"shape: {item.shape}\nexpect: {item.expect}\n")
     print(f"seed {item.seed}, {item.trials} trials, concurrency {item.concurrency}, time_scale {item.time_scale:g}, "
           f"transports {', '.join(item.transports)}, {'TLS' if item.tls else 'cleartext'}, deadline {item.deadline():.1f} s")
+    if getattr(item, "network", None) is not None:
+        print(f"network lab (real time): {json.dumps(item.network.to_json())}")
     print("fault plan (as the simulator runs it, scaled):")
     print(json.dumps(item.plan().to_data(), indent=2))
     print("client plan (STREAMCHAOS_PLAN):")

@@ -148,17 +148,19 @@ def print_table(table: Sequence[Mapping[str, Any]], console: Any = None) -> None
         out.add_column(column)
     audit = any(row.get("keepalive") for row in table)  # network lab runs: the socket audit beside the outcome
     if audit:
-        out.add_column("keepalive")
+        console.width = max(console.width, 180)
+        out.add_column("faulted")
+        out.add_column("keepalive (socket audit)")
     for row in table:
         if row.get("skipped"):
-            out.add_row(row["strategy"], row["scenario"], "-", f"skipped: {row['skipped'][:50]}", "", "", "", "", *([""] if audit else []))
+            out.add_row(row["strategy"], row["scenario"], "-", f"skipped: {row['skipped'][:50]}", "", "", "", "", *(["", ""] if audit else []))
             continue
         ci = row["recovery_ci"]
         out.add_row(
             row["strategy"], row["scenario"], str(row["trials"]), f"{row['recovery_rate']:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]",
             str(row["hangs"]), str(row["data_loss"]), "-" if row.get("ttr_mean_ms") is None else f"{row['ttr_mean_ms']:.0f} ms",
             "-" if row.get("amplification") is None else f"{row['amplification']:.2f}",
-            *([row.get("keepalive") or ""] if audit else []),
+            *([f"{row['faulted']}/{row['trials']}", row.get("keepalive") or ""] if audit else []),
         )
     console.print(out)
     console.print("* from the first fault to the answer, over the trials that recovered")

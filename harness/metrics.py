@@ -116,6 +116,13 @@ def summarize_group(scenario: str, client: str, items: Sequence[Mapping[str, Any
 
 def keepalive_seen(items: Sequence[Mapping[str, Any]]) -> str | None:
     """What the socket audit saw on the client's connections across trials ("on (60 s)", "off", both)."""
-    labels = sorted({str(((i.get("extra") or {}).get("socket_audit") or {}).get("keepalive")) for i in items
-                     if ((i.get("extra") or {}).get("socket_audit") or {}).get("keepalive") not in (None, "unknown")})
-    return " / ".join(labels) if labels else None
+    labels = set()
+    for item in items:
+        seen = (item.get("extra") or {}).get("socket_audit") or {}
+        if seen.get("keepalive") in (None, "unknown"):
+            continue
+        label = str(seen["keepalive"])
+        if seen.get("user_timeout_ms"):
+            label += f", user timeout {seen['user_timeout_ms'] / 1000:g} s"
+        labels.add(label)
+    return " / ".join(sorted(labels)) if labels else None

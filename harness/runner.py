@@ -368,7 +368,11 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
             monitor = Monitor(lab, max_duration_s=scenario.deadline(time_scale) + 30)
         deadline = scenario.deadline(time_scale)
         invocation = client.invocation(Trial(base_url, key, simulator.ca_file if tls else None, scenario.client_plan(time_scale), deadline, workdir))
-        argv = lab.wrap(invocation.argv) if lab is not None else invocation.argv
+        argv, env = invocation.argv, invocation.env
+        if lab is not None:
+            from .lab.trial import lab_env
+
+            argv, env = lab.wrap(argv), lab_env(env)
 
         def started(group: int) -> None:
             pgid.append(group)
@@ -376,7 +380,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
             if monitor is not None:
                 monitor.start()
 
-        result = run_client(argv, invocation.env, deadline, cwd=invocation.cwd, on_start=started, stdin=invocation.stdin)
+        result = run_client(argv, env, deadline, cwd=invocation.cwd, on_start=started, stdin=invocation.stdin)
     finally:
         # Each step is tried even when one before it fails (toxiproxy or the simulator gone):
         # the temp directory is removed on every path.

@@ -3,7 +3,9 @@
 A scenario is what a user writes, shares and cites in a bug report: the conversation the client
 performs, the faults and their triggers, the toxiproxy timeline, the transport, a time scale, a
 seed, a trial count, and what the field saw. Every error names the file, the key path and the fix.
-Durations are real-world; ``time_scale`` shrinks them all consistently at run time.
+Durations are real-world; ``time_scale`` shrinks them all consistently at run time, except in a
+scenario with ``[network]`` (the network lab, harness/lab): kernel timers cannot be scaled, so such a
+scenario must run at time_scale 1 and the runner refuses a ``--time-scale`` override for it.
 """
 
 from __future__ import annotations

@@ -38,6 +38,8 @@ def test_ruleset_renders_exactly_for_every_key():
     text = ruleset.render(Network(nat_idle_s=20, on_evicted="reset", loss_up=0.05, loss_down=0.1, reset_after_bytes=5000))
     assert text == textwrap.dedent("""\
         table ip streamchaos {
+        \tcounter evicted_close {
+        \t}
         \tcounter evicted {
         \t}
         \tcounter loss_up {
@@ -53,6 +55,7 @@ def test_ruleset_renders_exactly_for_every_key():
         \tchain forward {
         \t\ttype filter hook forward priority filter; policy accept;
         \t\tjump blackhole
+        \t\tct state invalid tcp flags & (fin | rst) != 0 counter name "evicted_close" drop
         \t\tct state invalid meta l4proto tcp counter name "evicted" reject with tcp reset
         \t\tct state invalid counter name "evicted" drop
         \t\tct mark 0x00000001 counter name "middlebox_reset" reject with tcp reset
@@ -63,6 +66,7 @@ def test_ruleset_renders_exactly_for_every_key():
         \tchain input {
         \t\ttype filter hook input priority filter; policy accept;
         \t\tjump blackhole
+        \t\tct state invalid tcp flags & (fin | rst) != 0 counter name "evicted_close" drop
         \t\tct state invalid meta l4proto tcp counter name "evicted" reject with tcp reset
         \t\tct state invalid counter name "evicted" drop
         \t}
@@ -139,6 +143,8 @@ def test_socket_audit_parses_ss_and_summarizes_per_connection():
     assert summary["keepalive"] == "on (15 s)" and summary["user_timeout_ms"] == 10000 and summary["retransmits"] == 3
     assert audit.summarize([[dict(parsed[1], keepalive=False)]])["keepalive"] == "off"
     assert audit.summarize([[]])["keepalive"] == "unknown"
+    connecting = dict(parsed[1], state="SYN-SENT", keepalive=False)  # options are set once connected
+    assert audit.summarize([[connecting]])["keepalive"] == "unknown"
 
 
 def test_counter_events_report_what_grew():
@@ -252,15 +258,16 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("on_evicted,plain_gets", [("drop", "TimeoutError"), ("reset", "ConnectionResetError")])
 def test_an_idle_flow_is_evicted_while_keepalive_probes_keep_the_same_idle_flow(lab_ok, on_evicted, plain_gets):
-    server = Server(echo)
-    try:
-        with TrialLab(Network(nat_idle_s=2, on_evicted=on_evicted)) as lab:
+    with TrialLab(Network(nat_idle_s=2, on_evicted=on_evicted)) as lab:  # first: the server binds the lab's host address
+        server = Server(echo)
+        try:
             out = run_client(lab, IDLE_CLIENT.format(host=LAB_HOST, port=server.port, idle=4))
             counters = lab.counters()
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out == {"plain": plain_gets, "keepalive": "again", "new_connection": "ok"}
     assert counters["evicted"]["packets"] >= 1
     # the server saw the client masqueraded behind the router, at its 198.18.x address
@@ -304,13 +311,13 @@ def test_ten_percent_loss_gives_retransmits_and_intact_data(lab_ok):
 
     import hashlib
 
-    server = Server(handler)
-    try:
-        with TrialLab(Network(loss_up=0.1, loss_down=0.1)) as lab:
+    with TrialLab(Network(loss_up=0.1, loss_down=0.1)) as lab:  # first: the server binds the lab's host address
+        server = Server(handler)
+        try:
             out = run_client(lab, LOSS_CLIENT.format(host=LAB_HOST, port=server.port), timeout_s=60)
             counters = lab.counters()
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out["echo_hash_ok"] and out["back"] == hashlib.sha256(back).hexdigest()  # every byte, both ways
     assert out["retrans"] > 0  # the client's kernel retransmitted what the router dropped
     assert counters["loss_up"]["packets"] > 0 and counters["loss_down"]["packets"] > 0
@@ -348,13 +355,13 @@ def test_the_middlebox_resets_a_flow_after_exactly_n_bytes(lab_ok):
         except OSError as error:
             server_error.append(type(error).__name__)
 
-    server = Server(handler)
-    try:
-        with TrialLab(Network(reset_after_bytes=5000)) as lab:
+    with TrialLab(Network(reset_after_bytes=5000)) as lab:  # first: the server binds the lab's host address
+        server = Server(handler)
+        try:
             out = run_client(lab, RECEIVER.format(host=LAB_HOST, port=server.port))
             counters = lab.counters()
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out == {"bytes": 5000, "error": "ConnectionResetError"}
     assert counters["middlebox_reset"]["packets"] >= 1
     assert server_error and server_error[0] in ("ConnectionResetError", "BrokenPipeError")  # the server was reset too
@@ -375,15 +382,16 @@ print(json.dumps({{"echoed": buffer.decode(), "times": times}}))
 """
 
 
+@pytest.mark.slow
 def test_a_black_hole_window_then_recovery_on_the_same_connection(lab_ok):
-    server = Server(echo)
-    try:
-        with TrialLab(Network(blackholes=(Blackhole(at_s=1.0, for_s=2.0),))) as lab:
+    with TrialLab(Network(blackholes=(Blackhole(at_s=1.0, for_s=2.0),))) as lab:  # first: the server binds the lab's host address
+        server = Server(echo)
+        try:
             monitor = Monitor(lab, poll_s=0.2).start()
             out = run_client(lab, PINGER.format(host=LAB_HOST, port=server.port), timeout_s=40)
             events = monitor.stop().events
-    finally:
-        server.close()
+        finally:
+            server.close()
     assert out["echoed"] == "".join("%04d" % i for i in range(20))  # nothing lost, nothing out of order
     gaps = [b - a for a, b in zip(out["times"], out["times"][1:])]
     assert max(gaps) >= 1.8  # silence for the window (and until TCP's next retransmission)
@@ -450,6 +458,7 @@ def test_after_kill_9_the_next_start_sweeps_only_dead_owners(lab_ok):
     assert_nothing_left(alive.pid)
 
 
+@pytest.mark.slow
 def test_without_cap_net_admin_one_clear_reason_and_lab_scenarios_skip(tmp_path, lab_ok):
     code = ("from harness.lab.netns import available; import json; print(json.dumps(available()))")
     drop = ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin"]
@@ -476,6 +485,7 @@ def lab_scenario(network: dict, idle_s: float, deadline_s: float = 40.0, **more)
     return scenario.from_data(data, "lab_test.toml")
 
 
+@pytest.mark.slow
 def test_reference_clients_in_the_lab_nat_eviction_keepalive_survives_default_recovers(tmp_path, lab_ok):
     item = lab_scenario({"nat_idle_s": 2, "on_evicted": "reset"}, idle_s=4)
     keepalive = replace(registry.reference_client("tcp-keepalive"), env={"STREAMCHAOS_KEEPALIVE_IDLE_S": "1"})
@@ -499,6 +509,7 @@ def test_reference_clients_in_the_lab_nat_eviction_keepalive_survives_default_re
     assert default["extra"]["base_url"].startswith(f"https://{LAB_HOST}:")
 
 
+@pytest.mark.slow
 def test_user_timeout_turns_a_dropped_flow_into_a_retry(tmp_path, lab_ok):
     item = lab_scenario({"nat_idle_s": 2, "on_evicted": "drop"}, idle_s=4, deadline_s=30.0)
     client = replace(registry.reference_client("user-timeout"), env={"STREAMCHAOS_USER_TIMEOUT_S": "2"})
@@ -528,4 +539,72 @@ def test_toxiproxy_steps_applied_count_as_faults(tmp_path):
     (record,) = runner.load_records(directory)
     assert record["outcome"] != "clean" and record["faults_fired"] >= 1
     steps = record["extra"]["toxic_steps"]
-    assert [s["event"] for s in steps][:1] == ["toxiproxy_down"] and all(s["t"] > 0 for s in steps)
+    assert steps[0]["event"] == "toxiproxy_step" and steps[0]["action"].startswith("disable") and steps[0]["t"] > 0
+
+
+def test_a_lane_binds_the_address_it_is_given_and_never_a_wildcard(start_simulator):
+    sim = start_simulator()
+    port = sim.open_lane("lane-host", host="127.0.0.2")
+    socket.create_connection(("127.0.0.2", port), timeout=5).close()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # bound to that address only
+    with pytest.raises(ValueError, match="IP address"):
+        sim.open_lane("lane-host", host="0.0.0.0")
+    sim.close_lane(port)
+
+
+@pytest.mark.slow
+def test_toxiproxy_in_the_lab_listens_on_the_lab_address(tmp_path, lab_ok):
+    from tests.support import require
+
+    require(ROOT / "tools" / "bin" / "toxiproxy-server", "toxiproxy")
+    item = replace(scenario.load(scenario.find("network_blip")), trials=1, transports=("http/1.1",), network=Network(nat_idle_s=30))
+    directory = runner.run(runner.RunConfig((item,), (registry.get("ref-full-jitter"),), results_dir=tmp_path, run_id="labblip"))
+    (record,) = runner.load_records(directory)
+    assert record["extra"]["base_url"].startswith(f"https://{LAB_HOST}:")  # the client reached toxiproxy through the NAT
+    assert record["extra"]["toxic_steps"] and record["faults_fired"] >= 2 and record["outcome"] != "clean"
+    assert record["extra"]["socket_audit"]["sockets"], "the audit saw the client's connections to toxiproxy"
+
+
+def test_faults_outside_the_simulator_make_a_trial_faulted_never_clean():
+    from harness.lab import trial as lab_trial
+    from harness.trial import TrialRecord
+
+    def record(extra: dict) -> TrialRecord:
+        return TrialRecord(run_id="r", scenario="s", client="c", trial=0, key="k", outcome="clean", exit_code=0, hung=False, elapsed_s=1.0,
+                           error_line=None, answers_expected=1, answers_intact=1, integrity=[], faults_fired=0,
+                           attempts=[[{"ok": True, "t_start": 12.0, "t_end": 12.5}]], backoff_ms=[], time_to_recover_ms=None, bytes_out=1,
+                           bytes_needed=1, events_out=1, connections=1, extra=extra)
+
+    harmless = record({"network": {"events": [{"t": 10.0, "event": "evicted_close_dropped", "packets": 2}, {"t": 11.0, "event": "blackhole_off"}]}})
+    lab_trial.count_outside_faults(harmless)
+    assert harmless.outcome == "clean" and harmless.faults_fired == 0
+    touched = record({"network": {"events": [{"t": 11.0, "event": "flow_evicted_drop", "packets": 1}]},
+                      "toxic_steps": [{"t": 10.0, "event": "toxiproxy_step", "action": "disable p", "error": None},
+                                      {"t": 10.5, "event": "toxiproxy_step", "action": "enable p", "error": "503"}]})
+    lab_trial.count_outside_faults(touched)
+    assert touched.outcome == "recovered" and touched.faults_fired == 2  # the failed step was not applied
+    assert lab_trial.time_to_recover_ms(touched) == 2500.0  # from the first fault to the answer
+    assert lab_trial.lab_env({"NO_PROXY": "127.0.0.1,localhost"})["NO_PROXY"] == f"127.0.0.1,localhost,{LAB_HOST}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_streamchaos_run_interrupted_mid_trial_leaves_no_lab(tmp_path, lab_ok, sig):
+    """The whole CLI, a trial idling inside its lab: interrupted, it deletes every namespace and link."""
+    process = subprocess.Popen([PY, "-m", "harness.cli", "run", "--scenarios", "nat_eviction_kernel", "--clients", "ref-sdk-default",
+                                "--trials", "2", "--workers", "2", "--results", str(tmp_path), "--run-id", "stop"],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(ours(process.pid)[0]) < 4:  # two trials, two namespaces each
+            time.sleep(0.2)
+        assert len(ours(process.pid)[0]) == 4, process.stderr.read() if process.poll() is not None else "no lab appeared"
+        time.sleep(1.0)  # the clients are running, idle between their turns
+        process.send_signal(sig)
+        process.wait(60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert_nothing_left(process.pid)

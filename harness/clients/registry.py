@@ -152,7 +152,10 @@ def claude_code_prompt(turns: list[Mapping[str, Any]]) -> str:
     if len(turns) == 1:
         return prompt
     idle = max(float(t.get("idle_before_s", 0)) for t in turns[1:])
-    command = json.dumps({"command": f"sleep {idle:g}", "description": "wait while the tool runs"}, separators=(",", ":"))
+    # Claude Code 2.1.330 refuses a standalone `sleep 30` ("Blocked: standalone sleep 30"; 12 s
+    # still runs): long idles sleep in python3, as the seed-002 reproduction did.
+    shell = f"sleep {idle:g}" if idle < 10 else f"python3 -c 'import time; time.sleep({idle:g})'"
+    command = json.dumps({"command": shell, "description": "wait while the tool runs"}, separators=(",", ":"))
     return f"{prompt}\n@sc tool=Bash tool_turns={len(turns) - 1} input={command}"
 
 

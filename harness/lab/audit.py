@@ -99,6 +99,9 @@ def summarize(samples: Iterable[Iterable[Mapping[str, Any]]], server_port: int |
 def keepalive_label(sockets: list[Mapping[str, Any]]) -> str:
     """"on (15 s)" when a connection to the server had SO_KEEPALIVE (with its idle), else "off";
     "unknown" when no connection was seen (the client never connected, or did so between samples)."""
+    # A socket seen only while connecting says nothing: clients (httpx among them) set their
+    # options once connected.
+    sockets = [s for s in sockets if any(state != "SYN-SENT" for state in s.get("states") or ["ESTAB"])]
     if not sockets:
         return "unknown"
     on = [s for s in sockets if s.get("keepalive")]

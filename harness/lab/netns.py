@@ -286,7 +286,8 @@ class TrialLab:
         self.delete()
 
 
-EVENT_NAMES = {"loss_up": "packets_dropped_up", "loss_down": "packets_dropped_down", "blackhole": "blackhole_dropped",
+HARMLESS = ("blackhole_off", "evicted_close_dropped")  # recorded, but they touched no request
+EVENT_NAMES = {"evicted_close": "evicted_close_dropped", "loss_up": "packets_dropped_up", "loss_down": "packets_dropped_down", "blackhole": "blackhole_dropped",
                "middlebox_reset": "middlebox_reset"}
 
 
@@ -384,7 +385,7 @@ class Monitor:
 
     def faults(self) -> list[dict[str, Any]]:
         """Events that mean the lab touched the trial (drops, resets, a black-hole window)."""
-        return [e for e in self.events if e["event"] != "blackhole_off"]
+        return [e for e in self.events if e["event"] not in HARMLESS]
 
 
 # -- a socket of another process, read with pidfd_getfd (Linux >= 5.6) --------------------------

@@ -72,6 +72,16 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def lab_env(env: Mapping[str, str]) -> dict[str, str]:
+    """The client's environment, with the lab's host address beside localhost wherever a no-proxy
+    list names it (Claude Code sends everything else to a refusing proxy)."""
+    out = dict(env)
+    for key in ("NO_PROXY", "no_proxy"):
+        if out.get(key) and LAB_HOST not in out[key].split(","):
+            out[key] = f"{out[key]},{LAB_HOST}"
+    return out
+
+
 def base_url(port: int, tls: bool) -> str:
     return f"{'https' if tls else 'http'}://{LAB_HOST}:{port}"
 
@@ -86,12 +96,14 @@ def lab_record(lab: TrialLab, monitor: Monitor, port: int) -> dict[str, Any]:
 
 
 def toxic_steps(fired: Iterable[Any]) -> list[dict[str, Any]]:
-    return [{"t": round(f.fired_at, 6), "event": f"toxiproxy_{f.action}", "step": f.index, "label": f.label, "error": f.error} for f in fired]
+    return [{"t": round(f.fired_at, 6), "event": "toxiproxy_step", "step": f.index, "action": f.action, "label": f.label, "error": f.error} for f in fired]
 
 
 def outside_faults(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Lab events that touched the trial and toxiproxy steps that were applied, in time order."""
-    events = [e for e in (extra.get("network") or {}).get("events", []) if e.get("event") != "blackhole_off"]
+    from .netns import HARMLESS
+
+    events = [e for e in (extra.get("network") or {}).get("events", []) if e.get("event") not in HARMLESS]
     events += [s for s in extra.get("toxic_steps", []) if not s.get("error")]
     return sorted(events, key=lambda e: e.get("t", 0.0))
 
