@@ -183,15 +183,21 @@ def _line(record: Mapping[str, Any], row: FieldRow) -> str:
 
 
 def _most_common_line(records: Sequence[Mapping[str, Any]]) -> str:
+    """The error line most trials printed (and in how many), else the outcomes: what a reader
+    should see beside the field's literal."""
     counts: dict[str, int] = {}
     for record in records:
         line = (record.get("error_line") or "").strip()
-        if not line:
-            line = f"(no error: outcome {record.get('outcome')})"
-        counts[line] = counts.get(line, 0) + 1
-    best = max(counts.items(), key=lambda kv: kv[1])
-    more = f" (and {len(counts) - 1} other line(s))" if len(counts) > 1 else ""
-    return best[0][:300] + more
+        if line:
+            counts[line] = counts.get(line, 0) + 1
+    outcomes: dict[str, int] = {}
+    for record in records:
+        outcomes[str(record.get("outcome"))] = outcomes.get(str(record.get("outcome")), 0) + 1
+    seen = ", ".join(f"{name} {count}/{len(records)}" for name, count in sorted(outcomes.items()))
+    if not counts:
+        return f"no error printed (outcomes: {seen})"
+    line, count = max(counts.items(), key=lambda kv: kv[1])
+    return f"{line[:300]} ({count}/{len(records)} trials; outcomes: {seen})"
 
 
 def evaluate(fields: Mapping[str, Sequence[FieldRow]], records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

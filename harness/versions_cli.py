@@ -63,7 +63,7 @@ def print_cached() -> None:
     if not items:
         print("  none yet")
     for info in items:
-        names = ", ".join(f"{name}@{info['version']}" for name in versions.names_for(info["client"]))
+        names = ", ".join(f"{name}@{info['version']}" for name in versions.names_for(info["client"], info["version"]))
         print(f"  {info['client']:<12} {info['version']:<10} {names}")
 
 

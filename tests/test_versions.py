@@ -68,7 +68,7 @@ def test_field_check_reports_reproduced_different_and_not_run():
     ]
     found = {(e["client"], e["status"]): fieldmatch.verdict(e) for e in fieldmatch.evaluate(rows, records)}
     assert found[("claude-code-bun@2.1.104", "reproduced")] == "reproduced (with 'ECONNRESET:' added)"
-    assert found[("claude-code@2.1.104", "different")] == "different: API Error: terminated"
+    assert found[("claude-code@2.1.104", "different")] == "different: API Error: terminated (1/1 trials; outcomes: failed 1/1)"
     assert found[("go-sdk", "not run")] == "not run"
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -53,10 +54,20 @@ def summarize(turn: int, message, started: float) -> dict:
 
 
 def ask(client: anthropic.Anthropic, args: dict, stream: bool):
-    if stream:
-        with client.messages.stream(**args) as response:
-            return response.get_final_message()
-    return client.messages.create(**args)
+    try:
+        if stream:
+            with client.messages.stream(**args) as response:
+                return response.get_final_message()
+        return client.messages.create(**args)
+    except TypeError as error:
+        # An older SDK without a parameter of this request (``thinking`` before 0.47): send that
+        # field in ``extra_body``, as the SDK documents for fields it does not know yet.
+        found = re.search(r"unexpected keyword argument '(\w+)'", str(error))
+        if not found or found.group(1) not in args:
+            raise
+        args = dict(args)
+        args["extra_body"] = {**(args.get("extra_body") or {}), found.group(1): args.pop(found.group(1))}
+        return ask(client, args, stream)
 
 
 def main() -> int:

@@ -304,7 +304,7 @@ def _install_go(family: Family, version: str, scratch: Path) -> None:
         _run([go, "build", "-o", str(scratch / "streamchaos-go-client"), "."], source, f"building the Go client against {family.package}@{version}", env)
     except VersionError as error:
         raise VersionError(f"go-sdk@{version}: the streamchaos Go client (harness/clients/go/main.go) does not compile against "
-                           f"{family.package} {version}; supported: v1.0.0 and later whose API it uses ({error})") from None
+                           f"{family.package} {version}; supported: v1.2.0 (the first v1 release) and later ({error})") from None
 
 
 INSTALLERS: dict[str, Callable[[Family, str, Path], None]] = {"npm": _install_npm, "pypi": _install_pypi, "go": _install_go}
@@ -481,5 +481,9 @@ def cached() -> list[dict]:
     return out
 
 
-def names_for(cache_name: str) -> list[str]:
-    return [f.name for f in FAMILIES.values() if f.cache_name == cache_name]
+def names_for(cache_name: str, version: str | None = None) -> list[str]:
+    """The clients that run an install (claude-code-bun only the cli.js releases)."""
+    names = [f.name for f in FAMILIES.values() if f.cache_name == cache_name]
+    if version is not None and cache_name == "claude-code" and version_key(version) > version_key(CLAUDE_CODE_LAST_CLI_JS):
+        names.remove("claude-code-bun")
+    return names
