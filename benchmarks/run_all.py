@@ -23,6 +23,7 @@ BENCHMARKS = {
     "toxiproxy": ("bench_toxiproxy.py", ["--requests", "500"]),
     "harness": ("bench_harness.py", ["--quick"]),
     "metastability": ("bench_metastability.py", ["--quick"]),
+    "shards": ("bench_shards.py", ["--quick"]),
 }
 DEADLINE_S = 3600
 
