@@ -258,3 +258,19 @@ def test_merge_appends_a_job_summary(four_shards, tmp_path):
     text = summary.read_text()
     assert text.startswith("# earlier step\n") and "### streamchaos merge (4 shards)" in text
     assert "| scenario | client | trials | recovered |" in text and "| half | fixed | 12 |" in text
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(derandomize=True, max_examples=200)
+@given(st.lists(st.floats(min_value=0.01, max_value=50, allow_nan=False), min_size=1, max_size=60), st.integers(1, 6), st.randoms())
+def test_lpt_is_a_partition_independent_of_input_order_and_balanced(costs, count, rng):
+    units = [shards.Unit(round(c, 3), (("s", "c", i),)) for i, c in enumerate(costs)]
+    shuffled = list(units)
+    rng.shuffle(shuffled)
+    first, second = shards.assign(units, count), shards.assign(shuffled, count)
+    assert [sorted(u.trials for u in part) for part in first] == [sorted(u.trials for u in part) for part in second]
+    assert sorted(t for part in first for u in part for t in u.trials) == [("s", "c", i) for i in range(len(costs))]
+    loads = [sum(u.cost for u in part) for part in first]
+    assert max(loads) - min(loads) <= max(u.cost for u in units) + 1e-6
