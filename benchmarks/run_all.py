@@ -25,6 +25,7 @@ BENCHMARKS = {
     "metastability": ("bench_metastability.py", ["--quick"]),
     "report": ("bench_report.py", []),
     "lab": ("bench_lab.py", ["--quick"]),  # the network lab: needs root
+    "shards": ("bench_shards.py", ["--quick"]),
 }
 DEADLINE_S = 3600
 

@@ -42,6 +42,8 @@ class ShardDir:
 def load(directory: Path) -> ShardDir:
     from .runner import load_records, only_latest
 
+    if not (directory / "manifest.json").exists() and (directory / "latest" / "manifest.json").exists():
+        directory = (directory / "latest").resolve()  # results/shard-I-of-N given: its latest run
     manifest = read_manifest(directory)
     return ShardDir(directory, manifest, only_latest(load_records(directory)))
 

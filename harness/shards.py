@@ -216,6 +216,17 @@ def configuration(config: Any) -> dict[str, Any]:
     }
 
 
+def _abridged(value: Any) -> Any:
+    """The configuration for reading: long strings (large-context prompts) as their digest."""
+    if isinstance(value, dict):
+        return {k: _abridged(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_abridged(v) for v in value]
+    if isinstance(value, str) and len(value) > 2000:
+        return f"{value[:200]}... [{len(value)} characters, sha256 {hashlib.sha256(value.encode()).hexdigest()[:16]}]"
+    return value
+
+
 def digest(data: Any) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -308,7 +319,7 @@ def manifest(config: Any, run_id: str, shard: Shard | None, assigned: Iterable[t
         "client_versions": {c.name: client_version(c) for c in config.clients},
         "shard": {"index": shard.index, "count": shard.count} if shard else {"index": 1, "count": 1},
         "grid": grid,
-        "configuration": configuration(config),
+        "configuration": _abridged(configuration(config)),
     }
     if shard is not None and assigned is not None:
         by_cell: dict[tuple[str, str], list[int]] = {}

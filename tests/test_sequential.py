@@ -134,6 +134,7 @@ def sequential_gate(tmp_path: Path, mode: str, scenario_path: Path, policy_text:
 POLICY_TEXT = 'version = 1\n[defaults]\nmin_recovery_lower = 0.6\n[sequential]\nbatch = 10\ninconclusive = "fail"\n'
 
 
+@pytest.mark.slow
 def test_sequential_gate_runs_only_the_trials_it_needs(tmp_path):
     clean = scenario(tmp_path, "clean", None, 40)
     done, directory = sequential_gate(tmp_path, "fixed-retry", clean, POLICY_TEXT)
@@ -152,6 +153,7 @@ def test_sequential_gate_runs_only_the_trials_it_needs(tmp_path):
     assert isinstance(case.result[0], junitparser.Failure) and "below 60%" in case.result[0].message
 
 
+@pytest.mark.slow
 def test_inconclusive_cells_count_as_the_policy_says(tmp_path):
     half = scenario(tmp_path, "half", 0.4, 20)
     done, directory = sequential_gate(tmp_path, "never-retry", half, POLICY_TEXT)

@@ -161,6 +161,7 @@ def four_shards(tmp_path_factory):
     return tmp_path, dirs, tmp_path / "whole" / "same-seed"
 
 
+@pytest.mark.slow
 def test_four_parallel_shards_merged_equal_one_unsharded_run(four_shards):
     tmp_path, dirs, whole = four_shards
     out = tmp_path / "merged"
@@ -200,6 +201,7 @@ def test_four_parallel_shards_merged_equal_one_unsharded_run(four_shards):
     assert streamchaos("report", str(out)).returncode == 0
 
 
+@pytest.mark.slow
 def test_each_shard_appends_a_job_summary(four_shards):
     tmp_path, _, _ = four_shards
     text = (tmp_path / "summary-2.md").read_text()
@@ -207,6 +209,7 @@ def test_each_shard_appends_a_job_summary(four_shards):
     assert "| scenario | client | trials | recovered | rate [95% CI] | hangs | data loss |" in text
 
 
+@pytest.mark.slow
 def test_a_missing_shard_and_a_shard_run_twice_are_named(four_shards, tmp_path):
     _, dirs, _ = four_shards
     missing = streamchaos("merge", str(dirs[0]), str(dirs[1]), str(dirs[3]), "--out", str(tmp_path / "a"))
@@ -220,6 +223,7 @@ def test_a_missing_shard_and_a_shard_run_twice_are_named(four_shards, tmp_path):
     assert not (tmp_path / "a" / "trials.jsonl").exists() and not (tmp_path / "b" / "trials.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_overlapping_incomplete_and_mixed_shards_are_refused(four_shards, tmp_path):
     tmp, dirs, whole = four_shards
     copies = []
@@ -244,6 +248,7 @@ def test_overlapping_incomplete_and_mixed_shards_are_refused(four_shards, tmp_pa
     assert mixed.returncode == 2 and "mixed configurations (digest)" in mixed.stderr and "shard 4/4" in mixed.stderr
 
 
+@pytest.mark.slow
 def test_merge_appends_a_job_summary(four_shards, tmp_path):
     _, dirs, _ = four_shards
     summary = tmp_path / "step-summary.md"
@@ -253,3 +258,19 @@ def test_merge_appends_a_job_summary(four_shards, tmp_path):
     text = summary.read_text()
     assert text.startswith("# earlier step\n") and "### streamchaos merge (4 shards)" in text
     assert "| scenario | client | trials | recovered |" in text and "| half | fixed | 12 |" in text
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(derandomize=True, max_examples=200)
+@given(st.lists(st.floats(min_value=0.01, max_value=50, allow_nan=False), min_size=1, max_size=60), st.integers(1, 6), st.randoms())
+def test_lpt_is_a_partition_independent_of_input_order_and_balanced(costs, count, rng):
+    units = [shards.Unit(round(c, 3), (("s", "c", i),)) for i, c in enumerate(costs)]
+    shuffled = list(units)
+    rng.shuffle(shuffled)
+    first, second = shards.assign(units, count), shards.assign(shuffled, count)
+    assert [sorted(u.trials for u in part) for part in first] == [sorted(u.trials for u in part) for part in second]
+    assert sorted(t for part in first for u in part for t in u.trials) == [("s", "c", i) for i in range(len(costs))]
+    loads = [sum(u.cost for u in part) for part in first]
+    assert max(loads) - min(loads) <= max(u.cost for u in units) + 1e-6
