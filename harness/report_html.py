@@ -505,7 +505,7 @@ def _journal_slices(directory: Path, records: Sequence[Mapping[str, Any]]) -> di
             continue
         with open(path, encoding="utf-8") as handle:
             for line in handle:
-                if not any(k in line for k in keys):  # cheap filter before parsing
+                if not _mentions(line, keys):  # cheap filter before parsing
                     continue
                 try:
                     item = json.loads(line)
@@ -515,6 +515,17 @@ def _journal_slices(directory: Path, records: Sequence[Mapping[str, Any]]) -> di
                     if key in keys:
                         out[key].append(item)
     return out
+
+
+_KEY_FIELD = re.compile(r'"(?:key|lane)":\s*"([^"]*)"')
+_KEYS_FIELD = re.compile(r'"keys":\s*\[([^\]]*)\]')
+
+
+def _mentions(line: str, keys: set[str]) -> bool:
+    """Whether a journal line names one of ``keys`` (as key, lane or in keys), without parsing it."""
+    if any(match in keys for match in _KEY_FIELD.findall(line)):
+        return True
+    return any(part.strip().strip('"') in keys for found in _KEYS_FIELD.findall(line) for part in found.split(","))
 
 
 def _journal_keys(item: Mapping[str, Any]) -> set[str]:
