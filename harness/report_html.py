@@ -763,8 +763,8 @@ def print_summary(rows: Sequence[Mapping[str, Any]], console: Any = None, worst:
     console = console or Console()
     console.width = max(console.width, 150)
     matrix = Matrix(rows)
-    table = Table(title="streamchaos: recovery per scenario (rows) and client (columns), worst first", title_justify="left", pad_edge=False,
-                  show_edge=False)
+    console.print("[b]streamchaos[/b]: recovery per scenario (rows) and client (columns), worst first")
+    table = Table(pad_edge=False, show_edge=False)
     table.add_column("scenario", no_wrap=True)
     for client in matrix.clients:
         table.add_column(_short(client), justify="center", no_wrap=True)
@@ -784,7 +784,9 @@ def print_summary(rows: Sequence[Mapping[str, Any]], console: Any = None, worst:
     console.print(table)
     console.print("[dim]cell: recovered share; H hung, L data loss; - skipped[/dim]")
     bad = [r for r in matrix.worst(worst) if (r.get("recovery_rate") or 0) < 1 or r.get("hangs") or r.get("data_loss")]
-    if bad:
+    if not bad:
+        console.print("worst cells: none (every cell recovered every trial, with no hang and no data loss)")
+    else:
         console.print("[b]worst cells[/b]")
         for row in bad:
             ci = row.get("recovery_ci") or [0, 1]
