@@ -213,3 +213,29 @@ def test_report_in_headless_chromium(two_runs, tmp_path):
     assert seen["dialog"]["key"] == seen["trialKey"] and "Journal timeline" in seen["dialog"]["text"]
     for name in ("report-matrix.png", "report-trial.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def _row(scenario_name: str, client: str, recovered: int, trials: int, hangs: int = 0, data_loss: int = 0) -> dict:
+    return {"scenario": scenario_name, "client": client, "trials": trials, "recovered": recovered, "hangs": hangs, "data_loss": data_loss}
+
+
+def test_diff_pairs_versions_and_follows_the_policy():
+    a = [_row("s", "claude-code@2.1.104", 6, 6), _row("t", "claude-code@2.1.104", 3, 6)]
+    b = [_row("s", "claude-code@2.1.200", 0, 6, hangs=6), _row("t", "claude-code@2.1.200", 4, 6)]
+    assert diff.compare(a, b)["compared"] == 0  # different names: nothing in common
+    result = diff.compare(a, b, strip_versions=True)
+    (cell,) = [c for c in result["changed"] if c["scenario"] == "s"]
+    assert cell["client_a"] == "claude-code@2.1.104" and cell["client_b"] == "claude-code@2.1.200"
+    assert {c["metric"]: (c["direction"], c["significant"]) for c in cell["changes"]} == {"recovery": ("worse", True), "hangs": ("worse", True)}
+    (small,) = [c for c in result["changed"] if c["scenario"] == "t"]
+    assert not small["changes"][0]["significant"]  # 3/6 -> 4/6 is noise
+    assert [diff.exit_code(result, p) for p in ("worse", "change", "any", "never")] == [1, 1, 1, 0]
+    with pytest.raises(diff.DiffError, match="drop --strip-versions"):
+        diff.compare(a + [_row("s", "claude-code@9", 1, 1)], b, strip_versions=True)
+
+
+def test_error_lines_group_by_shape():
+    lines = ["*net.OpError: read tcp 127.0.0.1:60098->127.0.0.1:42009: read: connection reset by peer",
+             "*net.OpError: read tcp 127.0.0.1:56984->127.0.0.1:36583: read: connection reset by peer"]
+    assert len({report_html.error_shape(line) for line in lines}) == 1
+    assert "connection reset by peer" in report_html.error_shape(lines[0])
