@@ -78,7 +78,8 @@ def render(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], records: 
 
 
 def _json_for_script(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that cannot end the script element or open a comment in it: every < escaped."""
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
 
 
 # -- the matrix ----------------------------------------------------------------------------------
