@@ -334,14 +334,14 @@ def _summarize(directory: Path, console, extra: dict, baseline: Path | None = No
     records = runner.only_latest(runner.load_records(directory))
     rows = metrics.summarize(records)
     meta = {"run_id": directory.name, "trials recorded": len([r for r in records if not r.get("skipped")]), **extra}
-    against = None
+    against, status = None, 0
     if baseline is not None:
         try:
             against = diff.compare(diff.load_rows(baseline), rows, label_a=Path(baseline).name, label_b=directory.name)
-        except diff.DiffError as error:
+            meta["baseline"] = str(baseline)
+        except diff.DiffError as error:  # the report is still written, without that section
             console.print(f"[red]streamchaos:[/red] --baseline: {error}")
-            return 2
-        meta["baseline"] = str(baseline)
+            status = 2
     from harness import versions_report  # issue 14: field matches and version columns
 
     added = versions_report.extend(directory, rows, records)
@@ -352,7 +352,7 @@ def _summarize(directory: Path, console, extra: dict, baseline: Path | None = No
     if against is not None:
         diff.print_result(against)
     console.print(f"results: {paths['json']}, {paths['csv']}, {paths['html']}")
-    return 0
+    return status
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -91,9 +91,7 @@ def compare(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, A
     """Every cell of both runs, with its changes; ``changed`` lists those with any difference."""
     a, b = _index(rows_a, strip_versions, label_a), _index(rows_b, strip_versions, label_b)
     cells, changed = [], []
-    for key in [k for k in a if k in b] + [k for k in b if k not in a]:
-        if key not in a:
-            continue
+    for key in (k for k in a if k in b):
         left, right = a[key], b[key]
         if not left.get("trials") or not right.get("trials"):
             continue

@@ -78,7 +78,8 @@ def render(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], records: 
 
 
 def _json_for_script(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/")
+    """JSON that cannot end the script element or open a comment in it: every < escaped."""
+    return json.dumps(data, separators=(",", ":")).replace("<", "\\u003c")
 
 
 # -- the matrix ----------------------------------------------------------------------------------
@@ -254,7 +255,7 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
         records = by_cell.get((name, client), [])
         counts = Counter(r["outcome"] for r in records) if records else Counter(row.get("outcomes") or {})
         badges = " ".join(f"<span class='badge o-{e(o)}'>{e(o.replace('_', ' '))} {c}</span>" for o, c in sorted(counts.items(), key=lambda x: -x[1]))
-        errors = Counter(r["error_line"] for r in records if r.get("error_line")) if records else Counter(row.get("error_lines") or [])
+        errors = Counter(error_shape(r["error_line"]) for r in records if r.get("error_line")) if records else Counter(row.get("error_lines") or [])
         said = "".join(f"<li><code>{e(line[:400])}</code>{f' <span class=count>&times;{c}</span>' if c > 1 else ''}</li>"
                        for line, c in errors.most_common(6))
         if len(errors) > 6:
@@ -282,6 +283,18 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
         out.append("<div class=plots>" + "".join(plots) + "</div>")
     out.append("</section>")
     return "".join(out)
+
+
+SHAPES = ((re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[::1\]):\d+"), r"\1:<port>"), (re.compile(r"\breq_[A-Za-z0-9]+"), "req_<id>"),
+          (re.compile(r"\bmsg_[A-Za-z0-9]+"), "msg_<id>"), (re.compile(r"\btoolu_[A-Za-z0-9]+"), "toolu_<id>"))
+
+
+def error_shape(line: str) -> str:
+    """A client's error line with what differs per trial (ports, request ids) masked, so the same
+    error groups together; the rest stays literal."""
+    for pattern, replacement in SHAPES:
+        line = pattern.sub(replacement, line)
+    return line
 
 
 def _prose(text: str) -> str:
@@ -358,7 +371,7 @@ def decay_plot(rows: Sequence[Mapping[str, Any]], field: Sequence[Mapping[str, A
     return "".join(parts)
 
 
-def declared_range_ms(client: str, retry: int) -> tuple[float, float] | None:
+def declared_range_ms(client: str, retry: int, time_scale: float = 1.0) -> tuple[float, float] | None:
     """The declared backoff before retry ``retry`` (1-based), as [low, high] ms (REFERENCE §3);
     None when the client's policy is not known here."""
     base = client.partition("@")[0]
@@ -372,6 +385,18 @@ def declared_range_ms(client: str, retry: int) -> tuple[float, float] | None:
     if base.startswith("claude-code"):
         delay = min(32.0, 0.5 * 2 ** n)
         return (delay * 1000, delay * 1250)
+    if base.startswith("ref-"):  # the reference client: its strategy, scaled like the scenario
+        from .strategies import STRATEGIES
+
+        strategy = STRATEGIES.get(base[4:].removesuffix("-h2"))
+        if strategy is None:
+            return None
+        ceiling = min(strategy.cap_s, strategy.base_s * 2 ** n)
+        low, high = {
+            "none": (0.0, 0.0), "fixed": (strategy.base_s, strategy.base_s), "exponential": (ceiling, ceiling), "full_jitter": (0.0, ceiling),
+            "equal_jitter": (ceiling / 2, ceiling), "decorrelated_jitter": (strategy.base_s, strategy.cap_s),
+        }.get(strategy.backoff, (0.75 * min(0.5 * 2 ** n, 8.0), min(0.5 * 2 ** n, 8.0)))
+        return (low * 1000 * time_scale, high * 1000 * time_scale)
     return None
 
 
@@ -394,8 +419,9 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
     if not clients:
         return ""
     values = [g for _, gaps in clients for _, g in gaps]
-    declared = {c: [declared_range_ms(c, k) for k in sorted({k for k, _ in gaps})] for c, gaps in clients}
-    bounds = [b for ranges in declared.values() for r in ranges if r for b in r]
+    scale = {c: float(next((((r.get("extra") or {}).get("time_scale") or 1.0) for r in rs), 1.0)) for c, rs in records_by_client.items()}
+    declared = {c: [declared_range_ms(c, k, scale[c]) for k in sorted({k for k, _ in gaps})] for c, gaps in clients}
+    bounds = [b for ranges in declared.values() for r in ranges if r for b in r if b > 0]
     low_ms = max(0.1, min([v for v in values if v > 0] + bounds + [1.0]))
     high_ms = max(values + bounds + [10.0])
     lo, hi = math.floor(math.log10(low_ms)), math.ceil(math.log10(high_ms))
@@ -415,12 +441,15 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
     for row, (client, gaps) in enumerate(clients):
         top = upper + row * strip
         base_y = top + strip - 8
-        for k, band in zip(sorted({k for k, _ in gaps}), declared[client]):
-            if band:
-                x0, x1 = x(band[0]), x(band[1])
-                parts.append(f"<rect x={x0:.1f} y={top + 2} width={max(2.0, x1 - x0):.1f} height={strip - 10} class=declared>"
+        retries = sorted({k for k, _ in gaps})
+        band_h = (strip - 10) / max(1, len(retries))
+        for position, (k, band) in enumerate(zip(retries, declared[client])):
+            if band:  # one thin band per retry number, stacked, so overlapping ranges stay readable
+                x0, x1 = x(max(band[0], 10 ** lo)), x(max(band[1], 10 ** lo))
+                y0 = top + 2 + position * band_h
+                parts.append(f"<rect x={x0:.1f} y={y0:.1f} width={max(2.0, x1 - x0):.1f} height={max(2.0, band_h - 1):.1f} class=declared>"
                              f"<title>declared before retry {k}: {_ms_label(band[0])} to {_ms_label(band[1])}</title></rect>"
-                             f"<text x={x0 + 2:.1f} y={top + 11} class=small>r{k}</text>")
+                             f"<text x={x1 + 2:.1f} y={y0 + min(band_h - 1, 9):.1f} class=small>r{k}</text>")
         counts = [0] * bins
         for _, gap in gaps:
             position = (math.log10(max(gap, 10 ** lo)) - lo) / (hi - lo)
@@ -477,7 +506,7 @@ def _journal_slices(directory: Path, records: Sequence[Mapping[str, Any]]) -> di
             continue
         with open(path, encoding="utf-8") as handle:
             for line in handle:
-                if not any(k in line for k in keys):  # cheap filter before parsing
+                if not _mentions(line, keys):  # cheap filter before parsing
                     continue
                 try:
                     item = json.loads(line)
@@ -487,6 +516,17 @@ def _journal_slices(directory: Path, records: Sequence[Mapping[str, Any]]) -> di
                     if key in keys:
                         out[key].append(item)
     return out
+
+
+_KEY_FIELD = re.compile(r'"(?:key|lane)":\s*"([^"]*)"')
+_KEYS_FIELD = re.compile(r'"keys":\s*\[([^\]]*)\]')
+
+
+def _mentions(line: str, keys: set[str]) -> bool:
+    """Whether a journal line names one of ``keys`` (as key, lane or in keys), without parsing it."""
+    if any(match in keys for match in _KEY_FIELD.findall(line)):
+        return True
+    return any(part.strip().strip('"') in keys for found in _KEYS_FIELD.findall(line) for part in found.split(","))
 
 
 def _journal_keys(item: Mapping[str, Any]) -> set[str]:
@@ -676,7 +716,9 @@ function svgTimeline(tl){
     s.push('<text x="'+(X(a.t0)+3)+'" y="'+(y+6)+'" class="small">#'+a.n+' '+a.events+' ev</text>');
     var w=a.writes||[]; if(w.length>1){var top=w[w.length-1][0]||1,pts=w.map(function(p){return X(p[1]).toFixed(1)+','+(y+rowH-12-(p[0]/top)*(rowH-20)).toFixed(1);});
       s.push('<polyline fill="none" stroke="#222" stroke-width="1" points="'+pts.join(' ')+'"><title>events written over time (up to '+top+')</title></polyline>');}
-    (a.faults||[]).forEach(function(f){if(f.t!=null)s.push('<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' fired at '+ms(f.t)+(f.events_out!=null?' after '+f.events_out+' events':'')+'</title></path>');});
+    (a.faults||[]).forEach(function(f){if(f.t==null)return;var cut=(a.end==='fault:'+f.type);
+      s.push(cut?'<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' fired at '+ms(f.t)+(f.events_out!=null?' after '+f.events_out+' events':'')+'</title></path>'
+        :'<path d="M'+X(f.t)+','+(y+3)+' l0,'+(rowH-8)+'" stroke="#8d5a97" stroke-width="2" stroke-dasharray="3,2" class="fault"><title>fault '+esc(f.type)+' active from '+ms(f.t)+'</title></path>');});
     if(a.gap_ms!=null){var x1=X(a.t0),x0=X(a.t0-a.gap_ms/1000);s.push('<line x1="'+x0+'" x2="'+x1+'" y1="'+(y+rowH-4)+'" y2="'+(y+rowH-4)+'" stroke="#1b6ca8" stroke-width="2"/><text x="'+((x0+x1)/2)+'" y="'+(y+rowH+6)+'" text-anchor="middle" class="small" fill="#1b6ca8">gap '+a.gap_ms+' ms</text>');}
   });
   s.push('</svg>'); return s.join('');
@@ -722,8 +764,8 @@ def print_summary(rows: Sequence[Mapping[str, Any]], console: Any = None, worst:
     console = console or Console()
     console.width = max(console.width, 150)
     matrix = Matrix(rows)
-    table = Table(title="streamchaos: recovery per scenario (rows) and client (columns), worst first", title_justify="left", pad_edge=False,
-                  show_edge=False)
+    console.print("[b]streamchaos[/b]: recovery per scenario (rows) and client (columns), worst first")
+    table = Table(pad_edge=False, show_edge=False)
     table.add_column("scenario", no_wrap=True)
     for client in matrix.clients:
         table.add_column(_short(client), justify="center", no_wrap=True)
@@ -743,7 +785,9 @@ def print_summary(rows: Sequence[Mapping[str, Any]], console: Any = None, worst:
     console.print(table)
     console.print("[dim]cell: recovered share; H hung, L data loss; - skipped[/dim]")
     bad = [r for r in matrix.worst(worst) if (r.get("recovery_rate") or 0) < 1 or r.get("hangs") or r.get("data_loss")]
-    if bad:
+    if not bad:
+        console.print("worst cells: none (every cell recovered every trial, with no hang and no data loss)")
+    else:
         console.print("[b]worst cells[/b]")
         for row in bad:
             ci = row.get("recovery_ci") or [0, 1]

@@ -53,11 +53,10 @@ type = "tcp_reset"
 trigger = { at = "events", value = 10 }
 select = { attempts = [1] }
 """
-FIN_FIRST = """
+ALWAYS_CUT = """
 [[faults]]
 type = "fin"
 trigger = { at = "events", value = 10 }
-select = { attempts = [1] }
 """
 H2_ONLY = """
 [[faults]]
@@ -81,9 +80,10 @@ def _known(mode: str, name: str | None = None, protocols=("http/1.1", "h2")):
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory):
     """Run A and run B: the same scenarios and clients, except that client "changing" never
-    retries in A and retries in B."""
+    retries in A and retries in B. That matters in reset_first (only the first attempt is cut)
+    and nowhere else: every attempt is cut in always_cut, and h2_only is skipped."""
     tmp_path = tmp_path_factory.mktemp("runs")
-    items = [_scenario(tmp_path, "reset_first", RESET_FIRST), _scenario(tmp_path, "fin_first", FIN_FIRST),
+    items = [_scenario(tmp_path, "reset_first", RESET_FIRST), _scenario(tmp_path, "always_cut", ALWAYS_CUT, trials=2),
              _scenario(tmp_path, "h2_only", H2_ONLY, transports='["h2"]')]
     stable = [_known("never-retry", protocols=("http/1.1",)), _known("fixed-retry", protocols=("http/1.1",))]
     a = _run(tmp_path, "run-a", items, [*stable, _known("never-retry", "changing", ("http/1.1",))])
@@ -110,15 +110,17 @@ def test_diff_names_the_changed_cell_and_no_other(two_runs, capsys):
     out = capsys.readouterr().out
     result = json.loads((a.parent / "diff.json").read_text())
     changed = {(c["scenario"], c["client"]) for c in result["changed"]}
-    # "changing" retries in B: both scenarios where the first attempt is cut change, nothing else.
-    assert changed == {("reset_first", "changing"), ("fin_first", "changing")}
-    for cell in result["changed"]:
-        (recovery,) = [c for c in cell["changes"] if c["metric"] == "recovery"]
-        assert recovery["a"] == [0, 4] and recovery["b"] == [4, 4] and recovery["significant"] and recovery["direction"] == "better"
+    # One cell changed, and the diff names it and no other.
+    assert changed == {("reset_first", "changing")}
+    (recovery,) = [c for c in result["changed"][0]["changes"] if c["metric"] == "recovery"]
+    assert recovery["a"] == [0, 4] and recovery["b"] == [4, 4] and recovery["significant"] and recovery["direction"] == "better"
+    assert result["compared"] == 6  # 2 ran scenarios x 3 clients; the skipped h2 cells are not compared
+    assert cli.main(["diff", str(b), str(a)]) == 1  # the other way round it got worse: exit 1
+    out_reverse = capsys.readouterr().out
+    assert "reset_first / changing: recovery 4/4 -> 0/4" in out_reverse and "worse" in out_reverse
     assert code == 0  # better is not a failure under the default policy (worse)
-    assert "reset_first / changing" in out and "never-retry" not in out.split("\n", 1)[1]
-    assert cli.main(["diff", str(b), str(a)]) == 1  # the other way round it got worse
-    assert "worse" in capsys.readouterr().out
+    lines = out.strip().splitlines()
+    assert len(lines) == 2 and lines[1].startswith("reset_first / changing: recovery 0/4 -> 4/4")
     assert cli.main(["diff", str(a), str(b), "--fail-on", "change"]) == 1
     assert cli.main(["diff", str(a), str(a)]) == 0
 
@@ -213,3 +215,29 @@ def test_report_in_headless_chromium(two_runs, tmp_path):
     assert seen["dialog"]["key"] == seen["trialKey"] and "Journal timeline" in seen["dialog"]["text"]
     for name in ("report-matrix.png", "report-trial.png"):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
+
+
+def _row(scenario_name: str, client: str, recovered: int, trials: int, hangs: int = 0, data_loss: int = 0) -> dict:
+    return {"scenario": scenario_name, "client": client, "trials": trials, "recovered": recovered, "hangs": hangs, "data_loss": data_loss}
+
+
+def test_diff_pairs_versions_and_follows_the_policy():
+    a = [_row("s", "claude-code@2.1.104", 6, 6), _row("t", "claude-code@2.1.104", 3, 6)]
+    b = [_row("s", "claude-code@2.1.200", 0, 6, hangs=6), _row("t", "claude-code@2.1.200", 4, 6)]
+    assert diff.compare(a, b)["compared"] == 0  # different names: nothing in common
+    result = diff.compare(a, b, strip_versions=True)
+    (cell,) = [c for c in result["changed"] if c["scenario"] == "s"]
+    assert cell["client_a"] == "claude-code@2.1.104" and cell["client_b"] == "claude-code@2.1.200"
+    assert {c["metric"]: (c["direction"], c["significant"]) for c in cell["changes"]} == {"recovery": ("worse", True), "hangs": ("worse", True)}
+    (small,) = [c for c in result["changed"] if c["scenario"] == "t"]
+    assert not small["changes"][0]["significant"]  # 3/6 -> 4/6 is noise
+    assert [diff.exit_code(result, p) for p in ("worse", "change", "any", "never")] == [1, 1, 1, 0]
+    with pytest.raises(diff.DiffError, match="drop --strip-versions"):
+        diff.compare(a + [_row("s", "claude-code@9", 1, 1)], b, strip_versions=True)
+
+
+def test_error_lines_group_by_shape():
+    lines = ["*net.OpError: read tcp 127.0.0.1:60098->127.0.0.1:42009: read: connection reset by peer",
+             "*net.OpError: read tcp 127.0.0.1:56984->127.0.0.1:36583: read: connection reset by peer"]
+    assert len({report_html.error_shape(line) for line in lines}) == 1
+    assert "connection reset by peer" in report_html.error_shape(lines[0])

@@ -1,5 +1,5 @@
 // Open a report.html in headless Chromium as a new user would and say what happened, as JSON.
-// usage: node check_report.mjs REPORT.html [SCREENSHOT_DIR]
+// usage: node check_report.mjs REPORT.html [SCREENSHOT_DIR [SCENARIO]]  (SCENARIO: whose section to screenshot)
 // Prints {cells, rows, columns, skipped, consoleErrors, pageErrors, requests, outside, dialog, ...}.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [report, shots] = process.argv.slice(2);
+const [report, shots, sectionId] = process.argv.slice(2);
 if (!report) {
   console.error('usage: node check_report.mjs REPORT.html [SCREENSHOT_DIR]');
   process.exit(2);
@@ -50,10 +50,10 @@ try {
   Object.assign(out, matrix);
   if (shots) await page.screenshot({ path: join(shots, 'report-matrix.png'), clip: { x: 0, y: 0, width: 1400, height: 900 } });
   if (shots) {
-    const section = await page.$('section.scenario:has(svg.plot)');
+    const section = await page.$(sectionId ? `section#s-${sectionId}` : 'section.scenario:has(svg.plot)');
     if (section) { await section.scrollIntoViewIfNeeded(); await section.screenshot({ path: join(shots, 'report-scenario.png') }); }
   }
-  const link = await page.$('a.trial');
+  const link = await page.$(process.env.TRIAL_KEY ? `a.trial[data-key="${process.env.TRIAL_KEY}"]` : 'a.trial');
   if (link) {
     out.trialKey = await link.getAttribute('data-key');
     await link.click();
