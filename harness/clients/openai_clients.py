@@ -20,7 +20,7 @@ OPENAI_APIS = ("chat", "responses")
 OPENAI_PYTHON_POLICY = ("2 retries; min(0.5*2^n, 8 s)*(1-0.25U); 408/409/429/5xx and connection errors; x-should-retry overrides; "
                         "retry-after-ms then retry-after honoured up to 120 s (longer: no retry); never mid-stream; read timeout 600 s")
 OPENAI_NODE_POLICY = ("2 retries; min(0.5*2^n, 8 s)*(1-0.25U); 408/409/429/5xx and connection errors; x-should-retry overrides; "
-                      "retry-after-ms then retry-after honoured up to 60 s (longer: default backoff); never mid-stream; timeout 600 s per attempt")
+                      "retry-after-ms then retry-after honoured up to 60 s (longer: default backoff); never mid-stream; timeout 600 s until the response headers (the body has none)")
 AI_SDK_POLICY = ("maxRetries 2; 2 s then 4 s, no jitter; APICallError.isRetryable (408/409/429/5xx; fetch failed, ECONNRESET, "
                  "UND_ERR_SOCKET ...) before the response; retry-after-ms then retry-after honoured under 60 s; never mid-stream "
                  "(streamRetries is opt-in, default 0); no timeout (timeout.firstChunkMs/chunkMs start after the headers)")
