@@ -139,3 +139,18 @@ def test_ai_sdk_stream_retries_recover_an_error_event_but_not_a_reset(tmp_path):
     assert [a["end"] for a in retried["attempts"][0]] == ["fault:sse_error", "complete"]
     reset = records["openai_reset_mid_stream"]
     assert reset["outcome"] == "failed" and [a["end"] for a in reset["attempts"][0]] == ["fault:tcp_reset"]
+
+
+def test_report_and_gate_treat_the_openai_clients_like_any_other(results, tmp_path):
+    out, _ = results
+    junit = tmp_path / "junit.xml"
+    code = cli.main(["gate", "--from", str(out), "--junit", str(junit), "--min-recovery", "0.5"])
+    assert code != 0  # no OpenAI client recovers a mid-stream reset
+    xml = junit.read_text()
+    for client in CLIENTS:
+        assert f'classname="streamchaos.openai_reset_mid_stream" name="{client}"' in xml
+    assert 'classname="streamchaos.openai_errors_429_503_retry_after" name="openai-node"' in xml
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {(row["scenario"], row["client"]) for row in summary["rows"]}
+    assert {("openai_reset_mid_stream", client) for client in CLIENTS} <= rows
+    assert all(client in (out / "report.html").read_text() for client in CLIENTS)
