@@ -114,12 +114,13 @@ def test_valid_documents_load_and_scale_consistently(turn, faults, scale, seed):
 # -- every library scenario, run for real -------------------------------------------------------
 
 def client_for(item: scenario.Scenario) -> registry.ClientAdapter:
-    return registry.get("python-sdk-h2" if "http/1.1" not in item.transports else "python-sdk")
+    sdk = "openai-python" if item.api != "messages" else "python-sdk"  # a chat or responses scenario needs an OpenAI client
+    return registry.get(f"{sdk}-h2" if "http/1.1" not in item.transports else sdk)
 
 
 FAST = {  # run slow scenarios faster still; relative timings are kept by time_scale
     "agentic_nat_eviction": 0.005, "stall_forever": 0.01, "stall_30s": 0.02, "stale_pooled_connection": 0.2,
-    "cross_client_cascade": 0.5, "large_context_decay": 1.0,
+    "cross_client_cascade": 0.5, "large_context_decay": 1.0, "openai_stall": 0.005, "openai_nat_eviction": 0.005,
 }
 # Trials per scenario: enough for every rule to fire. Trial keys are fixed (run id "lib"), so the
 # keyed draws of probability and doomed selectors give the same decisions on every run.

@@ -4,12 +4,15 @@
 // `openai.responses(model)` (Responses). A streaming turn uses `streamText` and awaits its
 // `text`, `finishReason`, `toolCalls` and `totalUsage` (the SDK's own accumulation); a turn with
 // `stream: false` uses `generateText`. Tools are declared without `execute`, so a tool call ends the
-// step and is printed; the next turn sends its result. Errors in a stream reach `onError` and make
-// the awaited results reject; either way the client prints {"turn": i, "error": ...} and exits 1.
+// step and is printed; the next turn sends its result. A transport error makes the awaited results
+// reject; an error event in the stream reaches `onError` and finishes the step with finishReason
+// "error" (the text resolves, partial); either way the client prints {"turn": i, "error": ...}, exit 1.
 // Base URL and key: OPENAI_BASE_URL and OPENAI_API_KEY (read by createOpenAI); `max_retries` goes
 // to the SDK's `maxRetries` (its own retry loop: 2 retries, 2 s then 4 s, retry-after honoured up
 // under 60 s); `timeout_s` becomes the SDK's `timeout` option (firstChunkMs and chunkMs for a
-// stream, stepMs otherwise); by default the SDK has no timeout.
+// stream, stepMs otherwise; both start once the response headers are in); by default the SDK has
+// no timeout. STREAMCHAOS_STREAM_RETRIES=N sets `streamRetries` (off by default): the SDK then
+// retries provider errors that arrive after the stream started.
 
 import { generateText, jsonSchema, streamText, tool } from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
@@ -31,10 +34,16 @@ async function ask(model, plan, turn, history, pending, prompt) {
   // The SDK's own timeouts (none by default): for a stream, until the first chunk and between
   // chunks (a read timeout's analogue); for generateText, per step.
   if (timeout !== undefined) options.timeout = (turn.stream ?? true) ? { firstChunkMs: timeout, chunkMs: timeout } : { stepMs: timeout };
+  // streamRetries: the SDK's opt-in retry of provider errors received after the stream started (default: off)
+  if (process.env.STREAMCHAOS_STREAM_RETRIES) options.streamRetries = Number(process.env.STREAMCHAOS_STREAM_RETRIES);
   const declared = tools(turn);
   if (declared) options.tools = declared;
   let result;
   if (turn.stream ?? true) {
+    // An error part in the stream (an in-stream error event) reaches onError and ends the step with
+    // finishReason "error" while `text` resolves to the partial text; a transport error rejects.
+    // With streamRetries, onError sees the error and the retried stream may still finish: only the
+    // finish reason says which.
     let streamError;
     const stream = streamText({ ...options, onError: ({ error }) => { streamError = error; } });
     try {
@@ -43,7 +52,7 @@ async function ask(model, plan, turn, history, pending, prompt) {
     } catch (error) {
       throw streamError ?? error;
     }
-    if (streamError) throw streamError;
+    if ((result.finishReason?.unified ?? result.finishReason) === 'error') throw streamError ?? new Error('the stream finished with finishReason "error"');
   } else {
     const out = await generateText(options);
     result = { text: out.text, finishReason: out.finishReason, toolCalls: out.toolCalls, usage: out.totalUsage ?? out.usage };
