@@ -120,7 +120,7 @@ def client_for(item: scenario.Scenario) -> registry.ClientAdapter:
 
 FAST = {  # run slow scenarios faster still; relative timings are kept by time_scale
     "agentic_nat_eviction": 0.005, "stall_forever": 0.01, "stall_30s": 0.02, "stale_pooled_connection": 0.2,
-    "cross_client_cascade": 0.5, "large_context_decay": 1.0, "openai_stall": 0.005, "openai_nat_eviction": 0.005,
+    "cross_client_cascade": 0.5, "large_context_decay": 1.0, "openai_stall": 0.005,
 }
 # Trials per scenario: enough for every rule to fire. Trial keys are fixed (run id "lib"), so the
 # keyed draws of probability and doomed selectors give the same decisions on every run.
@@ -167,6 +167,10 @@ OUTCOMES: dict[str, set[str]] = {
     "reset_mid_thinking": {"failed"}, "rst_stream_internal_error": {"failed"}, "silent_truncation": {"data_loss"},
     "slow_sliced_network": {"recovered"}, "stale_pooled_connection": {"recovered"}, "stall_30s": {"recovered"},
     "stall_forever": {"failed"}, "startup_burst": {"recovered"},
+    # openai-python (its own retries: 429/503 twice, never once a stream started).
+    "openai_errors_429_503_retry_after": {"recovered"}, "openai_goaway_graceful_in_flight": {"failed"},
+    "openai_reset_mid_stream": {"failed"}, "openai_responses_reset_mid_stream": {"failed"}, "openai_silent_truncation": {"data_loss"},
+    "openai_stall": {"failed"}, "openai_stream_error_after_200": {"failed"},
 }
 SIMULATED = [p for p in LIBRARY if not scenario.load(p).needs_lab]  # [network] scenarios run in real time: tests/test_lab.py
 # Which trials a clock rule or a toxiproxy down window hits depends on how fast the clients
