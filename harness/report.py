@@ -78,6 +78,7 @@ def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     plots: dict[str, bytes] = {}
     ran = [r for r in rows if r["trials"]]
@@ -87,9 +88,8 @@ def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
     # Retry decay: attempt k's recovery among requests whose earlier attempts failed.
     with_retries = {}
     for row in ran:
-        points = [d for d in row["decay"] if d["attempt"] >= 2]
-        if points:
-            with_retries.setdefault(row["scenario"], []).append((row["client"], points))
+        if any(d["attempt"] >= 2 for d in row["decay"]):  # the whole curve, from attempt 1
+            with_retries.setdefault(row["scenario"], []).append((row["client"], row["decay"]))
     if with_retries:
         count = len(with_retries)
         columns = min(3, count)
@@ -103,6 +103,8 @@ def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
                 high = [max(0.0, p["ci"][1] - p["rate"]) for p in points]
                 axis.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=client)
             axis.set_title(scenario, fontsize=9)
+            axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # attempts are whole numbers
+            axis.set_xlim(0.5, max(p["attempt"] for _, points in series for p in points) + 0.5)
             axis.set_xlabel("attempt k")
             axis.set_ylabel("recovered | 1..k-1 failed")
             axis.set_ylim(-0.05, 1.05)

@@ -278,7 +278,8 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
     backoff_svg = backoff_plot({c: [r for r in by_cell.get((name, c), [])] for c in matrix.clients})
     if backoff_svg:
         plots.append(f"<figure>{backoff_svg}<figcaption>Backoff before each retry as the server measured it (end of a failed attempt to the "
-                     "start of the next), against the client's declared policy (shaded).</figcaption></figure>")
+                     "start of the next; bars, coloured by retry number), against the client's declared policy for that retry (shaded band "
+                     "rN).</figcaption></figure>")
     if plots:
         out.append("<div class=plots>" + "".join(plots) + "</div>")
     out.append("</section>")
@@ -319,6 +320,7 @@ def _extra_summary(records: Sequence[Mapping[str, Any]]) -> str:
 
 # -- SVG plots -----------------------------------------------------------------------------------
 
+RETRY_COLOURS = ("#1b6ca8", "#d1495b", "#e09f3e", "#2a9d8f", "#8d5a97", "#3d405b", "#8c6d31", "#5f0f40", "#52796f", "#9c6644")
 PALETTE = ("#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d5a97", "#3d405b", "#e07a5f", "#30638e", "#a44a3f")
 
 
@@ -331,7 +333,8 @@ def decay_plot(rows: Sequence[Mapping[str, Any]], field: Sequence[Mapping[str, A
     top = max([p["attempt"] for _, points in series for p in points] + [p["attempt"] for p in field])
     width, height, left, right, upper, lower = 560, 260, 48, 150, 14, 36
     plot_w, plot_h = width - left - right, height - upper - lower
-    x = lambda k: left + (k - 1) / max(1, top - 1) * plot_w if top > 1 else left + plot_w / 2  # noqa: E731
+    pad = 18  # room for the clients' side-by-side offsets at both ends
+    x = lambda k: left + pad + (k - 1) / max(1, top - 1) * (plot_w - 2 * pad) if top > 1 else left + plot_w / 2  # noqa: E731
     y = lambda v: upper + (1 - v) * plot_h  # noqa: E731
     parts = [_svg_open(width, height, "retry decay")]
     for v in (0, 0.25, 0.5, 0.75, 1):
@@ -412,8 +415,8 @@ def retry_gaps(record: Mapping[str, Any]) -> list[tuple[int, float]]:
 
 
 def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -> str:
-    """Per client, a histogram of measured gaps on a log axis (ms), the declared range per retry
-    number shaded behind it."""
+    """Per client, a histogram of measured gaps on a log axis (ms), stacked by retry number, the
+    declared range of each retry number shaded behind it in the same colour."""
     clients = [(c, [g for r in rs for g in retry_gaps(r)]) for c, rs in records_by_client.items()]
     clients = [(c, gaps) for c, gaps in clients if gaps]
     if not clients:
@@ -427,9 +430,10 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
     lo, hi = math.floor(math.log10(low_ms)), math.ceil(math.log10(high_ms))
     if hi <= lo:
         hi = lo + 1
-    strip, left, right, upper = 54, 130, 20, 10
+    left, right, upper = 130, 20, 10
+    strips = [max(54, 30 + 12 * len({k for k, _ in gaps})) for _, gaps in clients]  # taller with more retry numbers
     width = 560
-    height = upper + strip * len(clients) + 34
+    height = upper + sum(strips) + 34
     plot_w = width - left - right
     x = lambda ms: left + (math.log10(max(ms, 10 ** lo)) - lo) / (hi - lo) * plot_w  # noqa: E731
     parts = [_svg_open(width, height, "backoff distribution")]
@@ -439,7 +443,8 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
     parts.append(f"<text x={left + plot_w / 2:.1f} y={height - 2} text-anchor=middle>gap before the retry (log scale)</text>")
     bins = 40
     for row, (client, gaps) in enumerate(clients):
-        top = upper + row * strip
+        strip = strips[row]
+        top = upper + sum(strips[:row])
         base_y = top + strip - 8
         retries = sorted({k for k, _ in gaps})
         band_h = (strip - 10) / max(1, len(retries))
@@ -447,20 +452,28 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
             if band:  # one thin band per retry number, stacked, so overlapping ranges stay readable
                 x0, x1 = x(max(band[0], 10 ** lo)), x(max(band[1], 10 ** lo))
                 y0 = top + 2 + position * band_h
-                parts.append(f"<rect x={x0:.1f} y={y0:.1f} width={max(2.0, x1 - x0):.1f} height={max(2.0, band_h - 1):.1f} class=declared>"
-                             f"<title>declared before retry {k}: {_ms_label(band[0])} to {_ms_label(band[1])}</title></rect>"
-                             f"<text x={x1 + 2:.1f} y={y0 + min(band_h - 1, 9):.1f} class=small>r{k}</text>")
-        counts = [0] * bins
-        for _, gap in gaps:
+                colour_k = RETRY_COLOURS[(k - 1) % len(RETRY_COLOURS)]
+                parts.append(f"<rect x={x0:.1f} y={y0:.1f} width={max(2.0, x1 - x0):.1f} height={max(2.0, band_h - 1):.1f} fill='{colour_k}' "
+                             f"class=declared><title>declared before retry {k}: {_ms_label(band[0])} to {_ms_label(band[1])}</title></rect>"
+                             + (f"<text x={x1 + 2:.1f} y={y0 + min(band_h - 1, 9):.1f} class=small>r{k}</text>" if band_h >= 6 else ""))
+        # Measured gaps, stacked by retry number in the colour of that retry's declared band.
+        counts: dict[int, list[int]] = {k: [0] * bins for k in retries}
+        for k, gap in gaps:
             position = (math.log10(max(gap, 10 ** lo)) - lo) / (hi - lo)
-            counts[min(bins - 1, max(0, int(position * bins)))] += 1
-        tallest = max(counts)
+            counts[k][min(bins - 1, max(0, int(position * bins)))] += 1
+        tallest = max(sum(counts[k][i] for k in retries) for i in range(bins))
         bar_w = plot_w / bins
-        for index, count in enumerate(counts):
-            if count:
+        for index in range(bins):
+            stacked = 0
+            for k in retries:
+                count = counts[k][index]
+                if not count:
+                    continue
                 h = (strip - 14) * count / tallest
-                parts.append(f"<rect x={left + index * bar_w:.1f} y={base_y - h:.1f} width={bar_w - 1:.1f} height={h:.1f} fill='{PALETTE[row % len(PALETTE)]}'>"
-                             f"<title>{count} gap(s) near {_ms_label(10 ** (lo + (index + 0.5) / bins * (hi - lo)))}</title></rect>")
+                y_top = base_y - (strip - 14) * stacked / tallest - h
+                stacked += count
+                parts.append(f"<rect x={left + index * bar_w:.1f} y={y_top:.1f} width={bar_w - 1:.1f} height={h:.1f} fill='{RETRY_COLOURS[(k - 1) % len(RETRY_COLOURS)]}'>"
+                             f"<title>retry {k}: {count} gap(s) near {_ms_label(10 ** (lo + (index + 0.5) / bins * (hi - lo)))}</title></rect>")
         parts.append(f"<line x1={left} x2={left + plot_w} y1={base_y} y2={base_y} class=axis />"
                      f"<text x={left - 6} y={base_y - 14} text-anchor=end>{e(client[:18])}</text>"
                      f"<text x={left - 6} y={base_y - 2} text-anchor=end class=small>n={len(gaps)}</text>")
@@ -680,7 +693,7 @@ a.trial{display:inline-block;font-size:11.5px;border-radius:3px;padding:0 4px;ma
 a.trial:hover{border-color:#333}.extras{font-size:11.5px;color:#555;margin-top:3px}
 .plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:12px;color:#555;max-width:560px}
 svg.plot{background:#fff;border:1px solid #e4e4e4;font:11px system-ui,sans-serif;max-width:100%;height:auto}
-svg .grid{stroke:#eee}svg .axis{stroke:#999}svg .declared{fill:#1b6ca8;fill-opacity:.12;stroke:#1b6ca8;stroke-opacity:.35}svg .small{font-size:9.5px;fill:#555}
+svg .grid{stroke:#eee}svg .axis{stroke:#999}svg .declared{fill-opacity:.16;stroke:#555;stroke-opacity:.25}svg .small{font-size:9.5px;fill:#555}
 dialog{width:min(1100px,94vw);max-height:90vh;border:1px solid #bbb;border-radius:6px;padding:1em 1.4em;box-shadow:0 10px 40px #0004}
 dialog::backdrop{background:#0003}button.close{float:right;font-size:22px;border:0;background:none;cursor:pointer}
 pre{background:#f4f4f2;padding:.5em;overflow:auto;max-height:14em;font-size:11.5px;white-space:pre-wrap;word-break:break-all}
