@@ -56,7 +56,7 @@ class Simulator:
     ) -> None:
         """``control_token``: required as ``Authorization: Bearer`` by the control API; generated
         when ``host`` is not loopback and none is given (see :func:`is_loopback`)."""
-        if control_token is None and not is_loopback(host):
+        if not control_token and not is_loopback(host):
             control_token = secrets.token_urlsafe(24)
         self.control_token = control_token or None
         self.tls = tls
