@@ -72,13 +72,6 @@ workers = whole(1, MAX_WORKERS)
 port = whole(0, 65_535, " (0: any free port)")
 
 
-def existing_file(text: str) -> str:
-    """A scenario given as a path must be a file, not a directory."""
-    if Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a directory, not a scenario file")
-    return text
-
-
 def run_id(text: str) -> str:
     """``--run-id``: one directory name inside --results (no '/', not '.' or '..')."""
     if not RUN_ID.fullmatch(text):

@@ -10,6 +10,7 @@ same run id resumes where it stopped.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -17,7 +18,6 @@ import shutil
 import signal
 import threading
 import time
-import itertools
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -249,16 +249,22 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
 
                 env = simulator_env()
             with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)], env=env) as simulator:
-                if simulator.process is not None:
-                    active.watchdog.group(simulator.process.pid)
+                simulator_pid = simulator.process.pid if simulator.process is not None else None
+                if simulator_pid:
+                    active.watchdog.group(simulator_pid)  # its own session: pgid == pid
                 simulator.lab = lab_session
                 _run_scenario(config, run_id, scenario, runnable, simulator, toxiproxy, recorder, progress, active, journal.name)
+            if simulator_pid:
+                active.watchdog.ungroup(simulator_pid)  # stopped and reaped
     except BaseException:
         active.kill_all()
         raise
     finally:
         if toxiproxy is not None:
+            pid = toxiproxy.pid
             toxiproxy.stop()
+            if pid:
+                active.watchdog.ungroup(pid)
         active.watchdog.close()
         if lab_session is not None:
             lab_session.__exit__(None, None, None)
