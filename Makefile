@@ -100,7 +100,12 @@ run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not study"
+
+# The load studies (metastability, the backoff study): minutes of CPU, numbers also in `make bench`.
+.PHONY: test-studies
+test-studies: setup
+	$(BIN)/python -m pytest -q -m study
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

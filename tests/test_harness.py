@@ -74,8 +74,9 @@ def test_fixed_backoff_is_measured_and_independent_faults_give_a_flat_decay(tmp_
     records, row = run_known(tmp_path, "fixed-retry", item, workers=4)
     backoff = row["backoff_ms"]
     # The client sleeps 300 ms; the server sees that plus noticing the reset and reconnecting,
-    # never less (a shared CI machine can add a lot more).
-    assert 300 <= backoff["p10"] and backoff["p50"] <= 600, backoff
+    # never less. Idle, the median is ~310 ms; the upper bound only catches a measured backoff far
+    # from the declared 300 ms, leaving 700 ms for reconnecting on fully busy cores.
+    assert 300 <= backoff["p10"] and backoff["p50"] < 1000, backoff
     analytic_success = 1 - 0.5 ** 4
     assert row["recovery_ci"][0] <= analytic_success <= row["recovery_ci"][1]
     for point in row["decay"]:

@@ -48,6 +48,7 @@ def test_capacity_on_the_wire_rejects_at_once_and_journals_admission(sims):
     assert all(r["capacity"]["in_flight_after"] in (0, 1) for r in records if r["capacity"]["outcome"] == "admitted")
 
 
+@pytest.mark.study
 def test_a_dip_leaves_naive_retries_in_a_metastable_storm_while_budgeted_clients_recover(sims):
     e = DipExperiment()
     names = ("naive", "retry-budget", "adaptive-throttle")
@@ -76,6 +77,7 @@ def test_a_dip_leaves_naive_retries_in_a_metastable_storm_while_budgeted_clients
     assert throttle_post >= 0.6 * throttle_pre
 
 
+@pytest.mark.study
 def test_backoff_study_ordering_no_jitter_worst_full_jitter_fewest_calls(sims):
     sim = sims[0]
     e = OccExperiment()
