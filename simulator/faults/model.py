@@ -98,7 +98,7 @@ class Goaway(Fault):
             raise PlanError(f"{path}.last_stream_id", f"must be a number, 'current' or 'previous', not {self.last_stream_id!r}")
         if isinstance(self.last_stream_id, int) and not 0 <= self.last_stream_id < 2**31:
             raise PlanError(f"{path}.last_stream_id", "must be between 0 and 2^31-1")
-        _non_negative(self.grace_s, f"{path}.grace_s")
+        _bounded(self.grace_s, f"{path}.grace_s")
 
     @property
     def terminal(self) -> bool:  # type: ignore[override]
@@ -118,7 +118,7 @@ class Stall(Fault):
 
     def check(self, path: str) -> None:
         if not (isinstance(self.seconds, float) and self.seconds == math.inf):
-            _non_negative(self.seconds, f"{path}.seconds")
+            _bounded(self.seconds, f"{path}.seconds")
 
     @property
     def terminal(self) -> bool:  # type: ignore[override]
@@ -161,7 +161,7 @@ class HttpError(Fault):
         for name, most in (("retry_after", MAX_SECONDS), ("retry_after_ms", MAX_SECONDS * 1000)):
             value = getattr(self, name)
             if value is not None:
-                _non_negative(value, f"{path}.{name}", most)
+                _bounded(value, f"{path}.{name}", most)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +193,7 @@ class MalformedSse(Fault):
     def check(self, path: str) -> None:
         if self.mode not in ("garbled", "split", "no_blank_line"):
             raise PlanError(f"{path}.mode", f"must be 'garbled', 'split' or 'no_blank_line', not {self.mode!r}")
-        _non_negative(self.gap_s, f"{path}.gap_s")
+        _bounded(self.gap_s, f"{path}.gap_s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,7 @@ class Slow(Fault):
     jitter: float = 0.0
 
     def check(self, path: str) -> None:
-        _non_negative(self.ttft_s, f"{path}.ttft_s")
+        _bounded(self.ttft_s, f"{path}.ttft_s")
         if self.tokens_per_second is not None:
             _positive(self.tokens_per_second, f"{path}.tokens_per_second", MAX_RATE)
         if not 0 <= self.jitter <= 1:
@@ -240,11 +240,11 @@ class Trigger:
     def check(self, path: str) -> None:
         if self.at not in TRIGGER_KINDS:
             raise PlanError(f"{path}.at", f"must be one of {', '.join(TRIGGER_KINDS)}, not {self.at!r}")
-        _non_negative(self.value, f"{path}.value", MAX_VALUE)
+        _bounded(self.value, f"{path}.value", MAX_VALUE)
         if self.at in ("events", "bytes") and self.value != int(self.value):
             raise PlanError(f"{path}.value", f"must be a whole number of {self.at}")
         if self.until is not None:
-            _non_negative(self.until, f"{path}.until", MAX_VALUE)
+            _bounded(self.until, f"{path}.until", MAX_VALUE)
             if self.at != "clock":
                 raise PlanError(f"{path}.until", "only applies to at = 'clock'")
             if self.until < self.value:
@@ -285,7 +285,7 @@ class Selector:
             if values is not None and (not values or any(not isinstance(v, int) or v < 1 for v in values)):
                 raise PlanError(f"{path}.{name}", "must be a non-empty list of whole numbers >= 1")
         if self.idle_s is not None:
-            _non_negative(self.idle_s, f"{path}.idle_s")
+            _bounded(self.idle_s, f"{path}.idle_s")
         for name in ("probability", "doomed", "doomed_probability"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
@@ -454,7 +454,13 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _non_negative(value: float, path: str, maximum: float = MAX_SECONDS) -> None:
+def _non_negative(value: float, path: str) -> None:
+    """A number >= 0, inf allowed (capacity's "no timeout"); fault fields use :func:`_bounded`."""
+    if not _is_number(value) or value < 0 or (isinstance(value, float) and math.isnan(value)):
+        raise PlanError(path, f"must be a number >= 0, not {value!r}")
+
+
+def _bounded(value: float, path: str, maximum: float = MAX_SECONDS) -> None:
     """A finite number in [0, maximum] (nan and inf are refused)."""
     if not _is_number(value) or not math.isfinite(value) or value < 0:
         raise PlanError(path, f"must be a finite number >= 0, not {value!r}")
