@@ -233,7 +233,7 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
         console.print(f"[red]streamchaos:[/red] {error}")
         return 2
     if not clients:
-        console.print("[red]streamchaos:[/red] no client is installed; run `make setup` or pass --client-cmd")
+        console.print("[red]streamchaos:[/red] no client is installed; run `make setup` or `streamchaos setup`, or pass --client-cmd")
         return 2
     config = runner.RunConfig(
         scenarios=scenarios, clients=clients, results_dir=args.results or runner.RESULTS, run_id=args.run_id or runner.new_run_id(),
@@ -382,7 +382,9 @@ def _replay(args: argparse.Namespace) -> int:
 def _clients(args: argparse.Namespace) -> int:
     from harness.clients import registry
 
-    for client in registry.BUILT_IN.values():
+    from harness.clients import versions
+
+    for client in (versions.resolve(c.name, install=False) for c in registry.BUILT_IN.values()):  # a cached pinned version counts
         installed, why = client.installed()
         state = "installed" if installed else f"missing: {why}"
         print(f"{client.name:<15} {'/'.join(client.protocols):<10} {state:<12}  {client.description}")

@@ -34,7 +34,7 @@ def _setup(args: argparse.Namespace) -> int:
 
     specs = args.clients
     if specs is None:
-        specs = [name for name in versions.FAMILIES if name in registry.BUILT_IN and not registry.BUILT_IN[name].installed()[0]]
+        specs = [name for name in versions.FAMILIES if name not in registry.BUILT_IN or not versions._builtin_works(registry.BUILT_IN[name])]
     failed = 0
     for spec in specs:
         try:

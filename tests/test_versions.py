@@ -209,6 +209,10 @@ def test_wheel_installs_whole_outside_the_checkout(tmp_path):
     cli = str(venv / "bin" / "streamchaos")
     listed = subprocess.run([cli, "scenarios", "list"], capture_output=True, text=True, cwd=work, env=env, timeout=120)
     assert "reset_mid_thinking" in listed.stdout and "fin_mid_body" in listed.stdout, listed.stderr
+    before = subprocess.run([cli, "clients"], capture_output=True, text=True, cwd=work, env=env, timeout=120).stdout
+    node_line = next(line for line in before.splitlines() if line.startswith("ts-sdk-node "))
+    assert "missing" in node_line and "streamchaos setup --clients ts-sdk-node" in node_line
+    assert "make setup`" not in node_line.split(" or ")[-1]
     started = time.monotonic()
     run = subprocess.run([cli, "run", "--scenarios", "fin_mid_body", "--clients", "ts-sdk-node", "--trials", "1"], capture_output=True, text=True,
                          cwd=work, env=env, timeout=600)
@@ -218,10 +222,12 @@ def test_wheel_installs_whole_outside_the_checkout(tmp_path):
     assert [(r["scenario"], r["client"], r["trials"]) for r in summary["rows"]] == [("fin_mid_body", "ts-sdk-node", 1)]
     assert any(e["client"] == "ts-sdk-node" and e["status"] in ("reproduced", "different") for e in summary["field"])
     assert time.monotonic() - started < 300
+    after = subprocess.run([cli, "clients"], capture_output=True, text=True, cwd=work, env=env, timeout=120).stdout
+    assert next(line for line in after.splitlines() if line.startswith("ts-sdk-node ")).split()[2] == "installed"
+    assert "ts-sdk-node@1.12.0" in after  # the pinned version, listed with the cache
     (work / "test_plugin.py").write_text(PLUGIN_TEST)
     plugin = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plugin.py"],
                             capture_output=True, text=True, cwd=work, env=env, timeout=300)
     assert plugin.returncode == 0, plugin.stdout[-3000:] + plugin.stderr[-2000:]
-    assert not (Path(sys.prefix) / "share").exists() or True  # the checkout's venv is not what ran
     assert str(ROOT) not in subprocess.run([str(venv / "bin" / "python"), "-c", "import harness; print(harness.__file__)"],
                                            capture_output=True, text=True, cwd=work, env=env).stdout

@@ -65,11 +65,12 @@ class ClientAdapter:
     final_answer_only: bool = False  # prints the last turn's answer only (Claude Code)
     on_by_default: bool = True  # run by `streamchaos run` without --clients (the reference clients are not)
     apis: tuple[str, ...] = ("messages",)  # the APIs it speaks: "messages", "chat", "responses" (a scenario's api)
+    missing_hint: str = "run `make setup`, or `streamchaos setup --clients NAME`"  # issue 14: clients install into a user cache too
 
     def installed(self) -> tuple[bool, str]:
         for item in self.requires:
             if not (Path(item).exists() or shutil.which(str(item))):
-                return False, f"{item} not found (run `make setup`)"
+                return False, f"{item} not found ({self.missing_hint})"
         return True, ""
 
     def invocation(self, trial: Trial) -> Invocation:

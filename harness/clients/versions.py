@@ -363,9 +363,13 @@ def resolve(spec: str, install: bool = True):
         if name not in FAMILIES:
             return registry.get(name)  # the KeyError naming the built-in clients
         family = FAMILIES[name]
+        if not install:  # no registry query: the pinned version if cached, else the built-in saying how to get it
+            version = _pinned_if_known(family)
+            if version is not None and is_installed(family, version):
+                return adapter(family, version, name=name)
+            how = f"run `make setup` in a checkout, or `streamchaos setup --clients {name}` (installs into {cache_root() / 'clients'})"
+            return replace(builtin, requires=(*builtin.requires, f"{family.package} {version or ''}".strip()), missing_hint=how)
         version = family.pinned()
-        if not install and not is_installed(family, version):
-            return builtin
         if install:
             ensure(family, version)
         return adapter(family, version, name=name)
@@ -377,6 +381,20 @@ def resolve(spec: str, install: bool = True):
     if install:
         ensure(family, version)
     return adapter(family, version)
+
+
+def _pinned_if_known(family: Family) -> str | None:
+    """The pinned version without asking a registry; for the Python SDK without ``anthropic`` in
+    this interpreter, the newest cached one."""
+    if family.registry != "pypi":
+        return family.pinned()
+    try:
+        from importlib.metadata import version
+
+        return version("anthropic")
+    except Exception:
+        have = [i["version"] for i in cached() if i["client"] == family.cache_name]
+        return have[-1] if have else None
 
 
 def _builtin_works(builtin) -> bool:
