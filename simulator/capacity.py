@@ -320,7 +320,7 @@ async def admit(state: "ServerState", record: dict, path: str, reply: Any, reque
                             "waiting": admission.waiting, "queued_s": round(admission.queued_s, 6)}
     record["capacity"] = note
     if admission.ticket is None:
-        return None, _over_capacity(state, gate.spec, request_id)
+        return None, _over_capacity(state, gate.spec, request_id, path)
     try:
         committed = await gate.serve(admission.ticket)
     except BaseException:  # cancelled while served: run_exchange never saw the ticket
@@ -328,7 +328,7 @@ async def admit(state: "ServerState", record: dict, path: str, reply: Any, reque
         raise
     if not committed:
         note["outcome"] = "conflict"
-        return admission.ticket, _conflict(state, request_id)
+        return admission.ticket, _conflict(state, request_id, path)
     if gate.spec.overload == "conflict":
         note["outcome"] = "committed"
     return admission.ticket, reply
@@ -341,15 +341,15 @@ def release(ticket: Ticket | None, record: dict) -> None:
             record["capacity"]["in_flight_after"] = ticket.gate.in_flight
 
 
-def _over_capacity(state: "ServerState", spec: Capacity, request_id: str) -> JsonReply:
+def _over_capacity(state: "ServerState", spec: Capacity, request_id: str, path: str | None = None) -> JsonReply:
     if spec.overload == "conflict":
-        return _conflict(state, request_id)
+        return _conflict(state, request_id, path)
     extra = [] if spec.retry_after is None else [(b"retry-after", _header_number(spec.retry_after))]
-    return state.api.error_reply(ApiError(529, "Overloaded", "overloaded_error"), request_id, extra)
+    return state.api.error_reply(ApiError(529, "Overloaded", "overloaded_error"), request_id, extra, path=path)  # path: the API's error form
 
 
-def _conflict(state: "ServerState", request_id: str) -> JsonReply:
-    return state.api.error_reply(ApiError(409, "Conflict: another write committed first; read and try again"), request_id)
+def _conflict(state: "ServerState", request_id: str, path: str | None = None) -> JsonReply:
+    return state.api.error_reply(ApiError(409, "Conflict: another write committed first; read and try again"), request_id, path=path)
 
 
 def _header_number(value: float) -> bytes:

@@ -239,3 +239,19 @@ def test_a_scenario_names_its_api(tmp_path):
     path.write_text('version = 1\napi = "responses"\n[conversation]\nthinking = true\n')
     with pytest.raises(scenario.ScenarioError, match=r"conversation.thinking: the responses API has no thinking block"):
         scenario.load(path)
+
+
+def test_capacity_overload_on_a_chat_path_answers_in_openai_form(sim):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sim.load_plan({"seed": 1, "faults": [], "capacity": {"limit": 1, "service_s": 1.0, "queue": 0, "retry_after": 1, "path_prefix": CHAT}})
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            replies = list(pool.map(lambda n: post(sim, CHAT, chat_body(f"busy {n}", stream=False)), range(2)))
+    finally:
+        sim.load_plan({"seed": 0, "faults": []})
+    statuses = sorted(r.status_code for r in replies)
+    assert statuses == [200, 529]
+    (over,) = [r for r in replies if r.status_code == 529]
+    assert over.json()["error"]["type"] == "server_error" and over.json()["error"]["code"] == "overloaded"
+    assert over.headers["retry-after"] == "1" and over.headers["x-request-id"].startswith("req_")
