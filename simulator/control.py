@@ -13,7 +13,7 @@ import json
 from typing import Any, Awaitable, Callable
 from urllib.parse import parse_qs
 
-from .api.limits import MAX_JSON_DEPTH, TooDeep, loads_bounded
+from .api.limits import MAX_JSON_DEPTH, TooDeep, loads_bounded, non_finite_path
 from .faults.model import FaultPlan, PlanError
 from .journal import PAGE_RECORDS, PAGE_RECORDS_MAX
 from .server import ServerState
@@ -137,6 +137,9 @@ def _json(body: bytes, what: str) -> Any:
     except TooDeep:
         raise ValueError(f"{what}: JSON nested more than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as error:
+        where = non_finite_path(body)
+        if where:
+            raise ValueError(f"{what}: {where} must be a finite number ({error})") from None
         raise ValueError(f"{what} is not JSON (finite numbers only): {error}") from None
 
 

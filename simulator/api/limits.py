@@ -61,6 +61,27 @@ def loads_bounded(data: bytes | str, limit: int = MAX_JSON_DEPTH) -> Any:
     return value
 
 
+def non_finite_path(data: bytes | str) -> str | None:
+    """Where the first ``NaN`` / ``Infinity`` / ``1e999`` of a JSON text is (``faults[0].trigger.value``),
+    so a refusal can name the key; None if there is none or the text is not JSON at all."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+    stack: list[tuple[Any, str]] = [(value, "")]
+    for _ in range(1_000_000):  # bounded: a body is at most a few MiB
+        if not stack:
+            return None
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return path or "(the body)"
+        if isinstance(item, dict):
+            stack.extend((child, f"{path}.{key}" if path else str(key)) for key, child in reversed(list(item.items())))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{index}]") for index, child in reversed(list(enumerate(item))))
+    return None
+
+
 def loads_request_json(data: bytes | str, what: str, parse_error: str) -> Any:
     """JSON of a request: 400 with the real API's parse message, or naming the depth limit."""
     try:
