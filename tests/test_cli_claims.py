@@ -217,11 +217,21 @@ def test_serve_tls_prints_an_https_base_url_and_journal_appends_json_lines(tmp_p
 
 # -- the gate ----------------------------------------------------------------------------------
 
-def gate(directory: Path, tmp_path: Path, policy: str | None, *flags: str) -> subprocess.CompletedProcess:
+def gate(directory: Path, tmp_path: Path, policy: str | None, *flags: str) -> tuple[int, str]:
+    """`streamchaos gate --from DIR ...`, in this process (the same main() the command runs; one
+    process start per call would cost seconds each): the exit code and everything it printed."""
+    import contextlib
+    import io
+
+    from harness import cli
+
     args = ["gate", "--from", str(directory), "--junit", str(tmp_path / "junit.xml")]
     if policy is not None:
         args += ["--policy", str(write(tmp_path / "policy.toml", policy))]
-    return streamchaos(*args, *flags)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([*args, *flags])
+    return code, out.getvalue() + err.getvalue()
 
 
 def test_gate_max_amplification_per_scenario_overrides_and_flags_over_the_file(fixed_retry_run, tmp_path):
@@ -231,17 +241,20 @@ def test_gate_max_amplification_per_scenario_overrides_and_flags_over_the_file(f
     amplification = rows[0]["amplification"]
     assert amplification > 1.2  # the FIN at event 20 of ~36 made the retry stream bytes again
     easy = "version = 1\n[defaults]\nmin_recovery_lower = 0.3\nmax_hangs = 0\nmax_data_loss = 0\n"
-    assert gate(directory, tmp_path, easy).returncode == 0
+    assert gate(directory, tmp_path, easy)[0] == 0
     strict = easy + "max_amplification = 1.1\n"
-    failed = gate(directory, tmp_path, strict)
-    assert failed.returncode == 1 and f"amplification {amplification:.2f} > 1.10" in failed.stdout + failed.stderr
+    code, printed = gate(directory, tmp_path, strict)
+    assert code == 1 and f"amplification {amplification:.2f} > 1.10" in printed, printed
     # a per-scenario table overrides the defaults for that scenario only
     overridden = strict + "[scenarios.fin_once]\nmax_amplification = 3.0\nmin_recovery_lower = 0.3\n"
-    assert gate(directory, tmp_path, overridden).returncode == 0
+    assert gate(directory, tmp_path, overridden)[0] == 0
     other = strict + "[scenarios.something_else]\nmax_amplification = 3.0\n"
-    assert gate(directory, tmp_path, other).returncode == 1
+    assert gate(directory, tmp_path, other)[0] == 1
     # flags win over the file
-    assert gate(directory, tmp_path, strict, "--max-amplification", "3").returncode == 0
+    assert gate(directory, tmp_path, strict, "--max-amplification", "3")[0] == 0
     unreachable = easy.replace("0.3", "0.99")
-    assert gate(directory, tmp_path, unreachable).returncode == 1
-    assert gate(directory, tmp_path, unreachable, "--min-recovery", "0.3").returncode == 0
+    assert gate(directory, tmp_path, unreachable)[0] == 1
+    assert gate(directory, tmp_path, unreachable, "--min-recovery", "0.3")[0] == 0
+    # and the command itself, once: exit code and JUnit XML
+    done = streamchaos("gate", "--from", str(directory), "--policy", str(write(tmp_path / "strict.toml", strict)), "--junit", str(tmp_path / "j.xml"))
+    assert done.returncode == 1 and "amplification" in (tmp_path / "j.xml").read_text()
