@@ -192,18 +192,22 @@ def test_apply_a_library_scenario(streamchaos):
 @pytest.mark.versions
 @pytest.mark.slow
 def test_wheel_installs_whole_outside_the_checkout(tmp_path):
+    # Nothing of the checkout leaks in (other tests put it on PYTHONPATH, and then pip would call the
+    # wheel "already satisfied" and install no `streamchaos` command).
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith("PIP_")}
     dist = tmp_path / "dist"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)], capture_output=True, text=True, timeout=300)
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)], capture_output=True, text=True,
+                           timeout=300, env=clean)
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(dist.glob("streamchaos-*.whl"))
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=clean)
     installed = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel), "pytest"],
-                               capture_output=True, text=True, timeout=600)
+                               capture_output=True, text=True, timeout=600, env=clean)
     assert installed.returncode == 0, installed.stderr[-2000:]
     work = tmp_path / "work"
     work.mkdir()
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env = dict(clean)
     env[versions.CACHE_ENV] = str(tmp_path / "cache")  # a fresh cache: the Node client installs on first use
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     cli = str(venv / "bin" / "streamchaos")
