@@ -194,7 +194,7 @@ def write_reports(out: Path, manifest: dict[str, Any], policy: Any) -> tuple[lis
 def command(args: Any) -> int:
     from rich.console import Console
 
-    from . import gate, report, step_summary
+    from . import gate, report_html, step_summary
 
     console = Console(stderr=True)
     try:
@@ -208,7 +208,7 @@ def command(args: Any) -> int:
         print(f"streamchaos merge: {error}", file=sys.stderr)
         return 2
     rows, verdicts = write_reports(args.out, manifest, policy)
-    report.print_table(rows)
+    report_html.print_summary(rows)
     total = sum(m["trials"] for m in manifest["merged_from"])
     console.print(f"merged {len(manifest['merged_from'])} shards, {total} trials, run {manifest['run_id']} -> {args.out} "
                   f"(trials.jsonl, summary.json/csv, report.html, junit.xml)")

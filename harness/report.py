@@ -3,9 +3,7 @@ the summary table on the terminal."""
 
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import io
 import json
 from pathlib import Path
@@ -159,75 +157,3 @@ def _png(figure: Any, plt: Any) -> bytes:
 
 
 # -- HTML ----------------------------------------------------------------------------------------
-
-def render_html(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], plots: Mapping[str, bytes]) -> str:
-    e = html.escape
-    head = ["scenario", "client", "trials", "recovered", "rate [95% CI]", "hangs", "data loss", "clear errors",
-            "backoff p50 / p90 ms", "recover p50 ms", "amplification", "decay (k: recovered/tried)"]
-    audit = any(row.get("keepalive") for row in rows)  # network lab runs: the socket audit beside the outcome
-    if audit:
-        head.append("keepalive (socket audit)")
-    body = []
-    for row in rows:
-        if row.get("skipped"):
-            body.append(f"<tr class=skip><td>{e(row['scenario'])}</td><td>{e(row['client'])}</td><td colspan={len(head) - 2}>skipped: {e(row['skipped'])}</td></tr>")
-            continue
-        ci = row.get("recovery_ci") or [0, 0]
-        rate = row.get("recovery_rate")
-        cells = [
-            row["scenario"], row["client"], row["trials"], row["recovered"],
-            f"{rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]" if rate is not None else "",
-            row["hangs"], row["data_loss"], row["clear_errors"],
-            f"{_ms(row['backoff_ms'].get('p50'))} / {_ms(row['backoff_ms'].get('p90'))}",
-            _ms(row["time_to_recover_ms"].get("p50")),
-            f"{row['amplification']:.2f}" if row.get("amplification") else "",
-            " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
-        ] + ([row.get("keepalive") or ""] if audit else [])
-        css = "bad" if (rate is not None and rate < 0.5) or row["hangs"] or row["data_loss"] else "ok"
-        body.append(f"<tr class={css}>" + "".join(f"<td>{e(str(c))}</td>" for c in cells) + "</tr>")
-    images = "".join(
-        f"<h2>{e(title)}</h2><img alt='{e(title)}' src='data:image/png;base64,{base64.b64encode(plots[name]).decode()}'>"
-        for name, title in (("outcomes", "Outcomes per client"), ("decay", "Retry decay (with 95% intervals)"), ("backoff", "Backoff measured by the server"))
-        if name in plots
-    )
-    errors = "".join(
-        f"<li><b>{e(r['scenario'])} / {e(r['client'])}</b>: " + "; ".join(f"<code>{e(x)}</code>" for x in r.get("error_lines", [])) + "</li>"
-        for r in rows if r.get("error_lines")
-    )
-    meta_lines = "".join(f"<li>{e(str(k))}: {e(str(v))}</li>" for k, v in meta.items())
-    return f"""<!doctype html><html><head><meta charset=utf-8><title>streamchaos report {e(str(meta.get('run_id', '')))}</title>
-<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}
-th{{background:#f0f0f0}}tr.bad td{{background:#fdecea}}tr.skip td{{color:#888}}code{{font-size:12px}}img{{max-width:100%}}</style></head><body>
-<h1>streamchaos report</h1><ul>{meta_lines}</ul>
-<table><tr>{''.join(f'<th>{e(h)}</th>' for h in head)}</tr>{''.join(body)}</table>
-{images}<h2>What clients said when they failed</h2><ul>{errors or '<li>nothing</li>'}</ul></body></html>"""
-
-
-def _ms(value: Any) -> str:
-    return "" if value is None else f"{value:.0f}"
-
-
-def print_table(rows: Sequence[Mapping[str, Any]], console: Any = None) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    console.width = max(console.width, 150)
-    table = Table(title="streamchaos: recovery per scenario and client")
-    for column in ("scenario", "client", "n", "recovered", "rate [95% CI]", "hang", "loss", "backoff p50 ms", "decay"):
-        table.add_column(column)
-    audit = any(row.get("keepalive") for row in rows)  # network lab runs: the socket audit beside the outcome
-    if audit:
-        table.add_column("keepalive")
-    for row in rows:
-        if row.get("skipped"):
-            table.add_row(row["scenario"], row["client"], "-", "-", f"skipped: {row['skipped'][:60]}", "", "", "", "", *([""] if audit else []))
-            continue
-        ci = row["recovery_ci"]
-        table.add_row(
-            row["scenario"], row["client"], str(row["trials"]), str(row["recovered"]),
-            f"{row['recovery_rate']:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]", str(row["hangs"]), str(row["data_loss"]),
-            _ms(row["backoff_ms"].get("p50")), " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
-            *([row.get("keepalive") or ""] if audit else []),
-        )
-    console.print(table)

@@ -175,7 +175,10 @@ def _filled_cell(row: Mapping[str, Any], href: str | None, title: str, css: str 
     if row.get("data_loss"):
         marks += f"<span class=mark-l title='{row['data_loss']} data loss'>L{row['data_loss']}</span>"
     tip = f"{title}: {row['recovered']}/{n} recovered, 95% CI {ci[0]:.0%}-{ci[1]:.0%}, {row.get('hangs', 0)} hung, {row.get('data_loss', 0)} data loss"
-    inner = (f"<b>{rate:.0%}</b><small>[{ci[0] * 100:.0f}&ndash;{ci[1] * 100:.0f}]</small><small>n={n}</small>{marks}" if rate is not None else "")
+    audit = f"<small class=ka>keepalive {e(row['keepalive'])}</small>" if row.get("keepalive") else ""  # the network lab's socket audit
+    if audit:
+        tip += f", keepalive {row['keepalive']}"
+    inner = (f"<b>{rate:.0%}</b><small>[{ci[0] * 100:.0f}&ndash;{ci[1] * 100:.0f}]</small><small>n={n}</small>{audit}{marks}" if rate is not None else "")
     if href:
         inner = f"<a href='{href}'>{inner}</a>"
     return f"<td class='{css}' style='background:{colour(rate)}' title='{e(tip)}' data-rate='{rate:.4f}'>{inner}</td>"
@@ -797,6 +800,12 @@ def print_summary(rows: Sequence[Mapping[str, Any]], console: Any = None, worst:
     table.add_row("[b]all scenarios[/b]", *(_terminal_cell(matrix._column_total(c)) if matrix._column_total(c)["trials"] else "" for c in matrix.clients))
     console.print(table)
     console.print("[dim]cell: recovered share; H hung, L data loss; - skipped[/dim]")
+    audited = [r for r in rows if r.get("keepalive") and r.get("trials")]
+    if audited:  # network lab runs: what the kernel saw on the client's sockets, beside the outcome
+        console.print("[b]socket audit[/b] (network lab)")
+        for row in audited:
+            console.print(f"  {row['scenario']} / {row['client']}: keepalive {row['keepalive']}; {row['recovered']}/{row['trials']} recovered"
+                          + (f", {row['hangs']} hung" if row.get("hangs") else ""), highlight=False)
     bad = [r for r in matrix.worst(worst) if (r.get("recovery_rate") or 0) < 1 or r.get("hangs") or r.get("data_loss")]
     if not bad:
         console.print("worst cells: none (every cell recovered every trial, with no hang and no data loss)")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from simulator.faults import FaultPlan, PlanError
-from simulator.faults.decide import ConnectionFacts, RequestFacts, connection_rule, request_rules, uniform
+from simulator.faults.decide import ConnectionFacts, RequestFacts, connection_rule, request_rules
 from simulator.faults.runtime import FaultState
 
 

@@ -8,7 +8,6 @@ BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1). Both trust the simulator's CA via
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, diff, metrics, report, report_html, runner, scenario
+from harness import cli, diff, metrics, report_html, runner, scenario
 from harness.clients import registry
 from tests.support import require
 
