@@ -132,12 +132,19 @@ def test_two_versions_side_by_side_with_field_matches(tmp_path):
     cell = tables["python-sdk"]["rows"][0]["cells"]["python-sdk@0.49.0"]
     assert cell["trials"] == 1 and len(cell["ci"]) == 2
     field = {e["client"]: e for e in summary["field"] if e.get("field_client") in ("claude-code", "python-sdk")}
-    assert field["claude-code-bun@2.1.104"]["status"] == "reproduced"
-    assert "The socket connection was closed unexpectedly" in field["claude-code-bun@2.1.104"]["printed"]
+    # Claude Code on Bun sometimes retries the FIN and recovers (seen 1 trial in 5 on a loaded machine):
+    # when it fails, it prints the seed's literal; when it recovers, the row says it printed something else.
+    bun = field["claude-code-bun@2.1.104"]
+    records = [json.loads(line) for line in (tmp_path / "matrix" / "trials.jsonl").read_text().splitlines()]
+    bun_outcome = next(r["outcome"] for r in records if r["client"] == "claude-code-bun@2.1.104")
+    if bun_outcome == "failed":
+        assert bun["status"] == "reproduced" and "The socket connection was closed unexpectedly" in bun["printed"], bun
+    else:
+        assert bun_outcome == "recovered" and bun["status"] == "different", (bun_outcome, bun)
     assert field["claude-code@2.1.104"]["status"] == "different" and field["claude-code@2.1.104"]["printed"].startswith("API Error: terminated")
     assert field["python-sdk@0.49.0"]["status"] == "reproduced"  # RemoteProtocolError: peer closed connection ...
     rows = {r["client"]: r for r in summary["rows"]}
-    assert rows["claude-code-bun@2.1.104"]["field"][0]["verdict"].startswith("reproduced")
+    assert rows["claude-code-bun@2.1.104"]["field"][0]["verdict"].startswith("reproduced" if bun_outcome == "failed" else "different")
     page = (tmp_path / "matrix" / "report.html").read_text()
     assert "Versions side by side: claude-code" in page and "Field reports" in page
     assert "claude-code versions side by side" in result.stdout and "different: API Error: terminated" in result.stdout
