@@ -217,38 +217,45 @@ def _run(args: argparse.Namespace) -> int:
     return status
 
 
-def _execute(args: argparse.Namespace, console) -> Path | int:
-    """Run what the options say; the results directory, or an exit code if it could not run."""
+def _run_config(args: argparse.Namespace, console, command: str):
+    """The RunConfig the run/gate options say (with the shard slice), or exit code 2 with the reason."""
     import os
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
-
-    from harness import runner
+    from harness import runner, shards
     from harness.scenario import ScenarioError
 
     try:
         scenarios = _select_scenarios(args.scenarios)
         clients = _select_clients(args)
     except (ScenarioError, KeyError, ValueError) as error:
-        console.print(f"[red]streamchaos:[/red] {error}")
+        console.print(f"[red]{command}:[/red] {error}")
         return 2
     if not clients:
-        console.print("[red]streamchaos:[/red] no client is installed; run `make setup` or `streamchaos setup`, or pass --client-cmd")
+        console.print(f"[red]{command}:[/red] no client is installed; run `make setup` or `streamchaos setup`, or pass --client-cmd")
         return 2
     config = runner.RunConfig(
         scenarios=scenarios, clients=clients, results_dir=args.results or runner.RESULTS, run_id=args.run_id or runner.new_run_id(),
         trials=args.trials, max_trials=args.max_trials, workers=args.workers or max(2, os.cpu_count() or 2), time_scale=args.time_scale,
     )
-    from harness import shards
-
     try:
-        config = shards.prepare(args, config)
+        return shards.prepare(args, config)
     except shards.ShardError as error:
-        console.print(f"[red]streamchaos:[/red] {error}")
+        console.print(f"[red]{command}:[/red] {error}")
         return 2
+
+
+def _execute(args: argparse.Namespace, console) -> Path | int:
+    """Run what the options say; the results directory, or an exit code if it could not run."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+
+    from harness import runner
+
+    config = _run_config(args, console, "streamchaos")
+    if not isinstance(config, runner.RunConfig):
+        return config
     from harness import fieldmatch
 
-    fieldmatch.save(config.results_dir / config.run_id, scenarios)  # issue 14: the field rows beside the results
+    fieldmatch.save(config.results_dir / config.run_id, config.scenarios)  # issue 14: the field rows beside the results
     with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
         task = bar.add_task("trials", total=None)
 

@@ -348,12 +348,8 @@ def write_outcome(directory: Path, verdicts: Sequence[CellVerdict], plan: Plan) 
 def command(args: Any, policy: Policy, plan: Plan, console: Any) -> int:
     """gate --sequential: from a results directory (what the gate would have spent and decided on
     those trials), or running batches until every cell is decided or at its maximum."""
-    import os
-
     from . import runner, step_summary
-    from .cli import _select_clients, _select_scenarios, _summarize
-    from .scenario import ScenarioError
-    from .shards import ShardError, prepare
+    from .cli import _run_config, _summarize
 
     if args.from_dir:
         directory = args.from_dir.resolve()
@@ -366,24 +362,9 @@ def command(args: Any, policy: Policy, plan: Plan, console: Any) -> int:
             limits = {key: args.trials for key in limits} or limits
         verdicts = judge(records, limits, policy, plan)
     else:
-        try:
-            scenarios = _select_scenarios(args.scenarios)
-            clients = _select_clients(args)
-        except (ScenarioError, KeyError, ValueError) as error:
-            console.print(f"[red]streamchaos gate:[/red] {error}")
-            return 2
-        if not clients:
-            console.print("[red]streamchaos gate:[/red] no client is installed; run `make setup` or pass --client-cmd")
-            return 2
-        config = runner.RunConfig(
-            scenarios=scenarios, clients=clients, results_dir=args.results or runner.RESULTS, run_id=args.run_id or runner.new_run_id(),
-            trials=args.trials, max_trials=args.max_trials, workers=args.workers or max(2, os.cpu_count() or 2), time_scale=args.time_scale,
-        )
-        try:
-            config = prepare(args, config)
-        except ShardError as error:
-            console.print(f"[red]streamchaos gate:[/red] {error}")
-            return 2
+        config = _run_config(args, console, "streamchaos gate")
+        if not isinstance(config, runner.RunConfig):
+            return config
         try:
             directory, verdicts = run_batches(config, policy, plan, console)
         except KeyboardInterrupt:

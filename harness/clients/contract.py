@@ -206,3 +206,21 @@ def read_plan(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
         return json.loads(environ["STREAMCHAOS_PLAN"])
     with open(environ["STREAMCHAOS_PLAN_FILE"], encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def sdk_client_options(plan: dict, default_httpx_client: Any) -> dict:
+    """Constructor options of an official Python SDK (anthropic or openai): the transport the
+    harness asked for (``STREAMCHAOS_HTTP2``), and the plan's retries and timeout."""
+    mode = os.environ.get("STREAMCHAOS_HTTP2", "")
+    options: dict = {}
+    if mode == "1":
+        options["http_client"] = default_httpx_client(http2=True)
+    elif mode == "prior-knowledge":
+        options["http_client"] = default_httpx_client(http2=True, http1=False)
+    retries = os.environ.get("STREAMCHAOS_MAX_RETRIES", plan.get("max_retries"))
+    if retries is not None:
+        options["max_retries"] = int(retries)
+    timeout = os.environ.get("STREAMCHAOS_TIMEOUT_S", plan.get("timeout_s"))
+    if timeout is not None:
+        options["timeout"] = float(timeout)
+    return options

@@ -14,31 +14,18 @@ override the SDK's defaults (2 retries, 600 s).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import openai
 
-from harness.clients.contract import read_plan
+from harness.clients.contract import read_plan, sdk_client_options
 from harness.clients.openai_contract import CHAT_FINISH, api_of, chat_body, part_prompts, responses_body
 
 
 def make_client(plan: dict) -> openai.OpenAI:
-    mode = os.environ.get("STREAMCHAOS_HTTP2", "")
-    kwargs: dict = {}
-    if mode == "1":
-        kwargs["http_client"] = openai.DefaultHttpxClient(http2=True)
-    elif mode == "prior-knowledge":
-        kwargs["http_client"] = openai.DefaultHttpxClient(http2=True, http1=False)
-    retries = os.environ.get("STREAMCHAOS_MAX_RETRIES", plan.get("max_retries"))
-    if retries is not None:
-        kwargs["max_retries"] = int(retries)
-    timeout = os.environ.get("STREAMCHAOS_TIMEOUT_S", plan.get("timeout_s"))
-    if timeout is not None:
-        kwargs["timeout"] = float(timeout)
-    return openai.OpenAI(**kwargs)
+    return openai.OpenAI(**sdk_client_options(plan, openai.DefaultHttpxClient))
 
 
 def _arguments(text: str):

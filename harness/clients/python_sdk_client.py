@@ -13,7 +13,6 @@ requests at once (parts of one turn, each its own conversation) and prints a lin
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import time
@@ -21,23 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 
-from harness.clients.contract import read_plan, request_body, turn_conversations
+from harness.clients.contract import read_plan, request_body, sdk_client_options, turn_conversations
 
 
 def make_client(plan: dict) -> anthropic.Anthropic:
-    mode = os.environ.get("STREAMCHAOS_HTTP2", "")
-    kwargs = {}
-    if mode == "1":
-        kwargs["http_client"] = anthropic.DefaultHttpxClient(http2=True)
-    elif mode == "prior-knowledge":
-        kwargs["http_client"] = anthropic.DefaultHttpxClient(http2=True, http1=False)
-    retries = os.environ.get("STREAMCHAOS_MAX_RETRIES", plan.get("max_retries"))
-    if retries is not None:
-        kwargs["max_retries"] = int(retries)
-    timeout = os.environ.get("STREAMCHAOS_TIMEOUT_S", plan.get("timeout_s"))
-    if timeout is not None:
-        kwargs["timeout"] = float(timeout)
-    return anthropic.Anthropic(**kwargs)
+    return anthropic.Anthropic(**sdk_client_options(plan, anthropic.DefaultHttpxClient))
 
 
 def summarize(turn: int, message, started: float) -> dict:
