@@ -46,6 +46,10 @@ class H1Channel:
     async def send_body(self, data: bytes) -> None:
         await self._handler.send(h11.Data(data=data))
 
+    async def send_frames(self, pieces: list[bytes]) -> None:
+        """Each piece its own chunk, all in one write."""
+        await self._handler.send(*[h11.Data(data=piece) for piece in pieces])
+
     async def end(self) -> None:
         await self._handler.send(h11.EndOfMessage())
 
@@ -107,9 +111,21 @@ class H1Handler:
         self.busy = False
         self.closing = False
         self.method = b""
+        # plain TCP: writes go straight to the non-blocking socket when the kernel takes them whole
+        self._sock = None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
 
     async def send(self, *events: h11.Event) -> None:
         data = b"".join(self.conn.send(event) or b"" for event in events)
+        if self._sock is not None and data:
+            try:
+                sent = self._sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                raise ClientGone() from error
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:

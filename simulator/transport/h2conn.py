@@ -113,6 +113,10 @@ class H2Channel:
     async def send_body(self, data: bytes) -> None:
         await self._h.send_data(self._id, data)
 
+    async def send_frames(self, pieces: list[bytes]) -> None:
+        """Each piece its own DATA frame (or more, flow control permitting), flushed together."""
+        await self._h.send_pieces(self._id, pieces)
+
     async def end(self) -> None:
         self._h.call(self._h.conn.end_stream, self._id)
         await self._h.flush()
@@ -183,6 +187,8 @@ class H2Handler:
         self.conn.encoder = CachingEncoder()
         self._initial = initial
         self._send_lock = trio.Lock()
+        # plain TCP: a flush writes straight to the non-blocking socket when it can (see flush)
+        self._sock = None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
         self._window_changed = trio.Event()
         self._streams: dict[int, _InboundStream] = {}
         self._nursery: trio.Nursery | None = None
@@ -198,13 +204,43 @@ class H2Handler:
             raise ClientGone() from error
 
     async def flush(self) -> None:
-        async with self._send_lock:
-            data = self.conn.data_to_send()
-            if data:
+        """Hand everything h2 has queued (any stream's) to the kernel; return once it is there.
+
+        Uncontended, this takes no trio round trip: the lock is taken without waiting and, on
+        plain TCP, the bytes go straight to the non-blocking socket; only what the kernel does
+        not take at once is left to trio's ``send_all``. Bytes queued by other streams before
+        this call leave in the same write."""
+        lock = self._send_lock
+        if lock.locked():
+            async with lock:
+                data = self.conn.data_to_send()
+                if data:
+                    await self._send_all(data)
+            return
+        data = self.conn.data_to_send()
+        if not data:
+            return
+        lock.acquire_nowait()
+        try:
+            if self._sock is not None:
                 try:
-                    await self.stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+                    sent = self._sock.send(data)
+                except BlockingIOError:
+                    sent = 0
+                except OSError as error:
                     raise ClientGone() from error
+                if sent == len(data):
+                    return
+                data = memoryview(data)[sent:]
+            await self._send_all(data)
+        finally:
+            lock.release()
+
+    async def _send_all(self, data) -> None:
+        try:
+            await self.stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
+            raise ClientGone() from error
 
     async def send_raw(self, frame_bytes: bytes) -> None:
         """Write bytes h2 does not know about, after everything h2 has queued."""
@@ -230,6 +266,16 @@ class H2Handler:
             view = view[size:]
             if last:
                 break
+        await self.flush()
+
+    async def send_pieces(self, stream_id: int, pieces: list[bytes]) -> None:
+        """Each piece in its own DATA frame(s), then one flush for all of them."""
+        conn = self.conn
+        for piece in pieces:
+            if len(piece) <= conn.max_outbound_frame_size and len(piece) <= self.call(conn.local_flow_control_window, stream_id):
+                self.call(conn.send_data, stream_id, piece)
+            else:  # a piece that needs splitting or waiting: what is queued goes first
+                await self.send_data(stream_id, piece)
         await self.flush()
 
     def _wake_writers(self) -> None:
