@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 import h11
+from h11._writers import ChunkedWriter as _ChunkedWriter
 import trio
 
 from ..api.errors import ApiError
@@ -48,7 +49,13 @@ class H1Channel:
 
     async def send_frames(self, pieces: list[bytes]) -> None:
         """Each piece its own chunk, all in one write."""
-        await self._handler.send(*[h11.Data(data=piece) for piece in pieces])
+        handler = self._handler
+        conn = handler.conn
+        if conn.our_state is h11.SEND_BODY and type(getattr(conn, "_writer", None)) is _ChunkedWriter:
+            # h11 would frame each Data exactly so, without changing any state: framed here
+            await handler.write(b"".join(b"%x\r\n%b\r\n" % (len(piece), piece) for piece in pieces if piece))
+        else:
+            await handler.send(*[h11.Data(data=piece) for piece in pieces])
 
     async def end(self) -> None:
         await self._handler.send(h11.EndOfMessage())
@@ -115,7 +122,10 @@ class H1Handler:
         self._sock = None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
 
     async def send(self, *events: h11.Event) -> None:
-        data = b"".join(self.conn.send(event) or b"" for event in events)
+        await self.write(b"".join(self.conn.send(event) or b"" for event in events))
+
+    async def write(self, data: bytes) -> None:
+        """Bytes h11 has framed (or would frame so) to the kernel."""
         if self._sock is not None and data:
             try:
                 sent = self._sock.send(data)
