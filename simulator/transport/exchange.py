@@ -394,6 +394,8 @@ class _Writer:
         delays = self._delays(events)
         written_bytes = 0
         due = time.monotonic()  # the schedule: each event's time is the previous one's plus its delay
+        if any(delays):
+            self.record["t_schedule"] = due  # where a paced reply's schedule starts (lateness is measured from it)
         for index, event in enumerate(events):
             if self.reanchor:
                 due, self.reanchor = time.monotonic(), False

@@ -18,6 +18,7 @@ import h2.exceptions
 import h2.settings
 import h2.stream
 import hpack
+import outcome
 import trio
 from hyperframe.frame import GoAwayFrame
 
@@ -188,6 +189,7 @@ class H2Handler:
         self.conn.encoder = CachingEncoder()
         self._initial = initial
         self._send_lock = trio.Lock()
+        self._round: list | None = None  # streams waiting for the gathered write now being collected
         # plain TCP: a flush writes straight to the non-blocking socket when it can (see flush)
         self._sock = None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
         self._window_changed = trio.Event()
@@ -203,6 +205,36 @@ class H2Handler:
             return method(*args, **kwargs)
         except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError) as error:
             raise ClientGone() from error
+
+    async def flush_gathered(self) -> None:
+        """Like :meth:`flush`, but streams of this connection writing at the same moment (woken
+        together by the pacer, or a burst after a stall) share one socket write: the first
+        lets the other runnable tasks queue their frames, then writes them all and wakes their
+        writers; each returns, as with flush, once its bytes are in the kernel."""
+        if len(self._streams) < 2:
+            await self.flush()
+            return
+        waiting = self._round
+        if waiting is not None:
+            task = trio.lowlevel.current_task()
+            waiting.append(task)
+
+            def abort(_raise_cancel) -> trio.lowlevel.Abort:
+                waiting.remove(task)  # its frames are queued and still go out with the others
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            await trio.lowlevel.wait_task_rescheduled(abort)
+            return
+        waiting = self._round = []
+        await trio.lowlevel.cancel_shielded_checkpoint()  # the other tasks due now queue their frames
+        self._round = None
+        failed = True
+        try:
+            await self.flush()
+            failed = False
+        finally:
+            for task in waiting:  # an outcome is unwrapped once: one each
+                trio.lowlevel.reschedule(task, outcome.Error(ClientGone()) if failed else outcome.Value(None))
 
     async def flush(self) -> None:
         """Hand everything h2 has queued (any stream's) to the kernel; return once it is there.
@@ -267,7 +299,7 @@ class H2Handler:
             view = view[size:]
             if last:
                 break
-        await self.flush()
+        await self.flush_gathered()
 
     async def send_pieces(self, stream_id: int, pieces: list[bytes]) -> None:
         """Each piece in its own DATA frame(s), then one flush for all of them.
@@ -287,7 +319,7 @@ class H2Handler:
             else:  # a piece that needs splitting or waiting: what is queued goes first
                 await self.send_data(stream_id, piece)
                 index += 1
-        await self.flush()
+        await self.flush_gathered()
 
     def _frame_fast(self, stream_id: int, pieces: list[bytes], index: int) -> int:
         """DATA frames (no flags) for pieces[index:] while they fit; the index of the first left."""
