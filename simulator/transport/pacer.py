@@ -51,7 +51,11 @@ class Pacer:
         bucket.append(entry)
 
         def abort(_raise_cancel) -> trio.lowlevel.Abort:
-            entry[0] = None  # cancelled: the sleeper skips it
+            entry[0] = None  # cancelled: nothing to wake (a stale heap key only wakes the sleeper once)
+            if self._buckets.get(key) is bucket:
+                bucket.remove(entry)
+                if not bucket:
+                    del self._buckets[key]
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
