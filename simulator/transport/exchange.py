@@ -393,6 +393,14 @@ class _Writer:
         event_cuts, byte_cuts, time_cuts, garbles = self._plan_cuts(events)
         delays = self._delays(events)
         written_bytes = 0
+        if not (event_cuts or byte_cuts or time_cuts or garbles or any(delays)):  # nothing paces or cuts it
+            limit, add = config.coalesce_limit, self.add
+            for event in events:
+                add(event.data, 1)
+                if self.batch_bytes >= limit:
+                    await self.flush()
+            await self.flush()
+            return
         due = time.monotonic()  # the schedule: each event's time is the previous one's plus its delay
         if any(delays):
             self.record["t_schedule"] = due  # where a paced reply's schedule starts (lateness is measured from it)
