@@ -9,7 +9,11 @@ processes during the run (this machine may be shared; a high value makes the cel
 
 Servers:
   streamchaos      our simulator (``python -m harness.cli serve``), default coalescing (one write per answer here)
-  streamchaos-fpe  the same with ``--frame-per-event``: one write per SSE event, like the hypercorn reference
+  streamchaos-fpe  the same with ``--frame-per-event``: one DATA frame / chunk per SSE event, like the hypercorn
+                   reference (events due at the same moment share a socket write); compared with hypercorn
+                   and with our coalesced path under "Per-event path"
+
+Then the paced benchmark (``bench_paced.py``: N streams at 50 events/s) adds its rows (``--paced-streams``).
   hypercorn        hypercorn 0.18 trio worker + a plain ASGI app streaming the same bytes (benchmarks/hypercorn_app.py)
   aimock           @copilotkit/aimock from npm, an equivalent 100-event Anthropic answer (HTTP/1.1 only)
   mockserver       MockServer (Maven Central jar-with-dependencies), httpSseResponse with the same 100 events
@@ -665,6 +669,28 @@ def targets(cells: list[Cell]) -> list[str]:
     return lines
 
 
+def per_event_lines(cells: list[Cell]) -> list[str]:
+    """streamchaos --frame-per-event against hypercorn (one ASGI body per event) and against our own
+    coalesced path, per protocol, in answers per CPU-second (the figure a loaded machine distorts least)."""
+    by = {(c.server, c.protocol): c for c in cells if c.status == "ok" and c.median}
+    lines = []
+    for protocol in PROTOCOLS:
+        fpe = by.get(("streamchaos-fpe", protocol))
+        if fpe is None:
+            continue
+        parts = [f"  {PROTOCOL_TITLES[protocol]:9} frame-per-event {fpe.median.answers_per_cpu_s:8,.0f} answers/CPU-s"]
+        ref = by.get(("hypercorn", protocol))
+        if ref is not None:
+            ratio = fpe.median.answers_per_cpu_s / ref.median.answers_per_cpu_s
+            parts.append(f"{ratio:5.2f}x hypercorn (target >= {TARGET_RATIO}x {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}; "
+                         f"{fpe.median.answers_per_s / ref.median.answers_per_s:.2f}x in answers/s)")
+        coalesced = by.get(("streamchaos", protocol))
+        if coalesced is not None:
+            parts.append(f"{fpe.median.answers_per_cpu_s / coalesced.median.answers_per_cpu_s:5.2f}x our coalesced path")
+        lines.append(" | ".join(parts))
+    return lines
+
+
 def source_state() -> str:
     """The commit the simulator was run from, and whether simulator/ or harness/ had local changes."""
     try:
@@ -689,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-noise", type=float, default=0.10, help="a run where other processes took more of core 0 is repeated (default 0.10)")
     parser.add_argument("--noise-retries", type=int, default=2, help="...at most this many times (default 2)")
     parser.add_argument("--sim-args", default="", help="extra arguments for `streamchaos serve` (e.g. '--frame-per-event')")
+    parser.add_argument("--paced-streams", default="100,300,1000", help="then the paced benchmark (bench_paced.py) for these stream counts; '' skips it")
     parser.add_argument("--profile", type=Path, default=None, help="run streamchaos under cProfile, .prof files into this directory")
     parser.add_argument("--out", type=Path, default=None, help="directory for logs and the JSON result (default results/bench-<time>)")
     args = parser.parse_args(argv)
@@ -763,6 +790,16 @@ def main(argv: list[str] | None = None) -> int:
     if lines:
         print("Targets (streamchaos, one core):")
         print("\n".join(lines))
+    per_event = per_event_lines(cells)
+    if per_event:
+        print("Per-event path (one DATA frame / chunk per event), same run:")
+        print("\n".join(per_event))
+    if args.paced_streams:
+        import bench_paced  # paced streams as their own rows: N streams at 50 events/s (see bench_paced.py)
+
+        print()
+        print("Paced: " + bench_paced.__doc__.split("\n\n")[0].split(": ", 1)[1])
+        bench_paced.main(["--streams", args.paced_streams, "--json", str(out / "paced.json")])
     return 0 if all(c.status != "invalid" for c in cells) else 1
 
 

@@ -21,6 +21,7 @@ from ..capacity import admit, release
 from ..faults import model
 from ..faults.actions import NOT_APPLICABLE, FaultEnded, garble, perform
 from ..faults.decide import RequestFacts, request_rules, uniform
+from .pacer import pacer
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -37,6 +38,8 @@ class ResponseChannel(Protocol):
 
     async def send_head(self, status: int, headers: Headers) -> None: ...
     async def send_body(self, data: bytes) -> None: ...
+    # optional: ``send_frames(pieces)`` writes each piece as its own DATA frame / chunk, all in one
+    # socket write (see _Writer.flush); a channel without it gets one send_body per piece
     async def end(self) -> None: ...
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None: ...
     async def send_whole(self, status: int, headers: Headers, body: bytes) -> None: ...
@@ -280,6 +283,9 @@ class _Writer:
         self.batch: list[bytes] = []
         self.batch_bytes = 0
         self.batch_events = 0
+        self.piece_events: list[int] = []  # frame-per-event: events ending in each piece of the batch
+        self.frames = not state.config.coalesce
+        self.reanchor = False  # a fault fired: pacing restarts from now (a stall delays what follows)
         self.ending: str | None = None  # "fault:<kind>" once a terminal fault has begun
         self.error_event = None  # set for a reply whose API writes in-stream errors its own way
 
@@ -293,6 +299,7 @@ class _Writer:
         self.record["faults"].append(note)
         if rule.fault.terminal:
             self.ending = f"fault:{rule.fault.kind}"
+        self.reanchor = True
         result = await perform(rule.fault, self.channel, _FaultOutput(self, note))
         if result == NOT_APPLICABLE:
             note["skipped"] = f"{rule.fault.kind} does not apply to {self.channel.protocol}"
@@ -330,16 +337,35 @@ class _Writer:
         return not self.firings and config.coalesce and not config.time_to_first_token_s and not config.tokens_per_second
 
     async def flush(self) -> None:
-        if self.batch:
-            data = b"".join(self.batch)
-            events, self.batch, self.batch_bytes, self.batch_events = self.batch_events, [], 0, 0
-            await self.channel.send_body(data)
-            self.state.journal.wrote(self.record, events, len(data))
+        if not self.batch:
+            return
+        if self.frames:
+            # One write per event on the wire's terms: each piece keeps its own DATA frame (h2) or
+            # chunk (HTTP/1.1) and its own journal entry, but pieces due at the same moment share
+            # one socket write. Every entry is noted once the whole write is in the kernel.
+            pieces, counts = self.batch, self.piece_events
+            self.batch, self.piece_events, self.batch_bytes, self.batch_events = [], [], 0, 0
+            send_frames = getattr(self.channel, "send_frames", None)
+            if send_frames is not None and len(pieces) > 1:
+                await send_frames(pieces)
+            else:
+                for piece in pieces:
+                    await self.channel.send_body(piece)
+            wrote, record = self.state.journal.wrote, self.record
+            for piece, events in zip(pieces, counts):
+                wrote(record, events, len(piece))
+            return
+        data = b"".join(self.batch)
+        events, self.batch, self.batch_bytes, self.batch_events = self.batch_events, [], 0, 0
+        await self.channel.send_body(data)
+        self.state.journal.wrote(self.record, events, len(data))
 
     def add(self, data: bytes, events: int) -> None:
         self.batch.append(data)
         self.batch_bytes += len(data)
         self.batch_events += events
+        if self.frames:
+            self.piece_events.append(events)
 
     async def write_json(self, reply: JsonReply) -> None:
         cuts = sorted((int(f.rule.trigger.value), f) for f in self.firings if f.rule.trigger.at == "bytes" and int(f.rule.trigger.value) < len(reply.body))
@@ -367,10 +393,24 @@ class _Writer:
         event_cuts, byte_cuts, time_cuts, garbles = self._plan_cuts(events)
         delays = self._delays(events)
         written_bytes = 0
+        if not (event_cuts or byte_cuts or time_cuts or garbles or any(delays)):  # nothing paces or cuts it
+            limit, add = config.coalesce_limit, self.add
+            for event in events:
+                add(event.data, 1)
+                if self.batch_bytes >= limit:
+                    await self.flush()
+            await self.flush()
+            return
+        due = time.monotonic()  # the schedule: each event's time is the previous one's plus its delay
+        if any(delays):
+            self.record["t_schedule"] = due  # where a paced reply's schedule starts (lateness is measured from it)
         for index, event in enumerate(events):
+            if self.reanchor:
+                due, self.reanchor = time.monotonic(), False
             if delays[index] > 0:
                 await self.flush()
-                await self._sleep_through(time.monotonic() + delays[index], time_cuts)
+                due += delays[index]
+                await self._sleep_through(due, time_cuts)
             while time_cuts and time_cuts[0][0] <= time.monotonic():
                 await self.fire(time_cuts.pop(0)[1])
             for firing in event_cuts.pop(index, []):
@@ -388,7 +428,7 @@ class _Writer:
             else:
                 self.add(data, 1)
             written_bytes += len(data)
-            if not config.coalesce or self.batch_bytes >= config.coalesce_limit:
+            if self.batch_bytes >= config.coalesce_limit:
                 await self.flush()
         for firing in event_cuts.pop(len(events), []):
             await self.fire(firing)
@@ -405,6 +445,8 @@ class _Writer:
                 self._not_reached(firing, "the answer had fewer events")
 
     async def _write_garbled(self, data: bytes, firing: Firing) -> None:
+        if self.frames:
+            await self.flush()  # the note says what was on the wire, as one write per event always did
         fault = firing.rule.fault
         self.record["faults"].append({"rule": firing.index, "type": fault.kind, "mode": fault.mode, "at": "events", "t": time.monotonic(),
                                       "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"]})
@@ -421,7 +463,7 @@ class _Writer:
             at, firing = time_cuts.pop(0)
             await trio.sleep_until(_trio_deadline(at))
             await self.fire(firing)
-        await trio.sleep_until(_trio_deadline(until))
+        await pacer().sleep_until_monotonic(until)
 
     def _not_reached(self, firing: Firing, why: str) -> None:
         self.record["faults"].append({"rule": firing.index, "type": firing.rule.fault.kind, "name": firing.rule.name, "at": firing.rule.trigger.at, "not_reached": why})

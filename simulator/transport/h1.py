@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING
 
 import h11
+from h11._writers import ChunkedWriter as _ChunkedWriter
 import trio
 
 from ..api.errors import ApiError
@@ -45,6 +46,16 @@ class H1Channel:
 
     async def send_body(self, data: bytes) -> None:
         await self._handler.send(h11.Data(data=data))
+
+    async def send_frames(self, pieces: list[bytes]) -> None:
+        """Each piece its own chunk, all in one write."""
+        handler = self._handler
+        conn = handler.conn
+        if conn.our_state is h11.SEND_BODY and type(getattr(conn, "_writer", None)) is _ChunkedWriter:
+            # h11 would frame each Data exactly so, without changing any state: framed here
+            await handler.write(b"".join(b"%x\r\n%b\r\n" % (len(piece), piece) for piece in pieces if piece))
+        else:
+            await handler.send(*[h11.Data(data=piece) for piece in pieces])
 
     async def end(self) -> None:
         await self._handler.send(h11.EndOfMessage())
@@ -107,9 +118,24 @@ class H1Handler:
         self.busy = False
         self.closing = False
         self.method = b""
+        # plain TCP: writes go straight to the non-blocking socket when the kernel takes them whole
+        self._sock = None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
 
     async def send(self, *events: h11.Event) -> None:
-        data = b"".join(self.conn.send(event) or b"" for event in events)
+        await self.write(b"".join(self.conn.send(event) or b"" for event in events))
+
+    async def write(self, data: bytes) -> None:
+        """Bytes h11 has framed (or would frame so) to the kernel."""
+        if self._sock is not None and data:
+            try:
+                sent = self._sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                raise ClientGone() from error
+            if sent == len(data):
+                return
+            data = memoryview(data)[sent:]
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
