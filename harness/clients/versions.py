@@ -281,7 +281,21 @@ def _install_npm(family: Family, version: str, scratch: Path) -> None:
     _run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *omit, f"{family.package}@{version}"], scratch,
          f"installing {family.package}@{version} with npm")
     if family.package == "@anthropic-ai/sdk":
-        shutil.copy2(HERE / "js" / "client.mjs", scratch / "client.mjs")
+        _js_program(scratch)
+
+
+JS_PROGRAM = ("client.mjs", "contract.mjs")  # the TS SDK contract client, run beside that version's node_modules
+
+
+def _js_program(directory: Path) -> Path:
+    """The checkout's contract client placed beside a cached SDK version (ESM resolves the SDK from
+    the program's own directory); refreshed when the checkout's copy changed, so a cache made by an
+    older streamchaos never runs an older program."""
+    for name in JS_PROGRAM:
+        source, target = HERE / "js" / name, directory / name
+        if directory.is_dir() and (not target.exists() or target.read_bytes() != source.read_bytes()):
+            shutil.copy2(source, target)
+    return directory / "client.mjs"
 
 
 def _install_pypi(family: Family, version: str, scratch: Path) -> None:
@@ -429,7 +443,7 @@ def adapter(family: Family, version: str, name: str | None = None):
         runtime = _bun_launcher() if family.runtime == "bun" else (registry.NODE_BIN,)
         env = {"BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT": "1"} if family.bun_h2 else {}
         return registry.ContractClient(label, f"@anthropic-ai/sdk {version} on {family.runtime.title()}", ("h2",) if family.bun_h2 else ("http/1.1",),
-                                       registry.SDK_POLICY, requires=requires, argv=(*runtime, str(directory / "client.mjs")), env=env)
+                                       registry.SDK_POLICY, requires=requires, argv=(*runtime, str(_js_program(directory))), env=env)
     package = directory / "node_modules" / "@anthropic-ai" / "claude-code"
     cli_js = package / "cli.js"
     if family.runtime == "bun":

@@ -21,6 +21,7 @@ import trio
 
 from ..api.errors import ApiError
 from .exchange import ClientGone, Headers, run_exchange
+from .sockets import raw_socket, send_now
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -119,7 +120,7 @@ class H1Handler:
         self.closing = False
         self.method = b""
         # plain TCP: writes go straight to the non-blocking socket when the kernel takes them whole
-        self._sock = None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
+        self._sock = raw_socket(link)
 
     async def send(self, *events: h11.Event) -> None:
         await self.write(b"".join(self.conn.send(event) or b"" for event in events))
@@ -128,14 +129,11 @@ class H1Handler:
         """Bytes h11 has framed (or would frame so) to the kernel."""
         if self._sock is not None and data:
             try:
-                sent = self._sock.send(data)
-            except BlockingIOError:
-                sent = 0
+                data = send_now(self._sock, data)
             except OSError as error:
                 raise ClientGone() from error
-            if sent == len(data):
+            if not data:
                 return
-            data = memoryview(data)[sent:]
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:

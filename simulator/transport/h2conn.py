@@ -24,6 +24,7 @@ from hyperframe.frame import GoAwayFrame
 
 from ..api.errors import ApiError
 from .exchange import ClientGone, Headers, run_exchange
+from .sockets import raw_socket, send_now
 
 if TYPE_CHECKING:
     from ..server import ServerState
@@ -191,7 +192,7 @@ class H2Handler:
         self._send_lock = trio.Lock()
         self._round: list | None = None  # streams waiting for the gathered write now being collected
         # plain TCP: a flush writes straight to the non-blocking socket when it can (see flush)
-        self._sock = None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
+        self._sock = raw_socket(link)
         self._window_changed = trio.Event()
         self._streams: dict[int, _InboundStream] = {}
         self._nursery: trio.Nursery | None = None
@@ -257,14 +258,11 @@ class H2Handler:
         try:
             if self._sock is not None:
                 try:
-                    sent = self._sock.send(data)
-                except BlockingIOError:
-                    sent = 0
+                    data = send_now(self._sock, data)
                 except OSError as error:
                     raise ClientGone() from error
-                if sent == len(data):
+                if not data:
                     return
-                data = memoryview(data)[sent:]
             await self._send_all(data)
         finally:
             lock.release()

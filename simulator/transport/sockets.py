@@ -13,6 +13,22 @@ SIOCOUTQ = getattr(termios, "TIOCOUTQ", 0x5411)  # bytes not yet acknowledged by
 DRAIN_TIMEOUT_S = 2.0
 
 
+def raw_socket(link) -> socket.socket | None:
+    """The plain TCP socket under a link, so a write the kernel can take at once needs no trio round
+    trip; None over TLS (the bytes must go through the TLS object)."""
+    return None if link.tls else getattr(getattr(link.raw, "socket", None), "_sock", None)
+
+
+def send_now(sock: socket.socket, data: bytes) -> bytes | memoryview:
+    """Hand ``data`` to a non-blocking socket without waiting; what the kernel did not take (empty
+    when it took everything). OSError when the peer is gone."""
+    try:
+        sent = sock.send(data)
+    except BlockingIOError:
+        sent = 0
+    return b"" if sent == len(data) else memoryview(data)[sent:]
+
+
 def unsent_bytes(sock: trio.socket.SocketType) -> int:
     try:
         raw = fcntl.ioctl(sock.fileno(), SIOCOUTQ, b"\0\0\0\0")

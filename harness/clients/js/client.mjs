@@ -12,8 +12,8 @@
 // and exits 1 if any failed; the conversation goes on with part 0. The transport is the runtime's
 // own fetch: undici on Node, Bun's on Bun (h2 there only with BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1).
 
-import { readFileSync } from 'node:fs';
 import Anthropic from '@anthropic-ai/sdk';
+import { describeError, emit, readPlan, sleep } from './contract.mjs';
 
 // The environment's value if set, else the plan's (as the Python client's os.environ.get(name, plan[key])).
 function setting(plan, envName, key) {
@@ -70,33 +70,6 @@ function blockParam(block) {
   return Object.fromEntries(Object.entries(block).filter(([, value]) => value !== null && value !== undefined));
 }
 
-// "<name>: <message>", then the chain of causes: "TypeError: terminated (cause: other side closed)".
-export function describeError(error) {
-  if (!(error instanceof Error)) return `Error: ${String(error)}`;
-  const causes = [];
-  const seen = new Set([error]);
-  for (let cause = error.cause; cause != null && !seen.has(cause); cause = cause.cause) {
-    seen.add(cause);
-    const text = cause instanceof Error ? cause.message || cause.code || cause.name : String(cause);
-    if (text) causes.push(text);
-    if (!(cause instanceof Error)) break;
-  }
-  const name = error.name && error.name !== 'Error' ? error.name : error.code || error.name || 'Error';
-  const head = `${name}: ${error.message}`;
-  return causes.length ? `${head} (cause: ${causes.join(': ')})` : head;
-}
-
-// Resolves once the line is handed to the OS: process.exit() drops what is still buffered (Bun does
-// with a pipe past 64 KiB).
-function emit(value) {
-  return new Promise((resolve, reject) => {
-    process.stdout.write(JSON.stringify(value) + '\n', (error) => (error ? reject(error) : resolve()));
-  });
-}
-
-function sleep(seconds) {
-  return seconds > 0 ? new Promise((resolve) => setTimeout(resolve, seconds * 1000)) : Promise.resolve();
-}
 
 async function ask(client, args, stream) {
   if (stream) return client.messages.stream(args).finalMessage();
@@ -104,8 +77,7 @@ async function ask(client, args, stream) {
 }
 
 async function main() {
-  // A plan too large for the environment comes in a file (see harness/clients/contract.py).
-  const plan = JSON.parse(process.env.STREAMCHAOS_PLAN || readFileSync(process.env.STREAMCHAOS_PLAN_FILE, "utf8"));
+  const plan = readPlan();
   const client = makeClient(plan);
   let messages = [];
   let pendingToolResults = [];

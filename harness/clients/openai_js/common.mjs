@@ -1,12 +1,9 @@
 // What the OpenAI contract clients on Node share: the plan, settings, output lines, error text.
 // The contract is harness/clients/contract.py's; the request bodies mirror harness/clients/openai_contract.py.
 
-import { readFileSync } from 'node:fs';
+import { describeError, emit, readPlan, sleep } from '../js/contract.mjs';
 
-export function readPlan() {
-  // A plan too large for the environment comes in a file (see harness/clients/contract.py).
-  return JSON.parse(process.env.STREAMCHAOS_PLAN || readFileSync(process.env.STREAMCHAOS_PLAN_FILE, 'utf8'));
-}
+export { readPlan };
 
 // "chat" (the default) or "responses": the plan's api; a Messages plan is spoken as chat.
 export function apiOf(plan) {
@@ -55,32 +52,6 @@ export function parseArguments(text) {
   }
 }
 
-// "<name>: <message>", then the chain of causes: "TypeError: terminated (cause: other side closed)".
-export function describeError(error) {
-  if (!(error instanceof Error)) return `Error: ${String(error)}`;
-  const causes = [];
-  const seen = new Set([error]);
-  for (let cause = error.cause; cause != null && !seen.has(cause); cause = cause.cause) {
-    seen.add(cause);
-    const text = cause instanceof Error ? cause.message || cause.code || cause.name : String(cause);
-    if (text) causes.push(text);
-    if (!(cause instanceof Error)) break;
-  }
-  const name = error.name && error.name !== 'Error' ? error.name : error.code || error.name || 'Error';
-  const head = `${name}: ${error.message}`;
-  return causes.length ? `${head} (cause: ${causes.join(': ')})` : head;
-}
-
-// Resolves once the line is handed to the OS: process.exit() drops what is still buffered.
-export function emit(value) {
-  return new Promise((resolve, reject) => {
-    process.stdout.write(JSON.stringify(value) + '\n', (error) => (error ? reject(error) : resolve()));
-  });
-}
-
-export function sleep(seconds) {
-  return seconds > 0 ? new Promise((resolve) => setTimeout(resolve, seconds * 1000)) : Promise.resolve();
-}
 
 // Runs the plan: ask(api, turn, history, pending, prompt) -> {line, next: {history, pending}}.
 export async function runPlan(plan, ask) {
