@@ -14,14 +14,13 @@ There is no reasoning in Chat Completions: a request never gets a thinking block
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .answer import Answer
 from .errors import invalid
 from .events import WireEvent
 from .openai_common import (
-    common_headers, functions_as_tools, merge_turns, messages_request, now, positive_int, require_bool, require_model, sse_data,
+    functions_as_tools, merge_turns, messages_request, now, positive_int, require_bool, require_model, sse_data,
     stream_error_object, text_blocks, tool_choice_of, tool_result_block, tool_use_block,
 )
 from .request import MessagesRequest, parse_json
@@ -136,15 +135,5 @@ def error_chunk(error_type: str, message: str, events_out: int) -> bytes:
     return sse_data({"error": stream_error_object(error_type, message)})
 
 
-def headers(request_id: str, stream: bool) -> tuple[tuple[bytes, bytes], ...]:
-    if stream:
-        return (*common_headers(request_id, b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"))
-    return common_headers(request_id, b"application/json")
-
-
 def completion_id(request_id: str) -> str:
     return "chatcmpl-" + request_id.removeprefix("req_")
-
-
-def body_json(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()

@@ -223,3 +223,14 @@ def require_bool(data: Mapping[str, Any], key: str) -> bool:
 
 
 ErrorEncoder = Callable[[str, str, int], bytes]  # (error_type, message, events already written) -> bytes
+
+
+def headers(request_id: str, stream: bool) -> tuple[tuple[bytes, bytes], ...]:
+    """The head of a reply of either OpenAI API: SSE when streaming, JSON otherwise."""
+    if stream:
+        return (*common_headers(request_id, b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"))
+    return common_headers(request_id, b"application/json")
+
+
+def body_json(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()

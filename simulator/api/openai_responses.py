@@ -18,14 +18,13 @@ As for Chat Completions, each event's :class:`WireEvent` name is its role in the
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from .answer import Answer, Block
 from .errors import invalid
 from .events import WireEvent
 from .openai_common import (
-    common_headers, functions_as_tools, merge_turns, messages_request, now, positive_int, require_bool, require_model,
+    functions_as_tools, merge_turns, messages_request, now, positive_int, require_bool, require_model,
     sse_typed, stream_error_object, text_blocks, tool_choice_of, tool_result_block, tool_use_block,
 )
 from .request import MessagesRequest, parse_json
@@ -151,15 +150,5 @@ def error_event(error_type: str, message: str, events_out: int) -> bytes:
     return sse_typed({"type": "error", "code": error["code"] or error["type"], "message": message, "param": None, "sequence_number": events_out})
 
 
-def headers(request_id: str, stream: bool) -> tuple[tuple[bytes, bytes], ...]:
-    if stream:
-        return (*common_headers(request_id, b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"))
-    return common_headers(request_id, b"application/json")
-
-
 def response_id(request_id: str) -> str:
     return "resp_" + request_id.removeprefix("req_")
-
-
-def body_json(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()

@@ -15,7 +15,7 @@ from . import answer as answers
 from . import openai_chat as chat
 from . import openai_responses as responses
 from .errors import ApiError
-from .openai_common import error_body, error_reply_headers
+from .openai_common import body_json, error_body, error_reply_headers, headers
 from .request import MessagesRequest
 
 OPENAI_PATHS = {chat.PATH: "chat", responses.PATH: "responses"}
@@ -39,18 +39,18 @@ class OpenAIApi:
         if path == chat.PATH:
             cid = chat.completion_id(request_id)
             if not request.stream:
-                return JsonReply(200, chat.headers(request_id, False), chat.body_json(chat.completion(answer, cid, request.model)), answer, request)
+                return JsonReply(200, headers(request_id, False), body_json(chat.completion(answer, cid, request.model)), answer, request)
             events = chat.chunks(answer, cid, request.model, include_usage)
             encoder = chat.error_chunk
         else:
             rid = responses.response_id(request_id)
             if not request.stream:
                 payload = responses.response_object(answer, rid, request.model, request.max_tokens, responses.now(), True)
-                return JsonReply(200, responses.headers(request_id, False), responses.body_json(payload), answer, request)
+                return JsonReply(200, headers(request_id, False), body_json(payload), answer, request)
             events = responses.events(answer, rid, request.model, request.max_tokens)
             encoder = responses.error_event
         tail = b"".join(e.data for e in events[1:])
-        return StreamReply(chat.headers(request_id, True), events, request, answer, tail, summary, error_event=encoder)
+        return StreamReply(headers(request_id, True), events, request, answer, tail, summary, error_event=encoder)
 
     def error_reply(self, error: ApiError, request_id: str, extra: Sequence[tuple[bytes, bytes]] = ()):
         from .router import JsonReply
