@@ -179,7 +179,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
             try:
                 port = lane
                 if toxiproxy is not None:
-                    from harness.network.toxic_timeline import start_timeline
+                    from harness.network.toxiproxy.timeline import start_timeline
 
                     proxy = toxiproxy.create_proxy(key, upstream_port=lane)
                     port = proxy.listen_port
