@@ -65,6 +65,16 @@ def test_stop_without_a_leader_and_on_a_finished_process() -> None:
         processes.stop(group=1)
 
 
+def test_stop_a_group_without_its_leader_waits_the_grace_then_kills() -> None:
+    process = subprocess.Popen([sys.executable, "-c", IGNORES_TERM], stdout=subprocess.PIPE, start_new_session=True)
+    assert process.stdout.readline() == b"up\n"
+    started = time.monotonic()
+    assert processes.stop(group=process.pid, grace_s=0.3) is None
+    assert 0.3 <= time.monotonic() - started < 5
+    assert process.wait(5) == -signal.SIGKILL
+    process.stdout.close()
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_die_with_parent_kills_the_child_and_only_main_thread_for_servers() -> None:
     script = ("import subprocess, sys; from harness.drive import processes; "
