@@ -27,13 +27,16 @@ import toxiproxy.api
 import toxiproxy.exceptions
 from harness.clients.contract import contract_env, run_client
 from harness.drive.simulator_process import SimulatorProcess
-from harness.network.toxic_timeline import (AddToxic, AfterFirstAnswer, At, Call, RemoveToxic, Step, TimelineError, ToxicTimeline,
-                                    WhenIdle, down_window)
-from harness.network.toxiproxy import (MAX_INT64, MAX_MS, MAX_RATE, MAX_US, TOOLS_BINARY, TOXIC_TYPES, BandwidthToxic, InvalidToxic,
-                               LatencyToxic, LimitDataToxic, NotFound, ProxyExists, ResetPeerToxic, SlicerToxic, SlowCloseToxic,
-                               TimeoutToxic, ToxicValidationError, ToxiproxyAPIError, ToxiproxyClient, ToxiproxyConnectionError,
-                               ToxiproxyServer, ToxiproxyServerError, ToxiproxyTimeout, ToxiproxyUnavailable, _consumer_for,
-                               find_binary, live_pids, owns_listener)
+from harness.drive.processes import owns_listener
+from harness.network.toxiproxy.api import ToxiproxyClient, consumer_for
+from harness.network.toxiproxy.binary import TOOLS_BINARY, find_binary
+from harness.network.toxiproxy.errors import (InvalidToxic, NotFound, ProxyExists, ToxicValidationError, ToxiproxyAPIError,
+                                              ToxiproxyConnectionError, ToxiproxyServerError, ToxiproxyTimeout, ToxiproxyUnavailable)
+from harness.network.toxiproxy.server import ToxiproxyServer, live_pids
+from harness.network.toxiproxy.timeline import (AddToxic, AfterFirstAnswer, At, Call, RemoveToxic, Step, TimelineError, ToxicTimeline,
+                                                WhenIdle, down_window)
+from harness.network.toxiproxy.toxics import (MAX_INT64, MAX_MS, MAX_RATE, MAX_US, TOXIC_KINDS, BandwidthToxic, LatencyToxic,
+                                              LimitDataToxic, ResetPeerToxic, SlicerToxic, TimeoutToxic)
 from tests.wire import dechunk, h1_exchange, post
 from tests.support import ROOT, require
 
@@ -340,7 +343,7 @@ def test_timeline_lifetime_is_bounded_and_failures_are_raised(proxy):
 def test_scenario_toxic_steps_run_as_a_scaled_timeline(toxi, sim, api_key):
     """The runner's entry points: ``[[toxics]]`` steps of a scenario file, time-scaled by 0.1."""
     from harness.scenario import ToxicStep
-    from harness.network.toxic_timeline import start_timeline
+    from harness.network.toxiproxy.timeline import start_timeline
 
     proxy = toxi.create_proxy(f"scenario-{api_key}", upstream_port=sim.port)
     # upstream: a downstream latency would still hold the answer when the journal says complete,
@@ -368,7 +371,8 @@ def test_scenario_toxic_steps_run_as_a_scaled_timeline(toxi, sim, api_key):
 
 
 def test_toxic_from_data_reads_scenario_tables():
-    from harness.network.toxiproxy import available, scaled_toxic, toxic_from_data
+    from harness.network.toxiproxy import available, toxic_from_data
+    from harness.network.toxiproxy.toxics import scaled_toxic
 
     assert toxic_from_data({"type": "latency", "latency": 100, "stream": "upstream"}) == LatencyToxic(100, stream="upstream")
     assert toxic_from_data({"type": "slicer", "attributes": {"average_size": 8, "delay": 10}}) == SlicerToxic(8, delay=10)
@@ -458,7 +462,7 @@ def test_api_errors_from_the_real_server(toxi, proxy):
     proxy.enable()
     with pytest.raises(ValueError, match="Mozilla"):
         ToxiproxyClient(HOST, toxi.port, user_agent="Mozilla/5.0")
-    browser = _consumer_for(HOST, toxi.port, 2.0, "Mozilla/5.0 (X11)")
+    browser = consumer_for(HOST, toxi.port, 2.0, "Mozilla/5.0 (X11)")
     with pytest.raises(ToxiproxyAPIError) as forbidden:
         browser.call("GET", "/version")
     assert forbidden.value.status == 403
@@ -619,7 +623,7 @@ def attribute_ok(kind: str, attribute: str, value, others: dict) -> bool:
 @given(kind=st.sampled_from(sorted(BOUNDS)), data=st.data(), value=ANY_VALUE)
 def test_toxic_attributes_are_validated(kind, data, value):
     attribute = data.draw(st.sampled_from(sorted(BOUNDS[kind])))
-    cls = TOXIC_TYPES[kind]
+    cls = TOXIC_KINDS[kind]
     kwargs = {**VALID[kind], attribute: value}
     if attribute_ok(kind, attribute, value, VALID[kind]):
         toxic = cls(**kwargs)
@@ -636,7 +640,7 @@ def test_toxic_attributes_are_validated(kind, data, value):
        stream=st.one_of(st.sampled_from(["upstream", "downstream", "Downstream", "both", ""]), st.text(max_size=4)),
        name=st.one_of(st.none(), st.text(max_size=8), st.from_regex(r"\A[A-Za-z0-9_.\-]{1,20}\Z")))
 def test_common_fields_are_validated(kind, toxicity, stream, name):
-    cls = TOXIC_TYPES[kind]
+    cls = TOXIC_KINDS[kind]
     toxicity_ok = type(toxicity) in (int, float) and math.isfinite(toxicity) and 0 <= toxicity <= 1
     stream_ok = stream in ("upstream", "downstream")
     name_ok = name is None or bool(re.fullmatch(r"[A-Za-z0-9_.\-]{1,100}", name))
@@ -659,7 +663,7 @@ def valid_toxics():
         strategy = st.fixed_dictionaries(attrs)
         if kind == "slicer":
             strategy = strategy.filter(lambda a: a["size_variation"] < a["average_size"])
-        return st.builds(lambda a, s, t: TOXIC_TYPES[kind](**a, stream=s, toxicity=t), strategy,
+        return st.builds(lambda a, s, t: TOXIC_KINDS[kind](**a, stream=s, toxicity=t), strategy,
                          st.sampled_from(["upstream", "downstream"]), st.sampled_from([0, 0.25, 0.5, 1]))
     return st.sampled_from(sorted(BOUNDS)).flatmap(build)
 

@@ -35,6 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness.drive import processes
+
 CAPTURE_READY_S = 10.0
 CAPTURE_STOP_S = 5.0
 TSHARK_TIMEOUT_S = 60.0
@@ -84,12 +86,7 @@ class Capture:
         if self.process is None or self.process.poll() is not None:
             return
         time.sleep(0.2)  # the last packets (FIN/RST) reach the capture
-        os.kill(self.process.pid, signal.SIGINT)
-        try:
-            self.process.wait(CAPTURE_STOP_S)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(CAPTURE_STOP_S)
+        processes.stop(self.process, first=signal.SIGINT, grace_s=CAPTURE_STOP_S)  # SIGINT: tcpdump writes out its capture
         self.log = "".join(getattr(self, "_lines", []))
 
 
@@ -179,7 +176,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
             try:
                 port = lane
                 if toxiproxy is not None:
-                    from harness.network.toxic_timeline import start_timeline
+                    from harness.network.toxiproxy.timeline import start_timeline
 
                     proxy = toxiproxy.create_proxy(key, upstream_port=lane)
                     port = proxy.listen_port

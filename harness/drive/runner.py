@@ -359,7 +359,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
     try:
         port = lane
         if scenario.needs_toxiproxy and toxiproxy is not None:
-            from harness.network.toxic_timeline import start_timeline
+            from harness.network.toxiproxy.timeline import start_timeline
 
             if lab is not None:
                 proxy = toxiproxy.create_proxy(key, upstream=f"{_lab_host()}:{lane}", listen=f"{_lab_host()}:0")

@@ -1,7 +1,7 @@
 """A timeline of toxiproxy changes: add, change and remove toxics, take proxies down and up, at
 times or on events the simulator's journal shows.
 
-Triggers (all times are ``time.monotonic()`` seconds, the journal's clock):
+When a step fires (a :data:`When`; all times are ``time.monotonic()`` seconds, the journal's clock):
 
 * :class:`At` -- ``seconds`` after the timeline started;
 * :class:`AfterStep` -- ``seconds`` after another step (by label) was done;
@@ -32,7 +32,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from harness.network.toxiproxy import ProxyHandle, Toxic, ToxiproxyError
+from harness.network.toxiproxy.api import ProxyHandle
+from harness.network.toxiproxy.errors import ToxiproxyError
+from harness.network.toxiproxy.toxics import Toxic, scaled_attributes, scaled_toxic, toxic_from_data
 
 JournalSource = Callable[[str], list[dict]]
 DEFAULT_MAX_DURATION_S = 60.0
@@ -48,7 +50,7 @@ class TimelineError(ToxiproxyError):
         self.fired = fired
 
 
-# -- triggers ---------------------------------------------------------------------------------
+# -- when a step fires ---------------------------------------------------------------------------------
 
 class _Context(Protocol):
     started: float
@@ -149,7 +151,7 @@ class WhenIdle:
         return (None, {}) if best is None else best
 
 
-Trigger = At | AfterStep | AfterFirstAnswer | WhenIdle
+When = At | AfterStep | AfterFirstAnswer | WhenIdle  # when a step fires
 
 
 # -- actions ----------------------------------------------------------------------------------
@@ -235,22 +237,15 @@ Action = AddToxic | UpdateToxic | RemoveToxic | Disable | Enable | Call
 
 @dataclass(frozen=True)
 class Step:
-    when: Trigger
+    when: When
     action: Action
     label: str | None = None
 
 
-def down_window(proxy: ProxyHandle, when: Trigger, duration_s: float, label: str = "down") -> list[Step]:
+def down_window(proxy: ProxyHandle, when: When, duration_s: float, label: str = "down") -> list[Step]:
     """The proxy down at ``when`` and up again ``duration_s`` after it went down."""
     _non_negative("duration_s", duration_s)
     return [Step(when, Disable(proxy), label), Step(AfterStep(label, duration_s), Enable(proxy), f"{label}:up")]
-
-
-def toxic_window(proxy: ProxyHandle, toxic: Toxic, when: Trigger, duration_s: float, label: str | None = None) -> list[Step]:
-    """``toxic`` added at ``when`` and removed ``duration_s`` after."""
-    _non_negative("duration_s", duration_s)
-    label = label or f"toxic:{toxic.toxic_name}"
-    return [Step(when, AddToxic(proxy, toxic), label), Step(AfterStep(label, duration_s), RemoveToxic(proxy, toxic.toxic_name), f"{label}:removed")]
 
 
 # -- the runner -------------------------------------------------------------------------------
@@ -451,17 +446,15 @@ def steps_from_scenario(proxy: ProxyHandle, toxic_steps: Sequence[Any], time_sca
     """A scenario's ``[[toxics]]`` (``harness.scenario.ToxicStep``: ``action`` add/update/remove/
     down/up, ``at_s`` or ``on`` first_answer_complete/connection_idle with ``idle_s``, ``toxic``)
     as timeline steps for one trial (journal key ``key``). Times and toxic durations are scaled
-    by ``time_scale`` (rates divided by it); an update's attributes are scaled by the type of the
+    by ``time_scale`` (rates divided by it); an update's attributes are scaled by the kind of the
     toxic it names (its ``type`` key, else the last ``add`` of that name)."""
-    from harness.network.toxiproxy import scaled_attributes, scaled_toxic, toxic_from_data
-
     steps: list[Step] = []
-    types: dict[str, str] = {}
+    kinds: dict[str, str] = {}
     for index, item in enumerate(toxic_steps):
         label = f"toxics[{index}]:{item.action}"
         delay = getattr(item, "delay_s", 0.0) * time_scale
         if item.at_s is not None:
-            when: Trigger = At(item.at_s * time_scale)
+            when: When = At(item.at_s * time_scale)
         elif getattr(item, "after", None) is not None:
             when = AfterStep(f"toxics[{item.after}]:{toxic_steps[item.after].action}", delay)
         elif item.on == "first_answer_complete":
@@ -473,11 +466,11 @@ def steps_from_scenario(proxy: ProxyHandle, toxic_steps: Sequence[Any], time_sca
         data = dict(item.toxic or {})
         if item.action == "add":
             toxic = scaled_toxic(toxic_from_data(data), time_scale)
-            types[toxic.toxic_name] = toxic.type
+            kinds[toxic.toxic_name] = toxic.kind
             action: Action = AddToxic(proxy, toxic)
         elif item.action == "update":
             name = data.pop("name")
-            kind = data.pop("type", None) or types.get(name, "")
+            kind = data.pop("type", None) or kinds.get(name, "")
             toxicity = data.pop("toxicity", None)
             attributes = dict(data.pop("attributes", {}) or {}, **{k: v for k, v in data.items() if k != "stream"})
             action = UpdateToxic(proxy, name, toxicity, scaled_attributes(kind, attributes, time_scale))
@@ -502,6 +495,6 @@ def start_timeline(toxiproxy: Any, proxy: ProxyHandle, toxic_steps: Sequence[Any
 
 __all__ = [
     "ToxicTimeline", "Step", "Fired", "TimelineError", "At", "AfterStep", "AfterFirstAnswer", "WhenIdle",
-    "AddToxic", "UpdateToxic", "RemoveToxic", "Disable", "Enable", "Call", "down_window", "toxic_window",
+    "AddToxic", "UpdateToxic", "RemoveToxic", "Disable", "Enable", "Call", "down_window", "When",
     "steps_from_scenario", "start_timeline",
 ]
