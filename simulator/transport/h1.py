@@ -24,7 +24,7 @@ from .exchange import ClientGone, Headers, run_exchange
 from .sockets import raw_socket, send_now
 
 if TYPE_CHECKING:
-    from ..server import ServerState
+    from ..state import ServerState
     from .link import Link
 
 READ_SIZE = 65536
