@@ -177,9 +177,10 @@ class H2Channel:
         return False
 
     async def close_after_reply(self, grace_s: float) -> None:
-        """A server's graceful end (nginx's max requests): GOAWAY NO_ERROR whose last stream is
-        this one, then, once open streams are done (at most ``grace_s``), the final GOAWAY and FIN."""
-        await self._h.goaway_graceful(self._id, 0, b"")
+        """A server's graceful end (nginx's max requests): GOAWAY NO_ERROR covering every stream
+        opened so far, this one included (they are all served: the GOAWAY must not disown work
+        in progress), then, once they are done (at most ``grace_s``), the final GOAWAY and FIN."""
+        await self._h.goaway_graceful(None, 0, b"")
         self._h.spawn(self._h.close_after_streams, grace_s)
 
 
