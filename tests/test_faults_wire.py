@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from harness.simulator_process import SimulatorProcess
-from harness.wire import dechunk, h1_exchange, post
+from harness.drive.simulator_process import SimulatorProcess
+from tests.wire import dechunk, h1_exchange, post
 
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}
 THINKING = {"model": "m", "max_tokens": 4000, "stream": True, "thinking": {"type": "adaptive"},

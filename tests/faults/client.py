@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.wire import h1_exchange, post
+from tests.wire import h1_exchange, post
 
 SEED = 9  # the plan seed the fault-key tests were written with
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 
 
 @pytest.fixture(scope="package")
