@@ -17,14 +17,14 @@ import trio
 from ..api.errors import ApiError
 from ..api.events import WireEvent
 from ..api.router import JsonReply, StreamReply, describe
-from ..capacity import admit, release
+from ..capacity_gate import admit, release
 from ..faults import model
-from ..faults.actions import NOT_APPLICABLE, FaultEnded, garble, perform
+from ..faults.base import CUT, EVENT, NOT_APPLICABLE, PACING, REPLY, FaultEnded, perform
 from ..faults.decide import RequestFacts, request_rules, uniform
 from .pacer import pacer
 
 if TYPE_CHECKING:
-    from ..server import ServerState
+    from ..state import ServerState
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -50,6 +50,7 @@ class ResponseChannel(Protocol):
     def stop_answering(self) -> None: ...
     async def reset_stream(self, code: int) -> None: ...
     async def goaway(self, last_stream_id: int | str, code: int, debug: bytes, graceful: bool, grace_s: float) -> bool: ...
+    async def close_after_reply(self, grace_s: float) -> None: ...
     def response_started(self) -> bool: ...
 
 
@@ -88,7 +89,7 @@ async def run_exchange(
         if getattr(reply, "answer", None) is not None:
             record["conversation"] = reply.request.conversation_digest
             record["answer"] = getattr(reply, "summary", None) or reply.answer.summary()
-        slot, reply = await admit(state, record, info.path, reply, request_id)  # finite capacity: wait, serve, or 529/409
+        slot, reply = await admit(state.faults.capacity, api, record, info.path, reply, request_id)  # finite capacity: wait, serve, or 529/409
         record["stream"] = isinstance(reply, StreamReply)
         await writer.headers_phase()
         reply = writer.maybe_http_error(reply, request_id)
@@ -307,27 +308,19 @@ class _Writer:
         if result is False:
             raise FaultEnded(rule.fault.kind)
 
-    def _of(self, *kinds: type) -> list[Firing]:
-        return [f for f in self.firings if isinstance(f.rule.fault, kinds)]
+    def _acting_as(self, how: str) -> list[Firing]:
+        return [f for f in self.firings if f.rule.fault.acts_as == how]
 
     async def headers_phase(self) -> None:
         for firing in self.firings:
-            if firing.rule.trigger.at == "headers" and not isinstance(firing.rule.fault, (model.HttpError, model.Slow, model.MalformedSse)):
+            if firing.rule.trigger.at == "headers" and firing.rule.fault.acts_as == CUT:
                 await self.fire(firing)
 
     def maybe_http_error(self, reply: Any, request_id: str) -> Any:
-        for firing in self._of(model.HttpError):
+        for firing in self._acting_as(REPLY):
             fault = firing.rule.fault
-            extra = []
-            if fault.retry_after is not None:
-                extra.append((b"retry-after", _number(fault.retry_after)))
-            if fault.retry_after_ms is not None:
-                extra.append((b"retry-after-ms", _number(fault.retry_after_ms)))
-            error = ApiError(fault.status, fault.message, fault.error_type)
-            out = self.state.api.error_reply(error, request_id, extra, path=self.record.get("path"))
-            if fault.should_retry is not None:
-                out = JsonReply(out.status, tuple(h for h in out.headers if h[0] != b"x-should-retry") + ((b"x-should-retry", b"true" if fault.should_retry else b"false"),), out.body)
-            self.record["faults"].append({"rule": firing.index, "type": "http_error", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": fault.status, "events_out": 0, "bytes_out": 0})
+            out = fault.reply(self.state.api, request_id, self.record.get("path"))
+            self.record["faults"].append({"rule": firing.index, "type": fault.kind, "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": out.status, "events_out": 0, "bytes_out": 0})
             return out
         return reply
 
@@ -450,7 +443,7 @@ class _Writer:
         fault = firing.rule.fault
         self.record["faults"].append({"rule": firing.index, "type": fault.kind, "mode": fault.mode, "at": "events", "t": time.monotonic(),
                                       "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"]})
-        pieces = garble(data, fault.mode)
+        pieces = fault.pieces(data)
         for number, piece in enumerate(pieces):
             if number:
                 await self.flush()
@@ -476,13 +469,13 @@ class _Writer:
         body_bytes = max(1, self.record["body_bytes"])
         for firing in self.firings:
             trigger = firing.rule.trigger
-            if isinstance(firing.rule.fault, (model.HttpError, model.Slow)) or trigger.at == "headers":
+            if firing.rule.fault.acts_as in (REPLY, PACING) or trigger.at == "headers":
                 continue
             if trigger.at == "events":
                 position = event_position(events, int(trigger.value), trigger.block)
                 if position is None:
                     self._not_reached(firing, f"the answer has no {trigger.block} block")
-                elif isinstance(firing.rule.fault, model.MalformedSse):
+                elif firing.rule.fault.acts_as == EVENT:
                     garbles[position] = firing
                 else:
                     event_cuts.setdefault(position, []).append(firing)
@@ -500,10 +493,10 @@ class _Writer:
     def _delays(self, events: Sequence[WireEvent]) -> list[float]:
         config = self.state.config
         pacing = Pacing(config.time_to_first_token_s, config.tokens_per_second)
-        for firing in self._of(model.Slow):
+        for firing in self._acting_as(PACING):
             fault = firing.rule.fault
             pacing = Pacing(fault.ttft_s, fault.tokens_per_second or pacing.tokens_per_second, fault.jitter)
-            self.record["faults"].append({"rule": firing.index, "type": "slow", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "events_out": 0, "bytes_out": 0})
+            self.record["faults"].append({"rule": firing.index, "type": fault.kind, "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "events_out": 0, "bytes_out": 0})
         delays = event_delays(pacing, events)
         if pacing.jitter and self.facts is not None:
             seed, facts = self.state.faults.plan.seed, self.facts
@@ -557,8 +550,3 @@ def event_delays(pacing: Pacing, events: Sequence[WireEvent]) -> list[float]:
 def _trio_deadline(monotonic_at: float) -> float:
     """Convert a time.monotonic() instant to trio's clock."""
     return trio.current_time() + (monotonic_at - time.monotonic())
-
-
-def _number(value: float) -> bytes:
-    return (str(int(value)) if float(value).is_integer() else repr(float(value))).encode()
-
