@@ -16,6 +16,7 @@ from . import openai_chat as chat
 from . import openai_responses as responses
 from .errors import ApiError
 from .openai_common import body_json, error_body, error_reply_headers, headers
+from .replies import JsonReply, StreamReply
 from .request import MessagesRequest
 
 OPENAI_PATHS = {chat.PATH: "chat", responses.PATH: "responses"}
@@ -33,7 +34,6 @@ class OpenAIApi:
         self._cache_size = cache_size
 
     def handle(self, path: str, body_sha256: str, body: bytes, request_id: str):
-        from .router import JsonReply, StreamReply
 
         request, include_usage, answer, summary = self._answer(path, body_sha256, body)
         if path == chat.PATH:
@@ -53,7 +53,6 @@ class OpenAIApi:
         return StreamReply(headers(request_id, True), events, request, answer, tail, summary, error_event=encoder)
 
     def error_reply(self, error: ApiError, request_id: str, extra: Sequence[tuple[bytes, bytes]] = ()):
-        from .router import JsonReply
 
         return JsonReply(error.status, error_reply_headers(request_id, error.status, extra), error_body(error))
 
