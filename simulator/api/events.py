@@ -7,8 +7,8 @@ or "inside the thinking block" without re-parsing bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from .. import sse
 from .answer import Answer, Block, usage

@@ -14,13 +14,14 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ..config import SimulatorConfig
 from . import answer as answers
 from .errors import ApiError
-from .events import WireEvent, body_events, count_body_events, iter_body_events, message_start
+from .events import WireEvent, body_events, message_start
 from .openai_router import OPENAI_PATHS, OpenAIApi, is_openai
+from .reply import JsonReply, Reply, StreamReply
 from .request import MessagesRequest, parse_count_tokens_request, parse_messages_request
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -51,51 +52,6 @@ class RequestInfo:
     body_sha256: str
     body_bytes: int
 
-
-@dataclass(frozen=True, slots=True)
-class JsonReply:
-    status: int
-    headers: tuple[tuple[bytes, bytes], ...]
-    body: bytes
-    answer: answers.Answer | None = None  # set for a non-streaming Message
-    request: MessagesRequest | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StreamReply:
-    headers: tuple[tuple[bytes, bytes], ...]
-    events: tuple[WireEvent, ...] | None  # None: a long answer, encoded while written (iter_events)
-    request: MessagesRequest
-    answer: answers.Answer
-    tail_bytes: bytes = b""  # every event after message_start, joined once per cached answer
-    summary: dict | None = None
-    start: WireEvent | None = None  # message_start of a long answer
-    ping_every: int | None = None
-    error_event: Callable[[str, str, int], bytes] | None = None  # an API's in-stream error (None: Messages)
-
-    @property
-    def body(self) -> bytes:
-        """The whole SSE body, for writing it in one go when nothing paces or cuts it."""
-        if self.events is None:
-            return b"".join(event.data for event in self.iter_events())
-        return self.events[0].data + self.tail_bytes
-
-    @property
-    def event_count(self) -> int:
-        if self.events is None:
-            return 1 + count_body_events(self.answer, self.ping_every)
-        return len(self.events)
-
-    def iter_events(self):
-        """Every event in order; a long answer's are encoded one at a time as they are asked for."""
-        if self.events is not None:
-            yield from self.events
-            return
-        yield self.start
-        yield from iter_body_events(self.answer, self.ping_every)
-
-
-Reply = JsonReply | StreamReply
 
 LAZY_PIECES = 2048  # an answer with more delta pieces is encoded while it is written, never held whole
 CACHE_MAX_BYTES = 32 * 1024 * 1024  # encoded answers kept for repeats (besides the count limit)
