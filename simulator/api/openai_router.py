@@ -72,7 +72,8 @@ class OpenAIApi:
         return entry
 
 
-def expected_answer(seed: int, path: str, body: bytes, default_words: int = SimulatorConfig.default_words) -> answers.Answer:
-    """The answer the simulator gives to this body on an OpenAI path."""
+def expected_answer(seed: int, path: str, body: bytes, default_words: int = SimulatorConfig().default_words) -> answers.Answer:
+    """The answer the simulator gives to this body on an OpenAI path. (The default is an instance's:
+    on a slots dataclass the class attribute is the slot descriptor, not the default value.)"""
     request = chat.parse(body)[0] if path == chat.PATH else responses.parse(body)
     return answers.generate(seed, request, default_words)
