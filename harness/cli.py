@@ -299,7 +299,7 @@ def _gate(args: argparse.Namespace) -> int:
         console.print(f"[red]streamchaos gate:[/red] {error}")
         return 2
     if plan is not None:
-        return sequential.command(args, policy, plan, console)
+        return sequential.command(args, policy, plan, console, run_config=_run_config, summarize=_summarize)
     if args.from_dir:
         directory = args.from_dir.resolve()
         if not (directory / "trials.jsonl").exists():
