@@ -74,7 +74,7 @@ def parse(value: Any, source: str = "") -> tuple[tuple[FieldRow, ...], dict[str,
                     raise FieldError(f"{path}.match", f"not a regular expression: {error}") from None
             rows.append(FieldRow(**{k: item[k] for k in ROW_KEYS if k in item}))
     else:
-        raise FieldError("field", "must be a table (client = \"what it printed\") or [[field]] rows")
+        raise FieldError("field", 'must be a table (client = "what it printed") or [[field]] rows')
     view: dict[str, str] = {}
     for row in rows:
         key = row.client if row.legacy or row.version is None else f"{row.client}@{row.version}"
