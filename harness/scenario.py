@@ -469,7 +469,7 @@ def _network(v: _Validator, data: Any) -> Any:
             raise ScenarioError(v.source, f"network.loss.{direction}", f"must be between 0 and 0.5 (a probability per packet), not {rate}")
         rates[direction] = rate
     windows = v.get(data, "blackhole", list, "network", default=[])
-    blackholes = []
+    blackholes: list[Any] = []
     for index, item in enumerate(windows):
         path = f"network.blackhole[{index}]"
         item = v.mapping(item, path)

@@ -70,7 +70,8 @@ def find_literal(row: FieldRow, printed: str) -> tuple[bool, list[str]]:
         return True, []
     words, have = literal.split(" "), text.split(" ")
     for start in (i for i, w in enumerate(have) if w == words[0]):
-        added, k = [], 0
+        added: list[str] = []
+        k = 0
         for word in have[start:]:
             if k == len(words):
                 break
@@ -107,7 +108,7 @@ def check(row: FieldRow, client: str, records: Sequence[Mapping[str, Any]]) -> d
         hits = [r for r in ran if r.get("outcome") == row.outcome]
         if hits:
             return {**result, "status": "reproduced", "printed": f"outcome {row.outcome} in {len(hits)}/{len(ran)} trials", "trial": hits[0].get("trial")}
-        outcomes = sorted({r.get("outcome") for r in ran})
+        outcomes = sorted({str(r.get("outcome")) for r in ran})
         return {**result, "status": "different", "printed": f"outcome {', '.join(outcomes)} (field: {row.behaviour})"}
     return {**result, "status": "not checkable", "printed": "a behaviour without an outcome to compare"}
 

@@ -13,7 +13,7 @@ import ctypes
 import os
 import re
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 TIMER_RE = re.compile(r"timer:\((\w+),([^,]*),(\d+)\)")
@@ -98,7 +98,7 @@ def summarize(samples: Iterable[Iterable[Mapping[str, Any]]], server_port: int |
             "retransmits": sum(s["retrans"] for s in sockets)}
 
 
-def keepalive_label(sockets: list[Mapping[str, Any]]) -> str:
+def keepalive_label(sockets: Sequence[Mapping[str, Any]]) -> str:
     """"on (15 s)" when a connection to the server had SO_KEEPALIVE (with its idle), else "off";
     "unknown" when no connection was seen (the client never connected, or did so between samples)."""
     # A socket seen only while connecting says nothing: clients (httpx among them) set their
