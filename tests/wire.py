@@ -3,8 +3,9 @@
 :class:`H2Probe` is a small blocking HTTP/2 client written directly with hyperframe and hpack,
 independent of any client library: it logs every frame it receives and answers only what a client
 must (SETTINGS ACK, WINDOW_UPDATE, PING ACK unless told not to), so a test can assert "exactly N
-events, then RST_STREAM(INTERNAL_ERROR)" or "PING answered during a stall". :func:`h1_exchange` sends one HTTP/1.1 request on a raw socket and reports how the
-connection ended: EOF (FIN) or ECONNRESET (RST).
+events, then RST_STREAM(INTERNAL_ERROR)" or "PING answered during a stall". :func:`h1_exchange`
+sends one HTTP/1.1 request on a raw socket and reports how the connection ended: EOF (FIN) or
+ECONNRESET (RST).
 """
 
 from __future__ import annotations
