@@ -16,7 +16,7 @@ H2SPEC_STAMP := $(STAMPS)/h2spec
 CC_STAMP := $(STAMPS)/claude-code-$(shell cat harness/clients/claude_code/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 OPENAI_JS_STAMP := $(STAMPS)/openai-js-$(shell cat harness/clients/openai_js/package-lock.json 2>/dev/null | sha1sum | cut -c1-12)
 
-.PHONY: setup run test bench clean python toxiproxy clients actionlint image lab
+.PHONY: setup run test lint bench clean python toxiproxy clients actionlint image lab
 .PHONY: report-tools
 
 setup: python toxiproxy clients h2spec system-tools actionlint report-tools lab versions
@@ -99,7 +99,17 @@ $(OPENAI_JS_STAMP):
 run: setup
 	$(BIN)/streamchaos run --max-trials 3 --workers 4
 
-test: setup
+# Lint (ruff), format check (ruff format), type check (mypy) and layering (import-linter), all
+# configured in pyproject.toml; `make test` runs it first so a wrong import fails in seconds.
+LINT_PATHS := simulator harness tests benchmarks examples
+.PHONY: lint
+lint: python
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: setup lint
 	$(BIN)/python -m pytest -q -m "not study"
 
 # The load studies (metastability, the backoff study): minutes of CPU, numbers also in `make bench`.

@@ -22,13 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.drive import runner  # noqa: E402
-
-from harness import scenario  # noqa: E402
-from harness.clients import registry  # noqa: E402
-from harness.network.lab import netns  # noqa: E402
-from harness.network.lab.model import Network  # noqa: E402
-from harness.network.lab.trial import LabSession  # noqa: E402
+from harness import scenario
+from harness.clients import registry
+from harness.drive import runner
+from harness.network.lab import netns
+from harness.network.lab.model import Network
+from harness.network.lab.trial import LabSession
 
 
 def ms(values: list[float]) -> str:

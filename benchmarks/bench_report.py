@@ -13,6 +13,7 @@ usage: .venv/bin/python benchmarks/bench_report.py [--sizes 456 10000] [--dir RE
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import random
 import shutil
@@ -23,13 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.measure import metrics  # noqa: E402
-
-from harness.present import report  # noqa: E402
-
-from harness.drive import runner  # noqa: E402
-
-from harness import scenario  # noqa: E402
+from harness import scenario
+from harness.drive import runner
+from harness.measure import metrics
+from harness.present import report
 
 CLIENTS = ("python-sdk", "python-sdk-h2", "ts-sdk-node", "ts-sdk-bun", "go-sdk", "claude-code@2.1.104", "curl", "ref-resilient")
 OUTCOMES = ("recovered", "clean", "failed", "data_loss", "hung")
@@ -45,7 +43,7 @@ def synthesize(directory: Path, total: int, seed: int = 7) -> int:
     cells = [(s, c) for s in names for c in CLIENTS]
     per_cell = [total // len(cells) + (1 if i < total % len(cells) else 0) for i in range(len(cells))]
     directory.mkdir(parents=True, exist_ok=True)
-    journals = {name: open(directory / f"journal-{name}.jsonl", "w", encoding="utf-8") for name in names}
+    journals = {name: open(directory / f"journal-{name}.jsonl", "w", encoding="utf-8") for name in names}  # noqa: SIM115 - closed below
     written = 0
     clock = 1000.0
     with open(directory / "trials.jsonl", "w", encoding="utf-8") as out:
@@ -63,9 +61,8 @@ def synthesize(directory: Path, total: int, seed: int = 7) -> int:
                 outcome = rng.choices(OUTCOMES, weights)[0]
                 tries = 1 if outcome in ("clean", "failed") and rng.random() < 0.6 else rng.randint(2, 5)
                 attempts, t = [], clock
-                conn = 0
                 for k in range(tries):
-                    conn += 1
+                    conn = k + 1
                     start, end = t, t + rng.uniform(0.01, 0.4)
                     ok = k == tries - 1 and outcome in ("recovered", "clean")
                     events = rng.randint(5, 120)
@@ -95,7 +92,7 @@ def synthesize(directory: Path, total: int, seed: int = 7) -> int:
 
 
 def _record(name: str, client: str, index: int, key: str, outcome: str, attempts: list, clock: float) -> dict:
-    gaps = [round((b["t_start"] - a["t_end"]) * 1000, 3) for group in attempts for a, b in zip(group, group[1:])]
+    gaps = [round((b["t_start"] - a["t_end"]) * 1000, 3) for group in attempts for a, b in itertools.pairwise(group)]
     return {"run_id": "bench", "scenario": name, "client": client, "trial": index, "key": key, "outcome": outcome, "exit_code": 0 if outcome in ("recovered", "clean", "data_loss") else 1,
             "hung": outcome == "hung", "elapsed_s": 1.5, "error_line": None, "answers_expected": 1, "answers_intact": 1 if outcome in ("recovered", "clean") else 0,
             "integrity": ["answer 0: truncated (120 characters)"] if outcome == "data_loss" else [], "faults_fired": sum(len(g) for g in attempts) - 1 if attempts else 0,

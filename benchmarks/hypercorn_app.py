@@ -14,7 +14,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
-from workload import PATH, reference_reply  # noqa: E402
+from workload import PATH, reference_reply
 
 HEADERS, EVENTS = reference_reply()
 HEADER_LIST = [list(h) for h in HEADERS]

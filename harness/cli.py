@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import trio
 
@@ -31,7 +32,7 @@ def _terminate_as_interrupt(signum, frame) -> None:
         raise Interrupted(signum)
 
 
-def _install_signal_handlers() -> dict[int, object]:
+def _install_signal_handlers() -> dict[int, Any]:
     """Our handlers for SIGINT, SIGTERM and SIGHUP; the ones they replace (to restore)."""
     _SIGNALS_RECEIVED.clear()
     return {signum: signal.signal(signum, _terminate_as_interrupt) for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
@@ -246,7 +247,8 @@ def _run_config(args: argparse.Namespace, console, command: str):
 
 def _execute(args: argparse.Namespace, console) -> Path | int:
     """Run what the options say; the results directory, or an exit code if it could not run."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     from harness.drive import runner
 
@@ -277,11 +279,9 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
 def _gate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness.present import gate
-
-    from harness.measure import metrics
-
     from harness.drive import runner
+    from harness.measure import metrics
+    from harness.present import gate
 
     console = Console(stderr=True)
     try:
@@ -299,7 +299,7 @@ def _gate(args: argparse.Namespace) -> int:
         console.print(f"[red]streamchaos gate:[/red] {error}")
         return 2
     if plan is not None:
-        return sequential.command(args, policy, plan, console)
+        return sequential.command(args, policy, plan, console, run_config=_run_config, summarize=_summarize)
     if args.from_dir:
         directory = args.from_dir.resolve()
         if not (directory / "trials.jsonl").exists():
@@ -340,9 +340,9 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _summarize(directory: Path, console, extra: dict, baseline: Path | None = None) -> int:
-    from harness.present import diff, report, report_html
-    from harness.measure import metrics
     from harness.drive import runner
+    from harness.measure import metrics
+    from harness.present import diff, report, report_html
 
     records = runner.only_latest(runner.load_records(directory))
     rows = metrics.summarize(records)
@@ -393,9 +393,7 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _clients(args: argparse.Namespace) -> int:
-    from harness.clients import registry
-
-    from harness.clients import versions
+    from harness.clients import registry, versions
 
     for client in (versions.resolve(c.name, install=False) for c in registry.BUILT_IN.values()):  # a cached pinned version counts
         installed, why = client.installed()
@@ -526,7 +524,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     try:
         trio.run(run)
-    except BaseException as error:  # noqa: BLE001 - a listen error becomes a clear message
+    except BaseException as error:
         found = _os_error(error)
         if found is None:
             raise

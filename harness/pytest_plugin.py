@@ -14,8 +14,9 @@ real toxiproxy server per session; skipped with the reason when none is installe
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -98,7 +99,7 @@ def streamchaos_toxiproxy() -> Iterator[Any]:
 
     ok, why = available()
     if not ok:
-        pytest.skip(why)
+        pytest.skip(why or "toxiproxy is not available")
     with ToxiproxyServer() as server:
         yield server
 
@@ -111,7 +112,8 @@ def streamchaos(request: pytest.FixtureRequest, streamchaos_simulator: Any) -> I
     chaos = StreamChaos(streamchaos_simulator, f"sk-pytest-{request.node.name[:48]}-{next(_keys)}", toxiproxy)
     yield chaos
     chaos.clear()
-    for proxy in chaos._proxies:
+    for proxy in chaos._proxies:  # proxies are only made with a toxiproxy
+        assert toxiproxy is not None
         toxiproxy.delete_proxy(proxy)
 
 

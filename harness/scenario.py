@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
-
-from simulator.faults.model import FaultPlan, PlanError, check_durations, scaled
+from typing import Any
 
 from harness import limits
+from simulator.faults.model import FaultPlan, PlanError, check_durations, scaled
 
 FORMAT_VERSION = 1
 TRANSPORTS = ("http/1.1", "h2")
@@ -188,7 +188,7 @@ TOP_KEYS = {
     "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s", "network", "api",
 }
 CONVERSATION_KEYS = {"model", "turns", "turn"}
-TURN_KEYS = {f for f in Turn.__dataclass_fields__}
+TURN_KEYS = set(Turn.__dataclass_fields__)
 CLIENT_KEYS = {"timeout_s", "max_retries"}
 TOXIC_KEYS = {"action", "at_s", "on", "idle_s", "toxic", "after", "delay_s"}
 
@@ -247,7 +247,8 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
     max_retries = v.get(client, "max_retries", int, "client", default=None)
     if max_retries is not None and not 0 <= max_retries <= 15:
         raise ScenarioError(source, "client.max_retries", "must be between 0 and 15")
-    from harness.present.fieldmatch import FieldError, parse as parse_field  # issue 14: structured [[field]] rows
+    from harness.field_rows import FieldError  # issue 14: structured [[field]] rows
+    from harness.field_rows import parse as parse_field
 
     try:
         field_rows, field_notes = parse_field(data.get("field", {}), source)
@@ -321,7 +322,7 @@ def _check_api(source: str, api: str, faults: FaultPlan, turns: tuple[Turn, ...]
             raise ScenarioError(source, f"faults[{index}].trigger.block", f"the {api} API has no thinking block; count 'text' or 'tool_use' deltas")
 
 
-def _conversation(v: "_Validator", data: Any) -> tuple[tuple[Turn, ...], str]:
+def _conversation(v: _Validator, data: Any) -> tuple[tuple[Turn, ...], str]:
     data = v.mapping(data, "conversation")
     v.only(data, CONVERSATION_KEYS | TURN_KEYS, "conversation")
     model = v.get(data, "model", str, "conversation", default="claude-sonnet-4-6")
@@ -351,7 +352,7 @@ def _conversation(v: "_Validator", data: Any) -> tuple[tuple[Turn, ...], str]:
     return tuple(turns), model
 
 
-def _turn(v: "_Validator", values: Mapping[str, Any], path: str) -> Turn:
+def _turn(v: _Validator, values: Mapping[str, Any], path: str) -> Turn:
     kinds = {"prompt": str, "words": int, "deltas": int, "thinking": bool, "thinking_words": int, "stream": bool,
              "tool": str, "tool_input": dict, "parallel": int, "max_tokens": int, "context_kb": int}
     out: dict[str, Any] = {}
@@ -411,7 +412,7 @@ def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...], sl
             raise ScenarioError(source, f"faults[{index}].trigger.block", "no turn uses a tool, so there is no tool_use block")
 
 
-def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
+def _toxics(v: _Validator, items: Any) -> tuple[ToxicStep, ...]:
     if not isinstance(items, list):
         raise ScenarioError(v.source, "toxics", "must be a list of tables ([[toxics]])")
     if len(items) > limits.MAX_TOXIC_STEPS:
@@ -446,7 +447,7 @@ def _toxics(v: "_Validator", items: Any) -> tuple[ToxicStep, ...]:
 NETWORK_KEYS = {"nat_idle_s", "on_evicted", "loss", "blackhole", "reset_after_bytes"}
 
 
-def _network(v: "_Validator", data: Any) -> Any:
+def _network(v: _Validator, data: Any) -> Any:
     """``[network]``: the lab's NAT, loss, black holes and middlebox reset. All times are real
     seconds (see harness/network/lab/model.py)."""
     from harness.network.lab.model import ON_EVICTED, Blackhole, Network
@@ -468,7 +469,7 @@ def _network(v: "_Validator", data: Any) -> Any:
             raise ScenarioError(v.source, f"network.loss.{direction}", f"must be between 0 and 0.5 (a probability per packet), not {rate}")
         rates[direction] = rate
     windows = v.get(data, "blackhole", list, "network", default=[])
-    blackholes = []
+    blackholes: list[Any] = []
     for index, item in enumerate(windows):
         path = f"network.blackhole[{index}]"
         item = v.mapping(item, path)
@@ -487,7 +488,7 @@ def _network(v: "_Validator", data: Any) -> Any:
                    blackholes=tuple(blackholes), reset_after_bytes=reset_after)
 
 
-def _check_toxic(v: "_Validator", toxic: Mapping[str, Any], path: str) -> None:
+def _check_toxic(v: _Validator, toxic: Mapping[str, Any], path: str) -> None:
     try:
         from harness.network.toxiproxy import toxic_from_data
     except ImportError:  # pragma: no cover - the typed toxic layer ships with the harness

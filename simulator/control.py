@@ -43,6 +43,7 @@ class ControlApp:
         if scope["type"] != "http":
             return
         method, path = scope["method"], scope["path"]
+        payload: Any  # JSON data, or a Raw body
         try:
             if not self._authorized(scope):
                 status, payload = 401, {"error": "control API: send 'Authorization: Bearer <control_token>' (the token is in the ready line of streamchaos serve)"}

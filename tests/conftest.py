@@ -109,4 +109,5 @@ def environment_restored():
     before = _watched_env()
     yield
     after = _watched_env()
-    assert after == before, f"the test left the environment changed: { {k: after.get(k) for k in set(before) ^ set(after) | {k for k in before if before[k] != after.get(k)}} }"
+    changed = {k: after.get(k) for k in set(before) ^ set(after) | {k for k in before if before[k] != after.get(k)}}
+    assert after == before, f"the test left the environment changed: {changed}"

@@ -84,7 +84,7 @@ class KeepAlive:
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "KeepAlive":
+    def __enter__(self) -> KeepAlive:
         return self
 
     def __exit__(self, *exc: object) -> None:

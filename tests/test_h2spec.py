@@ -67,19 +67,18 @@ def test_invalid_preface_after_alpn_h2_is_a_goaway_protocol_error_not_an_http11_
 
     context = ssl.create_default_context(cafile=simulator.ca_file)
     context.set_alpn_protocols(["h2"])
-    with socket.create_connection(("127.0.0.1", simulator.port), timeout=5) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as sock:
-            assert sock.selected_alpn_protocol() == "h2"
-            sock.sendall(b"INVALID CONNECTION PREFACE\r\n\r\n")
-            data = b""
-            for _ in range(1000):
-                try:
-                    chunk = sock.recv(65536)
-                except (ssl.SSLError, ConnectionResetError):
-                    break
-                if not chunk:
-                    break
-                data += chunk
+    with socket.create_connection(("127.0.0.1", simulator.port), timeout=5) as raw, context.wrap_socket(raw, server_hostname="localhost") as sock:
+        assert sock.selected_alpn_protocol() == "h2"
+        sock.sendall(b"INVALID CONNECTION PREFACE\r\n\r\n")
+        data = b""
+        for _ in range(1000):
+            try:
+                chunk = sock.recv(65536)
+            except (ssl.SSLError, ConnectionResetError):
+                break
+            if not chunk:
+                break
+            data += chunk
     assert b"HTTP/1.1" not in data
     frames = []
     while len(data) >= 9:

@@ -22,10 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.drive import runner
-
 from harness import scenario
 from harness.clients import registry
+from harness.drive import runner
 from harness.network.lab import audit, netns, ruleset
 from harness.network.lab.model import Blackhole, Network
 from harness.network.lab.netns import LAB_HOST, Monitor, TrialLab
@@ -202,7 +201,7 @@ class Server:
         while not self.stop.is_set():
             try:
                 conn, peer = self.sock.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             self.peers.append(peer)
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
@@ -569,8 +568,8 @@ def test_toxiproxy_in_the_lab_listens_on_the_lab_address(tmp_path, lab_ok):
 
 
 def test_faults_outside_the_simulator_make_a_trial_faulted_never_clean():
-    from harness.network.lab import trial as lab_trial
     from harness.drive.trial import TrialRecord
+    from harness.network.lab import trial as lab_trial
 
     def record(extra: dict) -> TrialRecord:
         return TrialRecord(run_id="r", scenario="s", client="c", trial=0, key="k", outcome="clean", exit_code=0, hung=False, elapsed_s=1.0,

@@ -13,9 +13,8 @@ import json
 import pytest
 
 from harness import cli, scenario
-
-from harness.drive import runner
 from harness.clients import registry
+from harness.drive import runner
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]
 

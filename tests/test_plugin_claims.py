@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from tests.wire import h1_exchange, post
 from tests.support import TOOLS, require
+from tests.wire import h1_exchange, post
 
 BODY = {"model": "m", "max_tokens": 2000, "stream": True, "messages": [{"role": "user", "content": "plugin\n@sc words=100"}]}
 

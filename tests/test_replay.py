@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from harness import cli
-
 from harness.drive import runner
 from tests.support import require
 

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 
 from harness import cli, scenario
-
-from harness.drive import processes, runner, rundir
 from harness.clients import registry
+from harness.drive import processes, rundir, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN = f"{sys.executable} {Path(__file__).parent / 'clients' / 'known_client.py'} never-retry"

@@ -19,9 +19,8 @@ from pathlib import Path
 import pytest
 
 from harness import cli, limits, scenario
-
-from harness.drive import runner
 from harness.clients import registry
+from harness.drive import runner
 from simulator.faults.model import FaultPlan, PlanError
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,13 +19,14 @@ from pathlib import Path
 
 import pytest
 import trio
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.drive.simulator_process import SimulatorProcess
-from tests.wire import H2Probe
 from simulator.api.limits import MAX_JSON_DEPTH, MAX_TOKENS, MAX_WORDS
 from simulator.api.request import directive_problem
 from tests.keepalive_client import KeepAlive, assert_api_error, messages_body
+from tests.wire import H2Probe
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -81,7 +82,7 @@ def test_head_is_answered_without_a_body_over_h2(sim):
 
 
 # -- @sc integers ---------------------------------------------------------------------------------
-UNICODE_DIGITS = ["²", "¹⁰", "٣", "५", "５", "①", "𝟙", "߁", "²0"]  # No and Nd digits, none of them 0-9
+UNICODE_DIGITS = ["²", "¹⁰", "٣", "५", "５", "①", "𝟙", "߁", "²0"]  # noqa: RUF001 - No and Nd digits, none of them 0-9
 
 
 @pytest.mark.parametrize("key", ["words", "ping_every", "deltas", "thinking_words", "tool_turns"])
@@ -185,7 +186,8 @@ def test_a_million_word_answer_does_not_stall_other_streams(sim):
     assert result["status"] == 200 and result["size"] > 50_000_000 and result["tail"].endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
     latencies.sort()
     p50, worst = latencies[len(latencies) // 2], latencies[-1]
-    print(f"\nlong answer: {result['size']} bytes in {result['seconds']:.2f} s; {len(latencies)} short streams meanwhile: p50 {p50 * 1000:.1f} ms, max {worst * 1000:.1f} ms")
+    print(f"\nlong answer: {result['size']} bytes in {result['seconds']:.2f} s; "
+          f"{len(latencies)} short streams meanwhile: p50 {p50 * 1000:.1f} ms, max {worst * 1000:.1f} ms")
     assert len(latencies) >= 5
     assert worst < 0.75, f"a short stream waited {worst:.2f} s behind the long answer"
     (record,) = [r for r in sim.journal("sk-long") if r["kind"] == "request"]
@@ -210,7 +212,7 @@ class InProcess:
             self.endpoints = await nursery.start(self.simulator.run)
             self._ready.set()
 
-    def __enter__(self) -> "InProcess":
+    def __enter__(self) -> InProcess:
         self._thread.start()
         assert self._ready.wait(30)
         self.port = self.endpoints.port
@@ -266,9 +268,8 @@ def test_a_failing_connection_is_closed_and_the_server_goes_on(monkeypatch):
             raise KeyError("injected connection bug")
 
         monkeypatch.setattr(h1, "run_exchange", broken)
-        with KeepAlive("127.0.0.1", live.port) as conn:
-            with pytest.raises((ConnectionError, OSError)):
-                conn.request("POST", "/v1/messages", messages_body("hi"), key="sk-conn")
+        with KeepAlive("127.0.0.1", live.port) as conn, pytest.raises((ConnectionError, OSError)):
+            conn.request("POST", "/v1/messages", messages_body("hi"), key="sk-conn")
         monkeypatch.undo()
         with KeepAlive("127.0.0.1", live.port) as conn:
             assert conn.request("POST", "/v1/messages", messages_body("hi"), key="sk-conn").status == 200

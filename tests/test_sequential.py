@@ -13,10 +13,9 @@ from pathlib import Path
 import junitparser
 import pytest
 
-from harness.present import gate
-
 from harness.drive import sequential
 from harness.drive.sequential import Plan, exact_error, judge_cell, looks_at
+from harness.present import gate
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.drive import shards
 from harness.clients import registry
+from harness.drive import shards
 from harness.drive.runner import RunConfig
 from harness.scenario import from_data, library, load
 
@@ -225,7 +225,7 @@ def test_a_missing_shard_and_a_shard_run_twice_are_named(four_shards, tmp_path):
 
 @pytest.mark.slow
 def test_overlapping_incomplete_and_mixed_shards_are_refused(four_shards, tmp_path):
-    tmp, dirs, whole = four_shards
+    tmp, dirs, _whole = four_shards
     copies = []
     for d in dirs:
         copies.append(tmp_path / d.parent.name)
@@ -260,7 +260,8 @@ def test_merge_appends_a_job_summary(four_shards, tmp_path):
     assert "| scenario | client | trials | recovered |" in text and "| half | fixed | 12 |" in text
 
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(derandomize=True, max_examples=200)

@@ -11,8 +11,9 @@ resident size may grow by the rest of the budget plus allocator slack: at most 1
 to 10,000 requests. By 5,000 the journal is at its budget (evicting since about 4,000), so from
 5,000 to 10,000 only slack is allowed: 4 MiB. Measured (2 shared cores, noisy): 41.6, 56.2, 58.8,
 59.2 MiB at 0, 2k, 5k, 10k. The code before this bound (every record kept) grew without end on
-the same mix (HEAD and the Unicode-digit request swapped for plain ones: they stopped that version): 41.3, 57.8, 65.0, 77.1 MiB (+19.3 MiB from 2k to 10k, +12.1 MiB from 5k), which
-fails both bounds.
+the same mix (HEAD and the Unicode-digit request swapped for plain ones: they stopped that
+version): 41.3, 57.8, 65.0, 77.1 MiB (+19.3 MiB from 2k to 10k, +12.1 MiB from 5k), which fails
+both bounds.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def one(conn: KeepAlive, number: int) -> None:
         response = conn.request("POST", "/v1/messages", messages_body(f"repeat {number % 7}", stream=True), key="sk-soak")
         assert response.status == 200
     elif kind == 7:
-        response = conn.request("POST", "/v1/messages", messages_body(f"bad\n@sc words=\u00b2"), key="sk-soak")
+        response = conn.request("POST", "/v1/messages", messages_body("bad\n@sc words=\u00b2"), key="sk-soak")
         assert response.status == 400
     elif kind == 8:
         assert conn.request("HEAD", "/v1/models", key="sk-soak").status == 200

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.present import fieldmatch
-
 from harness import scenario
-from harness.present.bisect import Measure, between, classify, search
 from harness.clients import versions
+from harness.present import fieldmatch
+from harness.present.bisect import Measure, between, classify, search
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "harness.cli"]
@@ -39,7 +38,8 @@ LITERAL = "API Error: The socket connection was closed unexpectedly. For more in
 
 def test_field_literal_matches_what_bun_printed_and_not_what_node_printed():
     row = fieldmatch.FieldRow(client="claude-code", error=LITERAL)
-    bun = "API Error: ECONNRESET: The socket connection was closed unexpectedly. For more information, pass `verbose: true` in the second argument to fetch()\n"
+    bun = ("API Error: ECONNRESET: The socket connection was closed unexpectedly. "
+           "For more information, pass `verbose: true` in the second argument to fetch()\n")
     assert fieldmatch.find_literal(row, bun) == (True, ["ECONNRESET:"])
     assert fieldmatch.find_literal(row, "API Error: terminated\n") == (False, [])
     sdk = fieldmatch.FieldRow(client="python-sdk", error="httpx.ReadError: [Errno 104] Connection reset by peer")
@@ -84,7 +84,7 @@ def test_nonexistent_version_is_refused_naming_the_registry():
     assert "newest: 2.1." in said
     with pytest.raises(versions.VersionError, match=r"pypi registry has no version 0\.0\.999 of anthropic"):
         versions.resolve("python-sdk@0.0.999")
-    with pytest.raises(versions.VersionError, match="ships a native executable, not cli.js"):
+    with pytest.raises(versions.VersionError, match=r"ships a native executable, not cli\.js"):
         versions.resolve("claude-code-bun@2.1.330", install=False)
 
 

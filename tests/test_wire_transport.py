@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import signal
 import os
+import signal
 
 import hpack
 import pytest
@@ -22,7 +22,7 @@ def test_h2c_prior_knowledge_streams_the_whole_answer(simulator):
     with H2Probe("127.0.0.1", simulator.port) as probe:
         stream = probe.request(body=BODY)
         assert probe.read_until(complete(stream))
-        (headers,) = probe.of(HeadersFrame, stream)
+        (_headers,) = probe.of(HeadersFrame, stream)
         events = probe.events(stream)
         assert len(events) == 100
         assert [e.name for e in events[:3]] == ["message_start", "ping", "content_block_start"]

@@ -2,9 +2,10 @@
 
 :class:`H2Probe` is a small blocking HTTP/2 client written directly with hyperframe and hpack,
 independent of any client library: it logs every frame it receives and answers only what a client
-must (SETTINGS ACK, WINDOW_UPDATE, PING ACK unless told not to), so a test can assert "exactly N events, then RST_STREAM(INTERNAL_ERROR)" or "PING answered
-during a stall". :func:`h1_exchange` sends one HTTP/1.1 request on a raw socket and reports how the
-connection ended: EOF (FIN) or ECONNRESET (RST).
+must (SETTINGS ACK, WINDOW_UPDATE, PING ACK unless told not to), so a test can assert "exactly N
+events, then RST_STREAM(INTERNAL_ERROR)" or "PING answered during a stall". :func:`h1_exchange`
+sends one HTTP/1.1 request on a raw socket and reports how the connection ended: EOF (FIN) or
+ECONNRESET (RST).
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import json
 import socket
 import ssl
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import hpack
 from hyperframe.frame import DataFrame, Frame, GoAwayFrame, HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame, WindowUpdateFrame
@@ -86,7 +87,7 @@ class H2Probe:
         self.send_frame(PingFrame(0, opaque_data=opaque))
 
     # -- receiving -----------------------------------------------------------------------------
-    def read_until(self, done: Callable[["H2Probe"], bool], timeout_s: float | None = None) -> bool:
+    def read_until(self, done: Callable[[H2Probe], bool], timeout_s: float | None = None) -> bool:
         """Read frames until ``done(self)`` or the connection ends or the timeout passes."""
         deadline = time.monotonic() + (timeout_s if timeout_s is not None else self.timeout_s)
         while not done(self):
@@ -98,7 +99,7 @@ class H2Probe:
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 return False
             except (ConnectionResetError, ssl.SSLError):
                 self.closed = "reset"
@@ -168,7 +169,7 @@ class H2Probe:
         except OSError:
             pass
 
-    def __enter__(self) -> "H2Probe":
+    def __enter__(self) -> H2Probe:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -215,7 +216,7 @@ def h1_exchange(host: str, port: int, request: bytes, timeout_s: float = 5.0, tl
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
                 chunk = sock.recv(65536)
-            except socket.timeout:
+            except TimeoutError:
                 break
             except ConnectionResetError:
                 ended = "reset"
@@ -257,4 +258,4 @@ def dechunk(body: bytes) -> bytes:
     return b"".join(out)
 
 
-__all__ = ["H2Probe", "h1_exchange", "post", "dechunk", "DataFrame", "GoAwayFrame", "HeadersFrame", "PingFrame", "RstStreamFrame", "SettingsFrame", "WindowUpdateFrame"]
+__all__ = ["DataFrame", "GoAwayFrame", "H2Probe", "HeadersFrame", "PingFrame", "RstStreamFrame", "SettingsFrame", "WindowUpdateFrame", "dechunk", "h1_exchange", "post"]

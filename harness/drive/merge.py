@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from harness.drive.shards import MANIFEST_VERSION, ShardError, expand, read_manifest, write_manifest
 
@@ -178,9 +179,9 @@ def merge(directories: Sequence[Path], out: Path) -> dict[str, Any]:
 
 def write_reports(out: Path, manifest: dict[str, Any], policy: Any) -> tuple[list[dict[str, Any]], list[Any]]:
     """summary.json/csv, report.html, junit.xml of the merged directory."""
-    from harness.present import gate, report
-    from harness.measure import metrics
     from harness.drive import runner
+    from harness.measure import metrics
+    from harness.present import gate, report
 
     records = runner.only_latest(runner.load_records(out))
     rows = metrics.summarize(records)
@@ -209,7 +210,7 @@ def command(args: Any) -> int:
     except MergeError as error:
         print(f"streamchaos merge: {error}", file=sys.stderr)
         return 2
-    rows, verdicts = write_reports(args.out, manifest, policy)
+    rows, _verdicts = write_reports(args.out, manifest, policy)
     report_html.print_summary(rows)
     total = sum(m["trials"] for m in manifest["merged_from"])
     console.print(f"merged {len(manifest['merged_from'])} shards, {total} trials, run {manifest['run_id']} -> {args.out} "

@@ -189,7 +189,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
                 if timeline is not None:
                     timeline.stop()
                 simulator.close_lane(lane)
-                if proxy is not None:
+                if proxy is not None and toxiproxy is not None:
                     toxiproxy.delete_proxy(proxy)
             journal = process.journal(key, wait_closed=True, timeout_s=5.0)
             if simulator.capture is not None:
@@ -221,7 +221,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
 def original_journal(directory: Path, original: Mapping[str, Any]) -> list[dict[str, Any]]:
     path = directory / f"journal-{original['scenario']}.jsonl"
     key = original["key"]
-    out = []
+    out: list[dict[str, Any]] = []
     if not path.exists():
         return out
     with open(path, encoding="utf-8") as handle:
@@ -291,12 +291,12 @@ def wire_facts(pcap: Path, keylog: Path | None, lane: int, journal: Sequence[Map
     data_filter = f"tcp.srcport=={lane} && " + ("tls.app_data" if keylog else "tcp.len>0")
     last_data: dict[int, int] = {}
     for line in tshark("-r", str(pcap), *_tls_options(keylog), "-Y", data_filter, "-T", "fields", "-e", "frame.number", "-e", "tcp.stream").splitlines():
-        frame, stream = line.split("\t")
-        last_data[int(stream)] = max(last_data.get(int(stream), 0), int(frame))
+        frame, tcp_stream = line.split("\t")
+        last_data[int(tcp_stream)] = max(last_data.get(int(tcp_stream), 0), int(frame))
     resets: dict[int, list[dict[str, Any]]] = {}
     for line in tshark("-r", str(pcap), "-Y", "tcp.flags.reset==1", "-T", "fields", "-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.srcport").splitlines():
-        frame, stream, source = line.split("\t")
-        resets.setdefault(int(stream), []).append({"frame": int(frame), "from": "server" if int(source) == lane else "client"})
+        frame, tcp_stream, source = line.split("\t")
+        resets.setdefault(int(tcp_stream), []).append({"frame": int(frame), "from": "server" if int(source) == lane else "client"})
     connections = {r["conn"]: r for r in journal if r.get("kind") == "connection"}
     port_of_conn = {conn: int(str(r.get("peer", "")).rsplit(":", 1)[-1]) for conn, r in connections.items() if ":" in str(r.get("peer", ""))}
     stream_of_port = {port: stream for stream, port in streams.items()}

@@ -30,13 +30,14 @@ import json
 import math
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from harness.present.gate import Policy, PolicyError, Thresholds
 from harness.measure.metrics import summarize_group, wilson
+from harness.present.gate import Policy, PolicyError, Thresholds
 
 ALPHA = 0.05
 DEFAULT_BATCH = 5
@@ -115,7 +116,7 @@ def options(policy_path: Path | None, batch: int | None, flag: bool) -> Plan | N
 def looks_at(max_trials: int, batch: int) -> list[int]:
     """Trial counts after which a cell is judged: batch, 2*batch, ..., and always max_trials."""
     points = list(range(batch, max_trials, batch))
-    return points + [max_trials] if max_trials > 0 else []
+    return [*points, max_trials] if max_trials > 0 else []
 
 
 def per_look_alpha(max_trials: int, batch: int, alpha: float = ALPHA) -> float:
@@ -345,12 +346,13 @@ def write_outcome(directory: Path, verdicts: Sequence[CellVerdict], plan: Plan) 
 
 # -- the command ------------------------------------------------------------------------------------
 
-def command(args: Any, policy: Policy, plan: Plan, console: Any) -> int:
+def command(args: Any, policy: Policy, plan: Plan, console: Any, *, run_config: Callable[..., Any], summarize: Callable[..., int]) -> int:
     """gate --sequential: from a results directory (what the gate would have spent and decided on
-    those trials), or running batches until every cell is decided or at its maximum."""
+    those trials), or running batches until every cell is decided or at its maximum. The command
+    line passes its ``run_config`` (arguments to a RunConfig, or an exit status) and ``summarize``
+    (the report and the matrix), so that the drive layer never imports the command line."""
     from harness.drive import runner
     from harness.present import step_summary
-    from harness.cli import _run_config, _summarize
 
     if args.from_dir:
         directory = args.from_dir.resolve()
@@ -360,10 +362,10 @@ def command(args: Any, policy: Policy, plan: Plan, console: Any) -> int:
         records = runner.only_latest(runner.load_records(directory))
         limits = _grid_from_manifest(directory)
         if args.trials:
-            limits = {key: args.trials for key in limits} or limits
+            limits = dict.fromkeys(limits, args.trials) or limits
         verdicts = judge(records, limits, policy, plan)
     else:
-        config = _run_config(args, console, "streamchaos gate")
+        config = run_config(args, console, "streamchaos gate")
         if not isinstance(config, runner.RunConfig):
             return config
         try:
@@ -371,7 +373,7 @@ def command(args: Any, policy: Policy, plan: Plan, console: Any) -> int:
         except KeyboardInterrupt:
             console.print(f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}")
             return 130
-    status = _summarize(directory, console, {"gate": f"sequential, batch {plan.batch}, {args.policy or 'flags'}"})
+    status = summarize(directory, console, {"gate": f"sequential, batch {plan.batch}, {args.policy or 'flags'}"})
     if status:
         return status
     junit = args.junit or directory / "junit.xml"

@@ -29,10 +29,11 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 MANIFEST = "manifest.json"
 MANIFEST_VERSION = 1
@@ -398,7 +399,7 @@ def prepare(args: Any, config: Any) -> Any:
     if shard is not None and not getattr(args, "run_id", None):
         config = dataclasses.replace(config, run_id=default_run_id(config))
     assigned = select(config, shard) if shard is not None else None
-    if assigned is not None:
+    if shard is not None and assigned is not None:
         # results/shard-I-of-N/<run id>/: shards of one run may share a machine and a --results
         config = dataclasses.replace(config, only=assigned, results_dir=config.results_dir / shard_dirname(shard))
     directory = config.results_dir / config.run_id

@@ -99,13 +99,13 @@ def printed_answers(run: ClientRun, output: str) -> list[str]:
         text = "".join(_delta_text(e) for e in events if e.name == "content_block_delta")
         complete = any(e.name == "message_stop" for e in events)
         return [text] if run.exit_code == 0 and complete else ([text] if text else [])
-    answers = []
+    answers: list[str] = []
     for turn in run.turns:
         if "error" in turn:
             continue
-        text = turn.get("text")
-        if isinstance(text, str):
-            answers.append(text)
+        said = turn.get("text")
+        if isinstance(said, str):
+            answers.append(said)
     return answers
 
 
@@ -132,7 +132,7 @@ def logical_requests(records: Iterable[dict[str, Any]]) -> list[LogicalRequest]:
             )
             for r in items
         )
-        answer = next((r["answer"] for r in items if r.get("answer")), {})
+        answer: dict[str, Any] = next((r["answer"] for r in items if r.get("answer")), {})
         whole = max((r.get("bytes_out", 0) for r in items if r.get("end") == "complete"), default=0)
         out.append(LogicalRequest(conversation, attempts, answer.get("text", ""), whole))
     return out

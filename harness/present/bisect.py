@@ -18,8 +18,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from harness.measure import metrics
 
@@ -156,9 +156,9 @@ def between(versions: list[str], bad: str, good: str) -> list[str]:
 
 
 def command(args: argparse.Namespace) -> int:
-    from harness.drive import runner
     from harness import scenario
     from harness.clients import versions
+    from harness.drive import runner
 
     def log(line: str) -> None:
         print(f"bisect: {line}", file=sys.stderr, flush=True)

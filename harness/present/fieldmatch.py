@@ -27,82 +27,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-ROW_KEYS = {"client", "version", "error", "behaviour", "outcome", "source", "match", "note"}
-OUTCOMES = ("recovered", "clean", "failed", "hung", "data_loss", "duplicated")
+# The rows' grammar lives with the scenario (harness.field_rows); re-exported for the report's readers.
+from harness.field_rows import OUTCOMES as OUTCOMES
+from harness.field_rows import ROW_KEYS as ROW_KEYS
+from harness.field_rows import FieldError as FieldError
+from harness.field_rows import FieldRow
+from harness.field_rows import parse as parse
+
 RUNTIME_VARIANTS = {"claude-code-bun": "claude-code"}
 MAX_ADDED_WORDS = 3
-
-
-class FieldError(ValueError):
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
-        self.path, self.message = path, message
-
-
-@dataclass(frozen=True)
-class FieldRow:
-    client: str
-    version: str | None = None
-    error: str | None = None
-    behaviour: str | None = None
-    outcome: str | None = None
-    source: str | None = None
-    match: str | None = None
-    note: str | None = None
-    legacy: bool = False
-
-    @property
-    def text(self) -> str:
-        return self.error or self.behaviour or ""
-
-    def to_data(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if v not in (None, False)}
-
-
-def parse(value: Any, source: str = "") -> tuple[tuple[FieldRow, ...], dict[str, str]]:
-    """``[field]`` as loaded from TOML: the rows, and the client -> text view older code shows.
-    Raises FieldError(path, message) for a malformed row."""
-    rows: list[FieldRow] = []
-    if isinstance(value, Mapping):  # the older form
-        for key, text in value.items():
-            if not isinstance(text, str):
-                raise FieldError(f"field.{key}", "must be a string: what the field saw with this client")
-            literal = re.sub(r"\s+\([^()]+\)\s*$", "", text).strip() or text
-            rows.append(FieldRow(client=key, error=literal, note=text if literal != text else None, legacy=True))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            path = f"field[{index}]"
-            if not isinstance(item, Mapping):
-                raise FieldError(path, "must be a table ([[field]] with client, error or behaviour, version, source)")
-            unknown = sorted(set(item) - ROW_KEYS)
-            if unknown:
-                raise FieldError(f"{path}.{unknown[0]}", f"unknown key; expected one of {', '.join(sorted(ROW_KEYS))}")
-            for key in ROW_KEYS:
-                if key in item and not isinstance(item[key], str):
-                    raise FieldError(f"{path}.{key}", f"must be a string, not {item[key]!r}")
-            if not item.get("client"):
-                raise FieldError(f"{path}.client", "is required: the streamchaos client the field report is about (e.g. claude-code)")
-            if not (item.get("error") or item.get("behaviour")):
-                raise FieldError(path, "give error (the literal the client printed) or behaviour (what it did)")
-            if item.get("outcome") and item["outcome"] not in OUTCOMES:
-                raise FieldError(f"{path}.outcome", f"must be one of {', '.join(OUTCOMES)}, not {item['outcome']!r}")
-            if item.get("match"):
-                try:
-                    re.compile(item["match"])
-                except re.error as error:
-                    raise FieldError(f"{path}.match", f"not a regular expression: {error}") from None
-            rows.append(FieldRow(**{k: item[k] for k in ROW_KEYS if k in item}))
-    else:
-        raise FieldError("field", "must be a table (client = \"what it printed\") or [[field]] rows")
-    view: dict[str, str] = {}
-    for row in rows:
-        key = row.client if row.legacy or row.version is None else f"{row.client}@{row.version}"
-        view[key] = (view[key] + " | " if key in view else "") + (row.note or row.text)
-    return tuple(rows), view
 
 
 # -- matching -------------------------------------------------------------------------------------
@@ -117,7 +54,7 @@ def version_of(client: str) -> str | None:
 
 
 def normalize(text: str) -> str:
-    text = re.sub(r"[`'\"“”‘’]", "", text)
+    text = re.sub(r"[`'\"“”‘’]", "", text)  # noqa: RUF001 - typographic quotes, on purpose
     text = re.sub(r"\b(?:[a-z_][a-z0-9_]*\.)+(?=[A-Z])", "", text)  # httpx.ReadError -> ReadError
     return re.sub(r"\s+", " ", text).strip()
 
@@ -133,7 +70,8 @@ def find_literal(row: FieldRow, printed: str) -> tuple[bool, list[str]]:
         return True, []
     words, have = literal.split(" "), text.split(" ")
     for start in (i for i, w in enumerate(have) if w == words[0]):
-        added, k = [], 0
+        added: list[str] = []
+        k = 0
         for word in have[start:]:
             if k == len(words):
                 break
@@ -170,7 +108,7 @@ def check(row: FieldRow, client: str, records: Sequence[Mapping[str, Any]]) -> d
         hits = [r for r in ran if r.get("outcome") == row.outcome]
         if hits:
             return {**result, "status": "reproduced", "printed": f"outcome {row.outcome} in {len(hits)}/{len(ran)} trials", "trial": hits[0].get("trial")}
-        outcomes = sorted({r.get("outcome") for r in ran})
+        outcomes = sorted({str(r.get("outcome")) for r in ran})
         return {**result, "status": "different", "printed": f"outcome {', '.join(outcomes)} (field: {row.behaviour})"}
     return {**result, "status": "not checkable", "printed": "a behaviour without an outcome to compare"}
 

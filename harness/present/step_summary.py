@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 def target(env: Mapping[str, str] | None = None) -> Path | None:
@@ -41,12 +42,13 @@ def _manifest_line(directory: Path) -> str:
     shard = data.get("shard", {})
     merged = data.get("merged_from")
     where = f"merged from {len(merged)} shards" if merged else f"shard {shard.get('index')}/{shard.get('count')}"
-    return f"run `{data.get('run_id')}`, {where}, configuration `{str(data.get('config_digest', ''))[:12]}`, streamchaos {data.get('streamchaos_version')}\n\n"
+    digest = str(data.get("config_digest", ""))[:12]
+    return f"run `{data.get('run_id')}`, {where}, configuration `{digest}`, streamchaos {data.get('streamchaos_version')}\n\n"
 
 
 def results_markdown(title: str, directory: Path) -> str:
-    from harness.measure import metrics
     from harness.drive import runner
+    from harness.measure import metrics
 
     rows = metrics.summarize(runner.only_latest(runner.load_records(directory)))
     body = []

@@ -11,8 +11,9 @@ import hashlib
 import json
 import random
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from .request import MessagesRequest
 

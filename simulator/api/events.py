@@ -7,8 +7,9 @@ or "inside the thinking block" without re-parsing bytes.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any
 
 from .. import sse
 from .answer import Answer, Block, usage
@@ -25,7 +26,7 @@ class WireEvent:
 
 
 def message_start(answer: Answer, message_id: str, model: str) -> WireEvent:
-    message = {
+    message: dict[str, Any] = {
         "id": message_id,
         "type": "message",
         "role": "assistant",
@@ -68,6 +69,7 @@ def count_body_events(answer: Answer, ping_every: int | None) -> int:
 
 
 def _block_events(index: int, block: Block, ping_every: int | None) -> Iterator[WireEvent]:
+    start: dict[str, Any]
     if block.type == "thinking":
         start = {"type": "thinking", "thinking": "", "signature": ""}
         delta_type, field = "thinking_delta", "thinking"

@@ -24,8 +24,19 @@ from .answer import Answer, Block
 from .errors import invalid
 from .events import WireEvent
 from .openai_common import (
-    functions_as_tools, merge_turns, messages_request, now, positive_int, require_bool, require_model,
-    sse_typed, stream_error_object, text_blocks, tool_choice_of, tool_result_block, tool_use_block,
+    functions_as_tools,
+    merge_turns,
+    messages_request,
+    now,
+    positive_int,
+    require_bool,
+    require_model,
+    sse_typed,
+    stream_error_object,
+    text_blocks,
+    tool_choice_of,
+    tool_result_block,
+    tool_use_block,
 )
 from .request import MessagesRequest, parse_json
 

@@ -8,7 +8,7 @@ checks (method, key, size); errors raised on these paths are written in OpenAI's
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..config import SimulatorConfig
 from . import answer as answers
@@ -16,7 +16,7 @@ from . import openai_chat as chat
 from . import openai_responses as responses
 from .errors import ApiError
 from .openai_common import body_json, error_body, error_reply_headers, headers
-from .replies import JsonReply, StreamReply
+from .reply import JsonReply, StreamReply
 from .request import MessagesRequest
 
 OPENAI_PATHS = {chat.PATH: "chat", responses.PATH: "responses"}
@@ -33,8 +33,7 @@ class OpenAIApi:
         self._cache: OrderedDict[str, tuple[MessagesRequest, bool, answers.Answer, dict]] = OrderedDict()
         self._cache_size = cache_size
 
-    def handle(self, path: str, body_sha256: str, body: bytes, request_id: str):
-
+    def handle(self, path: str, body_sha256: str, body: bytes, request_id: str) -> JsonReply | StreamReply:
         request, include_usage, answer, summary = self._answer(path, body_sha256, body)
         if path == chat.PATH:
             cid = chat.completion_id(request_id)
@@ -52,8 +51,7 @@ class OpenAIApi:
         tail = b"".join(e.data for e in events[1:])
         return StreamReply(headers(request_id, True), events, request, answer, tail, summary, error_event=encoder)
 
-    def error_reply(self, error: ApiError, request_id: str, extra: Sequence[tuple[bytes, bytes]] = ()):
-
+    def error_reply(self, error: ApiError, request_id: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> JsonReply:
         return JsonReply(error.status, error_reply_headers(request_id, error.status, extra), error_body(error))
 
     def _answer(self, path: str, digest: str, body: bytes) -> tuple[MessagesRequest, bool, answers.Answer, dict]:
@@ -74,7 +72,8 @@ class OpenAIApi:
         return entry
 
 
-def expected_answer(seed: int, path: str, body: bytes, default_words: int = SimulatorConfig.default_words) -> answers.Answer:
-    """The answer the simulator gives to this body on an OpenAI path."""
+def expected_answer(seed: int, path: str, body: bytes, default_words: int = SimulatorConfig().default_words) -> answers.Answer:
+    """The answer the simulator gives to this body on an OpenAI path. (The default is an instance's:
+    on a slots dataclass the class attribute is the slot descriptor, not the default value.)"""
     request = chat.parse(body)[0] if path == chat.PATH else responses.parse(body)
     return answers.generate(seed, request, default_words)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from .errors import ApiError, invalid
 from .limits import DIRECTIVE_MAXIMA, MAX_DIRECTIVE_VALUE_DIGITS, MAX_JSON_DEPTH, MAX_TOKENS, TooDeep, loads_bounded, loads_request_json

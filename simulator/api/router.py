@@ -12,15 +12,16 @@ import json
 import os
 import time
 from collections import OrderedDict
-from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from ..config import SimulatorConfig
 from . import answer as answers
 from .errors import ApiError
-from .events import WireEvent, body_events, message_start
+from .events import WireEvent, body_events, count_body_events, iter_body_events, message_start
 from .openai_router import OPENAI_PATHS, OpenAIApi, is_openai
-from .replies import JsonReply, RequestInfo, StreamReply
+from .reply import JsonReply, Reply, StreamReply
 from .request import MessagesRequest, parse_count_tokens_request, parse_messages_request
 
 Headers = Sequence[tuple[bytes, bytes]]
@@ -35,11 +36,22 @@ ROUTES = {
     "/v1/messages": "POST",
     "/v1/messages/count_tokens": "POST",
     "/v1/models": "GET",
-    **{path: "POST" for path in OPENAI_PATHS},  # OpenAI-compatible APIs: simulator/api/openai_router.py
+    **dict.fromkeys(OPENAI_PATHS, "POST"),  # OpenAI-compatible APIs: simulator/api/openai_router.py
 }
 
 
-Reply = JsonReply | StreamReply
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What the journal and the fault plan need to know about a request."""
+
+    method: str
+    path: str
+    api_key: str | None
+    retry_count: int | None
+    user_agent: str | None
+    body_sha256: str
+    body_bytes: int
+
 
 LAZY_PIECES = 2048  # an answer with more delta pieces is encoded while it is written, never held whole
 CACHE_MAX_BYTES = 32 * 1024 * 1024  # encoded answers kept for repeats (besides the count limit)
@@ -114,8 +126,7 @@ class MessagesApi:
         return JsonReply(error.status, headers, error.body(request_id))
 
     def _route(self, info: RequestInfo, body: bytes, request_id: str):
-        if False:  # a generator: only /v1/messages yields
-            yield
+        yield from ()  # a generator: only /v1/messages yields
         path = info.path.split("?", 1)[0]
         model_path = path.startswith("/v1/models/") and len(path) > len("/v1/models/")
         expected = "GET" if model_path else ROUTES.get(path)
@@ -194,10 +205,10 @@ class MessagesApi:
     def _rate_limit_headers(self) -> tuple[tuple[bytes, bytes], ...]:
         second = int(time.time())
         if self._reset_header[0] != second:
-            reset = (datetime.fromtimestamp(second, timezone.utc) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            self._reset_header = (second, reset.encode())
+            at = (datetime.fromtimestamp(second, UTC) + timedelta(seconds=60)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            self._reset_header = (second, at.encode())
         reset = self._reset_header[1]
-        out = []
+        out: list[tuple[bytes, bytes]] = []
         for kind, limit in ((b"requests", b"4000"), (b"tokens", b"2000000"), (b"input-tokens", b"1600000"), (b"output-tokens", b"400000")):
             prefix = b"anthropic-ratelimit-" + kind
             out += [(prefix + b"-limit", limit), (prefix + b"-remaining", limit), (prefix + b"-reset", reset)]

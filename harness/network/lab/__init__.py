@@ -4,4 +4,4 @@ eviction, loss, black holes, middlebox resets), and an audit of the clients' TCP
 from harness.network.lab.model import Blackhole, Network
 from harness.network.lab.netns import LAB_HOST, LabError, Monitor, TrialLab, available, sweep
 
-__all__ = ["Blackhole", "Network", "LAB_HOST", "LabError", "Monitor", "TrialLab", "available", "sweep"]
+__all__ = ["LAB_HOST", "Blackhole", "LabError", "Monitor", "Network", "TrialLab", "available", "sweep"]

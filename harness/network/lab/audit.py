@@ -9,8 +9,12 @@ retransmission, ...), its retransmissions and its owner (pid, fd); the owner's s
 
 from __future__ import annotations
 
+import ctypes
+import os
 import re
-from typing import Any, Iterable, Mapping
+import socket
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 TIMER_RE = re.compile(r"timer:\((\w+),([^,]*),(\d+)\)")
 USERS_RE = re.compile(r'\("([^"]*)",pid=(\d+),fd=(\d+)\)')
@@ -48,8 +52,6 @@ def parse(text: str) -> list[dict[str, Any]]:
 
 def sample(text: str) -> list[dict[str, Any]]:
     """:func:`parse`, plus each owner's socket options where they can be read."""
-    from harness.network.lab.netns import socket_options
-
     sockets = parse(text)
     for item in sockets:
         if "pid" in item:
@@ -96,7 +98,7 @@ def summarize(samples: Iterable[Iterable[Mapping[str, Any]]], server_port: int |
             "retransmits": sum(s["retrans"] for s in sockets)}
 
 
-def keepalive_label(sockets: list[Mapping[str, Any]]) -> str:
+def keepalive_label(sockets: Sequence[Mapping[str, Any]]) -> str:
     """"on (15 s)" when a connection to the server had SO_KEEPALIVE (with its idle), else "off";
     "unknown" when no connection was seen (the client never connected, or did so between samples)."""
     # A socket seen only while connecting says nothing: clients (httpx among them) set their
@@ -109,3 +111,38 @@ def keepalive_label(sockets: list[Mapping[str, Any]]) -> str:
         return "off" if any(s.get("keepalive") is False or s.get("timers") for s in sockets) else "unknown"
     idles = sorted({s["keepidle_s"] for s in on if s.get("keepidle_s")})
     return f"on ({', '.join(f'{i:g} s' for i in idles)})" if idles else "on"
+
+
+# -- a socket of another process, read with pidfd_getfd (Linux >= 5.6) --------------------------
+
+_libc = ctypes.CDLL(None, use_errno=True)
+SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
+
+
+def socket_options(pid: int, fd: int) -> dict[str, Any] | None:
+    """SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT of ``fd`` in process ``pid``, read
+    from a duplicate of it (closing the duplicate leaves the client's socket alone). None if the
+    process is gone or the kernel refuses."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        dup = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
+        if dup < 0:
+            return None
+        sock = socket.socket(fileno=dup)
+        try:
+            return {
+                "keepalive": bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)),
+                "keepidle_s": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                "keepintvl_s": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+                "keepcnt": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+                "user_timeout_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+            }
+        except OSError:
+            return None
+        finally:
+            sock.close()
+    finally:
+        os.close(pidfd)

@@ -49,4 +49,4 @@ class Network:
 
 def loss_threshold(probability: float) -> int:
     """``numgen random mod 1000 < N``: N for a probability (rounded to the nearest 0.1 %)."""
-    return int(round(probability * LOSS_RESOLUTION))
+    return round(probability * LOSS_RESOLUTION)

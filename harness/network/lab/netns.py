@@ -24,21 +24,21 @@ MSS each), not as 64 KiB offload batches, so loss is per packet and conntrack co
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from harness.network.lab import ruleset
+from harness.network.lab.audit import sample as audit_sample
 from harness.network.lab.model import Network
 
 PREFIX = "sclab"
@@ -196,7 +196,7 @@ class TrialLab:
     def host_link(self) -> str:
         return f"sc{self.tag.split('-')[0]}h{self.index}"
 
-    def create(self) -> "TrialLab":
+    def create(self) -> TrialLab:
         started = time.monotonic()
         self.created = True  # from here on, delete() has something to clean
         try:
@@ -279,7 +279,7 @@ class TrialLab:
     def sockets(self) -> str:
         return in_ns(self.client, ["ss", "-H", "-t", "-n", "-o", "-i", "-e", "-p"], check=False).stdout
 
-    def __enter__(self) -> "TrialLab":
+    def __enter__(self) -> TrialLab:
         return self.create()
 
     def __exit__(self, *exc: object) -> None:
@@ -310,8 +310,6 @@ class Monitor:
 
     def __init__(self, lab: TrialLab, poll_s: float = POLL_S, max_duration_s: float = 3600.0,
                  audit: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
-        from harness.network.lab.audit import sample as audit_sample
-
         self.lab, self.poll_s, self.max_duration_s = lab, poll_s, max_duration_s
         self.audit = audit or audit_sample
         self.events: list[dict[str, Any]] = []
@@ -323,13 +321,13 @@ class Monitor:
         self._last: dict[str, dict[str, int]] = {}
         self._blackhole_on = False
 
-    def start(self, started: float | None = None) -> "Monitor":
+    def start(self, started: float | None = None) -> Monitor:
         self.started = time.monotonic() if started is None else started
         self._thread = threading.Thread(target=self._run, name=f"lab-monitor-{self.lab.index}", daemon=True)
         self._thread.start()
         return self
 
-    def stop(self) -> "Monitor":
+    def stop(self) -> Monitor:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
@@ -376,7 +374,7 @@ class Monitor:
         if not final:
             try:
                 self.samples.append(self.audit(self.lab.sockets()))
-            except Exception as error:  # noqa: BLE001 - an audit failure is recorded, the trial goes on
+            except Exception as error:
                 self.errors.append(f"socket audit: {type(error).__name__}: {error}")
 
     @property
@@ -386,38 +384,3 @@ class Monitor:
     def faults(self) -> list[dict[str, Any]]:
         """Events that mean the lab touched the trial (drops, resets, a black-hole window)."""
         return [e for e in self.events if e["event"] not in HARMLESS]
-
-
-# -- a socket of another process, read with pidfd_getfd (Linux >= 5.6) --------------------------
-
-_libc = ctypes.CDLL(None, use_errno=True)
-SYS_PIDFD_OPEN, SYS_PIDFD_GETFD = 434, 438
-
-
-def socket_options(pid: int, fd: int) -> dict[str, Any] | None:
-    """SO_KEEPALIVE, TCP_KEEPIDLE/INTVL/CNT and TCP_USER_TIMEOUT of ``fd`` in process ``pid``, read
-    from a duplicate of it (closing the duplicate leaves the client's socket alone). None if the
-    process is gone or the kernel refuses."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return None
-    try:
-        dup = _libc.syscall(SYS_PIDFD_GETFD, pidfd, fd, 0)
-        if dup < 0:
-            return None
-        sock = socket.socket(fileno=dup)
-        try:
-            return {
-                "keepalive": bool(sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)),
-                "keepidle_s": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
-                "keepintvl_s": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
-                "keepcnt": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
-                "user_timeout_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
-            }
-        except OSError:
-            return None
-        finally:
-            sock.close()
-    finally:
-        os.close(pidfd)

@@ -76,5 +76,5 @@ def sysctls(network: Network) -> dict[str, str]:
         "net.netfilter.nf_conntrack_tcp_loose": "0",
     }
     if network.nat_idle_s is not None:
-        values["net.netfilter.nf_conntrack_tcp_timeout_established"] = str(max(1, int(round(network.nat_idle_s))))
+        values["net.netfilter.nf_conntrack_tcp_timeout_established"] = str(max(1, round(network.nat_idle_s)))
     return values

@@ -13,8 +13,9 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from harness.network.lab import audit
 from harness.network.lab.model import Network
@@ -40,7 +41,7 @@ class LabSession:
         self._lock = threading.Lock()
         self._previous: Any = None
 
-    def __enter__(self) -> "LabSession":
+    def __enter__(self) -> LabSession:
         if self.ok:
             self.swept = sweep()
         if threading.current_thread() is threading.main_thread():

@@ -1,29 +1,14 @@
-"""What the router hands the transport: a request's facts, and a JSON or a streamed reply.
-
-Apart from the routers so that the Messages and the OpenAI-compatible routers share them without
-importing each other."""
+"""What the API answers: a whole JSON reply, or an event stream that transports write (and the
+fault plan paces or cuts). Shared by the Messages router and the OpenAI-compatible router."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from . import answer as answers
 from .events import WireEvent, count_body_events, iter_body_events
 from .request import MessagesRequest
-
-
-@dataclass(frozen=True, slots=True)
-class RequestInfo:
-    """What the journal and the fault plan need to know about a request."""
-
-    method: str
-    path: str
-    api_key: str | None
-    retry_count: int | None
-    user_agent: str | None
-    body_sha256: str
-    body_bytes: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,3 +52,6 @@ class StreamReply:
             return
         yield self.start
         yield from iter_body_events(self.answer, self.ping_every)
+
+
+Reply = JsonReply | StreamReply
