@@ -16,6 +16,7 @@ from .containment import ServerErrors
 from .faults.decide import connection_rule
 from .faults.runtime import FaultState
 from .journal import Journal
+from .records import fault_note
 from .transport.h1 import H1Handler
 from .transport.h2conn import H2Handler
 from .transport.link import Link
@@ -155,7 +156,7 @@ class DataPlane:
             end = "server_error"
             state.errors.note(error, "connection", record)
         finally:
-            state.journal.close_connection(record, link.fault_end or end)
+            state.journal.finish(record, link.fault_end or end)
             if not link.closed:
                 with trio.CancelScope(shield=True):
                     await link.close(drain=end not in ("reset_by_client", "client_close", "tls_error"))
@@ -170,7 +171,7 @@ class DataPlane:
         if index is None:
             return False
         rule = faults.plan.rules[index]
-        link.record["faults"].append({"rule": index, "type": rule.fault.kind, "name": rule.name, "at": phase, "t": time.monotonic(), "connection": facts.connection})
+        link.record["faults"].append(fault_note(index, rule, phase, connection=facts.connection))
         kind = rule.fault.kind
         if kind == "tcp_reset":
             await link.reset()

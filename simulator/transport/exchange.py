@@ -21,6 +21,7 @@ from ..capacity import admit, release
 from ..faults import model
 from ..faults.actions import NOT_APPLICABLE, FaultEnded, garble, perform
 from ..faults.decide import RequestFacts, request_rules, uniform
+from ..records import fault_note
 from .pacer import pacer
 
 if TYPE_CHECKING:
@@ -124,7 +125,7 @@ async def run_exchange(
     finally:
         release(slot, record)
         _leave(connection)
-        journal.close_request(record, end)
+        journal.finish(record, end)
 
 
 LONG_SLICE_BYTES = 64 * 1024  # a long answer is encoded and written this much at a time
@@ -198,7 +199,7 @@ async def _head(state: "ServerState", connection: dict, stream_id: int | None, c
         state.errors.note(error, "request", record)
         await _fail_reply(state, channel, record, request_id, head_only=True)
     finally:
-        journal.close_request(record, end)
+        journal.finish(record, end)
 
 
 async def _fail_reply(state: "ServerState", channel: ResponseChannel, record: dict, request_id: str, head_only: bool = False) -> None:
@@ -221,17 +222,18 @@ async def _fail_reply(state: "ServerState", channel: ResponseChannel, record: di
 
 def _enter(connection: dict, now: float) -> float:
     """Count the request in; return how long the connection sat idle before it."""
-    active = connection.get("active", 0)
-    connection["active"] = active + 1
-    if active:
+    live = connection.live
+    live.active += 1
+    if live.active > 1:
         return 0.0
-    return now - connection.get("t_idle_since", connection["t_accept"])
+    return now - (live.t_idle_since or connection.t_accept)
 
 
 def _leave(connection: dict) -> None:
-    connection["active"] -= 1
-    if connection["active"] == 0:
-        connection["t_idle_since"] = time.monotonic()
+    live = connection.live
+    live.active -= 1
+    if live.active == 0:
+        live.t_idle_since = time.monotonic()
 
 
 def _decide(state: "ServerState", connection: dict, record: dict, info: Any, reply: Any, idle_s: float) -> tuple[list[Firing], RequestFacts | None]:
@@ -292,10 +294,7 @@ class _Writer:
     # -- firing --------------------------------------------------------------------------------
     async def fire(self, firing: Firing) -> None:
         rule = firing.rule
-        note = {
-            "rule": firing.index, "type": rule.fault.kind, "name": rule.name, "at": rule.trigger.at,
-            "t": time.monotonic(), "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"],
-        }
+        note = fault_note(firing.index, rule, wire=self.record)
         self.record["faults"].append(note)
         if rule.fault.terminal:
             self.ending = f"fault:{rule.fault.kind}"
@@ -327,7 +326,7 @@ class _Writer:
             out = self.state.api.error_reply(error, request_id, extra, path=self.record.get("path"))
             if fault.should_retry is not None:
                 out = JsonReply(out.status, tuple(h for h in out.headers if h[0] != b"x-should-retry") + ((b"x-should-retry", b"true" if fault.should_retry else b"false"),), out.body)
-            self.record["faults"].append({"rule": firing.index, "type": "http_error", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": fault.status, "events_out": 0, "bytes_out": 0})
+            self.record["faults"].append(fault_note(firing.index, firing.rule, "headers", status=fault.status, events_out=0, bytes_out=0))
             return out
         return reply
 
@@ -448,8 +447,7 @@ class _Writer:
         if self.frames:
             await self.flush()  # the note says what was on the wire, as one write per event always did
         fault = firing.rule.fault
-        self.record["faults"].append({"rule": firing.index, "type": fault.kind, "mode": fault.mode, "at": "events", "t": time.monotonic(),
-                                      "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"]})
+        self.record["faults"].append(fault_note(firing.index, firing.rule, "events", wire=self.record, mode=fault.mode))
         pieces = garble(data, fault.mode)
         for number, piece in enumerate(pieces):
             if number:
@@ -466,7 +464,7 @@ class _Writer:
         await pacer().sleep_until_monotonic(until)
 
     def _not_reached(self, firing: Firing, why: str) -> None:
-        self.record["faults"].append({"rule": firing.index, "type": firing.rule.fault.kind, "name": firing.rule.name, "at": firing.rule.trigger.at, "not_reached": why})
+        self.record["faults"].append(fault_note(firing.index, firing.rule, not_reached=why))
 
     def _plan_cuts(self, events: Sequence[WireEvent]):
         event_cuts: dict[int, list[Firing]] = {}
@@ -503,7 +501,7 @@ class _Writer:
         for firing in self._of(model.Slow):
             fault = firing.rule.fault
             pacing = Pacing(fault.ttft_s, fault.tokens_per_second or pacing.tokens_per_second, fault.jitter)
-            self.record["faults"].append({"rule": firing.index, "type": "slow", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "events_out": 0, "bytes_out": 0})
+            self.record["faults"].append(fault_note(firing.index, firing.rule, "headers", events_out=0, bytes_out=0))
         delays = event_delays(pacing, events)
         if pacing.jitter and self.facts is not None:
             seed, facts = self.state.faults.plan.seed, self.facts
