@@ -6,6 +6,7 @@ request leaves the file."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -223,8 +224,9 @@ def test_report_in_headless_chromium(two_runs, tmp_path):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
 
 
-def _row(scenario_name: str, client: str, recovered: int, trials: int, hangs: int = 0, data_loss: int = 0) -> dict:
-    return {"scenario": scenario_name, "client": client, "trials": trials, "recovered": recovered, "hangs": hangs, "data_loss": data_loss}
+def _row(scenario_name: str, client: str, recovered: int, trials: int, hangs: int = 0, data_loss: int = 0) -> metrics.SummaryRow:
+    empty = metrics.summarize_group(scenario_name, client, [])
+    return dataclasses.replace(empty, trials=trials, recovered=recovered, hangs=hangs, data_loss=data_loss)
 
 
 def test_diff_pairs_versions_and_follows_the_policy():
