@@ -262,8 +262,3 @@ class MessagesApi:
 
 def _model(entry: tuple[str, str, str]) -> dict:
     return {"type": "model", "id": entry[0], "display_name": entry[1], "created_at": entry[2]}
-
-
-def expected_answer(seed: int, body: bytes, default_words: int = SimulatorConfig.default_words) -> answers.Answer:
-    """The answer the simulator gives to this body: what the harness checks clients against."""
-    return answers.generate(seed, parse_messages_request(body), default_words)
