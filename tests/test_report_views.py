@@ -179,9 +179,9 @@ def test_extra_fields_and_versioned_clients_render(tmp_path):
 
 
 def test_decay_plot_only_from_attempt_two_on_an_integer_axis():
-    row = {"client": "c", "decay": [{"attempt": 1, "tried": 4, "recovered": 0, "rate": 0.0, "ci": [0, 0.49]}]}
+    row = dataclasses.replace(metrics.summarize_group("s", "c", []), decay=[{"attempt": 1, "tried": 4, "recovered": 0, "rate": 0.0, "ci": [0, 0.49]}])
     assert report_html.decay_plot([row]) == ""
-    row["decay"].append({"attempt": 2, "tried": 4, "recovered": 4, "rate": 1.0, "ci": [0.51, 1]})
+    row.decay.append({"attempt": 2, "tried": 4, "recovered": 4, "rate": 1.0, "ci": [0.51, 1]})
     svg = report_html.decay_plot([row], report_html.field_decay({"retry-decay": "attempt 2: 63.6 % of 110; 3: 22.5 % of 40"}))
     ticks = [t.split(">")[1].split("<")[0] for t in svg.split("<text")[1:] if "text-anchor=middle>" in t]
     assert {"1", "2", "3"} <= set(ticks) and not any("." in t for t in ticks if t[:1].isdigit())
