@@ -48,7 +48,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(ROOT))
 
 import workload  # noqa: E402
-from harness.simulator_process import read_first_line  # noqa: E402
+from harness.drive.simulator_process import read_first_line  # noqa: E402
 
 PROTOCOLS = ("h2c", "h1", "h2-tls")
 PROTOCOL_TITLES = {"h2c": "h2c", "h1": "HTTP/1.1", "h2-tls": "h2+TLS"}

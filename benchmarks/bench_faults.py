@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.simulator_process import SimulatorProcess  # noqa: E402
-from harness.wire import DataFrame, H2Probe, h1_exchange, post  # noqa: E402
+from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
+from tests.wire import DataFrame, H2Probe, h1_exchange, post  # noqa: E402
 
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "bench\n@sc deltas=94"}]}
 CUT = 50

@@ -19,9 +19,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import runner, scenario  # noqa: E402
+from harness.drive import runner  # noqa: E402
+
+from harness import scenario  # noqa: E402
 from harness.clients import registry  # noqa: E402
-from harness.simulator_process import SimulatorProcess  # noqa: E402
+from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
 
 BODY = '{"model":"m","max_tokens":4000,"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"bench\\n@sc words=94 deltas=94"}]}]}'
 CURL = "curl -sS -N --http1.1 -H 'x-api-key: {api_key}' -H 'content-type: application/json' --data-binary @{body} {base_url}/v1/messages"

@@ -22,11 +22,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import runner, scenario  # noqa: E402
+from harness.drive import runner  # noqa: E402
+
+from harness import scenario  # noqa: E402
 from harness.clients import registry  # noqa: E402
-from harness.lab import netns  # noqa: E402
-from harness.lab.model import Network  # noqa: E402
-from harness.lab.trial import LabSession  # noqa: E402
+from harness.network.lab import netns  # noqa: E402
+from harness.network.lab.model import Network  # noqa: E402
+from harness.network.lab.trial import LabSession  # noqa: E402
 
 
 def ms(values: list[float]) -> str:

@@ -23,7 +23,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness import metrics, report, runner, scenario  # noqa: E402
+from harness.measure import metrics  # noqa: E402
+
+from harness.present import report  # noqa: E402
+
+from harness.drive import runner  # noqa: E402
+
+from harness import scenario  # noqa: E402
 
 CLIENTS = ("python-sdk", "python-sdk-h2", "ts-sdk-node", "ts-sdk-bun", "go-sdk", "claude-code@2.1.104", "curl", "ref-resilient")
 OUTCOMES = ("recovered", "clean", "failed", "data_loss", "hung")

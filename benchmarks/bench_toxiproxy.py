@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.workload import API_KEY, EVENTS, PATH, request_body  # noqa: E402
-from harness.simulator_process import SimulatorProcess  # noqa: E402
-from harness.toxiproxy import ToxiproxyServer  # noqa: E402
+from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
+from harness.network.toxiproxy import ToxiproxyServer  # noqa: E402
 
 HOST = "127.0.0.1"
 MODELS = b"GET /v1/models HTTP/1.1\r\nhost: localhost\r\nx-api-key: bench\r\n\r\n"

@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     gate.set_defaults(handler=_gate)
 
     compare = commands.add_parser("compare", help="the reference client with each retry strategy through scenarios: table and plots")
-    compare.add_argument("--strategies", nargs="+", default=None, help="names from harness/strategies.py (default: sdk-default full-jitter idle-watchdog resilient)")
+    compare.add_argument("--strategies", nargs="+", default=None, help="names from harness/measure/strategies.py (default: sdk-default full-jitter idle-watchdog resilient)")
     compare.add_argument("--scenarios", nargs="+", required=True, help="names from scenarios/ or files")
     compare.add_argument("--trials", type=limits.trials, default=None, help="trials per strategy and scenario (default: each scenario's)")
     compare.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = commands.add_parser("clients", help="the built-in clients and whether each is installed")
     clients.set_defaults(handler=_clients)
 
-    from harness import versions_cli  # issue 14: setup, bisect
+    from harness.clients import versions_cli  # issue 14: setup, bisect
 
     versions_cli.add_commands(commands, _add_run_options)
 
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     validate.set_defaults(handler=_scenarios_validate)
 
     args = parser.parse_args(argv)
-    from harness.rundir import RunLocked
+    from harness.drive.rundir import RunLocked
 
     # serve handles its signals itself (graceful GOAWAY)
     previous = _install_signal_handlers() if args.command != "serve" and _in_main_thread() else {}
@@ -211,7 +211,7 @@ def _run(args: argparse.Namespace) -> int:
         return directory
     status = _summarize(directory, console, {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"},
                         baseline=args.baseline)
-    from harness import step_summary
+    from harness.present import step_summary
 
     step_summary.for_directory("streamchaos run", directory)
     return status
@@ -221,7 +221,7 @@ def _run_config(args: argparse.Namespace, console, command: str):
     """The RunConfig the run/gate options say (with the shard slice), or exit code 2 with the reason."""
     import os
 
-    from harness import runner, shards
+    from harness.drive import runner, shards
     from harness.scenario import ScenarioError
 
     try:
@@ -248,12 +248,12 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
     """Run what the options say; the results directory, or an exit code if it could not run."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
-    from harness import runner
+    from harness.drive import runner
 
     config = _run_config(args, console, "streamchaos")
     if not isinstance(config, runner.RunConfig):
         return config
-    from harness import fieldmatch
+    from harness.present import fieldmatch
 
     fieldmatch.save(config.results_dir / config.run_id, config.scenarios)  # issue 14: the field rows beside the results
     with Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console, transient=True) as bar:
@@ -277,7 +277,11 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
 def _gate(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness import gate, metrics, runner
+    from harness.present import gate
+
+    from harness.measure import metrics
+
+    from harness.drive import runner
 
     console = Console(stderr=True)
     try:
@@ -287,7 +291,7 @@ def _gate(args: argparse.Namespace) -> int:
     except gate.PolicyError as error:
         console.print(f"[red]streamchaos gate:[/red] {error}")
         return 2
-    from harness import sequential
+    from harness.drive import sequential
 
     try:
         plan = sequential.options(args.policy, args.batch, args.sequential)
@@ -317,26 +321,28 @@ def _gate(args: argparse.Namespace) -> int:
         detail = f"skipped: {verdict.skipped}" if verdict.skipped else "; ".join(verdict.reasons)
         console.print(f"{mark} {verdict.scenario} / {verdict.client} {detail}")
     console.print(f"gate: {len(verdicts) - len(failed)} passed, {len(failed)} failed; JUnit XML: {junit}")
-    from harness import step_summary
+    from harness.present import step_summary
 
     step_summary.for_verdicts("streamchaos gate", verdicts, directory)
     return 1 if failed else 0
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from harness import merge
+    from harness.drive import merge
 
     return merge.command(args)
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from harness import compare
+    from harness.present import compare
 
     return compare.command(args)
 
 
 def _summarize(directory: Path, console, extra: dict, baseline: Path | None = None) -> int:
-    from harness import diff, metrics, report, report_html, runner
+    from harness.present import diff, report, report_html
+    from harness.measure import metrics
+    from harness.drive import runner
 
     records = runner.only_latest(runner.load_records(directory))
     rows = metrics.summarize(records)
@@ -349,7 +355,7 @@ def _summarize(directory: Path, console, extra: dict, baseline: Path | None = No
         except diff.DiffError as error:  # the report is still written, without that section
             console.print(f"[red]streamchaos:[/red] --baseline: {error}")
             status = 2
-    from harness import versions_report  # issue 14: field matches and version columns
+    from harness.present import versions_report  # issue 14: field matches and version columns
 
     added = versions_report.extend(directory, rows, records)
     paths = report.write_all(directory, rows, meta, baseline=against, records=records)
@@ -365,7 +371,7 @@ def _summarize(directory: Path, console, extra: dict, baseline: Path | None = No
 def _report(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from harness import runner
+    from harness.drive import runner
 
     directory = args.directory or (runner.RESULTS / "latest")
     if not (directory / "trials.jsonl").exists():
@@ -375,13 +381,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from harness import diff
+    from harness.present import diff
 
     return diff.command(args)
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from harness import replay
+    from harness.drive import replay
 
     return replay.command(args)
 
@@ -396,7 +402,7 @@ def _clients(args: argparse.Namespace) -> int:
         state = "installed" if installed else f"missing: {why}"
         print(f"{client.name:<15} {'/'.join(client.protocols):<10} {state:<12}  {client.description}")
         print(f"{'':<15} policy: {client.policy}")
-    from harness import versions_cli
+    from harness.clients import versions_cli
 
     versions_cli.print_cached()
     return 0

@@ -86,7 +86,7 @@ class StreamChaos:
 
 @pytest.fixture(scope="session")
 def streamchaos_simulator() -> Iterator[Any]:
-    from harness.simulator_process import SimulatorProcess
+    from harness.drive.simulator_process import SimulatorProcess
 
     with SimulatorProcess(["--seed", "0"]) as simulator:
         yield simulator
@@ -94,7 +94,7 @@ def streamchaos_simulator() -> Iterator[Any]:
 
 @pytest.fixture(scope="session")
 def streamchaos_toxiproxy() -> Iterator[Any]:
-    from harness.toxiproxy import ToxiproxyServer, available
+    from harness.network.toxiproxy import ToxiproxyServer, available
 
     ok, why = available()
     if not ok:

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from simulator.faults.model import FaultPlan, PlanError, check_durations, scaled
 
-from . import limits
+from harness import limits
 
 FORMAT_VERSION = 1
 TRANSPORTS = ("http/1.1", "h2")
@@ -126,8 +126,8 @@ class Scenario:
     deadline_s: float
     max_retries: int | None
     version: int = FORMAT_VERSION
-    network: Any = None  # harness.lab.Network: the scenario runs its clients in the network lab
-    field_rows: tuple = ()  # harness.fieldmatch.FieldRow: client, version, literal error or behaviour, source
+    network: Any = None  # harness.network.lab.Network: the scenario runs its clients in the network lab
+    field_rows: tuple = ()  # harness.present.fieldmatch.FieldRow: client, version, literal error or behaviour, source
 
     @property
     def needs_lab(self) -> bool:
@@ -247,7 +247,7 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
     max_retries = v.get(client, "max_retries", int, "client", default=None)
     if max_retries is not None and not 0 <= max_retries <= 15:
         raise ScenarioError(source, "client.max_retries", "must be between 0 and 15")
-    from harness.fieldmatch import FieldError, parse as parse_field  # issue 14: structured [[field]] rows
+    from harness.present.fieldmatch import FieldError, parse as parse_field  # issue 14: structured [[field]] rows
 
     try:
         field_rows, field_notes = parse_field(data.get("field", {}), source)
@@ -448,8 +448,8 @@ NETWORK_KEYS = {"nat_idle_s", "on_evicted", "loss", "blackhole", "reset_after_by
 
 def _network(v: "_Validator", data: Any) -> Any:
     """``[network]``: the lab's NAT, loss, black holes and middlebox reset. All times are real
-    seconds (see harness/lab/model.py)."""
-    from harness.lab.model import ON_EVICTED, Blackhole, Network
+    seconds (see harness/network/lab/model.py)."""
+    from harness.network.lab.model import ON_EVICTED, Blackhole, Network
 
     data = v.mapping(data, "network")
     v.only(data, NETWORK_KEYS, "network")
@@ -489,7 +489,7 @@ def _network(v: "_Validator", data: Any) -> Any:
 
 def _check_toxic(v: "_Validator", toxic: Mapping[str, Any], path: str) -> None:
     try:
-        from harness.toxiproxy import toxic_from_data
+        from harness.network.toxiproxy import toxic_from_data
     except ImportError:  # pragma: no cover - the typed toxic layer ships with the harness
         return
     try:

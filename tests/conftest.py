@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 
 # Shared CI machines stall now and then: no per-example deadline and no "generation is slow"
 # verdict, which measure the machine rather than the code. Every property is still checked.

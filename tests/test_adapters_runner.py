@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import runner, scenario
+from harness.drive import runner
+
+from harness import scenario
 from harness.clients import registry
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]

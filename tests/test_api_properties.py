@@ -10,7 +10,7 @@ import h11
 import pytest
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from harness.wire import h1_exchange
+from tests.wire import h1_exchange
 from simulator.api.answer import message_object
 from simulator.api.router import MODELS, JsonReply, MessagesApi, StreamReply, describe, expected_answer
 from simulator.config import SimulatorConfig

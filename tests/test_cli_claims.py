@@ -18,7 +18,7 @@ import pytest
 
 from harness import scenario
 from harness.clients import registry
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMCHAOS = Path(sys.executable).parent / "streamchaos"

@@ -48,7 +48,7 @@ from typing import Callable
 import pytest
 
 from harness.clients.contract import ClientRun, contract_env, run_client
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 from tests.support import ROOT, TOOLS, require
 
 pytestmark = pytest.mark.clients

@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from harness.simulator_process import SimulatorProcess
-from harness.wire import h1_exchange, post
+from harness.drive.simulator_process import SimulatorProcess
+from tests.wire import h1_exchange, post
 
 BODY = {"model": "m", "max_tokens": 200, "stream": True, "messages": [{"role": "user", "content": "hi\n@sc deltas=10"}]}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from harness import shards
+from harness.drive import shards
 
 from .support import require
 

@@ -17,8 +17,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from harness.simulator_process import SimulatorProcess
-from harness.wire import GoAwayFrame, H2Probe, dechunk, h1_exchange, post
+from harness.drive.simulator_process import SimulatorProcess
+from tests.wire import GoAwayFrame, H2Probe, dechunk, h1_exchange, post
 from simulator.faults import FaultPlan
 from simulator.faults.decide import RequestFacts, request_rules
 

@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from harness.simulator_process import SimulatorProcess
-from harness.wire import GoAwayFrame, H2Probe, HeadersFrame, PingFrame, RstStreamFrame, dechunk, h1_exchange, post
+from harness.drive.simulator_process import SimulatorProcess
+from tests.wire import GoAwayFrame, H2Probe, HeadersFrame, PingFrame, RstStreamFrame, dechunk, h1_exchange, post
 from simulator import sse
 
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}

@@ -11,7 +11,7 @@ from pathlib import Path
 import junitparser
 import pytest
 
-from harness import gate
+from harness.present import gate
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"

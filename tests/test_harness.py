@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import metrics, report, runner, scenario
+from harness.measure import metrics
+
+from harness.present import report
+
+from harness.drive import runner
+
+from harness import scenario
 from harness.clients import registry
 
 KNOWN = f"{sys.executable} {Path(__file__).parent / 'clients' / 'known_client.py'}"

@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from harness import simulator_process
-from harness.simulator_process import SimulatorProcess
+from harness.drive import simulator_process
+from harness.drive.simulator_process import SimulatorProcess
 from simulator.journal import PAGE_RECORDS, PAGE_RECORDS_MAX
 from tests.keepalive_client import KeepAlive, messages_body
 

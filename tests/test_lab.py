@@ -22,11 +22,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import runner, scenario
+from harness.drive import runner
+
+from harness import scenario
 from harness.clients import registry
-from harness.lab import audit, netns, ruleset
-from harness.lab.model import Blackhole, Network
-from harness.lab.netns import LAB_HOST, Monitor, TrialLab
+from harness.network.lab import audit, netns, ruleset
+from harness.network.lab.model import Blackhole, Network
+from harness.network.lab.netns import LAB_HOST, Monitor, TrialLab
 from tests.support import IN_CI, ROOT
 
 PY = sys.executable
@@ -407,8 +409,8 @@ def test_a_black_hole_window_then_recovery_on_the_same_connection(lab_ok):
 
 HOLDER = """
 import sys, time
-from harness.lab.model import Network
-from harness.lab.trial import LabSession
+from harness.network.lab.model import Network
+from harness.network.lab.trial import LabSession
 session = LabSession().__enter__()
 try:
     lab = session.open(Network(nat_idle_s=5))
@@ -460,7 +462,7 @@ def test_after_kill_9_the_next_start_sweeps_only_dead_owners(lab_ok):
 
 @pytest.mark.slow
 def test_without_cap_net_admin_one_clear_reason_and_lab_scenarios_skip(tmp_path, lab_ok):
-    code = ("from harness.lab.netns import available; import json; print(json.dumps(available()))")
+    code = ("from harness.network.lab.netns import available; import json; print(json.dumps(available()))")
     drop = ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin"]
     done = subprocess.run([*drop, PY, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=30)
     ok, why = json.loads(done.stdout)
@@ -567,8 +569,8 @@ def test_toxiproxy_in_the_lab_listens_on_the_lab_address(tmp_path, lab_ok):
 
 
 def test_faults_outside_the_simulator_make_a_trial_faulted_never_clean():
-    from harness.lab import trial as lab_trial
-    from harness.trial import TrialRecord
+    from harness.network.lab import trial as lab_trial
+    from harness.drive.trial import TrialRecord
 
     def record(extra: dict) -> TrialRecord:
         return TrialRecord(run_id="r", scenario="s", client="c", trial=0, key="k", outcome="clean", exit_code=0, hung=False, elapsed_s=1.0,

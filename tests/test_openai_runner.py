@@ -12,7 +12,9 @@ import json
 
 import pytest
 
-from harness import cli, runner, scenario
+from harness import cli, scenario
+
+from harness.drive import runner
 from harness.clients import registry
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from harness import scenario
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 from simulator import sse
 from simulator.api.answer import generate
 from simulator.api.openai_router import expected_answer

@@ -7,7 +7,7 @@ import time
 
 import trio
 
-from harness.wire import DataFrame, H2Probe
+from tests.wire import DataFrame, H2Probe
 from simulator.transport.pacer import RESOLUTION, Pacer
 
 

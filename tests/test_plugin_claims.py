@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from harness.wire import h1_exchange, post
+from tests.wire import h1_exchange, post
 from tests.support import TOOLS, require
 
 BODY = {"model": "m", "max_tokens": 2000, "stream": True, "messages": [{"role": "user", "content": "plugin\n@sc words=100"}]}

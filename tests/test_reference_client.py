@@ -20,7 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from harness import cli, compare, strategies
+from harness import cli
+
+from harness.present import compare
+
+from harness.measure import strategies
 from harness.clients import registry
 from harness.clients.contract import contract_env, run_client
 from harness.clients.reference_client import (
@@ -28,7 +32,7 @@ from harness.clients.reference_client import (
     Transcript, http_client_factory, retry_after_s, status_failure,
 )
 from harness.clients.registry import Trial
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 from simulator import sse
 
 CLIENT = (sys.executable, "-m", "harness.clients.reference_client")

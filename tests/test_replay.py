@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, runner
+from harness import cli
+
+from harness.drive import runner
 from tests.support import require
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, diff, metrics, report_html, runner, scenario
+from harness import cli, scenario
+
+from harness.present import diff, report_html
+
+from harness.measure import metrics
+
+from harness.drive import runner
 from harness.clients import registry
 from tests.support import require
 

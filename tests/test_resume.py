@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, processes, runner, rundir, scenario
+from harness import cli, scenario
+
+from harness.drive import processes, runner, rundir
 from harness.clients import registry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,7 +175,7 @@ def test_the_watchdog_cleans_up_after_a_harness_killed_with_sigkill(tmp_path, ow
     the group is killed and the directory removed."""
     program = textwrap.dedent("""
         import subprocess, sys, time
-        from harness import processes
+        from harness.drive import processes
         watchdog = processes.Watchdog().start()
         child = subprocess.Popen(["sleep", "60"], start_new_session=True)
         watchdog.group(child.pid)

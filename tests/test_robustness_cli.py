@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, limits, runner, scenario
+from harness import cli, limits, scenario
+
+from harness.drive import runner
 from harness.clients import registry
 from simulator.faults.model import FaultPlan, PlanError
 
@@ -248,7 +250,7 @@ def test_serve_refuses_bad_options_without_a_traceback(tmp_path, args, words):
 def test_a_simulator_that_writes_a_lot_to_stderr_does_not_block(monkeypatch):
     """PYTHONVERBOSE makes the simulator write ~180 KB to stderr: with a pipe nobody reads it
     would block once 64 KiB fill it."""
-    from harness import simulator_process
+    from harness.drive import simulator_process
 
     monkeypatch.setattr(simulator_process, "READY_TIMEOUT_S", 20.0)
     env = {**os.environ, "PYTHONVERBOSE": "1"}

@@ -21,8 +21,8 @@ import pytest
 import trio
 from hypothesis import given, settings, strategies as st
 
-from harness.simulator_process import SimulatorProcess
-from harness.wire import H2Probe
+from harness.drive.simulator_process import SimulatorProcess
+from tests.wire import H2Probe
 from simulator.api.limits import MAX_JSON_DEPTH, MAX_TOKENS, MAX_WORDS
 from simulator.api.request import directive_problem
 from tests.keepalive_client import KeepAlive, assert_api_error, messages_body

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from harness import runner, scenario
+from harness.drive import runner
+
+from harness import scenario
 from harness.clients import registry
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 
 LIBRARY = scenario.library()
 

@@ -13,8 +13,10 @@ from pathlib import Path
 import junitparser
 import pytest
 
-from harness import gate, sequential
-from harness.sequential import Plan, exact_error, judge_cell, looks_at
+from harness.present import gate
+
+from harness.drive import sequential
+from harness.drive.sequential import Plan, exact_error, judge_cell, looks_at
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import shards
+from harness.drive import shards
 from harness.clients import registry
-from harness.runner import RunConfig
+from harness.drive.runner import RunConfig
 from harness.scenario import from_data, library, load
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from harness.simulator_process import SimulatorProcess
+from harness.drive.simulator_process import SimulatorProcess
 from tests.keepalive_client import KeepAlive, messages_body
 
 REQUESTS = 10_000

@@ -26,15 +26,15 @@ from hypothesis import strategies as st
 import toxiproxy.api
 import toxiproxy.exceptions
 from harness.clients.contract import contract_env, run_client
-from harness.simulator_process import SimulatorProcess
-from harness.toxic_timeline import (AddToxic, AfterFirstAnswer, At, Call, RemoveToxic, Step, TimelineError, ToxicTimeline,
+from harness.drive.simulator_process import SimulatorProcess
+from harness.network.toxic_timeline import (AddToxic, AfterFirstAnswer, At, Call, RemoveToxic, Step, TimelineError, ToxicTimeline,
                                     WhenIdle, down_window)
-from harness.toxiproxy import (MAX_INT64, MAX_MS, MAX_RATE, MAX_US, TOOLS_BINARY, TOXIC_TYPES, BandwidthToxic, InvalidToxic,
+from harness.network.toxiproxy import (MAX_INT64, MAX_MS, MAX_RATE, MAX_US, TOOLS_BINARY, TOXIC_TYPES, BandwidthToxic, InvalidToxic,
                                LatencyToxic, LimitDataToxic, NotFound, ProxyExists, ResetPeerToxic, SlicerToxic, SlowCloseToxic,
                                TimeoutToxic, ToxicValidationError, ToxiproxyAPIError, ToxiproxyClient, ToxiproxyConnectionError,
                                ToxiproxyServer, ToxiproxyServerError, ToxiproxyTimeout, ToxiproxyUnavailable, _consumer_for,
                                find_binary, live_pids, owns_listener)
-from harness.wire import dechunk, h1_exchange, post
+from tests.wire import dechunk, h1_exchange, post
 from tests.support import ROOT, require
 
 HOST = "127.0.0.1"
@@ -340,7 +340,7 @@ def test_timeline_lifetime_is_bounded_and_failures_are_raised(proxy):
 def test_scenario_toxic_steps_run_as_a_scaled_timeline(toxi, sim, api_key):
     """The runner's entry points: ``[[toxics]]`` steps of a scenario file, time-scaled by 0.1."""
     from harness.scenario import ToxicStep
-    from harness.toxic_timeline import start_timeline
+    from harness.network.toxic_timeline import start_timeline
 
     proxy = toxi.create_proxy(f"scenario-{api_key}", upstream_port=sim.port)
     # upstream: a downstream latency would still hold the answer when the journal says complete,
@@ -368,7 +368,7 @@ def test_scenario_toxic_steps_run_as_a_scaled_timeline(toxi, sim, api_key):
 
 
 def test_toxic_from_data_reads_scenario_tables():
-    from harness.toxiproxy import available, scaled_toxic, toxic_from_data
+    from harness.network.toxiproxy import available, scaled_toxic, toxic_from_data
 
     assert toxic_from_data({"type": "latency", "latency": 100, "stream": "upstream"}) == LatencyToxic(100, stream="upstream")
     assert toxic_from_data({"type": "slicer", "attributes": {"average_size": 8, "delay": 10}}) == SlicerToxic(8, delay=10)
@@ -532,7 +532,7 @@ def test_stop_leaves_no_process(toxi_binary):
 HARNESS = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
-    from harness.toxiproxy import ToxiproxyServer
+    from harness.network.toxiproxy import ToxiproxyServer
     server = ToxiproxyServer().start()
     print(server.pid, flush=True)
     mode = sys.argv[1]

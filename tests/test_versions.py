@@ -18,8 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import fieldmatch, scenario
-from harness.bisect import Measure, between, classify, search
+from harness.present import fieldmatch
+
+from harness import scenario
+from harness.present.bisect import Measure, between, classify, search
 from harness.clients import versions
 
 ROOT = Path(__file__).resolve().parent.parent

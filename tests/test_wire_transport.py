@@ -9,7 +9,7 @@ import os
 import hpack
 import pytest
 
-from harness.wire import DataFrame, GoAwayFrame, H2Probe, HeadersFrame, h1_exchange, post
+from tests.wire import DataFrame, GoAwayFrame, H2Probe, HeadersFrame, h1_exchange, post
 
 BODY = {"model": "m", "max_tokens": 1000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}
 

@@ -74,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .contract import ClientRun, run_client
+from harness.clients.contract import ClientRun, run_client
 
 PACKAGE_DIR = Path(__file__).resolve().parent / "claude_code"
 CLAUDE_BIN = PACKAGE_DIR / "node_modules" / ".bin" / "claude"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from .registry import BUILT_IN, NODE_BIN, ROOT, ContractClient
+from harness.clients.registry import BUILT_IN, NODE_BIN, ROOT, ContractClient
 
 OPENAI_JS_DIR = ROOT / "harness" / "clients" / "openai_js"
 OPENAI_APIS = ("chat", "responses")

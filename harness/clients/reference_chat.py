@@ -14,8 +14,8 @@ from typing import Any, Callable, Mapping
 
 from simulator import sse
 
-from . import openai_contract
-from .reference_client import Accumulator, MalformedStream, StreamErrorEvent
+from harness.clients import openai_contract
+from harness.clients.reference_client import Accumulator, MalformedStream, StreamErrorEvent
 
 FINISH = openai_contract.CHAT_FINISH
 RETRYABLE_TYPES = frozenset({"server_error", "requests", "rate_limit_exceeded", "timeout", "overloaded"})

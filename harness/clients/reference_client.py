@@ -3,14 +3,14 @@
 It speaks the Messages API itself, on httpx (HTTP/1.1; STREAMCHAOS_HTTP2=1 for h2 over TLS by ALPN,
 =prior-knowledge for h2c), streams ``POST /v1/messages`` and parses the SSE with the project's
 decoder, so every retry decision is its own and follows the strategy named by
-STREAMCHAOS_STRATEGY (a name from :data:`harness.strategies.STRATEGIES`, default ``sdk-default``),
+STREAMCHAOS_STRATEGY (a name from :data:`harness.measure.strategies.STRATEGIES`, default ``sdk-default``),
 with its durations multiplied by STREAMCHAOS_TIME_SCALE when set.
 
 What it treats as retryable: connection errors, resets, incomplete bodies, HTTP 408/409/429/5xx
 (``x-should-retry`` overrides; ``retry-after-ms`` then ``retry-after`` replace the backoff), an SSE
 ``error`` event (overloaded_error, api_error, rate_limit_error, timeout_error), a stream that ends
 without ``message_stop`` (never a short answer), and the idle watchdog. How it retries comes from
-the strategy, applied through :class:`harness.strategies.RetryController` inside a tenacity loop:
+the strategy, applied through :class:`harness.measure.strategies.RetryController` inside a tenacity loop:
 
 * max attempts and the backoff delays; whether a failure after the response headers (mid-stream)
   may be retried at all; the gRPC A6 retry budget and SRE adaptive throttling, shared by every
@@ -49,7 +49,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Mapping, TextIO, Typ
 import httpx
 from tenacity import AsyncRetrying, RetryCallState
 
-from harness import strategies
+from harness.measure import strategies
 from harness.clients import contract
 from harness.clients.contract import read_plan
 from simulator import sse

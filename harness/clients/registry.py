@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from harness.strategies import STRATEGIES, Strategy, get as get_strategy
+from harness.measure.strategies import STRATEGIES, Strategy, get as get_strategy
 
-from .claude_code import CLAUDE_BIN
-from .contract import contract_env, first_request_body
+from harness.clients.claude_code import CLAUDE_BIN
+from harness.clients.contract import contract_env, first_request_body
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 JS_DIR = ROOT / "harness" / "clients" / "js"
@@ -137,7 +137,7 @@ class ClaudeCodeClient(ClientAdapter):
     http2: bool = False
 
     def invocation(self, trial: Trial) -> Invocation:
-        from .claude_code import ClaudeCodeOptions, claude_code_command
+        from harness.clients.claude_code import ClaudeCodeOptions, claude_code_command
 
         turns = trial.plan["turns"]
         prompt = claude_code_prompt(turns)
@@ -278,4 +278,4 @@ def command_client(template: str, name: str = "custom", output: str = "contract"
                          apis=("messages", "chat", "responses"))
 
 
-from . import openai_clients  # noqa: E402,F401 - registers the OpenAI-compatible built-ins (they use the classes above)
+from harness.clients import openai_clients  # noqa: E402,F401 - registers the OpenAI-compatible built-ins (they use the classes above)

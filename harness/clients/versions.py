@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from .registry import ClaudeCodeClient
+from harness.clients.registry import ClaudeCodeClient
 
 CACHE_ENV = "STREAMCHAOS_CACHE_DIR"
 MARKER = ".streamchaos-installed.json"
@@ -367,7 +367,7 @@ def family_of(name: str) -> Family:
 
 def resolve(spec: str, install: bool = True):
     """The adapter for ``NAME`` or ``NAME@VERSION`` (installing on first use when ``install``)."""
-    from . import registry
+    from harness.clients import registry
 
     name, version = split_spec(spec)
     if version is None:
@@ -423,7 +423,7 @@ def _builtin_works(builtin) -> bool:
 def adapter(family: Family, version: str, name: str | None = None):
     """A registry adapter running ``family`` at ``version`` from the cache (installed or not:
     ``installed()`` says which)."""
-    from . import registry
+    from harness.clients import registry
 
     directory = install_dir(family, version)
     label = name or f"{family.name}@{version}"
@@ -460,7 +460,7 @@ def adapter(family: Family, version: str, name: str | None = None):
 
 
 def _bun_launcher() -> tuple[str, ...]:
-    from . import registry
+    from harness.clients import registry
 
     if Path(registry.BUN_BIN).exists():
         return (str(registry.BUN_BIN),)

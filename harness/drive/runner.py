@@ -23,12 +23,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from . import limits, processes, rundir
-from .clients.contract import kill_group, run_client
-from .clients.registry import ClientAdapter, Trial
-from .scenario import Scenario
-from .simulator_process import SimulatorProcess
-from .trial import TrialRecord, build
+from harness import limits
+
+from harness.drive import processes, rundir
+from harness.clients.contract import kill_group, run_client
+from harness.clients.registry import ClientAdapter, Trial
+from harness.scenario import Scenario
+from harness.drive.simulator_process import SimulatorProcess
+from harness.drive.trial import TrialRecord, build
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 if not (RESULTS.parent / "pyproject.toml").exists():  # issue 14: installed from a wheel, results go where it runs
@@ -168,7 +170,7 @@ def skip_reason(scenario: Scenario, client: ClientAdapter) -> str | None:
     if why:
         return why
     if scenario.needs_toxiproxy:
-        from .toxiproxy import available
+        from harness.network.toxiproxy import available
 
         ok, why = available()
         if not ok:
@@ -209,7 +211,7 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
     lab_session = None
     try:
         if any(s.needs_lab for s in config.scenarios):
-            from .lab.trial import LabSession
+            from harness.network.lab.trial import LabSession
 
             lab_session = LabSession().__enter__()
         for scenario in config.scenarios:
@@ -234,7 +236,7 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
                 continue
             runnable = itertools.chain([first], runnable)
             if scenario.needs_toxiproxy and toxiproxy is None:
-                from .toxiproxy import ToxiproxyServer
+                from harness.network.toxiproxy import ToxiproxyServer
 
                 toxiproxy = ToxiproxyServer()
                 try:
@@ -245,7 +247,7 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
             journal = rundir.segment_journal(directory, scenario.name)
             env = None
             if scenario.needs_lab:
-                from .lab.trial import simulator_env
+                from harness.network.lab.trial import simulator_env
 
                 env = simulator_env()
             with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)], env=env) as simulator:
@@ -357,7 +359,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
     try:
         port = lane
         if scenario.needs_toxiproxy and toxiproxy is not None:
-            from .toxic_timeline import start_timeline
+            from harness.network.toxic_timeline import start_timeline
 
             if lab is not None:
                 proxy = toxiproxy.create_proxy(key, upstream=f"{_lab_host()}:{lane}", listen=f"{_lab_host()}:0")
@@ -367,8 +369,8 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
             timeline = start_timeline(toxiproxy, proxy, scenario.toxics, time_scale, simulator, key)
         base_url = simulator.lane_url(port, tls)
         if lab is not None:
-            from .lab.netns import Monitor
-            from .lab.trial import base_url as lab_url
+            from harness.network.lab.netns import Monitor
+            from harness.network.lab.trial import base_url as lab_url
 
             base_url = lab_url(port, tls)
             monitor = Monitor(lab, max_duration_s=scenario.deadline(time_scale) + 30)
@@ -376,7 +378,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
         invocation = client.invocation(Trial(base_url, key, simulator.ca_file if tls else None, scenario.client_plan(time_scale), deadline, workdir))
         argv, env = invocation.argv, invocation.env
         if lab is not None:
-            from .lab.trial import lab_env
+            from harness.network.lab.trial import lab_env
 
             argv, env = lab.wrap(argv), lab_env(env)
 
@@ -397,7 +399,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
         def stop_monitor():
             nonlocal lab_extra
             if monitor is not None and lab is not None:
-                from .lab.trial import lab_record
+                from harness.network.lab.trial import lab_record
 
                 lab_extra = lab_record(lab, monitor.stop(), port)
 
@@ -433,16 +435,16 @@ def _cleanup_steps(*steps: Callable[[], Any]) -> None:
 
 
 def _lab_host() -> str:
-    from .lab.netns import LAB_HOST
+    from harness.network.lab.netns import LAB_HOST
 
     return LAB_HOST
 
 
 def _count_outside_faults(record: TrialRecord, lab_extra: dict, fired_steps: list) -> None:
-    """Lab events and toxiproxy steps applied count as faults (harness/lab/trial.py)."""
+    """Lab events and toxiproxy steps applied count as faults (harness/network/lab/trial.py)."""
     if not lab_extra and not fired_steps:
         return
-    from .lab import trial as lab_trial
+    from harness.network.lab import trial as lab_trial
 
     record.extra.update(lab_extra)
     if fired_steps:
@@ -465,7 +467,7 @@ def _lab_skip_reason(scenario: Scenario, config: RunConfig, session: Any) -> str
 
 def _lab_ci_error(record: TrialRecord, scenario: Scenario) -> None:
     """Under CI=true a lab scenario that cannot run is an error, not a skip."""
-    from .lab.trial import in_ci
+    from harness.network.lab.trial import in_ci
 
     if scenario.needs_lab and in_ci() and record.skipped and "network lab" in record.skipped:
         record.outcome, record.error_line, record.skipped = "error", record.skipped, None

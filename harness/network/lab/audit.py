@@ -48,7 +48,7 @@ def parse(text: str) -> list[dict[str, Any]]:
 
 def sample(text: str) -> list[dict[str, Any]]:
     """:func:`parse`, plus each owner's socket options where they can be read."""
-    from .netns import socket_options
+    from harness.network.lab.netns import socket_options
 
     sockets = parse(text)
     for item in sockets:

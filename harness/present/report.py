@@ -19,7 +19,7 @@ CSV_COLUMNS = (
 def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
               records: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Path]:
     """Everything a run leaves besides trials.jsonl; returns the paths written. report.html is
-    harness/report_html.py's page (matrix, scenarios, drill-downs; ``baseline``: a diff result);
+    harness/present/report_html.py's page (matrix, scenarios, drill-downs; ``baseline``: a diff result);
     the PNG plots stay beside it for those who want image files."""
     paths = {
         "json": directory / "summary.json",
@@ -40,8 +40,8 @@ def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[
 def render_page(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
                 records: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The report page; the trial records are read from ``directory`` unless given."""
-    from . import report_html
-    from .runner import load_records, only_latest
+    from harness.present import report_html
+    from harness.drive.runner import load_records, only_latest
 
     if records is None:
         records = only_latest(load_records(directory)) if (directory / "trials.jsonl").exists() else []

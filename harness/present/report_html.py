@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .metrics import wilson
+from harness.measure.metrics import wilson
 
 BAD_OUTCOMES = ("failed", "hung", "data_loss", "duplicated", "error")
 KNOWN_FIELDS = {
@@ -50,7 +50,7 @@ e = html.escape
 def render(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = (),
            directory: Path | None = None, baseline: Mapping[str, Any] | None = None) -> str:
     """The whole page. ``records`` are the run's trial records (latest per trial); ``directory``
-    is where the journals are; ``baseline`` is a :func:`harness.diff.compare` result."""
+    is where the journals are; ``baseline`` is a :func:`harness.present.diff.compare` result."""
     scenarios = _scenario_files({r["scenario"] for r in rows}, directory)
     matrix = Matrix(rows)
     by_cell: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
@@ -193,7 +193,7 @@ def _slug(text: str) -> str:
 def _scenario_files(names: Iterable[str], directory: Path | None = None) -> dict[str, Any]:
     """The scenario files the rows name: ``<results>/scenarios/<name>.toml`` when the results carry
     their own, else the library's (a run may use files that are gone: then no prose)."""
-    from . import scenario
+    from harness import scenario
 
     found = {}
     for name in names:
@@ -392,7 +392,7 @@ def declared_range_ms(client: str, retry: int, time_scale: float = 1.0) -> tuple
         delay = min(32.0, 0.5 * 2 ** n)
         return (delay * 1000, delay * 1250)
     if base.startswith("ref-"):  # the reference client: its strategy, scaled like the scenario
-        from .strategies import STRATEGIES
+        from harness.measure.strategies import STRATEGIES
 
         strategy = STRATEGIES.get(base[4:].removesuffix("-h2"))
         if strategy is None:
@@ -634,7 +634,7 @@ def _fault(fault: Mapping[str, Any]) -> dict[str, Any]:
 # -- the rest of the page ------------------------------------------------------------------------
 
 def _baseline_section(result: Mapping[str, Any]) -> str:
-    from .diff import render_html
+    from harness.present.diff import render_html
 
     return render_html(result)
 

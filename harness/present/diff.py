@@ -66,7 +66,8 @@ def _log_comb(n: int, k: int) -> float:
 
 
 def load_rows(directory: Path) -> list[dict[str, Any]]:
-    from . import metrics, runner
+    from harness.measure import metrics
+    from harness.drive import runner
 
     directory = Path(directory)
     if not (directory / "trials.jsonl").exists():

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from .shards import MANIFEST_VERSION, ShardError, expand, read_manifest, write_manifest
+from harness.drive.shards import MANIFEST_VERSION, ShardError, expand, read_manifest, write_manifest
 
 
 class MergeError(ValueError):
@@ -40,7 +40,7 @@ class ShardDir:
 
 
 def load(directory: Path) -> ShardDir:
-    from .runner import load_records, only_latest
+    from harness.drive.runner import load_records, only_latest
 
     if not (directory / "manifest.json").exists() and (directory / "latest" / "manifest.json").exists():
         directory = (directory / "latest").resolve()  # results/shard-I-of-N given: its latest run
@@ -178,7 +178,9 @@ def merge(directories: Sequence[Path], out: Path) -> dict[str, Any]:
 
 def write_reports(out: Path, manifest: dict[str, Any], policy: Any) -> tuple[list[dict[str, Any]], list[Any]]:
     """summary.json/csv, report.html, junit.xml of the merged directory."""
-    from . import gate, metrics, report, runner
+    from harness.present import gate, report
+    from harness.measure import metrics
+    from harness.drive import runner
 
     records = runner.only_latest(runner.load_records(out))
     rows = metrics.summarize(records)
@@ -194,7 +196,7 @@ def write_reports(out: Path, manifest: dict[str, Any], policy: Any) -> tuple[lis
 def command(args: Any) -> int:
     from rich.console import Console
 
-    from . import gate, report_html, step_summary
+    from harness.present import gate, report_html, step_summary
 
     console = Console(stderr=True)
     try:

@@ -1,4 +1,4 @@
-"""What the runner needs to run a trial in the lab, kept apart from harness/runner.py.
+"""What the runner needs to run a trial in the lab, kept apart from harness/drive/runner.py.
 
 * :class:`LabSession` -- one per run: sweeps what dead owners left, keeps every live
   :class:`TrialLab`, deletes them all at the end, on Ctrl-C and on SIGTERM (turned into
@@ -16,9 +16,9 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from . import audit
-from .model import Network
-from .netns import LAB_HOST, Monitor, TrialLab, available, sweep
+from harness.network.lab import audit
+from harness.network.lab.model import Network
+from harness.network.lab.netns import LAB_HOST, Monitor, TrialLab, available, sweep
 
 LAB_TLS_DIR = Path(os.environ.get("STREAMCHAOS_TLS_DIR", Path.home() / ".cache" / "streamchaos" / "tls")).with_name("tls-lab")
 
@@ -101,7 +101,7 @@ def toxic_steps(fired: Iterable[Any]) -> list[dict[str, Any]]:
 
 def outside_faults(extra: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Lab events that touched the trial and toxiproxy steps that were applied, in time order."""
-    from .netns import HARMLESS
+    from harness.network.lab.netns import HARMLESS
 
     events = [e for e in (extra.get("network") or {}).get("events", []) if e.get("event") not in HARMLESS]
     events += [s for s in extra.get("toxic_steps", []) if not s.get("error")]

@@ -45,7 +45,7 @@ def _setup(args: argparse.Namespace) -> int:
             continue
         print(f"ready: {client.name:<28} {client.description}")
     if not args.no_toxiproxy and args.clients is None:
-        from harness import toxiproxy
+        from harness.network import toxiproxy
 
         try:
             print(f"ready: toxiproxy-server {toxiproxy.find_binary()}")
@@ -68,6 +68,6 @@ def print_cached() -> None:
 
 
 def _bisect(args: argparse.Namespace) -> int:
-    from harness import bisect
+    from harness.present import bisect
 
     return bisect.command(args)

@@ -45,7 +45,8 @@ def _manifest_line(directory: Path) -> str:
 
 
 def results_markdown(title: str, directory: Path) -> str:
-    from . import metrics, runner
+    from harness.measure import metrics
+    from harness.drive import runner
 
     rows = metrics.summarize(runner.only_latest(runner.load_records(directory)))
     body = []

@@ -22,10 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from . import metrics, report, runner
-from .clients import registry
-from .scenario import Scenario
-from .strategies import STRATEGIES
+from harness.measure import metrics
+
+from harness.present import report
+
+from harness.drive import runner
+from harness.clients import registry
+from harness.scenario import Scenario
+from harness.measure.strategies import STRATEGIES
 
 PREFIX = "ref-"
 DEFAULT_STRATEGIES = ("sdk-default", "full-jitter", "idle-watchdog", "resilient")
@@ -229,7 +233,7 @@ def command(args: Any) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
 
-    from .scenario import ScenarioError, find, load
+    from harness.scenario import ScenarioError, find, load
 
     console = Console(stderr=True)
     try:

@@ -18,7 +18,7 @@ trial (``nft -j list counters``) and when (it polls).
 
 from __future__ import annotations
 
-from .model import Network, loss_threshold
+from harness.network.lab.model import Network, loss_threshold
 
 TABLE = "streamchaos"
 HOST_IF = "host"  # the router's interface towards the host (the simulator, toxiproxy)

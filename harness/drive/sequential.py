@@ -35,8 +35,8 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any, Mapping, Sequence
 
-from .gate import Policy, PolicyError, Thresholds
-from .metrics import summarize_group, wilson
+from harness.present.gate import Policy, PolicyError, Thresholds
+from harness.measure.metrics import summarize_group, wilson
 
 ALPHA = 0.05
 DEFAULT_BATCH = 5
@@ -348,8 +348,9 @@ def write_outcome(directory: Path, verdicts: Sequence[CellVerdict], plan: Plan) 
 def command(args: Any, policy: Policy, plan: Plan, console: Any) -> int:
     """gate --sequential: from a results directory (what the gate would have spent and decided on
     those trials), or running batches until every cell is decided or at its maximum."""
-    from . import runner, step_summary
-    from .cli import _run_config, _summarize
+    from harness.drive import runner
+    from harness.present import step_summary
+    from harness.cli import _run_config, _summarize
 
     if args.from_dir:
         directory = args.from_dir.resolve()
@@ -396,7 +397,7 @@ def _grid_from_manifest(directory: Path) -> dict[tuple[str, str], int]:
 
 def run_batches(config: Any, policy: Policy, plan: Plan, console: Any) -> tuple[Path, list[CellVerdict]]:
     """Look after every batch; each round runs the next batch of every undecided cell together."""
-    from . import runner
+    from harness.drive import runner
 
     limits = {(s.name, c.name): runner.trials_for(s, config) for s in config.scenarios for c in config.clients}
     directory = config.results_dir / config.run_id

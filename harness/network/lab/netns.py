@@ -38,8 +38,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from . import ruleset
-from .model import Network
+from harness.network.lab import ruleset
+from harness.network.lab.model import Network
 
 PREFIX = "sclab"
 LAB_HOST = "198.18.0.1"  # the host side of every trial: the simulator's lanes bind here
@@ -310,7 +310,7 @@ class Monitor:
 
     def __init__(self, lab: TrialLab, poll_s: float = POLL_S, max_duration_s: float = 3600.0,
                  audit: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
-        from .audit import sample as audit_sample
+        from harness.network.lab.audit import sample as audit_sample
 
         self.lab, self.poll_s, self.max_duration_s = lab, poll_s, max_duration_s
         self.audit = audit or audit_sample

@@ -1,7 +1,7 @@
 """The network lab: clients in network namespaces behind a router with real netfilter (NAT
 eviction, loss, black holes, middlebox resets), and an audit of the clients' TCP sockets."""
 
-from .model import Blackhole, Network
-from .netns import LAB_HOST, LabError, Monitor, TrialLab, available, sweep
+from harness.network.lab.model import Blackhole, Network
+from harness.network.lab.netns import LAB_HOST, LabError, Monitor, TrialLab, available, sweep
 
 __all__ = ["Blackhole", "Network", "LAB_HOST", "LabError", "Monitor", "TrialLab", "available", "sweep"]

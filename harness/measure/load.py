@@ -1,8 +1,8 @@
-"""Many simulated clients in one process, each retrying with a strategy from :mod:`harness.strategies`.
+"""Many simulated clients in one process, each retrying with a strategy from :mod:`harness.measure.strategies`.
 
 ``run_load(spec, host, port)`` starts ``spec.clients`` trio tasks. Each does logical requests
 (a non-streaming ``POST /v1/messages``, a conversation of its own) one after another, with a
-think time between them, and retries each with its own :class:`~harness.strategies.RetryController`
+think time between them, and retries each with its own :class:`~harness.measure.strategies.RetryController`
 (backoff, retry budget, adaptive throttling). Every attempt is recorded with its start and end
 (``time.monotonic()``, the simulator journal's clock) and its outcome; the result gives per-second
 goodput (successful logical requests per second, by completion time), offered load (attempts
@@ -32,7 +32,7 @@ from typing import Any
 import h11
 import trio
 
-from .strategies import RetryController, Strategy
+from harness.measure.strategies import RetryController, Strategy
 
 RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
@@ -380,7 +380,7 @@ class DipExperiment:
                         attempt_timeout_s=self.attempt_timeout_s, start_spread_s=self.start_spread_s, seed=seed, key_prefix=strategy.name)
 
     def strategies(self) -> dict[str, Strategy]:
-        from . import strategies
+        from harness.measure import strategies
 
         return {"naive": NAIVE, **{name: strategies.scaled(strategies.get(name), self.strategy_scale)
                                    for name in ("full-jitter", "retry-budget", "adaptive-throttle")}}

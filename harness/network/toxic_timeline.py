@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
-from .toxiproxy import ProxyHandle, Toxic, ToxiproxyError
+from harness.network.toxiproxy import ProxyHandle, Toxic, ToxiproxyError
 
 JournalSource = Callable[[str], list[dict]]
 DEFAULT_MAX_DURATION_S = 60.0
@@ -453,7 +453,7 @@ def steps_from_scenario(proxy: ProxyHandle, toxic_steps: Sequence[Any], time_sca
     as timeline steps for one trial (journal key ``key``). Times and toxic durations are scaled
     by ``time_scale`` (rates divided by it); an update's attributes are scaled by the type of the
     toxic it names (its ``type`` key, else the last ``add`` of that name)."""
-    from .toxiproxy import scaled_attributes, scaled_toxic, toxic_from_data
+    from harness.network.toxiproxy import scaled_attributes, scaled_toxic, toxic_from_data
 
     steps: list[Step] = []
     types: dict[str, str] = {}

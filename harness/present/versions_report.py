@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness import fieldmatch
+from harness.present import fieldmatch
 from harness.clients.versions import version_key
 
 
@@ -63,7 +63,7 @@ def _cell(row: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def finish(paths: Mapping[str, Path], extra: Mapping[str, Any]) -> None:
-    """Add the two sections to summary.json and report.html (written by harness.report)."""
+    """Add the two sections to summary.json and report.html (written by harness.present.report)."""
     summary = json.loads(paths["json"].read_text())
     summary.update(extra)
     paths["json"].write_text(json.dumps(summary, indent=2))

@@ -157,14 +157,14 @@ def assign(units: Sequence[Unit], count: int) -> list[list[Unit]]:
 
 def select(config: Any, shard: Shard) -> frozenset[tuple[str, str, int]]:
     """The (scenario, client, trial) triples this shard runs."""
-    from .runner import trials_for
+    from harness.drive.runner import trials_for
 
     units = grid_units(config.scenarios, config.clients, lambda s: trials_for(s, config), config.time_scale)
     return frozenset(t for unit in assign(units, shard.count)[shard.index - 1] for t in unit.trials)
 
 
 def planned_load(config: Any, shard: Shard) -> float:
-    from .runner import trials_for
+    from harness.drive.runner import trials_for
 
     units = grid_units(config.scenarios, config.clients, lambda s: trials_for(s, config), config.time_scale)
     return round(sum(u.cost for u in assign(units, shard.count)[shard.index - 1]), 3)
@@ -197,7 +197,7 @@ def describe_client(client: Any) -> dict[str, Any]:
 
 
 def describe_scenario(scenario: Any, config: Any) -> dict[str, Any]:
-    from .runner import trials_for
+    from harness.drive.runner import trials_for
 
     scale = config.time_scale if config.time_scale is not None else scenario.time_scale
     return {
@@ -308,7 +308,7 @@ def client_version(client: Any) -> str:
 
 
 def manifest(config: Any, run_id: str, shard: Shard | None, assigned: Iterable[tuple[str, str, int]] | None = None) -> dict[str, Any]:
-    from .runner import trials_for
+    from harness.drive.runner import trials_for
 
     grid = [[s.name, c.name, trials_for(s, config)] for s in config.scenarios for c in config.clients]
     out: dict[str, Any] = {

@@ -21,7 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
-from harness import metrics
+from harness.measure import metrics
 
 
 @dataclass
@@ -156,7 +156,8 @@ def between(versions: list[str], bad: str, good: str) -> list[str]:
 
 
 def command(args: argparse.Namespace) -> int:
-    from harness import runner, scenario
+    from harness.drive import runner
+    from harness import scenario
     from harness.clients import versions
 
     def log(line: str) -> None:

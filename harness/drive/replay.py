@@ -121,7 +121,7 @@ class _CapturingSimulator:
 # -- the trial -----------------------------------------------------------------------------------
 
 def find_record(directory: Path, scenario: str, client: str, trial: int) -> dict[str, Any]:
-    from .runner import load_records, only_latest
+    from harness.drive.runner import load_records, only_latest
 
     if not (directory / "trials.jsonl").exists():
         raise ReplayError(f"{directory}: no trials.jsonl (not a streamchaos results directory)")
@@ -137,12 +137,12 @@ def find_record(directory: Path, scenario: str, client: str, trial: int) -> dict
 
 def replay(directory: Path, scenario_name: str, client_name: str, trial: int, out: Path | None = None, pcap: bool = True) -> dict[str, Any]:
     """Run the trial again; write the bundle; return a summary (paths, both outcomes, wire facts)."""
-    from . import scenario as scenarios
-    from .clients.contract import run_client
-    from .clients.registry import Trial, get
-    from .runner import expected_answers, transport_for
-    from .simulator_process import SimulatorProcess
-    from .trial import build
+    from harness import scenario as scenarios
+    from harness.clients.contract import run_client
+    from harness.clients.registry import Trial, get
+    from harness.drive.runner import expected_answers, transport_for
+    from harness.drive.simulator_process import SimulatorProcess
+    from harness.drive.trial import build
     from simulator.tls import KEYLOG_ENV
 
     directory = Path(directory).resolve()
@@ -171,7 +171,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
             simulator = _CapturingSimulator(process, out / "trial.pcap" if pcap else None)
             simulator.load_plan(item.plan(time_scale).to_data())
             if item.needs_toxiproxy:
-                from .toxiproxy import ToxiproxyServer
+                from harness.network.toxiproxy import ToxiproxyServer
 
                 toxiproxy = ToxiproxyServer().start()
             tls, _ = transport_for(item, client)
@@ -179,7 +179,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
             try:
                 port = lane
                 if toxiproxy is not None:
-                    from .toxic_timeline import start_timeline
+                    from harness.network.toxic_timeline import start_timeline
 
                     proxy = toxiproxy.create_proxy(key, upstream_port=lane)
                     port = proxy.listen_port

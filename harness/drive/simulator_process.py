@@ -15,7 +15,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import processes
+from harness.drive import processes
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

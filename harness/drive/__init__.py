@@ -1,0 +1,1 @@
+"""Driving trials: the run's work list, one trial's processes and record, shards, resume, replay."""

@@ -1,0 +1,1 @@
+"""Measuring: metrics from trial records, retry strategies as data, and the load generator the studies use."""
