@@ -8,8 +8,8 @@ from __future__ import annotations
 from hypothesis import given, strategies as st
 
 from simulator.api.events import WireEvent
-from simulator.faults import model
-from simulator.faults.actions import garble
+from simulator import faults
+from simulator.faults.base import EVENT
 from simulator.transport.exchange import Firing
 from simulator.transport.schedule import (
     Cuts, Fire, Mark, Miss, Pacing, Sleep, Write, body_steps, event_delays, event_position, plan_cuts, reply_steps, run,
@@ -41,15 +41,15 @@ THINKING_THEN_TEXT = (
 )
 
 
-def firing(index: int, fault: model.Fault, at: str, value: float = 0, block: str | None = None) -> Firing:
-    return Firing(index, model.Rule(fault, model.Trigger(at, value, block)))
+def firing(index: int, fault: faults.Fault, at: str, value: float = 0, block: str | None = None) -> Firing:
+    return Firing(index, faults.Rule(fault, faults.Trigger(at, value, block)))
 
 
-RST = firing(0, model.TcpReset(), "events", 3)
+RST = firing(0, faults.TcpReset(), "events", 3)
 
 
 def cuts(*firings: Firing, events=EVENTS, t_headers: float = T, plan_t0: float = 0.0, body_bytes: int = 1) -> Cuts:
-    return plan_cuts(events, firings, lambda f: isinstance(f.rule.fault, model.MalformedSse), t_headers, plan_t0, body_bytes)
+    return plan_cuts(events, firings, lambda f: f.rule.fault.acts_as == EVENT, t_headers, plan_t0, body_bytes)
 
 
 def steps(the_cuts: Cuts = Cuts(), delays=None, frames: bool = False, limit: int = LIMIT, events=EVENTS, cost=None) -> list:
@@ -103,7 +103,7 @@ def test_after_n_events_fires_after_exactly_n_events_frame_per_event():
 
 
 def test_after_zero_events_fires_before_anything_and_after_all_fires_at_the_end():
-    first, last = firing(0, model.TcpReset(), "events", 0), firing(1, model.Fin(), "events", 10)
+    first, last = firing(0, faults.TcpReset(), "events", 0), firing(1, faults.Fin(), "events", 10)
     assert steps(cuts(first, last)) == [
         Fire(first, (), 0, 0),
         Fire(last, joined(*range(10)), 10, size(*range(10))),
@@ -111,14 +111,14 @@ def test_after_zero_events_fires_before_anything_and_after_all_fires_at_the_end(
 
 
 def test_more_events_than_the_answer_has_fires_at_its_end():
-    beyond = firing(0, model.RstStream(), "events", 50)
+    beyond = firing(0, faults.RstStream(), "events", 50)
     assert event_position(EVENTS, 50, None) == 10
     assert steps(cuts(beyond)) == [Fire(beyond, joined(*range(10)), 10, size(*range(10)))]
 
 
 def test_two_faults_at_one_point_fire_in_plan_order_the_second_after_nothing_new():
-    stall = firing(0, model.Stall(seconds=1.0), "events", 3)
-    rst = firing(1, model.RstStream(), "events", 3)
+    stall = firing(0, faults.Stall(seconds=1.0), "events", 3)
+    rst = firing(1, faults.RstStream(), "events", 3)
     assert steps(cuts(stall, rst)) == [
         Fire(stall, joined(0, 1, 2), 3, size(0, 1, 2)),
         Fire(rst, (), 3, size(0, 1, 2)),
@@ -133,7 +133,7 @@ def test_events_of_a_block_count_its_deltas_only():
     assert event_position(events, 5, "thinking") == 4  # the block ended first: before its stop
     assert event_position(events, 1, "text") == 7
     assert event_position(events, 1, "tool_use") is None
-    cut = firing(0, model.SseError(), "events", 1, "text")
+    cut = firing(0, faults.SseError(), "events", 1, "text")
     data = [e.data for e in events]
     assert steps(cuts(cut, events=events), events=events) == [
         Fire(cut, ((b"".join(data[:7]), 7),), 7, sum(map(len, data[:7]))),
@@ -142,7 +142,7 @@ def test_events_of_a_block_count_its_deltas_only():
 
 
 def test_a_block_the_answer_lacks_is_a_miss_and_the_reply_is_plain():
-    absent = firing(0, model.TcpReset(), "events", 1, "tool_use")
+    absent = firing(0, faults.TcpReset(), "events", 1, "tool_use")
     planned = cuts(absent)
     assert planned.misses == ((absent, "the answer has no tool_use block"),)
     assert not planned
@@ -153,7 +153,7 @@ def test_a_block_the_answer_lacks_is_a_miss_and_the_reply_is_plain():
 
 def test_after_n_bytes_splits_the_event_it_falls_in_coalesced():
     offset = size(0) + 5
-    cut = firing(0, model.Fin(), "bytes", offset)
+    cut = firing(0, faults.Fin(), "bytes", offset)
     assert steps(cuts(cut)) == [
         Fire(cut, ((D[0] + D[1][:5], 1),), 1, offset),
         Write(((D[1][5:] + b"".join(D[2:]), 9),)),  # the split event counts once, with its end
@@ -162,7 +162,7 @@ def test_after_n_bytes_splits_the_event_it_falls_in_coalesced():
 
 def test_after_n_bytes_splits_the_event_it_falls_in_frame_per_event():
     offset = size(0) + 5
-    cut = firing(0, model.Fin(), "bytes", offset)
+    cut = firing(0, faults.Fin(), "bytes", offset)
     assert steps(cuts(cut), frames=True) == [
         Fire(cut, ((D[0], 1), (D[1][:5], 0)), 1, offset),
         Write(((D[1][5:], 1), *framed(*range(2, 10)))),
@@ -170,9 +170,9 @@ def test_after_n_bytes_splits_the_event_it_falls_in_frame_per_event():
 
 
 def test_bytes_at_an_event_boundary_fire_between_events_and_past_the_end_miss():
-    at_boundary = firing(0, model.TcpReset(), "bytes", size(0, 1))
-    at_end = firing(1, model.Fin(), "bytes", size(*range(10)))
-    beyond = firing(2, model.Blackhole(), "bytes", size(*range(10)) + 1)
+    at_boundary = firing(0, faults.TcpReset(), "bytes", size(0, 1))
+    at_end = firing(1, faults.Fin(), "bytes", size(*range(10)))
+    beyond = firing(2, faults.Blackhole(), "bytes", size(*range(10)) + 1)
     assert steps(cuts(at_boundary, at_end, beyond)) == [
         Fire(at_boundary, joined(0, 1), 2, size(0, 1)),
         Fire(at_end, joined(*range(2, 10)), 10, size(*range(10))),
@@ -182,13 +182,13 @@ def test_bytes_at_an_event_boundary_fire_between_events_and_past_the_end_miss():
 
 def test_a_json_reply_is_cut_at_its_byte_offsets_and_the_rest_follows():
     body = b'{"id": "msg_1", "content": []}'
-    first, second = firing(0, model.Stall(seconds=0.1), "bytes", 4), firing(1, model.Fin(), "bytes", 10)
+    first, second = firing(0, faults.Stall(seconds=0.1), "bytes", 4), firing(1, faults.Fin(), "bytes", 10)
     assert run(body_steps(body, [(4, first), (10, second)])) == [
         Fire(first, ((body[:4], 0),), 0, 4),
         Fire(second, ((body[4:10], 0),), 0, 10),
         Write(((body[10:], 0),)),
     ]
-    at_zero = firing(0, model.TcpReset(), "bytes", 0)
+    at_zero = firing(0, faults.TcpReset(), "bytes", 0)
     assert run(body_steps(body, [(0, at_zero)])) == [Fire(at_zero, (), 0, 0), Write(((body, 0),))]
 
 
@@ -225,7 +225,7 @@ def test_paced_frame_per_event_reply_keeps_a_piece_per_event_in_each_write():
 
 
 def test_a_stall_restarts_the_schedule_from_its_end():
-    stall = firing(0, model.Stall(seconds=2.0), "events", 4)
+    stall = firing(0, faults.Stall(seconds=2.0), "events", 4)
     assert steps(cuts(stall), delays=PACED, cost={4: 2.0}) == [  # step 4 (the stall) takes 2 s
         Write(joined(0, 1)), Sleep(T + 0.5),
         Write(joined(2, 3)), Sleep(T + 0.5 + I),
@@ -237,7 +237,7 @@ def test_a_stall_restarts_the_schedule_from_its_end():
 
 
 def test_ms_fires_at_its_instant_while_the_reply_sleeps():
-    cut = firing(0, model.Stall(seconds=0.25), "ms", 500 + 1000 * I / 2)
+    cut = firing(0, faults.Stall(seconds=0.25), "ms", 500 + 1000 * I / 2)
     assert steps(cuts(cut), delays=PACED, cost={4: 0.25}) == [
         Write(joined(0, 1)), Sleep(T + 0.5),
         Write(joined(2, 3)),
@@ -250,8 +250,8 @@ def test_ms_fires_at_its_instant_while_the_reply_sleeps():
 
 
 def test_ms_already_due_fires_before_the_next_event_and_one_never_reached_misses():
-    due = firing(0, model.Fin(), "ms", 0)
-    late = firing(1, model.TcpReset(), "ms", 60_000)
+    due = firing(0, faults.Fin(), "ms", 0)
+    late = firing(1, faults.TcpReset(), "ms", 60_000)
     assert steps(cuts(due, late)) == [
         Fire(due, (), 0, 0),
         Write(joined(*range(10))),
@@ -260,7 +260,7 @@ def test_ms_already_due_fires_before_the_next_event_and_one_never_reached_misses
 
 
 def test_ms_without_pacing_fires_once_a_slow_write_has_let_it_fall_due():
-    cut = firing(0, model.TcpReset(), "ms", 50)
+    cut = firing(0, faults.TcpReset(), "ms", 50)
     # the first write (at the limit) takes 0.1 s: the cut is due before the next event
     assert steps(cuts(cut), limit=size(0, 1, 2), cost={0: 0.1}) == [
         Write(joined(0, 1, 2)),
@@ -270,7 +270,7 @@ def test_ms_without_pacing_fires_once_a_slow_write_has_let_it_fall_due():
 
 
 def test_budget_is_byte_seconds_over_the_request_body():
-    cut = firing(0, model.TcpReset(), "budget", 2000)  # 2000 byte-seconds over 4000 bytes: 0.5 s
+    cut = firing(0, faults.TcpReset(), "budget", 2000)  # 2000 byte-seconds over 4000 bytes: 0.5 s
     planned = cuts(cut, body_bytes=4000)
     assert planned.times == ((T + 0.5, cut),)
     assert steps(planned, delays=PACED) == [
@@ -284,8 +284,8 @@ def test_budget_is_byte_seconds_over_the_request_body():
 
 
 def test_clock_counts_from_the_plan_load_but_never_before_the_headers():
-    later = firing(0, model.TcpReset(), "clock", 60.5 + I / 2)  # plan loaded at 40: fires at T + 0.5 + I/2
-    past = firing(1, model.Fin(), "clock", 1.0)  # long past: at the headers
+    later = firing(0, faults.TcpReset(), "clock", 60.5 + I / 2)  # plan loaded at 40: fires at T + 0.5 + I/2
+    past = firing(1, faults.Fin(), "clock", 1.0)  # long past: at the headers
     planned = cuts(later, past, plan_t0=40.0)
     assert planned.times == ((T, past), (T + 0.5 + I / 2, later))
     assert steps(planned, delays=PACED, frames=True) == [
@@ -300,17 +300,17 @@ def test_clock_counts_from_the_plan_load_but_never_before_the_headers():
 
 
 def test_headers_and_connection_triggers_are_not_the_streams_to_place():
-    at_headers = firing(0, model.TcpReset(), "headers")
-    at_accept = firing(1, model.TcpReset(), "accept")
-    at_tls = firing(2, model.Fin(), "tls")
+    at_headers = firing(0, faults.TcpReset(), "headers")
+    at_accept = firing(1, faults.TcpReset(), "accept")
+    at_tls = firing(2, faults.Fin(), "tls")
     assert cuts(at_headers, at_accept, at_tls) == Cuts()
 
 
 # -- malformed events ---------------------------------------------------------------------------
 
 def test_a_garbled_event_is_noted_then_written_in_place_of_the_event():
-    bad = firing(0, model.MalformedSse(mode="garbled"), "events", 3)
-    (piece,) = garble(D[3], "garbled")
+    bad = firing(0, faults.MalformedSse(mode="garbled"), "events", 3)
+    (piece,) = bad.rule.fault.pieces(D[3])
     assert steps(cuts(bad)) == [
         Mark(bad),  # coalesced: noted with what the earlier writes carried (nothing yet)
         Write(((b"".join(D[:3]) + piece + b"".join(D[4:]), 10),)),
@@ -322,8 +322,8 @@ def test_a_garbled_event_is_noted_then_written_in_place_of_the_event():
 
 
 def test_a_split_event_leaves_in_two_writes_gap_s_apart():
-    split = firing(0, model.MalformedSse(mode="split", gap_s=0.05), "events", 3)
-    first, second = garble(D[3], "split")
+    split = firing(0, faults.MalformedSse(mode="split", gap_s=0.05), "events", 3)
+    first, second = split.rule.fault.pieces(D[3])
     assert steps(cuts(split), frames=True) == [
         Write(framed(0, 1, 2)), Mark(split),
         Write(((first, 0),)), Sleep(T + 0.05, exact=True),
@@ -337,7 +337,7 @@ def test_a_split_event_leaves_in_two_writes_gap_s_apart():
 
 
 def test_a_malformed_event_at_bytes_fires_like_any_cut_its_action_skips_it():
-    odd = firing(0, model.MalformedSse(), "bytes", size(0))
+    odd = firing(0, faults.MalformedSse(), "bytes", size(0))
     assert steps(cuts(odd)) == [Fire(odd, joined(0), 1, size(0)), Write(joined(*range(1, 10)))]
 
 
@@ -351,9 +351,9 @@ def replies(draw):
     chosen = []
     for index in range(draw(st.integers(0, 3))):
         if draw(st.booleans()):
-            chosen.append(firing(index, model.Stall(seconds=0.0), "events", draw(st.integers(0, len(events) + 2))))
+            chosen.append(firing(index, faults.Stall(seconds=0.0), "events", draw(st.integers(0, len(events) + 2))))
         else:
-            chosen.append(firing(index, model.Stall(seconds=0.0), "bytes", draw(st.integers(0, total + 2))))
+            chosen.append(firing(index, faults.Stall(seconds=0.0), "bytes", draw(st.integers(0, total + 2))))
     delays = draw(st.lists(st.sampled_from([0.0, 0.0, 0.01, 0.02]), min_size=len(events), max_size=len(events)))
     return events, chosen, delays, draw(st.booleans()), draw(st.integers(1, 200))
 

@@ -17,16 +17,16 @@ import trio
 from ..api.errors import ApiError
 from ..api.events import WireEvent
 from ..api.router import JsonReply, StreamReply, describe
-from ..capacity import admit, release
+from ..capacity_gate import admit, release
 from ..faults import model
-from ..faults.actions import NOT_APPLICABLE, FaultEnded, perform
+from ..faults.base import CUT, EVENT, NOT_APPLICABLE, PACING, REPLY, FaultEnded, perform
 from ..faults.decide import RequestFacts, request_rules, uniform
 from . import schedule
 from .pacer import pacer
 from .schedule import Fire, Mark, Pacing, Sleep, Write, event_delays
 
 if TYPE_CHECKING:
-    from ..server import ServerState
+    from ..state import ServerState
 
 Headers = Sequence[tuple[bytes, bytes]]
 
@@ -52,6 +52,7 @@ class ResponseChannel(Protocol):
     def stop_answering(self) -> None: ...
     async def reset_stream(self, code: int) -> None: ...
     async def goaway(self, last_stream_id: int | str, code: int, debug: bytes, graceful: bool, grace_s: float) -> bool: ...
+    async def close_after_reply(self, grace_s: float) -> None: ...
     def response_started(self) -> bool: ...
 
 
@@ -83,7 +84,7 @@ async def run_exchange(
         if getattr(reply, "answer", None) is not None:
             record["conversation"] = reply.request.conversation_digest
             record["answer"] = getattr(reply, "summary", None) or reply.answer.summary()
-        slot, reply = await admit(state, record, info.path, reply, request_id)  # finite capacity: wait, serve, or 529/409
+        slot, reply = await admit(state.faults.capacity, api, record, info.path, reply, request_id)  # finite capacity: wait, serve, or 529/409
         record["stream"] = isinstance(reply, StreamReply)
         await writer.headers_phase()
         reply = writer.maybe_http_error(reply, request_id)
@@ -300,27 +301,19 @@ class _Writer:
         if result is False:
             raise FaultEnded(rule.fault.kind)
 
-    def _of(self, *kinds: type) -> list[Firing]:
-        return [f for f in self.firings if isinstance(f.rule.fault, kinds)]
+    def _acting_as(self, how: str) -> list[Firing]:
+        return [f for f in self.firings if f.rule.fault.acts_as == how]
 
     async def headers_phase(self) -> None:
         for firing in self.firings:
-            if firing.rule.trigger.at == "headers" and not isinstance(firing.rule.fault, (model.HttpError, model.Slow, model.MalformedSse)):
+            if firing.rule.trigger.at == "headers" and firing.rule.fault.acts_as == CUT:
                 await self.fire(firing)
 
     def maybe_http_error(self, reply: Any, request_id: str) -> Any:
-        for firing in self._of(model.HttpError):
+        for firing in self._acting_as(REPLY):
             fault = firing.rule.fault
-            extra = []
-            if fault.retry_after is not None:
-                extra.append((b"retry-after", _number(fault.retry_after)))
-            if fault.retry_after_ms is not None:
-                extra.append((b"retry-after-ms", _number(fault.retry_after_ms)))
-            error = ApiError(fault.status, fault.message, fault.error_type)
-            out = self.state.api.error_reply(error, request_id, extra, path=self.record.get("path"))
-            if fault.should_retry is not None:
-                out = JsonReply(out.status, tuple(h for h in out.headers if h[0] != b"x-should-retry") + ((b"x-should-retry", b"true" if fault.should_retry else b"false"),), out.body)
-            self.record["faults"].append({"rule": firing.index, "type": "http_error", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": fault.status, "events_out": 0, "bytes_out": 0})
+            out = fault.reply(self.state.api, request_id, self.record.get("path"))
+            self.record["faults"].append({"rule": firing.index, "type": fault.kind, "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": out.status, "events_out": 0, "bytes_out": 0})
             return out
         return reply
 
@@ -404,17 +397,17 @@ class _Writer:
         self.record["faults"].append({"rule": firing.index, "type": firing.rule.fault.kind, "name": firing.rule.name, "at": firing.rule.trigger.at, "not_reached": why})
 
     def _plan_cuts(self, events: Sequence[WireEvent]) -> schedule.Cuts:
-        cutting = [f for f in self.firings if not isinstance(f.rule.fault, (model.HttpError, model.Slow))]
-        return schedule.plan_cuts(events, cutting, lambda f: isinstance(f.rule.fault, model.MalformedSse),
+        cutting = [f for f in self.firings if f.rule.fault.acts_as not in (REPLY, PACING)]
+        return schedule.plan_cuts(events, cutting, lambda f: f.rule.fault.acts_as == EVENT,
                                   self.t_headers, self.state.faults.t0, self.record["body_bytes"])
 
     def _delays(self, events: Sequence[WireEvent]) -> list[float]:
         config = self.state.config
         pacing = Pacing(config.time_to_first_token_s, config.tokens_per_second)
-        for firing in self._of(model.Slow):
+        for firing in self._acting_as(PACING):
             fault = firing.rule.fault
             pacing = Pacing(fault.ttft_s, fault.tokens_per_second or pacing.tokens_per_second, fault.jitter)
-            self.record["faults"].append({"rule": firing.index, "type": "slow", "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "events_out": 0, "bytes_out": 0})
+            self.record["faults"].append({"rule": firing.index, "type": fault.kind, "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "events_out": 0, "bytes_out": 0})
         delays = event_delays(pacing, events)
         if pacing.jitter and self.facts is not None:
             seed, facts = self.state.faults.plan.seed, self.facts
@@ -428,8 +421,3 @@ class _Writer:
 def _trio_deadline(monotonic_at: float) -> float:
     """Convert a time.monotonic() instant to trio's clock."""
     return trio.current_time() + (monotonic_at - time.monotonic())
-
-
-def _number(value: float) -> bytes:
-    return (str(int(value)) if float(value).is_integer() else repr(float(value))).encode()
-

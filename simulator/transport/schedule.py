@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Generator, Mapping, Protocol, Sequence
 
 from ..api.events import WireEvent
-from ..faults.actions import garble
 
 Piece = tuple[bytes, int]  # (bytes, events that end in them)
 
@@ -289,7 +288,7 @@ def _garbled(batch: _Batch, data: bytes, firing: Any, now: float) -> Generator[S
         now = yield Write(batch.take())
     now = yield Mark(firing)
     fault = firing.rule.fault
-    pieces = garble(data, fault.mode)
+    pieces = fault.pieces(data)
     for number, piece in enumerate(pieces):
         if number:
             if batch.pieces:
