@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from .api.limits import MAX_JSON_DEPTH, TooDeep, loads_bounded, non_finite_path
 from .faults.model import FaultPlan, PlanError
 from .journal import PAGE_RECORDS, PAGE_RECORDS_MAX
-from .server import ServerState
+from .state import ServerState
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict]]

@@ -5,18 +5,13 @@ from __future__ import annotations
 import ssl
 import time
 from functools import partial
-from dataclasses import dataclass, field
 from typing import Union
 
 import trio
 
-from .api.router import MessagesApi
-from .config import SimulatorConfig
-from .containment import ServerErrors
 from .faults.decide import connection_rule
-from .faults.runtime import FaultState
-from .journal import Journal
 from .records import fault_note
+from .state import ServerState
 from .transport.h1 import H1Handler
 from .transport.h2conn import H2Handler
 from .transport.link import Link
@@ -28,20 +23,6 @@ SNIFF_TIMEOUT_S = 30.0
 MAX_LANES = 1024
 
 Handler = Union[H1Handler, H2Handler]
-
-
-@dataclass
-class ServerState:
-    """What every connection handler shares."""
-
-    config: SimulatorConfig
-    journal: Journal
-    api: MessagesApi
-    tls_context: ssl.SSLContext | None = None
-    idle_timeout_s: float = 300.0
-    handlers: set = field(default_factory=set)
-    faults: FaultState = field(default_factory=FaultState)
-    errors: ServerErrors = field(default_factory=ServerErrors)
 
 
 async def sniff(stream: trio.abc.Stream, want: int) -> bytes:
@@ -172,13 +153,7 @@ class DataPlane:
             return False
         rule = faults.plan.rules[index]
         link.record["faults"].append(fault_note(index, rule, phase, connection=facts.connection))
-        kind = rule.fault.kind
-        if kind == "tcp_reset":
-            await link.reset()
-        elif kind == "fin":
-            await link.fin(close_notify=getattr(rule.fault, "close_notify", True))
-        else:
-            await link.blackhole()
+        await rule.fault.act_on_link(link)
         return True
 
     async def _start_tls(self, link: Link, first: bytes) -> None:

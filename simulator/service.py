@@ -17,7 +17,8 @@ from .api.router import MessagesApi
 from .config import SimulatorConfig
 from .control import ControlApp
 from .journal import FILE_BYTES, MEMORY_BYTES, Journal
-from .server import DataPlane, ServerState
+from .server import DataPlane
+from .state import ServerState
 from .tls import ensure_certificates, server_context
 
 DEFAULT_TLS_DIR = Path(os.environ.get("STREAMCHAOS_TLS_DIR", Path.home() / ".cache" / "streamchaos" / "tls"))

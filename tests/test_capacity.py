@@ -12,9 +12,10 @@ import trio.testing
 from hypothesis import given, settings, strategies as st
 
 from simulator.api.router import JsonReply, MessagesApi
-from simulator.capacity import Capacity, CapacityGate, admit, release
+from simulator.capacity_gate import CapacityGate, admit, release
 from simulator.config import SimulatorConfig
 from simulator.faults import FaultPlan, PlanError
+from simulator.faults.capacity import Capacity
 from simulator.faults.model import scaled
 from simulator.faults.runtime import FaultState
 
@@ -251,8 +252,8 @@ def test_a_cancelled_waiter_leaves_the_queue():
 # -- the call run_exchange makes ------------------------------------------------------------------
 
 def fake_state(table):
-    faults = SimpleNamespace(capacity=CapacityGate(Capacity.from_data(table), t0=trio.current_time(), clock=trio.current_time))
-    return SimpleNamespace(faults=faults, api=MessagesApi(SimulatorConfig()))
+    gate = CapacityGate(Capacity.from_data(table), t0=trio.current_time(), clock=trio.current_time)
+    return SimpleNamespace(gate=gate, api=MessagesApi(SimulatorConfig()))
 
 
 def test_admit_answers_529_or_409_and_notes_the_journal_record():
@@ -264,7 +265,7 @@ def test_admit_answers_529_or_409_and_notes_the_journal_record():
             records = [{} for _ in range(3)]
 
             async def request(i):
-                slot, reply = await admit(state, records[i], "/v1/messages", "ANSWER", f"req_{i}")
+                slot, reply = await admit(state.gate, state.api, records[i], "/v1/messages", "ANSWER", f"req_{i}")
                 release(slot, records[i])
                 results[(overload, i)] = reply
 
@@ -273,7 +274,7 @@ def test_admit_answers_529_or_409_and_notes_the_journal_record():
                     nursery.start_soon(request, i)
                     await trio.sleep(0.1)
             results[overload] = records
-            slot, reply = await admit(state, {}, "/v1/models", "MODELS", "req_x")
+            slot, reply = await admit(state.gate, state.api, {}, "/v1/models", "MODELS", "req_x")
             assert slot is None and reply == "MODELS"  # outside path_prefix
 
     run_mock(main)

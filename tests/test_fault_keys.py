@@ -1,8 +1,7 @@
-"""Every fault key, trigger and selector the README documents, seen on the wire (and in the
-journal, which says what reached the kernel when): malformed_sse split / no_blank_line / gap_s,
-goaway grace_s, slow jitter, the 429 and 500 bodies, the budget and clock triggers, the idle_s,
-path_prefix, window_s, streaming and doomed_probability selectors, and the request-id and
-rate-limit headers.
+"""Every trigger and selector key the README documents, seen on the wire (and in the journal,
+which says what reached the kernel when): the budget and clock triggers, the idle_s, path_prefix,
+window_s, streaming and doomed_probability selectors, and the request-id and rate-limit headers.
+The fault types' own keys are tested beside each type in tests/faults/.
 
 Time-based checks have lower bounds only where the semantics are "not before" (sleeps never end
 early) and upper bounds that only say "it ended", generous enough for fully busy cores."""
@@ -18,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from harness.drive.simulator_process import SimulatorProcess
-from tests.wire import GoAwayFrame, H2Probe, dechunk, h1_exchange, post
+from tests.wire import h1_exchange, post
 from simulator.faults import FaultPlan
 from simulator.faults.decide import RequestFacts, request_rules
 
@@ -61,96 +60,6 @@ def once(sim, path: str, payload: dict, key: str):
 
 def exchange(sim, key, payload=None, path="/v1/messages", timeout_s=10.0):
     return h1_exchange("127.0.0.1", sim.port, post(path, payload or body(), key=key), until_complete=True, timeout_s=timeout_s)
-
-
-# -- malformed_sse ---------------------------------------------------------------------------
-
-def test_malformed_sse_split_writes_one_event_in_two_pieces_gap_s_apart(sim, plan):
-    plan({"type": "malformed_sse", "mode": "split", "gap_s": 0.4, "trigger": {"at": "events", "value": 5}})
-    result = exchange(sim, "split")
-    events = result.events()
-    assert result.ended == "complete" and len(events) == 36 and all(e.json() for e in events)  # intact once joined
-    (request,) = requests(sim, "split")
-    writes = request["writes"]
-    five = sum(len(frame) + 2 for frame in dechunk(result.body).split(b"\n\n")[:5])  # bytes of events 0-4
-    # the first half of event 6 went out with events 0-4, alone; the rest gap_s later
-    (k,) = [i for i, w in enumerate(writes) if w[0] == 5]
-    assert five < writes[k][1] < five + len(dechunk(result.body).split(b"\n\n")[5]), (five, writes)
-    gap = writes[k + 1][2] - writes[k][2]
-    assert 0.4 <= gap < 2.4, gap  # gap_s apart, never less
-    (note,) = request["faults"]
-    assert note["type"] == "malformed_sse" and note["mode"] == "split"
-
-
-def test_malformed_sse_no_blank_line_merges_the_event_with_the_next(sim, plan):
-    plan({"type": "malformed_sse", "mode": "no_blank_line", "trigger": {"at": "events", "value": 5}})
-    result = exchange(sim, "noblank")
-    raw = dechunk(result.body)
-    frames = raw.split(b"\n\n")
-    # event 6 (index 5) lost its blank line: it and event 7 arrive as one SSE event
-    merged = frames[5]
-    assert merged.count(b"event: ") == 2 and merged.count(b"data: ") == 2, merged
-    events = result.events()
-    assert len(events) == 35  # 36 events, two of them merged
-    with pytest.raises(ValueError):
-        events[5].json()  # two data lines joined: not one JSON document
-
-
-# -- goaway grace_s ----------------------------------------------------------------------------
-
-def test_graceful_goaway_grace_s_bounds_the_wait_for_covered_streams(sim, plan):
-    # The covered stream would take ~3 s at 10 tokens/s; grace_s = 0.5 ends the connection first.
-    plan({"type": "goaway", "last_stream_id": "current", "graceful": True, "grace_s": 0.5, "trigger": {"at": "events", "value": 3}},
-         {"type": "slow", "tokens_per_second": 10})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=body(30), key="grace")
-        assert probe.read_until(lambda p: p.closed is not None, timeout_s=10)
-        goaways = [f for f in probe.frames if isinstance(f.frame, GoAwayFrame)]
-        assert len(goaways) == 2 and goaways[0].frame.last_stream_id == stream and goaways[0].frame.error_code == 0
-        assert not probe.ended(stream) and 3 <= len(probe.events(stream)) < 36  # cut by the grace period
-        waited = goaways[1].t - goaways[0].t
-        assert 0.45 <= waited < 2.5, waited  # client clock: the final GOAWAY came grace_s after the first
-
-
-# -- slow jitter ---------------------------------------------------------------------------------
-
-def write_gaps(request) -> list[float]:
-    writes = request["writes"]
-    return [b[2] - a[2] for a, b in zip(writes, writes[1:])]
-
-
-def test_slow_jitter_spreads_the_token_intervals(sim, plan):
-    plan({"type": "slow", "tokens_per_second": 50, "jitter": 0.9})
-    exchange(sim, "jitter", body(30, content="jitter"))
-    plan({"type": "slow", "tokens_per_second": 50})
-    exchange(sim, "steady", body(30, content="jitter"))  # the same answer, so the same base intervals
-    jittered, steady = write_gaps(requests(sim, "jitter")[0]), write_gaps(requests(sim, "steady")[0])
-    assert len(jittered) == len(steady) > 20
-    # One run, a ratio per interval: jitter 0.9 scales each by a keyed draw in [0.1, 1.9]; without
-    # it the ratio is 1 plus scheduling noise (milliseconds against 20-60 ms intervals).
-    ratios = sorted(j / s for j, s in zip(jittered, steady) if s > 0.01)
-    spread = ratios[int(len(ratios) * 0.9)] - ratios[int(len(ratios) * 0.1)]
-    assert spread > 0.6, ratios
-    assert 0.6 < sum(ratios) / len(ratios) < 1.4, ratios  # around the same mean, not an added delay
-
-
-# -- HTTP error bodies on the wire ----------------------------------------------------------
-
-@pytest.mark.parametrize("status,error_type,message,retry", [
-    (429, "rate_limit_error", "Number of requests has exceeded your rate limit.", "true"),
-    (500, "api_error", "Internal server error", "true"),
-])
-def test_429_and_500_carry_the_real_body_and_headers(sim, plan, status, error_type, message, retry):
-    plan({"type": "http_error", "status": status, "retry_after": 3})
-    result = once(sim, "/v1/messages", body(), f"e{status}")
-    head = result.head.decode().lower()
-    assert result.status == status
-    answer = json.loads(result.body)
-    assert answer["type"] == "error" and answer["error"] == {"type": error_type, "message": message}
-    assert re.search(rf"\r\nrequest-id: {answer['request_id']}\r", head), head
-    assert f"\r\nx-should-retry: {retry}\r" in head and "\r\nretry-after: 3\r" in head
-    (request,) = requests(sim, f"e{status}")
-    assert request["status"] == status and request["request_id"] == answer["request_id"]
 
 
 # -- triggers: budget and clock --------------------------------------------------------------

@@ -1,10 +1,10 @@
-"""Every fault on the wire, seen from the client side with raw sockets and a frame-logging h2
-client: exactly N events, then exactly the frame or close the plan asked for."""
+"""Triggers and selectors on the wire, seen from the client side with raw sockets: exactly N bytes
+or events, inside a block, at accept or after TLS, T ms after the headers, the k-th attempt, lanes.
+Each fault type's own wire test is beside it in tests/faults/."""
 
 from __future__ import annotations
 
 import errno
-import json
 import socket
 import ssl
 import time
@@ -12,8 +12,7 @@ import time
 import pytest
 
 from harness.drive.simulator_process import SimulatorProcess
-from tests.wire import GoAwayFrame, H2Probe, HeadersFrame, PingFrame, RstStreamFrame, dechunk, h1_exchange, post
-from simulator import sse
+from tests.wire import dechunk, h1_exchange, post
 
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}
 THINKING = {"model": "m", "max_tokens": 4000, "stream": True, "thinking": {"type": "adaptive"},
@@ -34,32 +33,8 @@ def plan(sim):
     sim.load_plan({"faults": []})
 
 
-def names(events):
-    return [e.name for e in events]
-
-
 def records(sim, key):
     return [r for r in sim.journal(key) if r["kind"] == "request"]
-
-
-# -- TCP-level endings -----------------------------------------------------------------------
-
-def test_tcp_reset_after_exactly_50_events_is_econnreset_on_http11(sim, plan):
-    plan({"type": "tcp_reset", "trigger": {"at": "events", "value": 50}})
-    result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", BODY, key="rst50"))
-    assert result.ended == "reset"
-    assert len(result.events()) == 50
-    (request,) = records(sim, "rst50")
-    assert request["end"] == "fault:tcp_reset" and request["events_out"] == 50
-    assert request["faults"][0]["events_out"] == 50
-
-
-def test_fin_mid_body_is_eof_without_the_last_chunk(sim, plan):
-    plan({"type": "fin", "trigger": {"at": "events", "value": 20}})
-    result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", BODY, key="fin20"))
-    assert result.ended == "eof"
-    assert not result.body.endswith(b"0\r\n\r\n")
-    assert len(result.events()) == 20
 
 
 def test_bytes_trigger_cuts_at_exactly_n_body_bytes(sim, plan):
@@ -69,16 +44,6 @@ def test_bytes_trigger_cuts_at_exactly_n_body_bytes(sim, plan):
     assert len(dechunk(result.body)) == 1000
 
 
-def test_tcp_reset_on_h2_after_n_events(sim, plan):
-    plan({"type": "tcp_reset", "trigger": {"at": "events", "value": 30}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=BODY, key="h2rst")
-        probe.read_until(lambda p: False, timeout_s=3)
-        assert probe.closed == "reset"
-        assert len(probe.events(stream)) == 30
-        assert not probe.of(GoAwayFrame) and not probe.of(RstStreamFrame)
-
-
 def test_reset_inside_the_thinking_block(sim, plan):
     plan({"type": "tcp_reset", "trigger": {"at": "events", "value": 5, "block": "thinking"}})
     result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", THINKING, key="think"))
@@ -86,151 +51,6 @@ def test_reset_inside_the_thinking_block(sim, plan):
     assert result.ended == "reset"
     deltas = [e.json()["delta"]["type"] for e in events if e.name == "content_block_delta"]
     assert deltas == ["thinking_delta"] * 5
-
-
-@pytest.mark.parametrize("close_notify", [True, False])
-def test_fin_over_tls_with_and_without_close_notify(sim, plan, close_notify):
-    plan({"type": "fin", "close_notify": close_notify, "trigger": {"at": "events", "value": 10}})
-    context = ssl.create_default_context(cafile=sim.ca_file)
-    context.set_alpn_protocols(["http/1.1"])
-    raw = socket.create_connection(("127.0.0.1", sim.port), timeout=5)
-    with context.wrap_socket(raw, server_hostname="localhost", suppress_ragged_eofs=False) as sock:
-        sock.sendall(post("/v1/messages", BODY, key=f"tlsfin{close_notify}"))
-        data, outcome = b"", None
-        while outcome is None:
-            try:
-                chunk = sock.recv(65536)
-            except ssl.SSLEOFError:
-                outcome = "eof_without_close_notify"
-            else:
-                if not chunk:
-                    outcome = "close_notify"
-                data += chunk
-    assert outcome == ("close_notify" if close_notify else "eof_without_close_notify")
-    assert len(sse.Decoder().feed(dechunk(data.partition(b"\r\n\r\n")[2]))) == 10
-
-
-# -- HTTP/2 frames ---------------------------------------------------------------------------
-
-def test_rst_stream_with_the_chosen_code_after_n_events_and_the_connection_lives_on(sim, plan):
-    plan({"type": "rst_stream", "code": "INTERNAL_ERROR", "trigger": {"at": "events", "value": 40}, "select": {"attempts": [1]}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        first = probe.request(body=BODY, key="rststream")
-        assert probe.read_until(lambda p: p.ended(first))
-        (reset,) = probe.of(RstStreamFrame, first)
-        assert reset.error_code == 2 and len(probe.events(first)) == 40
-        second = probe.request(body=BODY, key="rststream")  # attempt 2 of the same conversation
-        assert probe.read_until(lambda p: p.ended(second))
-        assert names(probe.events(second))[-1] == "message_stop" and len(probe.events(second)) == 100
-
-
-def test_refused_stream_code_by_number(sim, plan):
-    plan({"type": "rst_stream", "code": 7, "trigger": {"at": "headers"}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=BODY, key="refused")
-        assert probe.read_until(lambda p: p.ended(stream))
-        assert probe.of(RstStreamFrame, stream)[0].error_code == 7
-        assert not probe.of(HeadersFrame, stream)
-
-
-def test_abrupt_goaway_last_stream_zero_mid_stream(sim, plan):
-    plan({"type": "goaway", "last_stream_id": 0, "graceful": False, "code": "NO_ERROR", "debug": "bye", "trigger": {"at": "events", "value": 25}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=BODY, key="goaway0")
-        probe.read_until(lambda p: False, timeout_s=3)
-        (goaway,) = probe.of(GoAwayFrame)
-        assert goaway.last_stream_id == 0 and goaway.error_code == 0 and goaway.additional_data == b"bye"
-        assert len(probe.events(stream)) == 25 and not probe.ended(stream)
-        assert probe.closed == "eof"
-
-
-def test_graceful_goaway_lets_the_stream_in_flight_finish_and_refuses_new_ones(sim, plan):
-    plan({"type": "goaway", "last_stream_id": "current", "graceful": True, "trigger": {"at": "events", "value": 10}},
-         {"type": "slow", "tokens_per_second": 400})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        first = probe.request(body=BODY, key="graceful")
-        assert probe.read_until(lambda p: bool(p.of(GoAwayFrame)))
-        late = probe.request(body=BODY, key="graceful-late")
-        assert probe.read_until(lambda p: p.closed is not None, timeout_s=10) or probe.closed
-        goaways = probe.of(GoAwayFrame)
-        assert goaways[0].last_stream_id == first and goaways[0].error_code == 0
-        assert len(probe.events(first)) == 100 and names(probe.events(first))[-1] == "message_stop"
-        assert probe.of(RstStreamFrame, late)[0].error_code == 7  # REFUSED_STREAM
-        assert len(goaways) == 2 and probe.closed == "eof"
-        kinds = probe.kinds()
-        assert kinds.index("GOAWAY") < len(kinds) - 1 - kinds[::-1].index("DATA")  # data after the first GOAWAY
-
-
-def test_graceful_goaway_not_covering_the_stream_in_flight(sim, plan):
-    plan({"type": "goaway", "last_stream_id": "previous", "graceful": True, "trigger": {"at": "events", "value": 10}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=BODY, key="previous")
-        probe.read_until(lambda p: p.closed is not None, timeout_s=5)
-        assert probe.of(GoAwayFrame)[0].last_stream_id == max(0, stream - 2)
-        assert len(probe.events(stream)) == 10 and probe.closed == "eof"
-
-
-# -- stalls and black holes ------------------------------------------------------------------
-
-def test_stall_holds_the_stream_while_pings_are_answered(sim, plan):
-    plan({"type": "stall", "seconds": 0.6, "trigger": {"at": "events", "value": 30}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=BODY, key="stall")
-        assert probe.read_until(lambda p: len(p.events(stream)) >= 30)
-        probe.ping(b"stalling")
-        assert probe.read_until(lambda p: any("ACK" in f.flags for f in p.of(PingFrame)), timeout_s=0.55)
-        assert len(probe.events(stream)) == 30  # the ACK came during the stall
-        assert probe.read_until(lambda p: p.ended(stream), timeout_s=10)
-        assert len(probe.events(stream)) == 100
-    # Event-ordered, in the server's own clock: the one long silence is right after event 30 and
-    # lasts at least the stall (sleeps never end early). The upper bound only says the stall ended:
-    # idle, it overshoots by 1-3 ms; 2 s leaves room for a machine whose cores are all busy.
-    (request,) = records(sim, "stall")
-    writes = request["writes"]
-    gaps = [(b[2] - a[2], a[0]) for a, b in zip(writes, writes[1:])]
-    longest, after_events = max(gaps)
-    assert after_events == 30 and 0.6 <= longest < 2.6, gaps
-
-
-def test_stall_forever_at_zero_tokens(sim, plan):
-    plan({"type": "stall", "seconds": "inf", "trigger": {"at": "headers"}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=BODY, key="hang0")
-        assert not probe.read_until(lambda p: bool(p.of(HeadersFrame, stream)), timeout_s=1.0)
-        probe.ping()
-        assert probe.read_until(lambda p: any("ACK" in f.flags for f in p.of(PingFrame)), timeout_s=0.5)
-    (request,) = records(sim, "hang0")
-    assert request["end"] == "fault:stall" and request["events_out"] == 0  # it never ended otherwise
-
-
-def test_blackhole_answers_no_ping_and_never_closes(sim, plan):
-    plan({"type": "blackhole", "trigger": {"at": "events", "value": 12}})
-    with H2Probe("127.0.0.1", sim.port) as probe:
-        stream = probe.request(body=BODY, key="bh")
-        assert probe.read_until(lambda p: len(p.events(stream)) >= 12)
-        probe.ping(b"anyone?!")
-        assert not probe.read_until(lambda p: any("ACK" in f.flags for f in p.of(PingFrame)), timeout_s=1.0)
-        assert probe.closed is None and len(probe.events(stream)) == 12
-
-
-def test_idle_eviction_black_holes_the_idle_connection_and_spares_new_ones(sim, plan):
-    plan({"type": "idle_eviction", "idle_s": 0.3})
-    request = post("/v1/messages", BODY, key="nat")
-    sock = socket.create_connection(("127.0.0.1", sim.port), timeout=3)
-    try:
-        sock.sendall(request)
-        first = b""
-        while not first.endswith(b"0\r\n\r\n"):
-            first += sock.recv(65536)
-        time.sleep(0.45)
-        sock.sendall(request)
-        sock.settimeout(1.0)
-        with pytest.raises(socket.timeout):
-            sock.recv(65536)
-    finally:
-        sock.close()
-    fresh = h1_exchange("127.0.0.1", sim.port, request, until_complete=True)
-    assert fresh.ended == "complete" and len(fresh.events()) == 100
 
 
 # -- accept-time -----------------------------------------------------------------------------
@@ -249,43 +69,6 @@ def test_reset_after_the_tls_handshake_before_any_http(sim, plan):
         time.sleep(0.2)
         # Python's ssl reports a peer's RST as EOF, so ask the kernel: the error is pending.
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNRESET
-
-
-# -- HTTP- and SSE-level ---------------------------------------------------------------------
-
-def test_http_529_with_retry_headers(sim, plan):
-    plan({"type": "http_error", "status": 529, "retry_after": 2, "retry_after_ms": 1500, "should_retry": True})
-    result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", BODY) + b"", timeout_s=1)
-    head = result.head.decode().lower()
-    assert result.status == 529
-    assert "retry-after: 2\r" in head and "retry-after-ms: 1500\r" in head and "x-should-retry: true" in head
-    assert json.loads(result.body)["error"] == {"type": "overloaded_error", "message": "Overloaded"}
-
-
-def test_sse_error_event_after_http_200(sim, plan):
-    plan({"type": "sse_error", "trigger": {"at": "events", "value": 8}})
-    result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", BODY), until_complete=True)
-    events = result.events()
-    assert result.status == 200 and result.ended == "complete"
-    assert len(events) == 9 and events[-1].name == "error"
-    assert events[-1].json() == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-
-
-def test_truncated_clean_ends_the_body_without_message_stop(sim, plan):
-    plan({"type": "truncated_clean", "trigger": {"at": "events", "value": 99}})
-    result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", BODY), until_complete=True)
-    assert result.ended == "complete" and len(result.events()) == 99
-    assert "message_stop" not in names(result.events())
-
-
-def test_garbled_event_has_broken_json(sim, plan):
-    plan({"type": "malformed_sse", "mode": "garbled", "trigger": {"at": "events", "value": 5}})
-    result = h1_exchange("127.0.0.1", sim.port, post("/v1/messages", BODY), until_complete=True)
-    events = result.events()
-    assert len(events) == 100
-    with pytest.raises(ValueError):
-        events[5].json()
-    assert events[4].json() and events[6].json()
 
 
 def test_time_trigger_fires_t_ms_after_the_headers(sim, plan):

@@ -1,44 +1,16 @@
 """Which rules fire: a pure function of the plan and the facts of one request or connection.
 
-Draws come from a keyed hash, not a stateful generator, so a decision never depends on the order
-in which concurrent trials happened to arrive: the same (seed, rule, trial, logical request,
-attempt) always draws the same number.
+Draws come from :func:`.draw.uniform`, a keyed hash, so the same (seed, rule, trial, logical
+request, attempt) always draws the same number, whatever order concurrent trials arrived in.
 """
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
+from .draw import uniform
+from .facts import ConnectionFacts, RequestFacts
+from .model import FaultPlan, Rule
 
-from .model import FaultPlan, IdleEviction, Rule
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFacts:
-    trial: str  # the trial's API key (or its lane)
-    logical: str  # identifies the logical request: the conversation digest
-    attempt: int  # 1-based: how many times this trial has sent this logical request
-    connection: int  # 1-based ordinal, within the trial, of the connection carrying it
-    request: int  # 1-based ordinal of the request within the trial
-    elapsed_s: float  # since the plan was loaded
-    streaming: bool
-    path: str
-    protocol: str  # "h2" | "http/1.1"
-    idle_s: float = 0.0  # how long the connection sat idle before this request
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionFacts:
-    trial: str  # "" when the connection is not on a trial's lane
-    connection: int  # 1-based ordinal within the trial (or since the plan was loaded)
-    elapsed_s: float
-    phase: str  # "accept" | "tls"
-
-
-def uniform(seed: int, *parts: object) -> float:
-    """A number in [0, 1) fixed by its inputs."""
-    digest = hashlib.blake2b(repr((seed, *parts)).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
+__all__ = ["ConnectionFacts", "RequestFacts", "connection_rule", "is_doomed", "request_rules", "uniform"]
 
 
 def is_doomed(plan: FaultPlan, index: int, trial: str, logical: str) -> bool:
@@ -81,7 +53,7 @@ def _selects_request(plan: FaultPlan, index: int, rule: Rule, facts: RequestFact
         return False
     if not _in_window(rule, facts.elapsed_s):
         return False
-    if isinstance(rule.fault, IdleEviction) and facts.idle_s < rule.fault.idle_s:
+    if not rule.fault.selects(facts):
         return False
     if select.idle_s is not None and facts.idle_s < select.idle_s:
         return False

@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .decide import ConnectionFacts, RequestFacts
+from ..capacity_gate import CapacityGate
+from .facts import ConnectionFacts, RequestFacts
 from .model import FaultPlan
 
 MAX_TRACKED = 1_000_000
@@ -26,7 +27,7 @@ class FaultState:
         self._requests: dict[str, int] = {}
         self._connections: dict[str, int] = {}
         self.generation = getattr(self, "generation", 0) + 1
-        self.capacity = None if plan.capacity is None else _capacity_gate(plan, self.t0)
+        self.capacity = None if plan.capacity is None else CapacityGate(plan.capacity, self.t0, plan.seed)
 
     @property
     def active(self) -> bool:
@@ -52,6 +53,7 @@ class FaultState:
         return RequestFacts(
             trial=trial, logical=logical, attempt=attempt, connection=ordinals[trial], request=request,
             elapsed_s=self.elapsed(), streaming=streaming, path=path, protocol=connection.get("protocol") or "", idle_s=idle_s,
+            on_connection=connection.get("requests", 1),
         )
 
     def _ordinals(self, connection: dict[str, Any]) -> dict[str, int]:
@@ -68,8 +70,3 @@ class FaultState:
         counter[key] = counter.get(key, 0) + 1
         return counter[key]
 
-
-def _capacity_gate(plan: FaultPlan, t0: float):
-    from ..capacity import CapacityGate
-
-    return CapacityGate(plan.capacity, t0, plan.seed)

@@ -24,7 +24,7 @@ from .exchange import ClientGone, Headers, run_exchange
 from .sockets import raw_socket, send_now
 
 if TYPE_CHECKING:
-    from ..server import ServerState
+    from ..state import ServerState
     from .link import Link
 
 READ_SIZE = 65536
@@ -42,8 +42,11 @@ class H1Channel:
     def response_started(self) -> bool:
         return self._handler.conn.our_state is not h11.SEND_RESPONSE
 
+    def _head(self, headers: Headers) -> list[tuple[bytes, bytes]]:
+        return [*headers, (b"connection", b"close")] if self._handler.last_reply else list(headers)
+
     async def send_head(self, status: int, headers: Headers) -> None:
-        await self._handler.send(h11.Response(status_code=status, headers=list(headers), reason=_phrase(status).encode()))
+        await self._handler.send(h11.Response(status_code=status, headers=self._head(headers), reason=_phrase(status).encode()))
 
     async def send_body(self, data: bytes) -> None:
         await self._handler.send(h11.Data(data=data))
@@ -62,12 +65,12 @@ class H1Channel:
         await self._handler.send(h11.EndOfMessage())
 
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None:
-        head = h11.Response(status_code=status, headers=[*headers, (b"content-length", str(len(body)).encode())], reason=_phrase(status).encode())
+        head = h11.Response(status_code=status, headers=[*self._head(headers), (b"content-length", str(len(body)).encode())], reason=_phrase(status).encode())
         await self._handler.send(head, h11.Data(data=body), h11.EndOfMessage())
 
     async def send_whole(self, status: int, headers: Headers, body: bytes) -> None:
         """Head, the whole chunked body and its end, in one write."""
-        head = h11.Response(status_code=status, headers=list(headers), reason=_phrase(status).encode())
+        head = h11.Response(status_code=status, headers=self._head(headers), reason=_phrase(status).encode())
         await self._handler.send(head, h11.Data(data=body), h11.EndOfMessage())
 
     # -- fault primitives ----------------------------------------------------------------------
@@ -102,6 +105,11 @@ class H1Channel:
     async def goaway(self, last_stream_id, code, debug, graceful, grace_s) -> bool:
         raise NotImplementedError("HTTP/1.1 has no GOAWAY")
 
+    async def close_after_reply(self, grace_s: float) -> None:
+        """HTTP/1.1's graceful GOAWAY: ``connection: close`` in this reply's head (if not sent
+        yet), and the connection closes once the reply is written."""
+        self._handler.last_reply = True
+
 
 class H1Handler:
     """One HTTP/1.1 connection, one request at a time."""
@@ -118,6 +126,7 @@ class H1Handler:
         self.connection["bytes_in"] += len(initial)
         self.busy = False
         self.closing = False
+        self.last_reply = False  # a fault made the reply in flight the connection's last
         self.method = b""
         # plain TCP: writes go straight to the non-blocking socket when the kernel takes them whole
         self._sock = raw_socket(link)
@@ -203,7 +212,7 @@ class H1Handler:
         )
         if self.link.closed or self.link.fault_end:
             return self.link.fault_end or "server_close"
-        if self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
+        if self.last_reply or self.conn.our_state is h11.MUST_CLOSE or self.conn.their_state is h11.MUST_CLOSE:
             return "server_close"
         if self.conn.our_state is not h11.DONE:
             return "incomplete"

@@ -27,7 +27,7 @@ from .exchange import ClientGone, Headers, run_exchange
 from .sockets import raw_socket, send_now
 
 if TYPE_CHECKING:
-    from ..server import ServerState
+    from ..state import ServerState
     from .link import Link
 
 READ_SIZE = 65536
@@ -175,6 +175,13 @@ class H2Channel:
             return last >= self._id
         await self._h.goaway_abrupt(last, code, debug)
         return False
+
+    async def close_after_reply(self, grace_s: float) -> None:
+        """A server's graceful end (nginx's max requests): GOAWAY NO_ERROR covering every stream
+        opened so far, this one included (they are all served: the GOAWAY must not disown work
+        in progress), then, once they are done (at most ``grace_s``), the final GOAWAY and FIN."""
+        await self._h.goaway_graceful(None, 0, b"")
+        self._h.spawn(self._h.close_after_streams, grace_s)
 
 
 class H2Handler:
