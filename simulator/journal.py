@@ -149,7 +149,7 @@ class Journal:
                 size += len(line)
                 index += 1
         if cursor is None:
-            lines += [_line(r) for r in self._open.values() if key is None or key in r.lane_keys()]
+            lines += [_line(r) for r in self._open.values() if key is None or key in r.journal_keys()]
         return lines, cursor
 
     def query(self, key: str | None = None, since: int = 0) -> list[dict[str, Any]]:
@@ -193,7 +193,7 @@ class Journal:
         line = _line(record)
         if self._file:
             self._write(line + "\n")
-        entry = (seq, record.lane_keys(), line)
+        entry = (seq, record.journal_keys(), line)
         self._log.append(entry)
         self._bytes += len(line) + ENTRY_OVERHEAD
         for key in entry[1]:

@@ -140,7 +140,7 @@ class ConnectionRecord(_Fields):
     seq: int | None = None
     live: ConnectionRuntime = field(default_factory=ConnectionRuntime, repr=False, compare=False, metadata={"runtime": True})
 
-    def lane_keys(self) -> tuple[str, ...]:
+    def journal_keys(self) -> tuple[str, ...]:
         """The keys a journal read selects this connection by: those it carried, and its lane's."""
         lane = self.lane
         return tuple(self.keys) + ((lane,) if lane is not None and lane not in self.keys else ())
@@ -187,7 +187,8 @@ class RequestRecord(_Fields):
     end: str | None = None
     seq: int | None = None
 
-    def lane_keys(self) -> tuple[str, ...]:
+    def journal_keys(self) -> tuple[str, ...]:
+        """The key a journal read selects this request by (none without an API key)."""
         return (self.key,) if self.key is not None else ()
 
 
