@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_metastability.py [--quick] [--runs 5] [--json FILE]
 
-Table 1 (``DipExperiment`` in harness/measure/load.py): 40 closed-loop clients against 10 slots of
+Table 1 (``DipExperiment`` in harness/measure/studies.py): 40 closed-loop clients against 10 slots of
 100 ms (100 answers/s) with a FIFO queue, offered ~67/s, and a dip to 2 slots from 3 s to 5 s.
 Clients abandon an attempt after 250 ms; the server still serves it (HTTP/1.1 does not notice),
 so once the queue is longer than the timeout the server works only for clients that left. Each
@@ -38,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 import trio  # noqa: E402
 
-from harness.measure.load import DipExperiment, LoadResult, OccExperiment, run_load, run_many  # noqa: E402
+from harness.measure.loadgen import LoadResult, run_load, run_many  # noqa: E402
+from harness.measure.studies import DipExperiment, OccExperiment  # noqa: E402
 from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
 
 PUBLISHED = {"exponential": (625, 36.7), "full_jitter": (333, 2.93), "decorrelated_jitter": (376, 2.34)}  # REFERENCE.md section 6

@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from simulator.api.router import MessagesApi, StreamReply, describe  # noqa: E402
 from simulator.config import SimulatorConfig  # noqa: E402
-from simulator.transport.exchange import Pacing, event_delays  # noqa: E402
+from simulator.transport.schedule import Pacing, event_delays  # noqa: E402
 
 RATE = 50.0
 CUT = 100

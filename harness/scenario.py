@@ -138,10 +138,6 @@ class Scenario:
     def needs_toxiproxy(self) -> bool:
         return bool(self.toxics)
 
-    @property
-    def needs_h2(self) -> bool:
-        return any(rule.fault.h2_only for rule in self.faults.rules)
-
     def plan(self, time_scale: float | None = None) -> FaultPlan:
         """The fault plan as the simulator runs it: durations scaled."""
         return scaled(self.faults, self.time_scale if time_scale is None else time_scale)

@@ -1,7 +1,7 @@
 """The append-only record of what the simulator saw and did on the wire.
 
-Records are plain dicts owned by the transport that fills them in; each is written to the JSONL
-file once, when it is complete (a request when its reply ended, a connection when it closed), so
+Records (:mod:`simulator.records`, schema in ``docs/journal.md``) are filled in by the transport
+that owns them; each is written to the JSONL file once, when it is complete (a request when its reply ended, a connection when it closed), so
 the file never holds half a record. Open records are visible through :meth:`Journal.query` with
 ``"open": true`` so a reader can wait for a connection to finish closing.
 
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, IO, Iterable
 
-Record = dict[str, Any]
+from .records import ConnectionRecord, Record, RequestRecord
 
 
 MEMORY_BYTES = 64 * 1024 * 1024  # the in-memory journal's budget (serialized bytes + overhead)
@@ -87,89 +87,47 @@ class Journal:
         self.evicted = 0
         self.rotations = 0
 
-    # -- connections ---------------------------------------------------------------------------
-    def open_connection(self, peer: str, listener: str) -> Record:
-        record: Record = {
-            "kind": "connection",
-            "conn": next(self._connection_ids),
-            "peer": peer,
-            "listener": listener,
-            "tls": False,
-            "alpn": None,
-            "protocol": None,
-            "t_accept": time.monotonic(),
-            "wall_accept": time.time(),
-            "keys": [],
-            "requests": 0,
-            "bytes_in": 0,
-            "faults": [],
-            "open": True,
-        }
+    # -- connections and requests ----------------------------------------------------------------
+    def open_connection(self, peer: str, listener: str) -> ConnectionRecord:
+        record = ConnectionRecord(next(self._connection_ids), peer, listener, time.monotonic(), time.time())
         self._open[id(record)] = record
         return record
 
-    def close_connection(self, record: Record, end: str) -> None:
-        if not record.get("open"):
-            return
-        record["open"] = False
-        record["t_close"] = time.monotonic()
-        record["end"] = end
-        self._open.pop(id(record), None)
-        self._commit(record)
-
-    # -- requests ------------------------------------------------------------------------------
-    def open_request(self, connection: Record, stream_id: int | None, request_id: str, info: Any, t_headers: float) -> Record:
+    def open_request(self, connection: ConnectionRecord, stream_id: int | None, request_id: str, info: Any, t_headers: float) -> RequestRecord:
         key = info.api_key
-        if key is not None and key not in connection["keys"]:
-            connection["keys"].append(key)
-        connection["requests"] += 1
-        record: Record = {
-            "kind": "request",
-            "request_id": request_id,
-            "conn": connection["conn"],
-            "stream_id": stream_id,
-            "protocol": connection["protocol"],
-            "tls": connection["tls"],
-            "key": key,
-            "retry_count": info.retry_count,
-            "user_agent": info.user_agent,
-            "method": info.method,
-            "path": info.path,
-            "body_sha256": info.body_sha256,
-            "body_bytes": info.body_bytes,
-            "t_headers": t_headers,
-            "t_body": time.monotonic(),
-            "status": None,
-            "stream": False,
-            "conversation": None,
-            "t_first_byte": None,
-            "writes": [],
-            "events_out": 0,
-            "bytes_out": 0,
-            "faults": [],
-            "open": True,
-        }
+        if key is not None and key not in connection.keys:
+            connection.keys.append(key)
+        connection.requests += 1
+        record = RequestRecord(
+            request_id, connection.conn, stream_id, connection.protocol, connection.tls, key, info.retry_count, info.user_agent,
+            info.method, info.path, info.body_sha256, info.body_bytes, t_headers, time.monotonic(),
+        )
         self._open[id(record)] = record
         return record
 
-    def close_request(self, record: Record, end: str) -> None:
-        if not record.get("open"):
+    def finish(self, record: Record, end: str) -> None:
+        """End a connection or a request: stamp its end and write it (once; later calls do nothing)."""
+        if not record.open:
             return
-        record["open"] = False
-        record["t_end"] = time.monotonic()
-        record["end"] = end
+        record.open = False
+        now = time.monotonic()
+        if isinstance(record, RequestRecord):
+            record.t_end = now
+        else:
+            record.t_close = now
+        record.end = end
         self._open.pop(id(record), None)
         self._commit(record)
 
     @staticmethod
-    def wrote(record: Record, events: int, nbytes: int) -> None:
+    def wrote(record: RequestRecord, events: int, nbytes: int) -> None:
         """Note bytes handed to the kernel: ``writes`` holds [events so far, bytes so far, time]."""
         now = time.monotonic()
-        if record["t_first_byte"] is None:
-            record["t_first_byte"] = now
-        record["events_out"] += events
-        record["bytes_out"] += nbytes
-        record["writes"].append([record["events_out"], record["bytes_out"], now])
+        if record.t_first_byte is None:
+            record.t_first_byte = now
+        record.events_out += events
+        record.bytes_out += nbytes
+        record.writes.append([record.events_out, record.bytes_out, now])
 
     # -- reading -------------------------------------------------------------------------------
     def page(self, key: str | None = None, since: int = 0, limit: int = PAGE_RECORDS, max_bytes: int = PAGE_BYTES) -> tuple[list[str], int | None]:
@@ -191,10 +149,10 @@ class Journal:
                 size += len(line)
                 index += 1
         if cursor is None:
-            lines += [json.dumps(r, separators=(",", ":")) for r in self._open.values() if _matches(r, key)]
+            lines += [_line(r) for r in self._open.values() if key is None or key in r.journal_keys()]
         return lines, cursor
 
-    def query(self, key: str | None = None, since: int = 0) -> list[Record]:
+    def query(self, key: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         """Every record in memory after ``since`` (committed, then open), as dicts."""
         out: list[Record] = []
         while True:
@@ -220,21 +178,22 @@ class Journal:
         self._bytes = 0
 
     def close(self) -> None:
+        """Write every open record (requests first, then their connections) and close the file."""
         for record in list(self._open.values()):
-            if record["kind"] == "request":
-                self.close_request(record, "shutdown")
+            if isinstance(record, RequestRecord):
+                self.finish(record, "shutdown")
         for record in list(self._open.values()):
-            self.close_connection(record, "shutdown")
+            self.finish(record, "shutdown")
         if self._file:
             self._file.close()
             self._file = None
 
     def _commit(self, record: Record) -> None:
-        seq = record["seq"] = next(self._seq)
-        line = json.dumps(record, separators=(",", ":"))
+        seq = record.seq = next(self._seq)
+        line = _line(record)
         if self._file:
             self._write(line + "\n")
-        entry = (seq, _keys_of(record), line)
+        entry = (seq, record.journal_keys(), line)
         self._log.append(entry)
         self._bytes += len(line) + ENTRY_OVERHEAD
         for key in entry[1]:
@@ -285,18 +244,11 @@ class Journal:
         self.rotations += 1
 
 
-def _matches(record: Record, key: str | None) -> bool:
-    return key is None or key in _keys_of(record)
+def _line(record: Record) -> str:
+    return json.dumps(record.to_json(), separators=(",", ":"))
 
 
-def _keys_of(record: Record) -> tuple[str, ...]:
-    if record["kind"] == "request":
-        return (record["key"],) if record["key"] is not None else ()
-    lane = record.get("lane")
-    return tuple(record["keys"]) + ((lane,) if lane is not None and lane not in record["keys"] else ())
-
-
-def load(path: Path) -> Iterable[Record]:
+def load(path: Path) -> Iterable[dict[str, Any]]:
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if line.strip():

@@ -10,6 +10,7 @@ from typing import Union
 import trio
 
 from .faults.decide import connection_rule
+from .records import fault_note
 from .state import ServerState
 from .transport.h1 import H1Handler
 from .transport.h2conn import H2Handler
@@ -136,7 +137,7 @@ class DataPlane:
             end = "server_error"
             state.errors.note(error, "connection", record)
         finally:
-            state.journal.close_connection(record, link.fault_end or end)
+            state.journal.finish(record, link.fault_end or end)
             if not link.closed:
                 with trio.CancelScope(shield=True):
                     await link.close(drain=end not in ("reset_by_client", "client_close", "tls_error"))
@@ -151,7 +152,7 @@ class DataPlane:
         if index is None:
             return False
         rule = faults.plan.rules[index]
-        link.record["faults"].append({"rule": index, "type": rule.fault.kind, "name": rule.name, "at": phase, "t": time.monotonic(), "connection": facts.connection})
+        link.record["faults"].append(fault_note(index, rule, phase, connection=facts.connection))
         await rule.fault.act_on_link(link)
         return True
 

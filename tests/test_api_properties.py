@@ -12,7 +12,9 @@ from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from tests.wire import h1_exchange
 from simulator.api.answer import message_object
-from simulator.api.router import MODELS, JsonReply, MessagesApi, StreamReply, describe, expected_answer
+from simulator.api.answer import generate
+from simulator.api.request import parse_messages_request
+from simulator.api.router import MODELS, JsonReply, MessagesApi, StreamReply, describe
 from simulator.config import SimulatorConfig
 
 API = MessagesApi(SimulatorConfig(max_body_bytes=4096))
@@ -46,7 +48,7 @@ def check(reply, path: str = "/v1/messages", body: bytes = b"") -> None:
         assert path in OK_ROUTES, (path, got)
         if path == "/v1/messages":
             request_id = dict(reply.headers)[b"request-id"].decode()
-            want = message_object(expected_answer(0, body, 40), "msg_" + request_id[4:], json.loads(body)["model"])
+            want = message_object(generate(0, parse_messages_request(body), 40), "msg_" + request_id[4:], json.loads(body)["model"])
             assert got == want
         elif path == "/v1/messages/count_tokens":
             assert set(got) == {"input_tokens"} and isinstance(got["input_tokens"], int) and got["input_tokens"] >= 0

@@ -10,6 +10,7 @@ from hypothesis import given, settings, strategies as st
 from simulator.faults import FaultPlan, PlanError
 from simulator.faults.decide import ConnectionFacts, RequestFacts, connection_rule, request_rules
 from simulator.faults.runtime import FaultState
+from simulator.records import ConnectionRecord
 
 
 def facts(trial="t", logical="L", attempt=1, connection=1, request=1, elapsed_s=0.0, streaming=True, path="/v1/messages", idle_s=0.0):
@@ -48,7 +49,7 @@ def replay(order: str) -> dict[str, list[int]]:
     state = FaultState(FaultPlan.from_data(REPLAY_PLAN))
     out = {}
     for trial, conversation in arrivals(order):
-        facts_ = state.request_facts({"t_accept": 0}, trial, conversation, True, "/v1/messages", 0.0)
+        facts_ = state.request_facts(ConnectionRecord(1, "peer", "listener", 0.0, 0.0), trial, conversation, True, "/v1/messages", 0.0)
         out[f"{trial}/{conversation}/{facts_.attempt}"] = list(request_rules(state.plan, facts_))
     return out
 
@@ -175,7 +176,7 @@ def test_connection_rules_fire_at_their_phase_for_the_chosen_ordinals():
 
 def test_runtime_counts_attempts_per_trial_and_conversation():
     state = FaultState(plan({"type": "fin"}))
-    conn_a, conn_b = {"t_accept": 0}, {"t_accept": 0}
+    conn_a, conn_b = (ConnectionRecord(n, "peer", "listener", 0.0, 0.0) for n in (1, 2))
     seen = [state.request_facts(c, trial, logical, True, "/v1/messages", 0) for c, trial, logical in
             [(conn_a, "k1", "A"), (conn_a, "k1", "A"), (conn_b, "k1", "A"), (conn_b, "k2", "A"), (conn_b, "k1", "B")]]
     assert [(f.attempt, f.connection, f.request) for f in seen] == [(1, 1, 1), (2, 1, 2), (3, 2, 3), (1, 1, 1), (1, 2, 4)]

@@ -1,4 +1,4 @@
-"""Load against the capacity model, on real sockets (127.0.0.1), clients from harness/measure/load.py.
+"""Load against the capacity model, on real sockets (127.0.0.1), clients from harness/measure/loadgen.py.
 
 (a) A metastable failure: a capacity dip starts a retry storm; after the dip ends naive retries
     keep the server busy with abandoned attempts (goodput stays near zero) while clients with a
@@ -19,7 +19,8 @@ from contextlib import ExitStack
 import pytest
 import trio
 
-from harness.measure.load import DipExperiment, LoadSpec, OccExperiment, run_load, run_many
+from harness.measure.loadgen import LoadSpec, run_load, run_many
+from harness.measure.studies import DipExperiment, OccExperiment
 from harness.drive.simulator_process import SimulatorProcess
 from harness.measure.strategies import Strategy
 

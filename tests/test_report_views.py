@@ -6,6 +6,7 @@ request leaves the file."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -178,9 +179,9 @@ def test_extra_fields_and_versioned_clients_render(tmp_path):
 
 
 def test_decay_plot_only_from_attempt_two_on_an_integer_axis():
-    row = {"client": "c", "decay": [{"attempt": 1, "tried": 4, "recovered": 0, "rate": 0.0, "ci": [0, 0.49]}]}
+    row = dataclasses.replace(metrics.summarize_group("s", "c", []), decay=[{"attempt": 1, "tried": 4, "recovered": 0, "rate": 0.0, "ci": [0, 0.49]}])
     assert report_html.decay_plot([row]) == ""
-    row["decay"].append({"attempt": 2, "tried": 4, "recovered": 4, "rate": 1.0, "ci": [0.51, 1]})
+    row.decay.append({"attempt": 2, "tried": 4, "recovered": 4, "rate": 1.0, "ci": [0.51, 1]})
     svg = report_html.decay_plot([row], report_html.field_decay({"retry-decay": "attempt 2: 63.6 % of 110; 3: 22.5 % of 40"}))
     ticks = [t.split(">")[1].split("<")[0] for t in svg.split("<text")[1:] if "text-anchor=middle>" in t]
     assert {"1", "2", "3"} <= set(ticks) and not any("." in t for t in ticks if t[:1].isdigit())
@@ -223,8 +224,9 @@ def test_report_in_headless_chromium(two_runs, tmp_path):
         assert (tmp_path / name).read_bytes().startswith(b"\x89PNG")
 
 
-def _row(scenario_name: str, client: str, recovered: int, trials: int, hangs: int = 0, data_loss: int = 0) -> dict:
-    return {"scenario": scenario_name, "client": client, "trials": trials, "recovered": recovered, "hangs": hangs, "data_loss": data_loss}
+def _row(scenario_name: str, client: str, recovered: int, trials: int, hangs: int = 0, data_loss: int = 0) -> metrics.SummaryRow:
+    empty = metrics.summarize_group(scenario_name, client, [])
+    return dataclasses.replace(empty, trials=trials, recovered=recovered, hangs=hangs, data_loss=data_loss)
 
 
 def test_diff_pairs_versions_and_follows_the_policy():

@@ -90,26 +90,36 @@ def run(config: CompareConfig, on_update: Callable[[int, int, Any], None] | None
     return directory
 
 
-def rows(records: Sequence[Mapping[str, Any]], strategies: Sequence[str] | None = None, scenarios: Sequence[str] | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class StrategyRow(metrics.SummaryRow):
+    """A reference client's summary row with its retry strategy and its times to recover (ms,
+    over the trials that recovered in the end). Written to summary.json as a plain SummaryRow."""
+
+    strategy: str = ""
+    ttr_ms: tuple[float, ...] = ()
+    ttr_mean_ms: float | None = None
+
+
+def rows(records: Sequence[Mapping[str, Any]], strategies: Sequence[str] | None = None, scenarios: Sequence[str] | None = None) -> list[StrategyRow]:
     """metrics.summarize's rows for the reference clients, with the strategy and the mean time to
     recover added, ordered strategy by strategy, then scenario by scenario."""
     ours = [r for r in records if str(r["client"]).startswith(PREFIX)]
     out = []
     for row in metrics.summarize(ours):
-        items = [r for r in ours if r["scenario"] == row["scenario"] and r["client"] == row["client"] and not r.get("skipped")]
+        items = [r for r in ours if r["scenario"] == row.scenario and r["client"] == row.client and not r.get("skipped")]
         # only trials that recovered in the end: a hung trial's first recovery is not a recovery
-        ttr = [r["time_to_recover_ms"] for r in items if r["outcome"] == "recovered" and r.get("time_to_recover_ms") is not None]
-        out.append({**row, "strategy": strategy_of(row["client"]), "ttr_ms": ttr, "ttr_mean_ms": sum(ttr) / len(ttr) if ttr else None})
+        ttr = tuple(r["time_to_recover_ms"] for r in items if r["outcome"] == "recovered" and r.get("time_to_recover_ms") is not None)
+        summary = {name: getattr(row, name) for name in metrics.SummaryRow.__dataclass_fields__}
+        out.append(StrategyRow(**summary, strategy=strategy_of(row.client), ttr_ms=ttr, ttr_mean_ms=sum(ttr) / len(ttr) if ttr else None))
     strategy_order = {name: i for i, name in enumerate(strategies or [])}
     scenario_order = {name: i for i, name in enumerate(scenarios or [])}
-    out.sort(key=lambda r: (strategy_order.get(r["strategy"], len(strategy_order)), scenario_order.get(r["scenario"], len(scenario_order))))
+    out.sort(key=lambda r: (strategy_order.get(r.strategy, len(strategy_order)), scenario_order.get(r.scenario, len(scenario_order))))
     return out
 
 
-def write(directory: Path, table: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> dict[str, Path]:
+def write(directory: Path, table: Sequence[StrategyRow], meta: Mapping[str, Any]) -> dict[str, Path]:
     """The usual summary.json/csv/report.html, compare.json/csv and the comparison plots."""
-    plain = [{k: v for k, v in row.items() if k not in ("strategy", "ttr_ms", "ttr_mean_ms")} for row in table]
-    paths = report.write_all(directory, plain, meta)
+    paths = report.write_all(directory, table, meta)
     paths["compare_json"] = directory / "compare.json"
     paths["compare_json"].write_text(json.dumps({"meta": dict(meta), "rows": [_compact(r) for r in table]}, indent=2))
     paths["compare_csv"] = directory / "compare.csv"
@@ -124,14 +134,14 @@ def write(directory: Path, table: Sequence[Mapping[str, Any]], meta: Mapping[str
     return paths
 
 
-def _compact(row: Mapping[str, Any]) -> dict[str, Any]:
-    ci = row.get("recovery_ci") or [None, None]
-    ttr = row.get("time_to_recover_ms") or {}
+def _compact(row: StrategyRow) -> dict[str, Any]:
+    ci = row.recovery_ci or [None, None]
+    ttr = row.time_to_recover_ms or {}
     return {
-        "strategy": row["strategy"], "scenario": row["scenario"], "trials": row["trials"], "recovered": row["recovered"],
-        "recovery_rate": row.get("recovery_rate"), "recovery_ci_low": ci[0], "recovery_ci_high": ci[1], "hangs": row["hangs"],
-        "data_loss": row["data_loss"], "failed": row["failed"], "ttr_mean_ms": row.get("ttr_mean_ms"), "ttr_p50_ms": ttr.get("p50"),
-        "ttr_p90_ms": ttr.get("p90"), "amplification": row.get("amplification"), "mean_elapsed_s": row.get("mean_elapsed_s"),
+        "strategy": row.strategy, "scenario": row.scenario, "trials": row.trials, "recovered": row.recovered,
+        "recovery_rate": row.recovery_rate, "recovery_ci_low": ci[0], "recovery_ci_high": ci[1], "hangs": row.hangs,
+        "data_loss": row.data_loss, "failed": row.failed, "ttr_mean_ms": row.ttr_mean_ms, "ttr_p50_ms": ttr.get("p50"),
+        "ttr_p90_ms": ttr.get("p90"), "amplification": row.amplification, "mean_elapsed_s": row.mean_elapsed_s,
     }
 
 
@@ -141,7 +151,7 @@ def _cell(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def print_table(table: Sequence[Mapping[str, Any]], console: Any = None) -> None:
+def print_table(table: Sequence[StrategyRow], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -150,43 +160,43 @@ def print_table(table: Sequence[Mapping[str, Any]], console: Any = None) -> None
     out = Table(title="streamchaos compare: retry strategies of the reference client")
     for column in ("strategy", "scenario", "n", "recovery [95% CI]", "hangs", "data loss", "mean time to recover*", "amplification"):
         out.add_column(column)
-    audit = any(row.get("keepalive") for row in table)  # network lab runs: the socket audit beside the outcome
+    audit = any(row.keepalive for row in table)  # network lab runs: the socket audit beside the outcome
     if audit:
         console.width = max(console.width, 180)
         out.add_column("faulted")
         out.add_column("keepalive (socket audit)")
     for row in table:
-        if row.get("skipped"):
-            out.add_row(row["strategy"], row["scenario"], "-", f"skipped: {row['skipped'][:50]}", "", "", "", "", *(["", ""] if audit else []))
+        if row.skipped:
+            out.add_row(row.strategy, row.scenario, "-", f"skipped: {row.skipped[:50]}", "", "", "", "", *(["", ""] if audit else []))
             continue
-        ci = row["recovery_ci"]
+        ci = row.recovery_ci
         out.add_row(
-            row["strategy"], row["scenario"], str(row["trials"]), f"{row['recovery_rate']:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]",
-            str(row["hangs"]), str(row["data_loss"]), "-" if row.get("ttr_mean_ms") is None else f"{row['ttr_mean_ms']:.0f} ms",
-            "-" if row.get("amplification") is None else f"{row['amplification']:.2f}",
-            *([f"{row['faulted']}/{row['trials']}", row.get("keepalive") or ""] if audit else []),
+            row.strategy, row.scenario, str(row.trials), f"{row.recovery_rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]",
+            str(row.hangs), str(row.data_loss), "-" if row.ttr_mean_ms is None else f"{row.ttr_mean_ms:.0f} ms",
+            "-" if row.amplification is None else f"{row.amplification:.2f}",
+            *([f"{row.faulted}/{row.trials}", row.keepalive or ""] if audit else []),
         )
     console.print(out)
     console.print("* from the first fault to the answer, over the trials that recovered")
 
 
-def plots(table: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+def plots(table: Sequence[StrategyRow]) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ran = [r for r in table if r["trials"]]
+    ran = [r for r in table if r.trials]
     if not ran:
         return {}
-    strategies = list(dict.fromkeys(r["strategy"] for r in ran))
-    scenarios = list(dict.fromkeys(r["scenario"] for r in ran))
-    cell = {(r["strategy"], r["scenario"]): r for r in ran}
+    strategies = list(dict.fromkeys(r.strategy for r in ran))
+    scenarios = list(dict.fromkeys(r.scenario for r in ran))
+    cell = {(r.strategy, r.scenario): r for r in ran}
     width = 0.8 / len(strategies)
     out: dict[str, bytes] = {}
 
-    def grouped(value: Callable[[Mapping[str, Any]], float | None], errors: Callable[[Mapping[str, Any]], tuple[float, float]] | None,
-                ylabel: str, title: str, points: Callable[[Mapping[str, Any]], list[float]] | None = None, ylim: tuple[float, float] | None = None) -> bytes:
+    def grouped(value: Callable[[StrategyRow], float | None], errors: Callable[[StrategyRow], tuple[float, float]] | None,
+                ylabel: str, title: str, points: Callable[[StrategyRow], list[float]] | None = None, ylim: tuple[float, float] | None = None) -> bytes:
         figure, axis = plt.subplots(figsize=(max(6.0, 1.6 * len(scenarios) * max(1, len(strategies)) / 2), 4.0))
         for i, strategy in enumerate(strategies):
             xs, ys, low, high = [], [], [], []
@@ -220,11 +230,11 @@ def plots(table: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
         plt.close(figure)
         return buffer.getvalue()
 
-    out["compare_recovery"] = grouped(lambda r: r.get("recovery_rate"), lambda r: tuple(r["recovery_ci"]), "recovered share of trials",
+    out["compare_recovery"] = grouped(lambda r: r.recovery_rate, lambda r: tuple(r.recovery_ci), "recovered share of trials",
                                       PLOTS["compare_recovery"], ylim=(0, 1.05))
-    out["compare_time_to_recover"] = grouped(lambda r: r.get("ttr_mean_ms"), None, "ms, first fault to the answer\n(recovered trials: mean; dots: each)",
-                                             PLOTS["compare_time_to_recover"], points=lambda r: list(r.get("ttr_ms") or []))
-    out["compare_amplification"] = grouped(lambda r: r.get("amplification"), None, "bytes sent / bytes of one answer", PLOTS["compare_amplification"])
+    out["compare_time_to_recover"] = grouped(lambda r: r.ttr_mean_ms, None, "ms, first fault to the answer\n(recovered trials: mean; dots: each)",
+                                             PLOTS["compare_time_to_recover"], points=lambda r: list(r.ttr_ms))
+    out["compare_amplification"] = grouped(lambda r: r.amplification, None, "bytes sent / bytes of one answer", PLOTS["compare_amplification"])
     return out
 
 

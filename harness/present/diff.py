@@ -26,8 +26,10 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness.measure.metrics import SummaryRow
+
 METRICS = (
-    # name, count key in a summary row, higher is better
+    # name, count field of a SummaryRow, higher is better
     ("recovery", "recovered", True),
     ("hangs", "hangs", False),
     ("data loss", "data_loss", False),
@@ -65,7 +67,7 @@ def _log_comb(n: int, k: int) -> float:
     return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
-def load_rows(directory: Path) -> list[dict[str, Any]]:
+def load_rows(directory: Path) -> list[SummaryRow]:
     from harness.measure import metrics
     from harness.drive import runner
 
@@ -75,36 +77,36 @@ def load_rows(directory: Path) -> list[dict[str, Any]]:
     return metrics.summarize(runner.only_latest(runner.load_records(directory)))
 
 
-def _index(rows: Sequence[Mapping[str, Any]], strip_versions: bool, label: str) -> dict[tuple[str, str], Mapping[str, Any]]:
-    out: dict[tuple[str, str], Mapping[str, Any]] = {}
+def _index(rows: Sequence[SummaryRow], strip_versions: bool, label: str) -> dict[tuple[str, str], SummaryRow]:
+    out: dict[tuple[str, str], SummaryRow] = {}
     for row in rows:
-        client = row["client"].partition("@")[0] if strip_versions else row["client"]
-        key = (row["scenario"], client)
+        client = row.client.partition("@")[0] if strip_versions else row.client
+        key = (row.scenario, client)
         if key in out:
-            raise DiffError(f"{label}: two clients become {client!r} without their versions ({out[key]['client']}, {row['client']}); "
+            raise DiffError(f"{label}: two clients become {client!r} without their versions ({out[key].client}, {row.client}); "
                             "drop --strip-versions")
         out[key] = row
     return out
 
 
-def compare(rows_a: Sequence[Mapping[str, Any]], rows_b: Sequence[Mapping[str, Any]], alpha: float = 0.05, strip_versions: bool = False,
+def compare(rows_a: Sequence[SummaryRow], rows_b: Sequence[SummaryRow], alpha: float = 0.05, strip_versions: bool = False,
             label_a: str = "A", label_b: str = "B") -> dict[str, Any]:
     """Every cell of both runs, with its changes; ``changed`` lists those with any difference."""
     a, b = _index(rows_a, strip_versions, label_a), _index(rows_b, strip_versions, label_b)
     cells, changed = [], []
     for key in (k for k in a if k in b):
         left, right = a[key], b[key]
-        if not left.get("trials") or not right.get("trials"):
+        if not left.trials or not right.trials:
             continue
         changes = []
         for name, count_key, higher_better in METRICS:
-            x1, n1, x2, n2 = left.get(count_key, 0), left["trials"], right.get(count_key, 0), right["trials"]
+            x1, n1, x2, n2 = getattr(left, count_key), left.trials, getattr(right, count_key), right.trials
             if x1 * n2 == x2 * n1:  # the same proportion
                 continue
             p = fisher_exact(x1, n1 - x1, x2, n2 - x2)
             better = (x2 / n2 > x1 / n1) == higher_better
             changes.append({"metric": name, "a": [x1, n1], "b": [x2, n2], "p": p, "significant": p < alpha, "direction": "better" if better else "worse"})
-        cell = {"scenario": key[0], "client": key[1], "client_a": left["client"], "client_b": right["client"], "changes": changes}
+        cell = {"scenario": key[0], "client": key[1], "client_a": left.client, "client_b": right.client, "changes": changes}
         cells.append(cell)
         if changes:
             changed.append(cell)

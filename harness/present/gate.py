@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness.measure.metrics import SummaryRow
+
 
 class PolicyError(ValueError):
     def __init__(self, source: str, path: str, message: str) -> None:
@@ -113,28 +115,28 @@ def with_overrides(policy: Policy, **overrides: Any) -> Policy:
     return Policy(replace(policy.defaults, **given).check("flags", "--"), {k: replace(v, **given) for k, v in policy.scenarios.items()}, policy.skipped_fails)
 
 
-def evaluate(rows: Sequence[Mapping[str, Any]], policy: Policy) -> list[Verdict]:
+def evaluate(rows: Sequence[SummaryRow], policy: Policy) -> list[Verdict]:
     verdicts = []
     for row in rows:
-        limits = policy.for_scenario(row["scenario"])
-        seconds = (row.get("mean_elapsed_s") or 0.0) * (row.get("trials") or 0)
-        if row.get("skipped"):
-            verdicts.append(Verdict(row["scenario"], row["client"], not policy.skipped_fails, row["skipped"], (), {}, 0.0))
+        limits = policy.for_scenario(row.scenario)
+        seconds = (row.mean_elapsed_s or 0.0) * (row.trials or 0)
+        if row.skipped:
+            verdicts.append(Verdict(row.scenario, row.client, not policy.skipped_fails, row.skipped, (), {}, 0.0))
             continue
-        low = row["recovery_ci"][0]
+        low = row.recovery_ci[0]
         reasons = []
         if low < limits.min_recovery_lower:
-            reasons.append(f"recovery {row['recovered']}/{row['trials']} = {row['recovery_rate']:.0%}, 95% interval "
-                           f"[{low:.0%}, {row['recovery_ci'][1]:.0%}]: lower bound below {limits.min_recovery_lower:.0%}")
-        if row["hangs"] > limits.max_hangs:
-            reasons.append(f"{row['hangs']} hang(s) > {limits.max_hangs}")
-        if row["data_loss"] > limits.max_data_loss:
-            reasons.append(f"{row['data_loss']} trial(s) with lost or duplicated data > {limits.max_data_loss}")
-        amplification = row.get("amplification")
+            reasons.append(f"recovery {row.recovered}/{row.trials} = {row.recovery_rate:.0%}, 95% interval "
+                           f"[{low:.0%}, {row.recovery_ci[1]:.0%}]: lower bound below {limits.min_recovery_lower:.0%}")
+        if row.hangs > limits.max_hangs:
+            reasons.append(f"{row.hangs} hang(s) > {limits.max_hangs}")
+        if row.data_loss > limits.max_data_loss:
+            reasons.append(f"{row.data_loss} trial(s) with lost or duplicated data > {limits.max_data_loss}")
+        amplification = row.amplification
         if limits.max_amplification is not None and amplification is not None and amplification > limits.max_amplification:
             reasons.append(f"amplification {amplification:.2f} > {limits.max_amplification:.2f}")
-        numbers = {k: row.get(k) for k in ("trials", "recovered", "recovery_rate", "recovery_ci", "hangs", "data_loss", "amplification")}
-        verdicts.append(Verdict(row["scenario"], row["client"], not reasons, None, tuple(reasons), numbers, seconds))
+        numbers = {k: getattr(row, k) for k in ("trials", "recovered", "recovery_rate", "recovery_ci", "hangs", "data_loss", "amplification")}
+        verdicts.append(Verdict(row.scenario, row.client, not reasons, None, tuple(reasons), numbers, seconds))
     return verdicts
 
 

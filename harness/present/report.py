@@ -9,6 +9,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from harness.measure.metrics import SummaryRow
+
 CSV_COLUMNS = (
     "scenario", "client", "skipped", "trials", "recovered", "recovery_rate", "recovery_ci_low", "recovery_ci_high", "faulted",
     "recovered_faulted", "hangs", "data_loss", "duplicated", "failed", "clear_errors", "backoff_ms_p50", "backoff_ms_p90",
@@ -16,7 +18,7 @@ CSV_COLUMNS = (
 )
 
 
-def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+def write_all(directory: Path, rows: Sequence[SummaryRow], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
               records: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Path]:
     """Everything a run leaves besides trials.jsonl; returns the paths written. report.html is
     harness/present/report_html.py's page (matrix, scenarios, drill-downs; ``baseline``: a diff result);
@@ -26,7 +28,7 @@ def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[
         "csv": directory / "summary.csv",
         "html": directory / "report.html",
     }
-    paths["json"].write_text(json.dumps({"meta": dict(meta), "rows": list(rows)}, indent=2))
+    paths["json"].write_text(json.dumps({"meta": dict(meta), "rows": [row.to_json() for row in rows]}, indent=2))
     write_csv(paths["csv"], rows)
     plots = make_plots(rows)
     for name, png in plots.items():
@@ -37,7 +39,7 @@ def write_all(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[
     return paths
 
 
-def render_page(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+def render_page(directory: Path, rows: Sequence[SummaryRow], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
                 records: Sequence[Mapping[str, Any]] | None = None) -> str:
     """The report page; the trial records are read from ``directory`` unless given."""
     from harness.present import report_html
@@ -48,18 +50,18 @@ def render_page(directory: Path, rows: Sequence[Mapping[str, Any]], meta: Mappin
     return report_html.render(rows, meta, records, directory, baseline)
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+def write_csv(path: Path, rows: Sequence[SummaryRow]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
-            ci = row.get("recovery_ci") or [None, None]
+            ci = row.recovery_ci or [None, None]
             writer.writerow([
-                row["scenario"], row["client"], row.get("skipped") or "", row["trials"], row["recovered"], _num(row.get("recovery_rate")),
-                _num(ci[0]), _num(ci[1]), row["faulted"], row["recovered_faulted"], row["hangs"], row["data_loss"], row["duplicated"],
-                row["failed"], row["clear_errors"], _num(row["backoff_ms"].get("p50")), _num(row["backoff_ms"].get("p90")),
-                _num(row["time_to_recover_ms"].get("p50")), _num(row.get("amplification")), row["bytes_resent"], _num(row.get("mean_elapsed_s")),
-                " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row["decay"]),
+                row.scenario, row.client, row.skipped or "", row.trials, row.recovered, _num(row.recovery_rate),
+                _num(ci[0]), _num(ci[1]), row.faulted, row.recovered_faulted, row.hangs, row.data_loss, row.duplicated,
+                row.failed, row.clear_errors, _num(row.backoff_ms.get("p50")), _num(row.backoff_ms.get("p90")),
+                _num(row.time_to_recover_ms.get("p50")), _num(row.amplification), row.bytes_resent, _num(row.mean_elapsed_s),
+                " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row.decay),
             ])
 
 
@@ -71,7 +73,7 @@ def _num(value: Any) -> str:
 
 # -- plots ---------------------------------------------------------------------------------------
 
-def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
+def make_plots(rows: Sequence[SummaryRow]) -> dict[str, bytes]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -79,15 +81,15 @@ def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
     from matplotlib.ticker import MaxNLocator
 
     plots: dict[str, bytes] = {}
-    ran = [r for r in rows if r["trials"]]
+    ran = [r for r in rows if r.trials]
     if not ran:
         return plots
 
     # Retry decay: attempt k's recovery among requests whose earlier attempts failed.
     with_retries = {}
     for row in ran:
-        if any(d["attempt"] >= 2 for d in row["decay"]):  # the whole curve, from attempt 1
-            with_retries.setdefault(row["scenario"], []).append((row["client"], row["decay"]))
+        if any(d["attempt"] >= 2 for d in row.decay):  # the whole curve, from attempt 1
+            with_retries.setdefault(row.scenario, []).append((row.client, row.decay))
     if with_retries:
         count = len(with_retries)
         columns = min(3, count)
@@ -115,14 +117,14 @@ def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
     # Backoff the server measured between attempts, per client.
     samples = {}
     for row in ran:
-        if row["backoff_ms"].get("n"):
-            samples.setdefault(row["client"], []).append(row)
+        if row.backoff_ms.get("n"):
+            samples.setdefault(row.client, []).append(row)
     # (percentiles only are kept in rows; the histogram uses their spread per scenario)
     if samples:
         figure, axis = plt.subplots(figsize=(8, 3.6))
         for client, items in sorted(samples.items()):
-            p50 = [i["backoff_ms"]["p50"] for i in items]
-            p90 = [i["backoff_ms"]["p90"] for i in items]
+            p50 = [i.backoff_ms["p50"] for i in items]
+            p90 = [i.backoff_ms["p90"] for i in items]
             axis.scatter(p50, [client] * len(p50), marker="o", label=f"{client} p50")
             axis.scatter(p90, [client] * len(p90), marker="x", label=f"{client} p90")
         axis.set_xscale("symlog", linthresh=10)
@@ -134,11 +136,11 @@ def make_plots(rows: Sequence[Mapping[str, Any]]) -> dict[str, bytes]:
     outcomes = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung", "error")
     colours = {"recovered": "#2a9d8f", "clean": "#a8dadc", "failed": "#e9c46a", "data_loss": "#e76f51", "duplicated": "#9d4edd", "hung": "#264653",
                "error": "#888888"}
-    clients = sorted({r["client"] for r in ran})
+    clients = sorted({r.client for r in ran})
     figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(clients)), 3.6))
     bottom = [0] * len(clients)
     for outcome in outcomes:
-        values = [sum(r["outcomes"].get(outcome, 0) for r in ran if r["client"] == c) for c in clients]
+        values = [sum(r.outcomes.get(outcome, 0) for r in ran if r.client == c) for c in clients]
         axis.bar(clients, values, bottom=bottom, label=outcome, color=colours[outcome])
         bottom = [b + v for b, v in zip(bottom, values)]
     axis.set_ylabel("trials")

@@ -23,6 +23,7 @@ present and never required.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 import math
@@ -31,7 +32,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from harness.measure.metrics import wilson
+from harness.measure.metrics import SummaryRow, summarize_group, wilson
 
 BAD_OUTCOMES = ("failed", "hung", "data_loss", "duplicated", "error")
 KNOWN_FIELDS = {
@@ -47,11 +48,11 @@ e = html.escape
 
 # -- entry point ---------------------------------------------------------------------------------
 
-def render(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = (),
+def render(rows: Sequence[SummaryRow], meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = (),
            directory: Path | None = None, baseline: Mapping[str, Any] | None = None) -> str:
     """The whole page. ``records`` are the run's trial records (latest per trial); ``directory``
     is where the journals are; ``baseline`` is a :func:`harness.present.diff.compare` result."""
-    scenarios = _scenario_files({r["scenario"] for r in rows}, directory)
+    scenarios = _scenario_files({r.scenario for r in rows}, directory)
     matrix = Matrix(rows)
     by_cell: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
     for record in records:
@@ -87,27 +88,25 @@ def _json_for_script(data: Any) -> str:
 class Matrix:
     """Cells by (scenario, client), rows and columns sorted worst first."""
 
-    def __init__(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        self.cells = {(r["scenario"], r["client"]): r for r in rows}
-        scenario_names = list(dict.fromkeys(r["scenario"] for r in rows))
-        client_names = list(dict.fromkeys(r["client"] for r in rows))
+    def __init__(self, rows: Sequence[SummaryRow]) -> None:
+        self.cells = {(r.scenario, r.client): r for r in rows}
+        scenario_names = list(dict.fromkeys(r.scenario for r in rows))
+        client_names = list(dict.fromkeys(r.client for r in rows))
         self.scenarios = sorted(scenario_names, key=lambda s: (-self._badness(r for (sc, _), r in self.cells.items() if sc == s), s))
         self.clients = sorted(client_names, key=lambda c: (-self._badness(r for (_, cl), r in self.cells.items() if cl == c), c))
 
     @staticmethod
-    def _badness(rows: Iterable[Mapping[str, Any]]) -> float:
+    def _badness(rows: Iterable[SummaryRow]) -> float:
         """Mean over cells that ran of (1 - recovery) plus hangs and data loss as a share."""
         scores = []
         for row in rows:
-            if row.get("trials"):
-                n = row["trials"]
-                scores.append((1 - (row.get("recovery_rate") or 0)) + (row.get("hangs", 0) + row.get("data_loss", 0)) / n)
+            if row.trials:
+                scores.append((1 - (row.recovery_rate or 0)) + (row.hangs + row.data_loss) / row.trials)
         return sum(scores) / len(scores) if scores else -1.0
 
-    def worst(self, count: int = 8) -> list[Mapping[str, Any]]:
-        ran = [r for r in self.cells.values() if r.get("trials")]
-        return sorted(ran, key=lambda r: (-(r.get("hangs", 0) + r.get("data_loss", 0)) / r["trials"] - (1 - (r.get("recovery_rate") or 0)),
-                                          r["scenario"], r["client"]))[:count]
+    def worst(self, count: int = 8) -> list[SummaryRow]:
+        ran = [r for r in self.cells.values() if r.trials]
+        return sorted(ran, key=lambda r: (-(r.hangs + r.data_loss) / r.trials - (1 - (r.recovery_rate or 0)), r.scenario, r.client))[:count]
 
     def html(self) -> str:
         head = "".join(f"<th class=col title='{e(c)}'>{_client_label(c)}</th>" for c in self.clients)
@@ -116,7 +115,7 @@ class Matrix:
             cells = "".join(_cell(self.cells.get((scenario, client)), scenario, client) for client in self.clients)
             body.append(f"<tr><th class=row><a href='#s-{_slug(scenario)}'>{e(scenario)}</a></th>{cells}{_total_cell(self._row_total(scenario))}</tr>")
         totals = "".join(_total_cell(self._column_total(client)) for client in self.clients)
-        everything = _total_cell(_total([r for r in self.cells.values() if r.get("trials")]))
+        everything = _total_cell(_total([r for r in self.cells.values() if r.trials]))
         legend = ("<p class=legend>Cell: share of trials that ended with the complete answer (recovered or clean), its 95&nbsp;% Wilson "
                   "interval and n. <span class=mark-h>H</span> hung trials, <span class=mark-l>L</span> data loss (truncated, corrupted "
                   "or duplicated answer), grey: skipped (hover for why). Rows and columns: worst first. Click a row for its story.</p>")
@@ -124,18 +123,20 @@ class Matrix:
                 f"scenario \\ client</th>{head}<th class=col>all clients</th></tr></thead><tbody>{''.join(body)}</tbody><tfoot><tr><th class=row>"
                 f"total per client</th>{totals}{everything}</tr></tfoot></table></div>")
 
-    def _row_total(self, scenario: str) -> dict[str, Any]:
-        return _total([r for (s, _), r in self.cells.items() if s == scenario and r.get("trials")])
+    def _row_total(self, scenario: str) -> SummaryRow:
+        return _total([r for (s, _), r in self.cells.items() if s == scenario and r.trials], scenario=scenario)
 
-    def _column_total(self, client: str) -> dict[str, Any]:
-        return _total([r for (_, c), r in self.cells.items() if c == client and r.get("trials")])
+    def _column_total(self, client: str) -> SummaryRow:
+        return _total([r for (_, c), r in self.cells.items() if c == client and r.trials], client=client)
 
 
-def _total(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    n = sum(r["trials"] for r in rows)
-    recovered = sum(r["recovered"] for r in rows)
-    return {"trials": n, "recovered": recovered, "hangs": sum(r.get("hangs", 0) for r in rows), "data_loss": sum(r.get("data_loss", 0) for r in rows),
-            "recovery_rate": recovered / n if n else None, "recovery_ci": list(wilson(recovered, n)) if n else None}
+def _total(rows: Sequence[SummaryRow], scenario: str = "", client: str = "") -> SummaryRow:
+    """The cells' counts added up, as one row (only the counts and the recovery are filled in)."""
+    n = sum(r.trials for r in rows)
+    recovered = sum(r.recovered for r in rows)
+    return dataclasses.replace(summarize_group(scenario, client, []), trials=n, recovered=recovered, hangs=sum(r.hangs for r in rows),
+                               data_loss=sum(r.data_loss for r in rows), recovery_rate=recovered / n if n else None,
+                               recovery_ci=list(wilson(recovered, n)) if n else None)
 
 
 def _client_label(client: str) -> str:
@@ -151,33 +152,33 @@ def colour(rate: float | None) -> str:
     return f"hsl({hue:.0f},62%,{78 - 8 * math.sin(rate * math.pi):.0f}%)"
 
 
-def _cell(row: Mapping[str, Any] | None, scenario: str, client: str) -> str:
+def _cell(row: SummaryRow | None, scenario: str, client: str) -> str:
     if row is None:
         return "<td class='cell none' title='not run'>&middot;</td>"
-    if row.get("skipped") and not row.get("trials"):
-        reason = str(row["skipped"])
+    if row.skipped and not row.trials:
+        reason = str(row.skipped)
         return f"<td class='cell skip' title='skipped: {e(reason)}' data-skip='{e(reason)}'>skipped</td>"
     return _filled_cell(row, f"#s-{_slug(scenario)}", f"{scenario} / {client}")
 
 
-def _total_cell(total: Mapping[str, Any]) -> str:
-    if not total.get("trials"):
+def _total_cell(total: SummaryRow) -> str:
+    if not total.trials:
         return "<td class='cell none'>&middot;</td>"
     return _filled_cell(total, None, "total", css="cell total")
 
 
-def _filled_cell(row: Mapping[str, Any], href: str | None, title: str, css: str = "cell") -> str:
-    n, rate = row["trials"], row.get("recovery_rate")
-    ci = row.get("recovery_ci") or [0, 1]
+def _filled_cell(row: SummaryRow, href: str | None, title: str, css: str = "cell") -> str:
+    n, rate = row.trials, row.recovery_rate
+    ci = row.recovery_ci or [0, 1]
     marks = ""
-    if row.get("hangs"):
-        marks += f"<span class=mark-h title='{row['hangs']} hung'>H{row['hangs']}</span>"
-    if row.get("data_loss"):
-        marks += f"<span class=mark-l title='{row['data_loss']} data loss'>L{row['data_loss']}</span>"
-    tip = f"{title}: {row['recovered']}/{n} recovered, 95% CI {ci[0]:.0%}-{ci[1]:.0%}, {row.get('hangs', 0)} hung, {row.get('data_loss', 0)} data loss"
-    audit = f"<small class=ka>keepalive {e(row['keepalive'])}</small>" if row.get("keepalive") else ""  # the network lab's socket audit
+    if row.hangs:
+        marks += f"<span class=mark-h title='{row.hangs} hung'>H{row.hangs}</span>"
+    if row.data_loss:
+        marks += f"<span class=mark-l title='{row.data_loss} data loss'>L{row.data_loss}</span>"
+    tip = f"{title}: {row.recovered}/{n} recovered, 95% CI {ci[0]:.0%}-{ci[1]:.0%}, {row.hangs} hung, {row.data_loss} data loss"
+    audit = f"<small class=ka>keepalive {e(row.keepalive)}</small>" if row.keepalive else ""  # the network lab's socket audit
     if audit:
-        tip += f", keepalive {row['keepalive']}"
+        tip += f", keepalive {row.keepalive}"
     inner = (f"<b>{rate:.0%}</b><small>[{ci[0] * 100:.0f}&ndash;{ci[1] * 100:.0f}]</small><small>n={n}</small>{audit}{marks}" if rate is not None else "")
     if href:
         inner = f"<a href='{href}'>{inner}</a>"
@@ -252,13 +253,13 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
         if row is None:
             continue
         seen = _field_for(field, client)
-        if row.get("skipped") and not row.get("trials"):
-            out.append(f"<tr class=skip><td>{_client_label(client)}</td><td>{e(seen or '')}</td><td colspan=3>skipped: {e(str(row['skipped']))}</td></tr>")
+        if row.skipped and not row.trials:
+            out.append(f"<tr class=skip><td>{_client_label(client)}</td><td>{e(seen or '')}</td><td colspan=3>skipped: {e(str(row.skipped))}</td></tr>")
             continue
         records = by_cell.get((name, client), [])
-        counts = Counter(r["outcome"] for r in records) if records else Counter(row.get("outcomes") or {})
+        counts = Counter(r["outcome"] for r in records) if records else Counter(row.outcomes or {})
         badges = " ".join(f"<span class='badge o-{e(o)}'>{e(o.replace('_', ' '))} {c}</span>" for o, c in sorted(counts.items(), key=lambda x: -x[1]))
-        errors = Counter(error_shape(r["error_line"]) for r in records if r.get("error_line")) if records else Counter(row.get("error_lines") or [])
+        errors = Counter(error_shape(r["error_line"]) for r in records if r.get("error_line")) if records else Counter(row.error_lines or [])
         said = "".join(f"<li><code>{e(line[:400])}</code>{f' <span class=count>&times;{c}</span>' if c > 1 else ''}</li>"
                        for line, c in errors.most_common(6))
         if len(errors) > 6:
@@ -272,7 +273,7 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
         out.append(f"<tr><td>{_client_label(client)}</td><td class=seen>{e(seen or '')}</td><td>{badges}{extras}</td>"
                    f"<td><ul class=errors>{said}</ul></td><td class=links>{links}</td></tr>")
     out.append("</tbody></table>")
-    rows = [matrix.cells[(name, c)] for c in matrix.clients if (name, c) in matrix.cells and matrix.cells[(name, c)].get("trials")]
+    rows = [matrix.cells[(name, c)] for c in matrix.clients if (name, c) in matrix.cells and matrix.cells[(name, c)].trials]
     plots = []
     decay_svg = decay_plot(rows, field_decay(field))
     if decay_svg:
@@ -327,10 +328,10 @@ RETRY_COLOURS = ("#1b6ca8", "#d1495b", "#e09f3e", "#2a9d8f", "#8d5a97", "#3d405b
 PALETTE = ("#1b6ca8", "#d1495b", "#00798c", "#edae49", "#66a182", "#8d5a97", "#3d405b", "#e07a5f", "#30638e", "#a44a3f")
 
 
-def decay_plot(rows: Sequence[Mapping[str, Any]], field: Sequence[Mapping[str, Any]] = ()) -> str:
+def decay_plot(rows: Sequence[SummaryRow], field: Sequence[Mapping[str, Any]] = ()) -> str:
     """Recovery of attempt k per client, a line with interval whiskers on an integer axis from 1;
     only clients that reached attempt 2; the field's points on the same axes."""
-    series = [(row["client"], row["decay"]) for row in rows if any(p["attempt"] >= 2 for p in row.get("decay") or ())]
+    series = [(row.client, row.decay) for row in rows if any(p["attempt"] >= 2 for p in row.decay or ())]
     if not series:
         return ""
     top = max([p["attempt"] for _, points in series for p in points] + [p["attempt"] for p in field])
@@ -639,13 +640,13 @@ def _baseline_section(result: Mapping[str, Any]) -> str:
     return render_html(result)
 
 
-def _meta_block(meta: Mapping[str, Any], rows: Sequence[Mapping[str, Any]], records: Sequence[Mapping[str, Any]]) -> str:
-    ran = [r for r in rows if r.get("trials")]
-    trials = sum(r["trials"] for r in ran)
-    recovered = sum(r["recovered"] for r in ran)
-    hangs = sum(r.get("hangs", 0) for r in ran)
-    loss = sum(r.get("data_loss", 0) for r in ran)
-    skipped = sum(1 for r in rows if r.get("skipped") and not r.get("trials"))
+def _meta_block(meta: Mapping[str, Any], rows: Sequence[SummaryRow], records: Sequence[Mapping[str, Any]]) -> str:
+    ran = [r for r in rows if r.trials]
+    trials = sum(r.trials for r in ran)
+    recovered = sum(r.recovered for r in ran)
+    hangs = sum(r.hangs for r in ran)
+    loss = sum(r.data_loss for r in ran)
+    skipped = sum(1 for r in rows if r.skipped and not r.trials)
     facts = "".join(f"<span><b>{e(str(v))}</b> {e(str(k))}</span>" for k, v in meta.items() if k != "run_id")
     return (f"<header><h1>streamchaos <span class=run>{e(str(meta.get('run_id', '')))}</span></h1><div class=facts>"
             f"<span><b>{trials}</b> trials</span><span><b>{recovered}</b> recovered or clean</span><span><b>{hangs}</b> hung</span>"
@@ -770,7 +771,7 @@ if(location.hash.indexOf('#t-')===0)open(decodeURIComponent(location.hash.slice(
 
 # -- the terminal: the same order, matrix first, then the worst cells ------------------------------
 
-def print_summary(rows: Sequence[Mapping[str, Any]], console: Any = None, worst: int = 8) -> None:
+def print_summary(rows: Sequence[SummaryRow], console: Any = None, worst: int = 8) -> None:
     """The matrix (recovery per cell, H hangs, L data loss, - skipped), then the worst cells with
     their interval and what the client said: instead of one line per (scenario, client)."""
     from rich.console import Console
@@ -791,32 +792,32 @@ def print_summary(rows: Sequence[Mapping[str, Any]], console: Any = None, worst:
             row = matrix.cells.get((scenario, client))
             if row is None:
                 cells.append("")
-            elif not row.get("trials"):
-                cells.append("[dim]-[/dim]" if row.get("skipped") else "")
+            elif not row.trials:
+                cells.append("[dim]-[/dim]" if row.skipped else "")
             else:
                 cells.append(_terminal_cell(row))
         table.add_row(scenario, *cells)
     table.add_section()
-    table.add_row("[b]all scenarios[/b]", *(_terminal_cell(matrix._column_total(c)) if matrix._column_total(c)["trials"] else "" for c in matrix.clients))
+    table.add_row("[b]all scenarios[/b]", *(_terminal_cell(matrix._column_total(c)) if matrix._column_total(c).trials else "" for c in matrix.clients))
     console.print(table)
     console.print("[dim]cell: recovered share; H hung, L data loss; - skipped[/dim]")
-    audited = [r for r in rows if r.get("keepalive") and r.get("trials")]
+    audited = [r for r in rows if r.keepalive and r.trials]
     if audited:  # network lab runs: what the kernel saw on the client's sockets, beside the outcome
         console.print("[b]socket audit[/b] (network lab)")
         for row in audited:
-            console.print(f"  {row['scenario']} / {row['client']}: keepalive {row['keepalive']}; {row['recovered']}/{row['trials']} recovered"
-                          + (f", {row['hangs']} hung" if row.get("hangs") else ""), highlight=False)
-    bad = [r for r in matrix.worst(worst) if (r.get("recovery_rate") or 0) < 1 or r.get("hangs") or r.get("data_loss")]
+            console.print(f"  {row.scenario} / {row.client}: keepalive {row.keepalive}; {row.recovered}/{row.trials} recovered"
+                          + (f", {row.hangs} hung" if row.hangs else ""), highlight=False)
+    bad = [r for r in matrix.worst(worst) if (r.recovery_rate or 0) < 1 or r.hangs or r.data_loss]
     if not bad:
         console.print("worst cells: none (every cell recovered every trial, with no hang and no data loss)")
     else:
         console.print("[b]worst cells[/b]")
         for row in bad:
-            ci = row.get("recovery_ci") or [0, 1]
-            line = " ".join((row.get("error_lines") or [""])[0].split())
-            console.print(f"  {row['scenario']} / {row['client']}: {row['recovered']}/{row['trials']} recovered "
-                          f"[{ci[0]:.0%}, {ci[1]:.0%}]" + (f", {row['hangs']} hung" if row.get("hangs") else "")
-                          + (f", {row['data_loss']} data loss" if row.get("data_loss") else "") + (f"\n      {escape(line[:130])}" if line else ""),
+            ci = row.recovery_ci or [0, 1]
+            line = " ".join((row.error_lines or [""])[0].split())
+            console.print(f"  {row.scenario} / {row.client}: {row.recovered}/{row.trials} recovered "
+                          f"[{ci[0]:.0%}, {ci[1]:.0%}]" + (f", {row.hangs} hung" if row.hangs else "")
+                          + (f", {row.data_loss} data loss" if row.data_loss else "") + (f"\n      {escape(line[:130])}" if line else ""),
                           highlight=False)
 
 
@@ -825,8 +826,8 @@ def _short(client: str) -> str:
     return name + (f"\n@{version}" if version else "")
 
 
-def _terminal_cell(row: Mapping[str, Any]) -> str:
-    rate = row.get("recovery_rate") or 0
+def _terminal_cell(row: SummaryRow) -> str:
+    rate = row.recovery_rate or 0
     style = "green" if rate >= 0.9 else ("yellow" if rate >= 0.5 else "red")
-    marks = (f" H{row['hangs']}" if row.get("hangs") else "") + (f" L{row['data_loss']}" if row.get("data_loss") else "")
+    marks = (f" H{row.hangs}" if row.hangs else "") + (f" L{row.data_loss}" if row.data_loss else "")
     return f"[{style}]{rate:.0%}[/{style}]{marks}"

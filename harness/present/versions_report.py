@@ -5,6 +5,7 @@ and ``field`` on each row), appended to ``report.html``, and printed as two term
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 from pathlib import Path
@@ -17,12 +18,12 @@ from harness.clients.versions import version_key
 def extend(directory: Path, rows: list[dict[str, Any]], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     names = list(dict.fromkeys(r["scenario"] for r in records))
     field = fieldmatch.evaluate(fieldmatch.load(directory, names), records)
-    for row in rows:
-        row["field"] = [
+    for index, row in enumerate(rows):  # the rows are frozen: each is replaced by one with its field checks
+        rows[index] = dataclasses.replace(row, field=[
             {"field_client": e.get("field_client"), "field_version": e.get("field_version"), "source": e.get("field_source"),
              "literal": e.get("field_error") or e.get("field_behaviour"), "status": e["status"], "verdict": fieldmatch.verdict(e)}
-            for e in field if e["scenario"] == row["scenario"] and e["client"] == row["client"]
-        ]
+            for e in field if e["scenario"] == row.scenario and e["client"] == row.client
+        ])
     return {"field": field, "matrix": matrix(rows)}
 
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..config import SimulatorConfig
 from . import answer as answers
-from .errors import ApiError
+from .errors import ApiError, retryable_status
 from .events import WireEvent, body_events, count_body_events, iter_body_events, message_start
 from .openai_router import OPENAI_PATHS, OpenAIApi, is_openai
 from .reply import JsonReply, Reply, StreamReply
@@ -120,7 +120,7 @@ class MessagesApi:
         headers = (
             (b"content-type", b"application/json"),
             (b"request-id", request_id.encode()),
-            (b"x-should-retry", b"true" if error.status in (408, 409, 429) or error.status >= 500 else b"false"),
+            (b"x-should-retry", b"true" if retryable_status(error.status) else b"false"),
             *extra,
         )
         return JsonReply(error.status, headers, error.body(request_id))
@@ -217,8 +217,3 @@ class MessagesApi:
 
 def _model(entry: tuple[str, str, str]) -> dict:
     return {"type": "model", "id": entry[0], "display_name": entry[1], "created_at": entry[2]}
-
-
-def expected_answer(seed: int, body: bytes, default_words: int = SimulatorConfig.default_words) -> answers.Answer:
-    """The answer the simulator gives to this body: what the harness checks clients against."""
-    return answers.generate(seed, parse_messages_request(body), default_words)

@@ -58,10 +58,10 @@ class FaultState:
 
     def _ordinals(self, connection: dict[str, Any]) -> dict[str, int]:
         """A connection's ordinal per trial, valid for the plan generation that assigned it."""
-        if connection.get("plan_generation") != self.generation:
-            connection["plan_generation"] = self.generation
-            connection["ordinals"] = {}
-        return connection["ordinals"]
+        live = connection.live
+        if live.plan_generation != self.generation:
+            live.plan_generation, live.ordinals = self.generation, {}
+        return live.ordinals
 
     @staticmethod
     def _next(counter: dict, key: Any) -> int:

@@ -21,7 +21,10 @@ from ..capacity_gate import admit, release
 from ..faults import model
 from ..faults.base import CUT, EVENT, NOT_APPLICABLE, PACING, REPLY, FaultEnded, perform
 from ..faults.decide import RequestFacts, request_rules, uniform
+from ..records import fault_note
+from . import schedule
 from .pacer import pacer
+from .schedule import Fire, Mark, Pacing, Sleep, Write, event_delays
 
 if TYPE_CHECKING:
     from ..state import ServerState
@@ -52,13 +55,6 @@ class ResponseChannel(Protocol):
     async def goaway(self, last_stream_id: int | str, code: int, debug: bytes, graceful: bool, grace_s: float) -> bool: ...
     async def close_after_reply(self, grace_s: float) -> None: ...
     def response_started(self) -> bool: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Pacing:
-    ttft_s: float
-    tokens_per_second: float | None
-    jitter: float = 0.0
 
 
 @dataclass(slots=True)
@@ -125,7 +121,7 @@ async def run_exchange(
     finally:
         release(slot, record)
         _leave(connection)
-        journal.close_request(record, end)
+        journal.finish(record, end)
 
 
 LONG_SLICE_BYTES = 64 * 1024  # a long answer is encoded and written this much at a time
@@ -199,7 +195,7 @@ async def _head(state: "ServerState", connection: dict, stream_id: int | None, c
         state.errors.note(error, "request", record)
         await _fail_reply(state, channel, record, request_id, head_only=True)
     finally:
-        journal.close_request(record, end)
+        journal.finish(record, end)
 
 
 async def _fail_reply(state: "ServerState", channel: ResponseChannel, record: dict, request_id: str, head_only: bool = False) -> None:
@@ -222,17 +218,18 @@ async def _fail_reply(state: "ServerState", channel: ResponseChannel, record: di
 
 def _enter(connection: dict, now: float) -> float:
     """Count the request in; return how long the connection sat idle before it."""
-    active = connection.get("active", 0)
-    connection["active"] = active + 1
-    if active:
+    live = connection.live
+    live.active += 1
+    if live.active > 1:
         return 0.0
-    return now - connection.get("t_idle_since", connection["t_accept"])
+    return now - (live.t_idle_since or connection.t_accept)
 
 
 def _leave(connection: dict) -> None:
-    connection["active"] -= 1
-    if connection["active"] == 0:
-        connection["t_idle_since"] = time.monotonic()
+    live = connection.live
+    live.active -= 1
+    if live.active == 0:
+        live.t_idle_since = time.monotonic()
 
 
 def _decide(state: "ServerState", connection: dict, record: dict, info: Any, reply: Any, idle_s: float) -> tuple[list[Firing], RequestFacts | None]:
@@ -253,26 +250,29 @@ def _decide(state: "ServerState", connection: dict, record: dict, info: Any, rep
 
 
 class _FaultOutput:
-    """What a fault's action may write through: the reply's batch, and its own bytes."""
+    """What a fault's action may write through: the bytes due before it, and its own bytes."""
 
-    def __init__(self, writer: "_Writer", note: dict) -> None:
-        self.writer, self.note = writer, note
+    def __init__(self, writer: "_Writer", note: dict, pieces: tuple = ()) -> None:
+        self.writer, self.note, self.pieces = writer, note, pieces
         self.error_event = writer.error_event
 
     async def flush(self) -> None:
-        """Write the batch; the note then says what was on the wire when the fault fired."""
-        await self.writer.flush()
+        """Write what is due before the fault; the note then says what was on the wire when it fired."""
+        pieces, self.pieces = self.pieces, ()
+        if pieces:
+            await self.writer.write(pieces)
         record = self.writer.record
         self.note["events_out"], self.note["bytes_out"], self.note["t"] = record["events_out"], record["bytes_out"], time.monotonic()
 
     async def emit(self, data: bytes, events: int = 1) -> None:
         """Bytes a fault writes itself (an SSE error event), counted like any others."""
-        self.writer.add(data, events)
-        await self.writer.flush()
+        await self.flush()
+        await self.writer.write(((data, events),))
 
 
 class _Writer:
-    """Writes one reply and fires the faults chosen for it at their exact points."""
+    """Carries out one reply's schedule (:mod:`.schedule`): writes, sleeps, and the faults chosen
+    for it at their exact points."""
 
     def __init__(self, state: "ServerState", channel: ResponseChannel, record: dict, firings: list[Firing], facts: RequestFacts | None, t_headers: float) -> None:
         self.state = state
@@ -281,27 +281,19 @@ class _Writer:
         self.firings = firings
         self.facts = facts
         self.t_headers = t_headers
-        self.batch: list[bytes] = []
-        self.batch_bytes = 0
-        self.batch_events = 0
-        self.piece_events: list[int] = []  # frame-per-event: events ending in each piece of the batch
         self.frames = not state.config.coalesce
-        self.reanchor = False  # a fault fired: pacing restarts from now (a stall delays what follows)
         self.ending: str | None = None  # "fault:<kind>" once a terminal fault has begun
         self.error_event = None  # set for a reply whose API writes in-stream errors its own way
 
     # -- firing --------------------------------------------------------------------------------
-    async def fire(self, firing: Firing) -> None:
+    async def fire(self, firing: Firing, pieces: tuple = ()) -> None:
+        """Carry out a fault after ``pieces`` (what the schedule had due before it)."""
         rule = firing.rule
-        note = {
-            "rule": firing.index, "type": rule.fault.kind, "name": rule.name, "at": rule.trigger.at,
-            "t": time.monotonic(), "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"],
-        }
+        note = fault_note(firing.index, rule, wire=self.record)
         self.record["faults"].append(note)
         if rule.fault.terminal:
             self.ending = f"fault:{rule.fault.kind}"
-        self.reanchor = True
-        result = await perform(rule.fault, self.channel, _FaultOutput(self, note))
+        result = await perform(rule.fault, self.channel, _FaultOutput(self, note, pieces))
         if result == NOT_APPLICABLE:
             note["skipped"] = f"{rule.fault.kind} does not apply to {self.channel.protocol}"
             return
@@ -320,7 +312,7 @@ class _Writer:
         for firing in self._acting_as(REPLY):
             fault = firing.rule.fault
             out = fault.reply(self.state.api, request_id, self.record.get("path"))
-            self.record["faults"].append({"rule": firing.index, "type": fault.kind, "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "status": out.status, "events_out": 0, "bytes_out": 0})
+            self.record["faults"].append(fault_note(firing.index, firing.rule, "headers", status=out.status, events_out=0, bytes_out=0))
             return out
         return reply
 
@@ -329,36 +321,21 @@ class _Writer:
         config = self.state.config
         return not self.firings and config.coalesce and not config.time_to_first_token_s and not config.tokens_per_second
 
-    async def flush(self) -> None:
-        if not self.batch:
-            return
-        if self.frames:
-            # One write per event on the wire's terms: each piece keeps its own DATA frame (h2) or
-            # chunk (HTTP/1.1) and its own journal entry, but pieces due at the same moment share
-            # one socket write. Every entry is noted once the whole write is in the kernel.
-            pieces, counts = self.batch, self.piece_events
-            self.batch, self.piece_events, self.batch_bytes, self.batch_events = [], [], 0, 0
+    async def write(self, pieces: tuple) -> None:
+        """One socket write. Each piece keeps its own DATA frame (h2) or chunk (HTTP/1.1) and its
+        own journal entry; every entry is noted once the whole write is in the kernel."""
+        if len(pieces) > 1:
             send_frames = getattr(self.channel, "send_frames", None)
-            if send_frames is not None and len(pieces) > 1:
-                await send_frames(pieces)
+            if send_frames is not None:
+                await send_frames([data for data, _ in pieces])
             else:
-                for piece in pieces:
-                    await self.channel.send_body(piece)
-            wrote, record = self.state.journal.wrote, self.record
-            for piece, events in zip(pieces, counts):
-                wrote(record, events, len(piece))
-            return
-        data = b"".join(self.batch)
-        events, self.batch, self.batch_bytes, self.batch_events = self.batch_events, [], 0, 0
-        await self.channel.send_body(data)
-        self.state.journal.wrote(self.record, events, len(data))
-
-    def add(self, data: bytes, events: int) -> None:
-        self.batch.append(data)
-        self.batch_bytes += len(data)
-        self.batch_events += events
-        if self.frames:
-            self.piece_events.append(events)
+                for data, _ in pieces:
+                    await self.channel.send_body(data)
+        else:
+            await self.channel.send_body(pieces[0][0])
+        wrote, record = self.state.journal.wrote, self.record
+        for data, events in pieces:
+            wrote(record, events, len(data))
 
     async def write_json(self, reply: JsonReply) -> None:
         cuts = sorted((int(f.rule.trigger.value), f) for f in self.firings if f.rule.trigger.at == "bytes" and int(f.rule.trigger.value) < len(reply.body))
@@ -371,124 +348,56 @@ class _Writer:
             return
         head = (*reply.headers, (b"content-length", str(len(reply.body)).encode()))
         await self.channel.send_head(reply.status, head)
-        sent = 0
-        for offset, firing in cuts:
-            if offset > sent:
-                self.add(reply.body[sent:offset], 0)
-                sent = offset
-            await self.fire(firing)
-        self.add(reply.body[sent:], 0)
-        await self.flush()
+        await self.run(schedule.body_steps(reply.body, cuts))
         await self.channel.end()
 
     async def write_events(self, events: Sequence[WireEvent]) -> None:
-        config = self.state.config
-        event_cuts, byte_cuts, time_cuts, garbles = self._plan_cuts(events)
+        cuts = self._plan_cuts(events)
+        for firing, why in cuts.misses:
+            self._not_reached(firing, why)
         delays = self._delays(events)
-        written_bytes = 0
-        if not (event_cuts or byte_cuts or time_cuts or garbles or any(delays)):  # nothing paces or cuts it
-            limit, add = config.coalesce_limit, self.add
-            for event in events:
-                add(event.data, 1)
-                if self.batch_bytes >= limit:
-                    await self.flush()
-            await self.flush()
-            return
-        due = time.monotonic()  # the schedule: each event's time is the previous one's plus its delay
+        now = time.monotonic()
         if any(delays):
-            self.record["t_schedule"] = due  # where a paced reply's schedule starts (lateness is measured from it)
-        for index, event in enumerate(events):
-            if self.reanchor:
-                due, self.reanchor = time.monotonic(), False
-            if delays[index] > 0:
-                await self.flush()
-                due += delays[index]
-                await self._sleep_through(due, time_cuts)
-            while time_cuts and time_cuts[0][0] <= time.monotonic():
-                await self.fire(time_cuts.pop(0)[1])
-            for firing in event_cuts.pop(index, []):
-                await self.fire(firing)
-            data = event.data
-            while byte_cuts and byte_cuts[0][0] < written_bytes + len(data):
-                offset, firing = byte_cuts.pop(0)
-                split = offset - written_bytes
-                if split > 0:
-                    self.add(data[:split], 0)
-                data, written_bytes = data[split:], written_bytes + split
-                await self.fire(firing)
-            if index in garbles:
-                await self._write_garbled(data, garbles[index])
-            else:
-                self.add(data, 1)
-            written_bytes += len(data)
-            if self.batch_bytes >= config.coalesce_limit:
-                await self.flush()
-        for firing in event_cuts.pop(len(events), []):
-            await self.fire(firing)
-        for _, firing in byte_cuts:
-            if _ == written_bytes:
-                await self.fire(firing)
-            else:
-                self._not_reached(firing, "the answer had fewer bytes")
-        await self.flush()
-        for _, firing in time_cuts:
-            self._not_reached(firing, "the answer ended first")
-        for remaining in event_cuts.values():
-            for firing in remaining:
-                self._not_reached(firing, "the answer had fewer events")
+            self.record["t_schedule"] = now  # where a paced reply's schedule starts (lateness is measured from it)
+        config = self.state.config
+        await self.run(schedule.reply_steps(events, cuts, delays, frames=self.frames, coalesce_limit=config.coalesce_limit, now=now))
 
-    async def _write_garbled(self, data: bytes, firing: Firing) -> None:
-        if self.frames:
-            await self.flush()  # the note says what was on the wire, as one write per event always did
+    async def run(self, steps) -> None:
+        """Carry out each step, telling the schedule the time once it is done."""
+        try:
+            step = next(steps)
+            while True:
+                kind = type(step)
+                if kind is Write:
+                    await self.write(step.pieces)
+                elif kind is Sleep:
+                    if step.exact:
+                        await trio.sleep_until(_trio_deadline(step.until))
+                    else:
+                        await pacer().sleep_until_monotonic(step.until)
+                elif kind is Fire:
+                    await self.fire(step.firing, step.pieces)
+                elif kind is Mark:
+                    self._mark(step.firing)
+                else:
+                    self._not_reached(step.firing, step.why)
+                step = steps.send(time.monotonic())
+        except StopIteration:
+            pass
+        finally:
+            steps.close()
+
+    def _mark(self, firing: Firing) -> None:
         fault = firing.rule.fault
-        self.record["faults"].append({"rule": firing.index, "type": fault.kind, "mode": fault.mode, "at": "events", "t": time.monotonic(),
-                                      "events_out": self.record["events_out"], "bytes_out": self.record["bytes_out"]})
-        pieces = fault.pieces(data)
-        for number, piece in enumerate(pieces):
-            if number:
-                await self.flush()
-                await trio.sleep(fault.gap_s)
-            self.add(piece, 1 if number == len(pieces) - 1 else 0)
-
-    async def _sleep_through(self, until: float, time_cuts: list[tuple[float, Firing]]) -> None:
-        """Sleep until ``until``, firing time-triggered faults that fall due on the way."""
-        while time_cuts and time_cuts[0][0] <= until:
-            at, firing = time_cuts.pop(0)
-            await trio.sleep_until(_trio_deadline(at))
-            await self.fire(firing)
-        await pacer().sleep_until_monotonic(until)
+        self.record["faults"].append(fault_note(firing.index, firing.rule, "events", wire=self.record, mode=fault.mode))
 
     def _not_reached(self, firing: Firing, why: str) -> None:
-        self.record["faults"].append({"rule": firing.index, "type": firing.rule.fault.kind, "name": firing.rule.name, "at": firing.rule.trigger.at, "not_reached": why})
+        self.record["faults"].append(fault_note(firing.index, firing.rule, not_reached=why))
 
-    def _plan_cuts(self, events: Sequence[WireEvent]):
-        event_cuts: dict[int, list[Firing]] = {}
-        byte_cuts: list[tuple[int, Firing]] = []
-        time_cuts: list[tuple[float, Firing]] = []
-        garbles: dict[int, Firing] = {}
-        body_bytes = max(1, self.record["body_bytes"])
-        for firing in self.firings:
-            trigger = firing.rule.trigger
-            if firing.rule.fault.acts_as in (REPLY, PACING) or trigger.at == "headers":
-                continue
-            if trigger.at == "events":
-                position = event_position(events, int(trigger.value), trigger.block)
-                if position is None:
-                    self._not_reached(firing, f"the answer has no {trigger.block} block")
-                elif firing.rule.fault.acts_as == EVENT:
-                    garbles[position] = firing
-                else:
-                    event_cuts.setdefault(position, []).append(firing)
-            elif trigger.at == "bytes":
-                byte_cuts.append((int(trigger.value), firing))
-            elif trigger.at in ("ms", "budget"):
-                seconds = trigger.value / 1000 if trigger.at == "ms" else trigger.value / body_bytes
-                time_cuts.append((self.t_headers + seconds, firing))
-            elif trigger.at == "clock":
-                time_cuts.append((max(self.state.faults.t0 + trigger.value, self.t_headers), firing))
-        byte_cuts.sort(key=lambda cut: cut[0])
-        time_cuts.sort(key=lambda cut: cut[0])
-        return event_cuts, byte_cuts, time_cuts, garbles
+    def _plan_cuts(self, events: Sequence[WireEvent]) -> schedule.Cuts:
+        cutting = [f for f in self.firings if f.rule.fault.acts_as not in (REPLY, PACING)]
+        return schedule.plan_cuts(events, cutting, lambda f: f.rule.fault.acts_as == EVENT,
+                                  self.t_headers, self.state.faults.t0, self.record["body_bytes"])
 
     def _delays(self, events: Sequence[WireEvent]) -> list[float]:
         config = self.state.config
@@ -496,7 +405,7 @@ class _Writer:
         for firing in self._acting_as(PACING):
             fault = firing.rule.fault
             pacing = Pacing(fault.ttft_s, fault.tokens_per_second or pacing.tokens_per_second, fault.jitter)
-            self.record["faults"].append({"rule": firing.index, "type": fault.kind, "name": firing.rule.name, "at": "headers", "t": time.monotonic(), "events_out": 0, "bytes_out": 0})
+            self.record["faults"].append(fault_note(firing.index, firing.rule, "headers", events_out=0, bytes_out=0))
         delays = event_delays(pacing, events)
         if pacing.jitter and self.facts is not None:
             seed, facts = self.state.faults.plan.seed, self.facts
@@ -505,46 +414,6 @@ class _Writer:
                     draw = uniform(seed, "jitter", facts.trial, facts.logical, facts.attempt, index)
                     delays[index] = delay * (1 + pacing.jitter * (2 * draw - 1))
         return delays
-
-
-def event_position(events: Sequence[WireEvent], count: int, block: str | None) -> int | None:
-    """The index before which a fault "after ``count`` events" fires; with ``block``, after
-    ``count`` deltas of the first block of that type (0: right after its content_block_start)."""
-    if block is None:
-        return min(count, len(events))
-    start = next((i for i, e in enumerate(events) if e.name == "content_block_start" and e.block == block), None)
-    if start is None:
-        return None
-    if count == 0:
-        return start + 1
-    seen = 0
-    for index in range(start + 1, len(events)):
-        event = events[index]
-        if event.block != block or event.name == "content_block_stop":
-            return index
-        if event.name == "content_block_delta":
-            seen += 1
-            if seen == count:
-                return index + 1
-    return len(events)
-
-
-def event_delays(pacing: Pacing, events: Sequence[WireEvent]) -> list[float]:
-    """Seconds to wait before each event: time to first token before the first content block,
-    then one token interval per token of each delta."""
-    delays = [0.0] * len(events)
-    first_block = next((i for i, e in enumerate(events) if e.name == "content_block_start"), None)
-    if first_block is not None:
-        delays[first_block] = pacing.ttft_s
-    if pacing.tokens_per_second:
-        interval = 1.0 / pacing.tokens_per_second
-        seen_delta = False
-        for index, event in enumerate(events):
-            if event.name == "content_block_delta":
-                if seen_delta:
-                    delays[index] += interval * max(1, event.tokens)
-                seen_delta = True
-    return delays
 
 
 def _trio_deadline(monotonic_at: float) -> float:

@@ -13,7 +13,7 @@ Bounded: ``deadline_s`` cancels everything still running; ``max_calls`` stops se
 Transport: raw h11 over trio sockets, one keep-alive connection per client, closed (and opened
 again on the next attempt) after a timeout or error, as an SDK's pool would. ``"httpx"`` uses
 one ``httpx.AsyncClient`` per client instead; h11 costs about a sixth of the CPU per request
-(see ``measure_transport_cost``), which matters when the client side must not be the
+(measured with both against a plain simulator), which matters when the client side must not be the
 bottleneck (two cores, the simulator on the other one).
 
 ``net_delay_s`` (mean, sd) adds a simulated one-way network delay before each request and after
@@ -33,8 +33,7 @@ import h11
 import trio
 
 from harness.measure.strategies import RetryController, Strategy
-
-RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+from simulator.api.errors import retryable_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +63,9 @@ class LoadSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
+class LoadAttempt:
+    """One try of a logical request (or one the throttle dropped before it was sent)."""
+
     client: int
     logical: int
     number: int  # 1-based within the logical request
@@ -93,7 +94,7 @@ class LoadResult:
     spec: LoadSpec
     t0: float
     t_stop: float
-    attempts: list[Attempt] = field(default_factory=list)
+    attempts: list[LoadAttempt] = field(default_factory=list)
     logicals: list[Logical] = field(default_factory=list)
     cancelled: int = 0  # logical requests cut by the deadline
 
@@ -273,19 +274,19 @@ async def _logical(spec: LoadSpec, connection: Any, controller: RetryController,
         number += 1
         t_start = time.monotonic()
         if not controller.may_send():
-            result.attempts.append(Attempt(index, logical, number, t_start, t_start, "throttled"))
+            result.attempts.append(LoadAttempt(index, logical, number, t_start, t_start, "throttled"))
             controller.record(False, reached_server=False)
         else:
             if budget[0] <= 0:
                 return False, number - 1
             budget[0] -= 1
             outcome, status = await _attempt(spec, connection, rng, headers, body)
-            result.attempts.append(Attempt(index, logical, number, t_start, time.monotonic(), outcome, status))
+            result.attempts.append(LoadAttempt(index, logical, number, t_start, time.monotonic(), outcome, status))
             if outcome == "ok":
                 controller.record(True)
                 return True, number
             controller.record(False)
-            if outcome == "http" and status not in RETRYABLE:
+            if outcome == "http" and not retryable_status(status):
                 return False, number
         delay = controller.next_delay(number, previous, mid_stream=False)
         if delay is None:
@@ -318,16 +319,6 @@ async def _attempt(spec: LoadSpec, connection: Any, rng: random.Random, headers:
     return outcome, status
 
 
-# -- measuring the client side --------------------------------------------------------------------
-
-def measure_transport_cost(port: int, transport: str, clients: int = 20, requests: int = 50) -> float:
-    """CPU seconds of this process per request, ``clients`` x ``requests`` against a plain simulator."""
-    spec = LoadSpec(clients, Strategy("once", backoff="none", max_attempts=1), requests_per_client=requests, transport=transport, deadline_s=60)
-    cpu = time.process_time()
-    result = trio.run(run_load, spec, "127.0.0.1", port)
-    return (time.process_time() - cpu) / max(1, result.calls)
-
-
 async def run_many(runs: list[tuple[LoadSpec, int]]) -> list[LoadResult]:
     """Several loads at once, each against its own simulator port (one process, one trio run)."""
     results: list[LoadResult | None] = [None] * len(runs)
@@ -339,93 +330,3 @@ async def run_many(runs: list[tuple[LoadSpec, int]]) -> list[LoadResult]:
         for index, (spec, port) in enumerate(runs):
             nursery.start_soon(one, index, spec, port)
     return [r for r in results if r is not None]
-
-
-# -- the two experiments of tests/test_metastability.py and benchmarks/bench_metastability.py --------
-
-NAIVE = Strategy("naive", backoff="fixed", base_s=0.025, max_attempts=20)  # short fixed backoff, many attempts, no budget
-
-
-@dataclass(frozen=True, slots=True)
-class DipExperiment:
-    """A metastable failure: ``clients`` closed-loop clients (think time between requests) against
-    ``limit`` slots of ``service_s`` each, a FIFO queue that drops waiters after
-    ``queue_timeout_s``, and a capacity dip. Offered load before the dip is about two thirds of
-    capacity; clients give up on an attempt after ``attempt_timeout_s``, which the server does not
-    notice (HTTP/1.1), so a queue longer than the timeout serves only abandoned attempts. Times are
-    a tenth of a real deployment's (strategies are scaled by ``strategy_scale``)."""
-
-    clients: int = 40
-    limit: int = 10
-    service_s: float = 0.1
-    queue: int = 1000
-    queue_timeout_s: float = 1.0
-    dip_s: tuple[float, float] = (3.0, 5.0)
-    dip_limit: int = 2
-    duration_s: float = 15.0
-    think_s: float = 0.5
-    attempt_timeout_s: float = 0.25
-    start_spread_s: float = 0.6
-    strategy_scale: float = 0.1
-    pre_s: tuple[float, float] = (1.0, 3.0)  # the goodput windows compared
-    post_s: tuple[float, float] = (10.0, 15.0)  # the throttle's window keeps the dip's failures for a while
-
-    def plan(self, seed: int = 1) -> dict[str, Any]:
-        return {"seed": seed, "capacity": {"limit": self.limit, "service_s": self.service_s, "queue": self.queue,
-                                           "queue_timeout_s": self.queue_timeout_s,
-                                           "dips": [{"window_s": list(self.dip_s), "limit": self.dip_limit}]}}
-
-    def spec(self, strategy: Strategy, seed: int = 1) -> LoadSpec:
-        return LoadSpec(self.clients, strategy, duration_s=self.duration_s, deadline_s=self.duration_s + 1, think_s=self.think_s,
-                        attempt_timeout_s=self.attempt_timeout_s, start_spread_s=self.start_spread_s, seed=seed, key_prefix=strategy.name)
-
-    def strategies(self) -> dict[str, Strategy]:
-        from harness.measure import strategies
-
-        return {"naive": NAIVE, **{name: strategies.scaled(strategies.get(name), self.strategy_scale)
-                                   for name in ("full-jitter", "retry-budget", "adaptive-throttle")}}
-
-    @property
-    def capacity_per_s(self) -> float:
-        return self.limit / self.service_s
-
-
-@dataclass(frozen=True, slots=True)
-class OccExperiment:
-    """Brooker's backoff study on the simulator: ``clients`` each make one optimistic-concurrency
-    write (one request: the row is read when the request is admitted and written when its service
-    ends); a conflict (409) is retried with the backoff under test, without limit.
-
-    :meth:`published` is Brooker's setting: network 10 ms each way (sd 2 ms), so a write window
-    (read to write at the server) of 20 ms, backoff base 5 ms, cap 2 s. Its no-jitter run takes
-    about 35 s. The default is the quick version the tests run: the backoff scaled by 1/4 and the
-    network and window doubled. The window cannot shrink with the rest: the simulator and the
-    clients spend about 0.5 ms of CPU per request, so a herd of 50 takes ~25 ms to pass the
-    server, and a window smaller than that spreads the herd over several windows and hides what
-    no jitter does (``benchmarks/bench_metastability.py`` runs the same model as discrete events:
-    with no CPU cost it gives the published calls within 1 % and times within 10 %; with that cost,
-    the measured ones)."""
-
-    clients: int = 50
-    window_s: float = 0.04
-    jitter: float = 0.25  # uniform +-25 %: sd 14 % of the window, as the sum of Brooker's two delays
-    net_delay_s: tuple[float, float] = (0.02, 0.004)
-    base_s: float = 0.005
-    cap_s: float = 2.0
-    backoff_scale: float = 0.25
-    deadline_s: float = 120.0
-
-    BACKOFFS = ("exponential", "full_jitter", "decorrelated_jitter")
-
-    @classmethod
-    def published(cls) -> "OccExperiment":
-        return cls(window_s=0.02, net_delay_s=(0.01, 0.002), backoff_scale=1.0)
-
-    def plan(self, seed: int = 1) -> dict[str, Any]:
-        return {"seed": seed, "capacity": {"limit": 10_000, "service_s": self.window_s, "jitter": self.jitter, "overload": "conflict"}}
-
-    def spec(self, backoff: str, seed: int = 1) -> LoadSpec:
-        strategy = Strategy(backoff, backoff=backoff, base_s=self.base_s * self.backoff_scale, cap_s=self.cap_s * self.backoff_scale,
-                            max_attempts=100_000)
-        return LoadSpec(self.clients, strategy, requests_per_client=1, net_delay_s=self.net_delay_s, deadline_s=self.deadline_s,
-                        seed=seed, key_prefix=f"occ-{backoff}-{seed}")
