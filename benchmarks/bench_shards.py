@@ -26,7 +26,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.drive import merge, shards  # noqa: E402
+from harness.present import merge  # noqa: E402
+
+from harness.drive import shards  # noqa: E402
 from harness.present import gate  # noqa: E402
 
 KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'} fixed-retry"

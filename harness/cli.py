@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = commands.add_parser("clients", help="the built-in clients and whether each is installed")
     clients.set_defaults(handler=_clients)
 
-    from harness.clients import versions_cli  # issue 14: setup, bisect
+    from harness import versions_cli  # issue 14: setup, bisect
 
     versions_cli.add_commands(commands, _add_run_options)
 
@@ -291,7 +291,7 @@ def _gate(args: argparse.Namespace) -> int:
     except gate.PolicyError as error:
         console.print(f"[red]streamchaos gate:[/red] {error}")
         return 2
-    from harness.drive import sequential
+    from harness.present import sequential
 
     try:
         plan = sequential.options(args.policy, args.batch, args.sequential)
@@ -328,7 +328,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from harness.drive import merge
+    from harness.present import merge
 
     return merge.command(args)
 
@@ -400,7 +400,7 @@ def _clients(args: argparse.Namespace) -> int:
         state = "installed" if installed else f"missing: {why}"
         print(f"{client.name:<15} {'/'.join(client.protocols):<10} {state:<12}  {client.description}")
         print(f"{'':<15} policy: {client.policy}")
-    from harness.clients import versions_cli
+    from harness import versions_cli
 
     versions_cli.print_cached()
     return 0

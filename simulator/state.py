@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from .api.router import MessagesApi
 from .config import SimulatorConfig
 from .containment import ServerErrors
-from .faults.runtime import FaultState
+from .fault_state import FaultState
 from .journal import Journal
 
 

@@ -17,7 +17,7 @@ from simulator.config import SimulatorConfig
 from simulator.faults import FaultPlan, PlanError
 from simulator.faults.capacity import Capacity
 from simulator.faults.model import scaled
-from simulator.faults.runtime import FaultState
+from simulator.fault_state import FaultState
 
 
 def capacity(**values) -> Capacity:

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from simulator.faults import FaultPlan, PlanError
 from simulator.faults.decide import ConnectionFacts, RequestFacts, connection_rule, request_rules
-from simulator.faults.runtime import FaultState
+from simulator.fault_state import FaultState
 from simulator.records import ConnectionRecord
 
 

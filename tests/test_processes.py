@@ -1,4 +1,4 @@
-"""harness.drive.processes: one stop (a process or its group), die-with-parent, ports and their owner."""
+"""harness.processes: one stop (a process or its group), die-with-parent, ports and their owner."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from harness.drive import processes
+from harness import processes
 
 IGNORES_TERM = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
 

@@ -23,7 +23,8 @@ import pytest
 
 from harness import cli, scenario
 from harness.clients import registry
-from harness.drive import processes, rundir, runner
+from harness import processes
+from harness.drive import rundir, runner
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN = f"{sys.executable} {Path(__file__).parent / 'clients' / 'known_client.py'} never-retry"
@@ -174,7 +175,7 @@ def test_the_watchdog_cleans_up_after_a_harness_killed_with_sigkill(tmp_path, ow
     the group is killed and the directory removed."""
     program = textwrap.dedent("""
         import subprocess, sys, time
-        from harness.drive import processes
+        from harness import processes
         watchdog = processes.Watchdog().start()
         child = subprocess.Popen(["sleep", "60"], start_new_session=True)
         watchdog.group(child.pid)

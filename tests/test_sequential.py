@@ -13,8 +13,8 @@ from pathlib import Path
 import junitparser
 import pytest
 
-from harness.drive import sequential
-from harness.drive.sequential import Plan, exact_error, judge_cell, looks_at
+from harness.present import sequential
+from harness.present.sequential import Plan, exact_error, judge_cell, looks_at
 from harness.present import gate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -27,7 +27,7 @@ import toxiproxy.api
 import toxiproxy.exceptions
 from harness.clients.contract import contract_env, run_client
 from harness.drive.simulator_process import SimulatorProcess
-from harness.drive.processes import owns_listener
+from harness.processes import owns_listener
 from harness.network.toxiproxy.api import ToxiproxyClient, consumer_for
 from harness.network.toxiproxy.binary import TOOLS_BINARY, find_binary
 from harness.network.toxiproxy.errors import (InvalidToxic, NotFound, ProxyExists, ToxicValidationError, ToxiproxyAPIError,

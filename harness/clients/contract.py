@@ -113,9 +113,9 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
 
 def _die_with_parent():
     """The client's group leader gets SIGKILL if the harness thread running it dies (even by
-    SIGKILL); what the leader spawns is covered by the run's watchdog (harness/drive/processes.py)."""
+    SIGKILL); what the leader spawns is covered by the run's watchdog (harness/processes.py)."""
     try:
-        from harness.drive.processes import die_with_parent
+        from harness.processes import die_with_parent
     except ImportError:  # pragma: no cover - contract.py copied out of the tree
         return None
     return die_with_parent()

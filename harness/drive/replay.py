@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness.drive import processes
+from harness import processes
 
 CAPTURE_READY_S = 10.0
 CAPTURE_STOP_S = 5.0

@@ -25,7 +25,9 @@ from typing import Any, Callable, Iterable
 
 from harness import limits
 
-from harness.drive import processes, rundir
+from harness import processes
+
+from harness.drive import rundir
 from harness.clients.contract import kill_group, run_client
 from harness.clients.registry import ClientAdapter, Trial
 from harness.scenario import Scenario

@@ -14,7 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.drive import processes
+from harness import processes
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0

@@ -73,7 +73,7 @@ def load_policy(path: Path | str) -> Policy:
 
 
 def policy_from_data(data: Mapping[str, Any], source: str = "policy") -> Policy:
-    allowed = {"version", "defaults", "scenarios", "skipped_fails", "sequential"}  # [sequential]: harness/drive/sequential.py reads it
+    allowed = {"version", "defaults", "scenarios", "skipped_fails", "sequential"}  # [sequential]: harness/present/sequential.py reads it
     for key in data:
         if key not in allowed:
             raise PolicyError(source, key, f"unknown key; expected one of {', '.join(sorted(allowed))}")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.drive import processes
+from harness import processes
 from harness.network.toxiproxy.api import HOST, HTTP_TIMEOUT_S, ProxyHandle, ToxiproxyClient, quote
 from harness.network.toxiproxy.binary import find_binary
 from harness.network.toxiproxy.errors import NotFound, ToxiproxyError, ToxiproxyStartError

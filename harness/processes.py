@@ -238,9 +238,9 @@ class Watchdog:
 
     def start(self) -> "Watchdog":
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "harness.drive.processes", str(os.getpid())], stdin=subprocess.PIPE,
+            [sys.executable, "-m", "harness.processes", str(os.getpid())], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2],  # the checkout, where ``-m harness...`` resolves
+            cwd=Path(__file__).resolve().parents[1],  # the checkout, where ``-m harness...`` resolves
         )
         return self
 
@@ -339,7 +339,7 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-if __name__ == "__main__":  # python -m harness.drive.processes PARENT_PID (the watchdog)
+if __name__ == "__main__":  # python -m harness.processes PARENT_PID (the watchdog)
     for _sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(_sig, signal.SIG_IGN)
     _watch(int(sys.argv[1]), sys.stdin.buffer)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from ..capacity_gate import CapacityGate
-from .facts import ConnectionFacts, RequestFacts
-from .model import FaultPlan
+from .capacity_gate import CapacityGate
+from .faults.facts import ConnectionFacts, RequestFacts
+from .faults.model import FaultPlan
 
 MAX_TRACKED = 1_000_000
 
