@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from harness.clients.contract import contract_env, run_client
+from harness.clients.launch import contract_env, run_client
 from simulator.api.answer import generate
 from simulator.api.request import parse_messages_request
 from tests.support import ROOT, TOOLS, require
@@ -28,7 +28,7 @@ PACED = ("--seed", str(SEED), "--tokens-per-second", "400")  # answers slow enou
 def command(name: str) -> tuple[list[str], str]:
     """The client's command line and the directory it runs in."""
     if name == "python":
-        return [sys.executable, "-m", "harness.clients.python_sdk_client"], str(ROOT)
+        return [sys.executable, "-m", "harness.clients.programs.python_sdk_client"], str(ROOT)
     if name == "node":
         return [require("node", "node"), str(JS_DIR / "client.mjs")], str(JS_DIR)
     if name == "bun":

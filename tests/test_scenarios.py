@@ -15,6 +15,7 @@ from harness.drive import runner
 
 from harness import scenario
 from harness.clients import registry
+from harness.clients.adapter import ClientAdapter
 from harness.drive.simulator_process import SimulatorProcess
 
 LIBRARY = scenario.library()
@@ -120,7 +121,7 @@ def test_valid_documents_load_and_scale_consistently(turn, faults, scale, seed):
 CLIENT_FOR = {"openai_nat_eviction": "openai-python-h2"}
 
 
-def client_for(item: scenario.Scenario) -> registry.ClientAdapter:
+def client_for(item: scenario.Scenario) -> ClientAdapter:
     if item.name in CLIENT_FOR:
         return registry.get(CLIENT_FOR[item.name])
     sdk = "openai-python" if item.api != "messages" else "python-sdk"  # a chat or responses scenario needs an OpenAI client

@@ -1,14 +1,12 @@
-"""The client contract: how the harness runs any client and reads what it printed.
+"""The harness side of the client contract: launch a client, read what it printed.
 
 The harness sets ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (one key per trial), SSL_CERT_FILE and
 NODE_EXTRA_CA_CERTS (the simulator's CA), OPENAI_BASE_URL (``.../v1``) and OPENAI_API_KEY for
-OpenAI-compatible clients, and STREAMCHAOS_PLAN (the conversation, JSON, whose ``api`` says which API
-to speak: "messages", "chat" or "responses", see openai_contract.py; a plan too
-large for the environment, over 64 KiB, is written to a file named by STREAMCHAOS_PLAN_FILE instead,
-so a client reads STREAMCHAOS_PLAN if it is set and the file otherwise). The client
-prints each turn's final answer, as a JSON line (``{"turn": i, "text": ...}``) or as plain text,
-and exits 0 on success. The client runs in its own process group and the whole group is killed
-at the deadline, so nothing it spawned outlives the trial.
+OpenAI-compatible clients, and STREAMCHAOS_SCRIPT: what the client is to do (the conversation, as
+JSON; its ``api`` says which API to speak, see script.py). A script over 64 KiB is written to a file
+named by STREAMCHAOS_SCRIPT_FILE instead. The client prints each turn's final answer, as a JSON
+line (``{"turn": i, "text": ...}``) or as plain text, and exits 0 on success. It runs in its own
+process group, killed whole at the deadline, so nothing it spawned outlives the trial.
 """
 
 from __future__ import annotations
@@ -53,28 +51,28 @@ class ClientRun:
         return None
 
 
-PLAN_IN_ENV_LIMIT = 64 * 1024  # one environment string may not exceed 128 KiB on Linux
+SCRIPT_IN_ENV_LIMIT = 64 * 1024  # one environment string may not exceed 128 KiB on Linux
 
 
-def contract_env(base_url: str, api_key: str, plan: Mapping[str, Any], ca_file: str | None, extra: Mapping[str, str] | None = None,
-                 plan_dir: str | os.PathLike | None = None) -> dict[str, str]:
+def contract_env(base_url: str, api_key: str, script: Mapping[str, Any], ca_file: str | None, extra: Mapping[str, str] | None = None,
+                 script_dir: str | os.PathLike | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ANTHROPIC_", "STREAMCHAOS_", "OPENAI_"))}
     env.update({
         "ANTHROPIC_BASE_URL": base_url,
         "ANTHROPIC_API_KEY": api_key,
-        "OPENAI_BASE_URL": base_url.rstrip("/") + "/v1",  # OpenAI-compatible clients (the plan's "api")
+        "OPENAI_BASE_URL": base_url.rstrip("/") + "/v1",  # OpenAI-compatible clients (the script's "api")
         "OPENAI_API_KEY": api_key,
         "NO_PROXY": "127.0.0.1,localhost,::1",
         "no_proxy": "127.0.0.1,localhost,::1",
     })
-    encoded = json.dumps(plan)
-    if len(encoded) <= PLAN_IN_ENV_LIMIT:
-        env["STREAMCHAOS_PLAN"] = encoded
+    encoded = json.dumps(script)
+    if len(encoded) <= SCRIPT_IN_ENV_LIMIT:
+        env["STREAMCHAOS_SCRIPT"] = encoded
     else:
-        handle, path = tempfile.mkstemp(prefix="plan-", suffix=".json", dir=plan_dir)
+        handle, path = tempfile.mkstemp(prefix="script-", suffix=".json", dir=script_dir)
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             out.write(encoded)
-        env["STREAMCHAOS_PLAN_FILE"] = path
+        env["STREAMCHAOS_SCRIPT_FILE"] = path
     if ca_file:
         env["SSL_CERT_FILE"] = ca_file
         env["NODE_EXTRA_CA_CERTS"] = ca_file
@@ -165,62 +163,3 @@ def parse_turns(stdout: str) -> tuple[dict[str, Any], ...]:
     return tuple(turns)
 
 
-def request_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list, stream: bool | None = None) -> dict[str, Any]:
-    """A turn's request as every built-in contract client builds it (the answer depends on it)."""
-    body: dict[str, Any] = {
-        "model": plan.get("model", "claude-sonnet-4-6"),
-        "max_tokens": turn.get("max_tokens", plan.get("max_tokens", 1024)),
-        "messages": messages,
-    }
-    if stream is not None:
-        body["stream"] = stream
-    if turn.get("thinking"):
-        body["thinking"] = {"type": "enabled", "budget_tokens": 1024}
-    if turn.get("tools"):
-        body["tools"] = turn["tools"]
-    if turn.get("tool_choice"):
-        body["tool_choice"] = turn["tool_choice"]
-    return body
-
-
-def turn_conversations(turn: Mapping[str, Any], messages: list, pending_tool_results: list) -> list[list]:
-    """The conversation of each part of a turn (one unless ``parallel``), as every built-in
-    contract client builds it: part k's prompt ends with "(part k+1 of N)"."""
-    parts = int(turn.get("parallel", 1))
-    conversations = []
-    for part in range(parts):
-        prompt = turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})"
-        conversations.append([*messages, {"role": "user", "content": [*pending_tool_results, {"type": "text", "text": prompt}]}])
-    return conversations
-
-
-def first_request_body(plan: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
-    """The first request exactly as every built-in contract client builds it."""
-    turn = plan["turns"][0]
-    return request_body(plan, turn, [{"role": "user", "content": [{"type": "text", "text": turn["prompt"]}]}], stream)
-
-
-def read_plan(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """What a Python contract client does first."""
-    if environ.get("STREAMCHAOS_PLAN"):
-        return json.loads(environ["STREAMCHAOS_PLAN"])
-    with open(environ["STREAMCHAOS_PLAN_FILE"], encoding="utf-8") as handle:
-        return json.load(handle)
-
-
-def sdk_client_options(plan: dict, default_httpx_client: Any) -> dict:
-    """Constructor options of an official Python SDK (anthropic or openai): the transport the
-    harness asked for (``STREAMCHAOS_HTTP2``), and the plan's retries and timeout."""
-    mode = os.environ.get("STREAMCHAOS_HTTP2", "")
-    options: dict = {}
-    if mode == "1":
-        options["http_client"] = default_httpx_client(http2=True)
-    elif mode == "prior-knowledge":
-        options["http_client"] = default_httpx_client(http2=True, http1=False)
-    retries = os.environ.get("STREAMCHAOS_MAX_RETRIES", plan.get("max_retries"))
-    if retries is not None:
-        options["max_retries"] = int(retries)
-    timeout = os.environ.get("STREAMCHAOS_TIMEOUT_S", plan.get("timeout_s"))
-    if timeout is not None:
-        options["timeout"] = float(timeout)
-    return options
