@@ -1,6 +1,11 @@
-"""Nothing the harness starts outlives it: die-with-parent, a watchdog process, owned temp dirs.
+"""Every process the harness runs: stopped by its id, dying with its parent, on a port it owns.
 
-Three layers, because each alone has a gap:
+One place for what every runner of a process needs (the toxiproxy server, the simulator, the
+contract clients, the benchmarks): :func:`stop` (SIGTERM, bounded wait, SIGKILL, reap; a process
+or its whole group), :func:`die_with_parent`, :func:`free_port` and :func:`owns_listener` (which
+pid holds a listening port, read from /proc).
+
+Nothing the harness starts outlives it. Three layers, because each alone has a gap:
 
 - :func:`die_with_parent` (a ``preexec_fn``): the child asks the kernel for SIGKILL when the thread
   that forked it ends (``PR_SET_PDEATHSIG``), and exits at once if the parent is already gone
@@ -18,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -30,11 +36,85 @@ TRIAL_PREFIX = "streamchaos-trial-"
 WATCHDOG_GRACE_S = 2.0
 
 
-def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
-    """A ``preexec_fn``: ``sig`` to the child when the forking thread ends; exit if the parent is
-    already dead. None off Linux. The forking thread must wait for the child (all callers here do:
-    PDEATHSIG follows the *thread*, not the process)."""
+STOP_GRACE_S = 5.0
+HOST = "127.0.0.1"
+
+
+# -- stopping -----------------------------------------------------------------------------------
+
+def stop(process: subprocess.Popen | None = None, *, group: int | None = None, grace_s: float = STOP_GRACE_S,
+         first: int = signal.SIGTERM) -> int | None:
+    """Stop ``process`` (a Popen) or the process group ``group`` (or both: the group, led by
+    ``process``): ``first`` (SIGTERM), up to ``grace_s`` for the leader to exit, SIGKILL, reap.
+    Returns the leader's exit status (None without a ``process``).
+
+    With a ``group`` the SIGKILL goes to the whole group even when the leader exited in time:
+    what it spawned may still be there. The leader is waited for (reaped), never probed: a dead
+    but unreaped leader still answers ``killpg(pgid, 0)``. Everything is by id, never by name."""
+    if process is None and group is None:
+        raise ValueError("stop needs a process or a group")
+    if group is not None and group <= 1:
+        raise ValueError(f"refusing to signal process group {group}")
+    running = process is not None and process.poll() is None
+    if group is not None:
+        group_there = _signal_group(group, first)
+    else:
+        group_there = False
+        if running:
+            _signal(process.pid, first)  # type: ignore[union-attr]
+    if first != signal.SIGKILL:
+        if process is not None and (running or group_there):
+            try:
+                process.wait(grace_s)
+            except subprocess.TimeoutExpired:
+                pass
+        elif group_there:  # no leader to wait for: watch the group go
+            deadline = time.monotonic() + grace_s
+            while _group_alive(group) and time.monotonic() < deadline:  # type: ignore[arg-type]
+                time.sleep(0.02)
+    if group is not None:
+        _signal_group(group, signal.SIGKILL)
+    elif process is not None and process.poll() is None:
+        _signal(process.pid, signal.SIGKILL)
+    if process is None:
+        return None
+    try:
+        return process.wait(grace_s)  # reap (SIGKILL cannot be refused)
+    except subprocess.TimeoutExpired:  # pragma: no cover - uninterruptible sleep in the kernel
+        return process.poll()
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _signal_group(pgid: int, sig: int) -> bool:
+    """Whether the group was there to signal."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- dying with the parent ----------------------------------------------------------------------
+
+def die_with_parent(sig: int = signal.SIGKILL, *, outlives_thread: bool = False) -> Callable[[], None] | None:
+    """A ``preexec_fn``: ``sig`` to the child when the forking thread ends; exit at once if the
+    parent is already dead (it died between fork and prctl). None off Linux.
+
+    PDEATHSIG follows the *thread* that forked, not the process. A caller whose thread waits for
+    the child (a client run) can use it from any thread; a child that may outlive the forking
+    thread (a server) passes ``outlives_thread=True`` and gets it only from the main thread,
+    whose end is the process's end (elsewhere None: the watchdog and the atexit hooks cover it)."""
     if not sys.platform.startswith("linux"):
+        return None
+    if outlives_thread and threading.current_thread() is not threading.main_thread():
         return None
     try:
         import ctypes
@@ -50,6 +130,54 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+# -- ports --------------------------------------------------------------------------------------
+
+def free_port(host: str = HOST) -> int:
+    """A port the kernel just gave out on ``host`` (free now; a caller that binds it later must
+    handle losing a race for it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def owns_listener(pid: int, port: int) -> bool | None:
+    """Whether process ``pid`` holds the socket listening on TCP ``port`` (None: cannot tell, no
+    /proc). An API that answers on a port may be another process's: this says whose it is."""
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return None
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None if not os.path.isdir("/proc/self/fd") else False
+    for fd in fds:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            return True
+    return False
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    """Socket inodes listening on ``port`` (IPv4 and IPv6); None without /proc/net."""
+    inodes: set[str] = set()
+    found_table = False
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table, encoding="ascii") as handle:
+                lines = handle.readlines()[1:]
+        except OSError:
+            continue
+        found_table = True
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(parts[9])
+    return inodes if found_table else None
 
 
 # -- temp directories owned by a pid ------------------------------------------------------------
@@ -112,7 +240,7 @@ class Watchdog:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "harness.drive.processes", str(os.getpid())], stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parents[2],  # the checkout, where ``-m harness...`` resolves
         )
         return self
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -39,7 +38,7 @@ class SimulatorProcess:
         command = [sys.executable, "-m", "harness.cli", "serve", *self.args]
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, text=True, start_new_session=True,
-            cwd=Path(__file__).resolve().parent.parent, preexec_fn=processes.die_with_parent(signal.SIGTERM) if _in_main_thread() else None,
+            cwd=Path(__file__).resolve().parents[2], preexec_fn=processes.die_with_parent(signal.SIGTERM, outlives_thread=True),
         )
         # stderr is read all the time (a pipe nobody reads blocks the simulator once 64 KiB of
         # log fill it); the last STDERR_TAIL bytes are kept for error messages.
@@ -113,13 +112,7 @@ class SimulatorProcess:
     def stop(self) -> int | None:
         if self.process is None:
             return None
-        if self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(STOP_TIMEOUT_S)
+        processes.stop(self.process, grace_s=STOP_TIMEOUT_S)
         for drain in (self._stdout, self._stderr):
             if drain is not None:
                 drain.join(STOP_TIMEOUT_S)
@@ -200,9 +193,3 @@ def read_first_line(process: subprocess.Popen, timeout_s: float) -> str:
         return ""
     finally:
         selector.close()
-
-
-def _in_main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
