@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
+from harness.measure.metrics import percentile  # noqa: E402
 from tests.wire import DataFrame, H2Probe, h1_exchange, post  # noqa: E402
 
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "bench\n@sc deltas=94"}]}
@@ -95,11 +96,6 @@ def stall_errors(sim: SimulatorProcess, trials: int, stall_s: float = 0.2) -> tu
         writes = [w[2] for w in record["writes"]]
         server.append((max(b - a for a, b in zip(writes, writes[1:])) - stall_s) * 1000)
     return client, server
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def main(argv: list[str] | None = None) -> int:

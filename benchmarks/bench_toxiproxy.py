@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.workload import API_KEY, EVENTS, PATH, request_body  # noqa: E402
 from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
+from harness.measure.metrics import percentile  # noqa: E402
 from harness.network.toxiproxy import ToxiproxyServer  # noqa: E402
 
 HOST = "127.0.0.1"
@@ -71,11 +72,6 @@ class Conn:
 
     def close(self) -> None:
         self.sock.close()
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 def round_trips(ports: dict[str, int], total: int, block: int = 10, warmup: int = 200) -> dict[str, list[float]]:
@@ -153,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"toxiproxy {toxi.version} (pid {toxi.pid}, API :{toxi.port}), proxy :{proxy.port} -> simulator :{sim.port}", flush=True)
 
         times = round_trips({"direct": sim.port, "proxy": proxy.port}, args.requests)
-        rows = {name: {"p50_us": percentile(v, 50) * 1e6, "p99_us": percentile(v, 99) * 1e6, "mean_us": statistics.fmean(v) * 1e6}
+        rows = {name: {"p50_us": percentile(v, 0.50) * 1e6, "p99_us": percentile(v, 0.99) * 1e6, "mean_us": statistics.fmean(v) * 1e6}
                 for name, v in times.items()}
         added = {k: rows["proxy"][k] - rows["direct"][k] for k in ("p50_us", "p99_us", "mean_us")}
         print(f"\nLatency, {args.requests} GET /v1/models round trips per path on one keep-alive connection")

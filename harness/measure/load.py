@@ -33,8 +33,7 @@ import h11
 import trio
 
 from harness.measure.strategies import RetryController, Strategy
-
-RETRYABLE = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+from simulator.api.errors import retryable_status
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +284,7 @@ async def _logical(spec: LoadSpec, connection: Any, controller: RetryController,
                 controller.record(True)
                 return True, number
             controller.record(False)
-            if outcome == "http" and status not in RETRYABLE:
+            if outcome == "http" and not retryable_status(status):
                 return False, number
         delay = controller.next_delay(number, previous, mid_stream=False)
         if delay is None:

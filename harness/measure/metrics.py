@@ -25,13 +25,24 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile (``q`` in [0, 1]); NaN for an empty sample. The one
+    percentile of the project: reports and benchmarks agree on what p99 means."""
+    ordered = sorted(values)
+    return _rank(ordered, q) if ordered else math.nan
+
+
+def _rank(ordered: Sequence[float], q: float) -> float:
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
 def percentiles(values: Sequence[float], qs: Sequence[float] = (0.1, 0.5, 0.9, 0.99)) -> dict[str, float | None]:
     """Nearest-rank percentiles; None for an empty sample."""
     ordered = sorted(values)
     out: dict[str, float | None] = {}
     for q in qs:
         key = f"p{round(q * 100):d}"
-        out[key] = None if not ordered else ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+        out[key] = _rank(ordered, q) if ordered else None
     out["max"] = ordered[-1] if ordered else None
     out["n"] = len(ordered)
     return out

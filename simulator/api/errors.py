@@ -35,6 +35,12 @@ DEFAULT_MESSAGES: dict[str, str] = {
 }
 
 
+def retryable_status(status: int) -> bool:
+    """Whether an error status is worth retrying: the rule the official SDKs apply (408, 409, 429,
+    any 5xx), which the simulator states in ``x-should-retry`` and the harness's clients follow."""
+    return status in (408, 409, 429) or status >= 500
+
+
 @dataclass(frozen=True, slots=True)
 class ApiError(Exception):
     """An HTTP error answer; raised by validation, returned by faults."""

@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 from .. import sse
-from .errors import ApiError, invalid
+from .errors import ApiError, invalid, retryable_status
 from .request import Directives, MessagesRequest, _canonical, _count_tool_results, _last_user_text, conversation_digest, parse_directives
 
 DEFAULT_MAX_TOKENS = 4096
@@ -89,8 +89,7 @@ def common_headers(request_id: str, content_type: bytes) -> tuple[tuple[bytes, b
 
 
 def error_reply_headers(request_id: str, status: int, extra: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[bytes, bytes], ...]:
-    retry = status in (408, 409, 429) or status >= 500
-    return (*common_headers(request_id, b"application/json"), (b"x-should-retry", b"true" if retry else b"false"), *extra)
+    return (*common_headers(request_id, b"application/json"), (b"x-should-retry", b"true" if retryable_status(status) else b"false"), *extra)
 
 
 def sse_data(payload: Any) -> bytes:

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 
 from ..config import SimulatorConfig
 from . import answer as answers
-from .errors import ApiError
+from .errors import ApiError, retryable_status
 from .events import WireEvent, body_events, count_body_events, iter_body_events, message_start
 from .openai_router import OPENAI_PATHS, OpenAIApi, is_openai
 from .request import MessagesRequest, parse_count_tokens_request, parse_messages_request
@@ -164,7 +164,7 @@ class MessagesApi:
         headers = (
             (b"content-type", b"application/json"),
             (b"request-id", request_id.encode()),
-            (b"x-should-retry", b"true" if error.status in (408, 409, 429) or error.status >= 500 else b"false"),
+            (b"x-should-retry", b"true" if retryable_status(error.status) else b"false"),
             *extra,
         )
         return JsonReply(error.status, headers, error.body(request_id))
