@@ -20,7 +20,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-KILL_GRACE_S = 2.0
+from harness.drive.processes import die_with_parent, stop
+
+KILL_GRACE_S = 2.0  # a client's time to exit after SIGTERM at the deadline
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
     started = time.monotonic()
     process = subprocess.Popen(
         list(command), env=dict(env), cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=_die_with_parent(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent(),
     )
     if on_start is not None:
         on_start(process.pid)
@@ -97,50 +99,16 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
         stdout, stderr = process.communicate(input=stdin, timeout=deadline_s)
     except subprocess.TimeoutExpired:
         hung = True
-        kill_group(process.pid, leader=process)
+        stop(process, group=process.pid, grace_s=KILL_GRACE_S)
         stdout, stderr = process.communicate(timeout=30)
     finally:
-        kill_group(process.pid, signal.SIGKILL)  # anything the client left behind in its group
+        stop(group=process.pid, first=signal.SIGKILL)  # anything the client left behind in its group
     ended = time.monotonic()
     out = stdout.decode("utf-8", "replace")
     return ClientRun(
         command=tuple(command), exit_code=None if hung else process.returncode, stdout=out,
         stderr=stderr.decode("utf-8", "replace"), started=started, ended=ended, hung=hung, turns=parse_turns(out),
     )
-
-
-def _die_with_parent():
-    """The client's group leader gets SIGKILL if the harness thread running it dies (even by
-    SIGKILL); what the leader spawns is covered by the run's watchdog (harness/drive/processes.py)."""
-    try:
-        from harness.drive.processes import die_with_parent
-    except ImportError:  # pragma: no cover - contract.py copied out of the tree
-        return None
-    return die_with_parent()
-
-
-def kill_group(pgid: int, first: int = signal.SIGTERM, leader: subprocess.Popen | None = None) -> None:
-    """SIGTERM the group, give its leader a grace period to exit, then SIGKILL the whole group.
-
-    The leader is waited for (reaped) rather than probed: a dead but unreaped leader still
-    answers ``killpg(pgid, 0)``, which would make every kill last the full grace period."""
-    try:
-        os.killpg(pgid, first)
-    except ProcessLookupError:
-        return
-    if first == signal.SIGKILL:
-        return
-    if leader is not None:
-        try:
-            leader.wait(KILL_GRACE_S)
-        except subprocess.TimeoutExpired:
-            pass
-    else:
-        time.sleep(KILL_GRACE_S)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def parse_turns(stdout: str) -> tuple[dict[str, Any], ...]:

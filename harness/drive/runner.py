@@ -27,7 +27,7 @@ from harness import limits
 
 from harness.drive import processes, rundir
 from harness.clients.adapter import ClientAdapter, Launch
-from harness.clients.launch import kill_group, run_client
+from harness.clients.launch import run_client
 from harness.scenario import Scenario
 from harness.drive.simulator_process import SimulatorProcess
 from harness.drive.trial import TrialRecord, build
@@ -77,7 +77,7 @@ class _Active:
         if self.watchdog is not None:
             self.watchdog.group(pgid)
         if self.stopping.is_set():
-            kill_group(pgid, signal.SIGKILL)
+            processes.stop(group=pgid, first=signal.SIGKILL)
 
     def discard(self, pgid: int | None) -> None:
         with self.lock:
@@ -90,7 +90,7 @@ class _Active:
         with self.lock:
             groups = list(self.groups)
         for pgid in groups:
-            kill_group(pgid, signal.SIGKILL)
+            processes.stop(group=pgid, first=signal.SIGKILL)
 
 
 def new_run_id() -> str:

@@ -9,6 +9,8 @@ from typing import Any, Mapping
 
 import httpx
 
+from simulator.api.errors import retryable_status
+
 
 class Failure(Exception):
     """One attempt's failure, carrying what the retry decision needs."""
@@ -119,7 +121,7 @@ def retry_after_s(headers: Mapping[str, str], now: float | None = None) -> float
 
 
 def status_failure(status: int, headers: Mapping[str, str], body: bytes) -> StatusFailure:
-    retryable = status in (408, 409, 429) or status >= 500
+    retryable = retryable_status(status)
     should = (headers.get("x-should-retry") or "").lower()
     if should == "true":
         retryable = True
