@@ -85,7 +85,7 @@ def test_scenarios_list_show_and_validate():
     shown = streamchaos("scenarios", "show", "reset_mid_thinking")
     assert shown.returncode == 0
     assert shown.stdout.startswith("reset_mid_thinking: ") and "reproduces:" in shown.stdout
-    plan = json.loads(shown.stdout.split("fault plan (as the simulator runs it, scaled):\n", 1)[1].split("client plan", 1)[0])
+    plan = json.loads(shown.stdout.split("fault plan (as the simulator runs it, scaled):\n", 1)[1].split("client script", 1)[0])
     assert plan["faults"][0]["type"] == "tcp_reset" and plan["faults"][0]["trigger"]["block"] == "thinking"
     missing = streamchaos("scenarios", "show", "no_such_scenario")
     assert missing.returncode != 0 and "no_such_scenario" in missing.stderr

@@ -2,9 +2,9 @@
 
 The harness sets ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (one key per trial), SSL_CERT_FILE and
 NODE_EXTRA_CA_CERTS (the simulator's CA), OPENAI_BASE_URL (``.../v1``) and OPENAI_API_KEY for
-OpenAI-compatible clients, and STREAMCHAOS_SCRIPT: what the client is to do (the conversation, as
-JSON; its ``api`` says which API to speak, see script.py). A script over 64 KiB is written to a file
-named by STREAMCHAOS_SCRIPT_FILE instead. The client prints each turn's final answer, as a JSON
+OpenAI-compatible clients, and STREAMCHAOS_SCRIPT: what the client is to do (the conversation as
+JSON; its ``api`` says which API to speak, see openai_script.py). A script over 64 KiB is written
+to a file named by STREAMCHAOS_SCRIPT_FILE instead. The client prints each turn's final answer, as a JSON
 line (``{"turn": i, "text": ...}``) or as plain text, and exits 0 on success. It runs in its own
 process group, killed whole at the deadline, so nothing it spawned outlives the trial.
 """

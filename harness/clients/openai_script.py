@@ -66,6 +66,6 @@ def first_body(script: Mapping[str, Any], stream: bool | None = None) -> dict[st
 
 
 def part_prompts(turn: Mapping[str, Any]) -> list[str]:
-    """The prompt of each part of a turn, as in :func:`harness.clients.contract.turn_conversations`."""
+    """The prompt of each part of a turn, as in :func:`harness.clients.script.turn_conversations`."""
     parts = int(turn.get("parallel", 1))
     return [turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})" for part in range(parts)]

@@ -288,7 +288,7 @@ def _install_npm(family: Family, version: str, scratch: Path) -> None:
         _js_program(scratch)
 
 
-JS_PROGRAM = ("client.mjs", "contract.mjs")  # the TS SDK contract client, run beside that version's node_modules
+JS_PROGRAM = ("client.mjs", "script.mjs")  # the TS SDK contract client, run beside that version's node_modules
 
 
 def _js_program(directory: Path) -> Path:

@@ -187,7 +187,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
                     timeline = start_timeline(toxiproxy, proxy, item.toxics, time_scale, process, key)
                 base_url = process.lane_url(port, tls)
                 deadline = item.deadline(time_scale)
-                invocation = client.invocation(Launch(base_url, key, process.ca_file if tls else None, item.client_plan(time_scale), deadline, workdir, time_scale))
+                invocation = client.invocation(Launch(base_url, key, process.ca_file if tls else None, item.client_script(time_scale), deadline, workdir, time_scale))
                 result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, stdin=invocation.stdin)
             finally:
                 if timeline is not None:

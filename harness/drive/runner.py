@@ -375,7 +375,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
             base_url = lab_url(port, tls)
             monitor = Monitor(lab, max_duration_s=scenario.deadline(time_scale) + 30)
         deadline = scenario.deadline(time_scale)
-        invocation = client.invocation(Launch(base_url, key, simulator.ca_file if tls else None, scenario.client_plan(time_scale), deadline, workdir, time_scale))
+        invocation = client.invocation(Launch(base_url, key, simulator.ca_file if tls else None, scenario.client_script(time_scale), deadline, workdir, time_scale))
         argv, env = invocation.argv, invocation.env
         if lab is not None:
             from harness.network.lab.trial import lab_env

@@ -13,7 +13,7 @@
 // own fetch: undici on Node, Bun's on Bun (h2 there only with BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1).
 
 import Anthropic from '@anthropic-ai/sdk';
-import { describeError, emit, readScript, sleep } from './contract.mjs';
+import { describeError, emit, readScript, sleep } from './script.mjs';
 
 // The environment's value if set, else the script's (as the Python client's os.environ.get(name, script[key])).
 function setting(script, envName, key) {

@@ -1,7 +1,7 @@
 // What the OpenAI contract clients on Node share: the script, settings, output lines, error text.
 // The contract is harness/clients/launch.py's; the request bodies mirror harness/clients/openai_script.py.
 
-import { describeError, emit, readScript, sleep } from '../js/contract.mjs';
+import { describeError, emit, readScript, sleep } from '../js/script.mjs';
 
 export { readScript };
 

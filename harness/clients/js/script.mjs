@@ -1,6 +1,6 @@
-// The contract-client side shared by the JavaScript clients (harness/clients/js/client.mjs and
-// harness/clients/openai_js/): reading the script, the error text, one JSON line out, sleeping.
-// The contract is harness/clients/launch.py's.
+// The client side of the contract (harness/clients/script.py in JavaScript), shared by
+// harness/clients/js/client.mjs and harness/clients/openai_js/: reading the script, the error text,
+// one JSON line out, sleeping. The harness side is harness/clients/launch.py.
 
 import { readFileSync } from 'node:fs';
 
