@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-APIS = ("messages", "chat", "responses")
-PATHS = {"messages": "/v1/messages", "chat": "/v1/chat/completions", "responses": "/v1/responses"}
 CHAT_FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use", "content_filter": "refusal"}
 
 
@@ -55,14 +53,6 @@ def responses_body(script: Mapping[str, Any], turn: Mapping[str, Any], items: li
     if turn.get("tools"):
         body["tools"] = responses_tools(turn)
     return body
-
-
-def first_body(script: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
-    """The first request of ``script`` on its API, as every built-in OpenAI contract client builds it."""
-    turn = script["turns"][0]
-    if api_of(script) == "responses":
-        return responses_body(script, turn, [{"role": "user", "content": turn["prompt"]}], stream)
-    return chat_body(script, turn, [{"role": "user", "content": turn["prompt"]}], stream)
 
 
 def part_prompts(turn: Mapping[str, Any]) -> list[str]:

@@ -7,9 +7,10 @@ trial's key as ``ANTHROPIC_API_KEY`` (no login), ``CLAUDE_CODE_DISABLE_NONESSENT
 telemetry, update or feature-flag calls) and a refusing proxy for any other host, so nothing leaves
 the machine. ``--allowedTools Bash`` lets a multi-turn script run as one prompt whose answers are
 ``tool_use`` blocks that make Claude Code sleep between turns. The script's ``timeout_s`` sets the
-byte watchdog (``CLAUDE_BYTE_STREAM_IDLE_TIMEOUT_MS``, clamped by the binary to [10 s, 30 min]),
-which aborts a stalled stream (the simulator's ``stall`` fault), retries, then falls back to a
-non-streaming request. ``--dangerously-skip-permissions`` starts as root only with ``IS_SANDBOX=1``.
+byte watchdog (``CLAUDE_BYTE_STREAM_IDLE_TIMEOUT_MS``, clamped by the binary to [10 s, 30 min]):
+a stream silent that long (the simulator's ``stall`` fault makes one) is aborted, retried, then
+asked again without streaming. ``--dangerously-skip-permissions`` starts as root only with
+``IS_SANDBOX=1``.
 """
 
 from __future__ import annotations
