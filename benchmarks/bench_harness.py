@@ -23,6 +23,7 @@ from harness.drive import runner  # noqa: E402
 
 from harness import scenario  # noqa: E402
 from harness.clients import registry  # noqa: E402
+from harness.clients.adapters.command import CommandClient  # noqa: E402
 from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
 
 BODY = '{"model":"m","max_tokens":4000,"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"bench\\n@sc words=94 deltas=94"}]}]}'
@@ -52,7 +53,7 @@ def through_harness(trials: int, body_file: Path, workers: int, directory: Path)
     """))
     item = scenario.load(path)
     client = registry.command_client(CURL.replace("{body}", str(body_file)), name="curl-bare", output="text")
-    client = registry.CommandClient(client.name, client.description, client.protocols, client.policy, template=client.template, output="sse")
+    client = CommandClient(client.name, client.description, client.protocols, client.policy, template=client.template, output="sse")
     config = runner.RunConfig((item,), (client,), results_dir=directory / "results", run_id=f"w{workers}", trials=trials, workers=workers)
     started = time.monotonic()
     out = runner.run(config)

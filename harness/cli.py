@@ -438,8 +438,8 @@ def _scenarios_show(args: argparse.Namespace) -> int:
         print(f"network lab (real time): {json.dumps(item.network.to_json())}")
     print("fault plan (as the simulator runs it, scaled):")
     print(json.dumps(item.plan().to_data(), indent=2))
-    print("client plan (STREAMCHAOS_PLAN):")
-    plan = item.client_plan()
+    print("client script (STREAMCHAOS_SCRIPT):")
+    plan = item.client_script()
     for turn in plan["turns"]:
         if len(turn["prompt"]) > 300:
             turn["prompt"] = turn["prompt"][:120] + f"... [{len(turn['prompt'])} characters]"

@@ -142,8 +142,8 @@ class Scenario:
         """The fault plan as the simulator runs it: durations scaled."""
         return scaled(self.faults, self.time_scale if time_scale is None else time_scale)
 
-    def client_plan(self, time_scale: float | None = None) -> dict[str, Any]:
-        """STREAMCHAOS_PLAN for contract clients: prompts carry the answer-shape directives."""
+    def client_script(self, time_scale: float | None = None) -> dict[str, Any]:
+        """STREAMCHAOS_SCRIPT for contract clients: prompts carry the answer-shape directives."""
         factor = self.time_scale if time_scale is None else time_scale
         turns = []
         for turn in self.turns:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.clients.contract import first_request_body as contract_first_request_body
+from harness.clients.script import first_request_body as contract_first_request_body
 from simulator.api.answer import generate
 from simulator.api.request import parse_messages_request
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.clients.claude_code import (
-    CLAUDE_BIN, ClaudeCodeOptions, api_requests, claude_code_command, retry_attempts, run_claude_code, tool_results,
-)
+from harness.clients.adapters.claude_code import CLAUDE_BIN, ClaudeCodeOptions, claude_code_command
+from tests.clients.claude_code import api_requests, retry_attempts, run_claude_code, tool_results
 from tests.support import require
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]

@@ -85,7 +85,7 @@ def test_scenarios_list_show_and_validate():
     shown = streamchaos("scenarios", "show", "reset_mid_thinking")
     assert shown.returncode == 0
     assert shown.stdout.startswith("reset_mid_thinking: ") and "reproduces:" in shown.stdout
-    plan = json.loads(shown.stdout.split("fault plan (as the simulator runs it, scaled):\n", 1)[1].split("client plan", 1)[0])
+    plan = json.loads(shown.stdout.split("fault plan (as the simulator runs it, scaled):\n", 1)[1].split("client script", 1)[0])
     assert plan["faults"][0]["type"] == "tcp_reset" and plan["faults"][0]["trigger"]["block"] == "thinking"
     missing = streamchaos("scenarios", "show", "no_such_scenario")
     assert missing.returncode != 0 and "no_such_scenario" in missing.stderr
@@ -105,15 +105,15 @@ def test_scenarios_validate_says_ok_or_names_file_key_and_fix(tmp_path):
 
 PLACEHOLDER_CLIENT = """
 import json, os, ssl, sys, urllib.error, urllib.request
-from harness.clients.contract import first_request_body
+from harness.clients.script import first_request_body
 
-base_url, api_key, ca_file, plan_file, prompt, log = sys.argv[1:7]
+base_url, api_key, ca_file, script_file, prompt, log = sys.argv[1:7]
 with open(log, "a") as out:
-    out.write(json.dumps([base_url, api_key, ca_file, plan_file, prompt, os.environ["ANTHROPIC_BASE_URL"],
+    out.write(json.dumps([base_url, api_key, ca_file, script_file, prompt, os.environ["ANTHROPIC_BASE_URL"],
                           os.environ["ANTHROPIC_API_KEY"], os.environ.get("SSL_CERT_FILE", "")]) + "\\n")
-plan = json.load(open(plan_file))
-assert plan["turns"][0]["prompt"] == prompt
-body = json.dumps(first_request_body(plan, stream=False)).encode()
+script = json.load(open(script_file))
+assert script["turns"][0]["prompt"] == prompt
+body = json.dumps(first_request_body(script, stream=False)).encode()
 context = ssl.create_default_context(cafile=ca_file)
 for attempt in range(3):
     request = urllib.request.Request(base_url + "/v1/messages", data=body, method="POST",
@@ -149,17 +149,17 @@ def test_run_fills_every_placeholder_and_takes_plain_text_answers(tmp_path):
         status = 500
         select = { attempts = [1] }
     """)
-    template = f"{sys.executable} {client} {{base_url}} {{api_key}} {{ca_file}} {{plan_file}} {{prompt}} {log}"
+    template = f"{sys.executable} {client} {{base_url}} {{api_key}} {{ca_file}} {{script_file}} {{prompt}} {log}"
     done = streamchaos("run", "--scenarios", str(path), "--client-cmd", template, "--client-name", "placeholders",
                        "--client-output", "text", "--results", str(tmp_path / "results"), "--run-id", "ph")
     assert done.returncode == 0, done.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(calls) == 2
-    for base_url, api_key, ca_file, plan_file, prompt, env_url, env_key, env_ca in calls:
+    for base_url, api_key, ca_file, script_file, prompt, env_url, env_key, env_ca in calls:
         assert base_url == env_url and base_url.startswith("https://localhost:")
         assert api_key == env_key and api_key.startswith("sc-ph-err_once-placeholders-")
         assert ca_file == env_ca and Path(ca_file).name == "ca.pem"
-        assert plan_file.endswith("plan.json") and "@sc " in prompt
+        assert script_file.endswith("script.json") and "@sc " in prompt
     records = [json.loads(line) for line in (tmp_path / "results" / "ph" / "trials.jsonl").read_text().splitlines()]
     assert [r["outcome"] for r in records] == ["recovered", "recovered"]  # the 500 fired; the text answer is intact
     assert all(r["answers_intact"] == r["answers_expected"] == 1 for r in records)

@@ -47,7 +47,7 @@ from typing import Callable
 
 import pytest
 
-from harness.clients.contract import ClientRun, contract_env, run_client
+from harness.clients.launch import ClientRun, contract_env, run_client
 from harness.drive.simulator_process import SimulatorProcess
 from tests.support import ROOT, TOOLS, require
 
@@ -149,7 +149,7 @@ _keys = itertools.count(1)
 def command(runtime: str) -> tuple[list[str], str]:
     """The command and working directory of a contract client; a missing tool skips (fails in CI)."""
     if runtime == "python":
-        return [sys.executable, "-m", "harness.clients.python_sdk_client"], str(ROOT)
+        return [sys.executable, "-m", "harness.clients.programs.python_sdk_client"], str(ROOT)
     if runtime == "go":
         return [require(GO_BINARY, "the Go SDK contract client")], str(ROOT)
     require(JS_DIR / "node_modules" / "@anthropic-ai" / "sdk", "the TypeScript SDK (@anthropic-ai/sdk)")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from harness.clients.contract import first_request_body
+from harness.clients.script import first_request_body
 from simulator import sse
 from tests.support import expected_first_turn, require
 

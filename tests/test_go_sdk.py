@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.clients.contract import contract_env, run_client
+from harness.clients.launch import contract_env, run_client
 from simulator.api.answer import generate
 from simulator.api.request import parse_messages_request
 from tests.support import TOOLS, assert_one_complete_request, assert_turn_matches, expected_first_turn, require

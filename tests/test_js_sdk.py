@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from harness.clients.contract import contract_env, run_client
+from harness.clients.launch import contract_env, run_client
 from tests.support import ROOT, assert_turn_matches, expected_first_turn, require
 from tests.test_python_sdk import PLANS
 

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from harness.clients.contract import contract_env, run_client
-from harness.clients.openai_clients import OPENAI_JS_DIR
+from harness.clients.launch import contract_env, run_client
+from harness.clients.adapters.openai_node import OPENAI_JS_DIR
 from tests.support import expected_first_turn, require
 
 pytestmark = pytest.mark.clients
@@ -28,7 +28,7 @@ PLANS = {
     "tool": {"model": "gpt-5", "turns": [{"prompt": 'Run it.\n@sc tool=Bash input={"command": "sleep 2", "description": "wait a bit"}', "tools": TOOLS}]},
     "max_tokens": {"model": "gpt-5", "turns": [{"prompt": "Long.\n@sc words=500", "max_tokens": 37}]},
 }
-PYTHON = [sys.executable, "-m", "harness.clients.openai_python_client"]
+PYTHON = [sys.executable, "-m", "harness.clients.programs.openai_python_client"]
 
 
 def plan_for(shape: str, api: str, stream: bool) -> dict:

@@ -230,9 +230,9 @@ def test_a_scenario_names_its_api(tmp_path):
     path = tmp_path / "chat.toml"
     path.write_text('version = 1\napi = "chat"\n[[faults]]\ntype = "tcp_reset"\ntrigger = { at = "events", value = 5 }\n')
     item = scenario.load(path)
-    assert item.api == "chat" and item.client_plan()["api"] == "chat"
+    assert item.api == "chat" and item.client_script()["api"] == "chat"
     assert item.faults.rules[0].select.path_prefix == CHAT  # the rule selects the API's path
-    assert scenario.load(scenario.find("reset_mid_thinking")).client_plan()["api"] == "messages"
+    assert scenario.load(scenario.find("reset_mid_thinking")).client_script()["api"] == "messages"
     path.write_text('version = 1\napi = "completions"\n')
     with pytest.raises(scenario.ScenarioError, match=r"chat.toml: api: must be one of messages, chat, responses, not 'completions'"):
         scenario.load(path)

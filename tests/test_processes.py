@@ -77,7 +77,7 @@ def test_stop_a_group_without_its_leader_waits_the_grace_then_kills() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_die_with_parent_kills_the_child_and_only_main_thread_for_servers() -> None:
-    script = ("import subprocess, sys; from harness.drive import processes; "
+    script = ("import subprocess, sys; from harness import processes; "
               "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=processes.die_with_parent()); "
               "print(child.pid, flush=True); import time; time.sleep(60)")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)

@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from harness.clients.contract import contract_env, run_client
+from harness.clients.launch import contract_env, run_client
 from tests.support import assert_one_complete_request, assert_turn_matches, expected_first_turn
 
-CLIENT = [sys.executable, "-m", "harness.clients.python_sdk_client"]
+CLIENT = [sys.executable, "-m", "harness.clients.programs.python_sdk_client"]
 SEED = 7  # the session simulator's seed
 
 

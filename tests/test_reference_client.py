@@ -26,16 +26,19 @@ from harness.present import compare
 
 from harness.measure import strategies
 from harness.clients import registry
-from harness.clients.contract import contract_env, run_client
-from harness.clients.reference_client import (
-    Accumulator, ConnectionFailure, IncompleteStream, MalformedStream, ReferenceClient, StatusFailure, StreamErrorEvent,
-    Transcript, http_client_factory, retry_after_s, status_failure,
+from harness.clients.launch import contract_env, run_client
+from harness.clients.adapter import Launch
+from harness.clients.reference.accumulator import Accumulator
+from harness.clients.reference.client import ReferenceClient
+from harness.clients.reference.failures import (
+    ConnectionFailure, IncompleteStream, MalformedStream, StatusFailure, StreamErrorEvent, retry_after_s, status_failure,
 )
-from harness.clients.registry import Trial
+from harness.clients.reference.pool import http_client_factory
+from harness.clients.reference.transcript import Transcript
 from harness.drive.simulator_process import SimulatorProcess
 from simulator import sse
 
-CLIENT = (sys.executable, "-m", "harness.clients.reference_client")
+CLIENT = (sys.executable, "-m", "harness.clients.reference")
 _keys = itertools.count(1)
 
 
@@ -331,11 +334,13 @@ def test_reference_clients_are_built_in_but_not_run_by_default(tmp_path):
     assert default and not any(c.name.startswith("ref-") for c in default)
     chosen = cli._select_clients(argparse.Namespace(client_cmd=None, clients=["ref-hedging"]))
     assert [c.name for c in chosen] == ["ref-hedging"]
-    plan = {"scenario": "agentic_nat_eviction", "turns": [{"prompt": "x"}]}
-    invocation = registry.get("ref-idle-watchdog").invocation(Trial("http://127.0.0.1:1", "k", None, plan, 40.0, tmp_path))
+    script = {"scenario": "agentic_nat_eviction", "turns": [{"prompt": "x"}]}
+    invocation = registry.get("ref-idle-watchdog").invocation(Launch("http://127.0.0.1:1", "k", None, script, 40.0, tmp_path, time_scale=1 / 30))
     assert invocation.env["STREAMCHAOS_STRATEGY"] == "idle-watchdog"
-    assert float(invocation.env["STREAMCHAOS_TIME_SCALE"]) == pytest.approx(1 / 30)  # 40 s of the scenario's 1200 s deadline
-    pinned = registry.reference_client("hedging", time_scale=0.5).invocation(Trial("http://127.0.0.1:1", "k", None, plan, 40.0, tmp_path))
+    assert float(invocation.env["STREAMCHAOS_TIME_SCALE"]) == pytest.approx(1 / 30)  # the trial's scale
+    unscaled = registry.get("ref-idle-watchdog").invocation(Launch("http://127.0.0.1:1", "k", None, script, 1200.0, tmp_path))
+    assert "STREAMCHAOS_TIME_SCALE" not in unscaled.env
+    pinned = registry.reference_client("hedging", time_scale=0.5).invocation(Launch("http://127.0.0.1:1", "k", None, script, 40.0, tmp_path, time_scale=1 / 30))
     assert pinned.env["STREAMCHAOS_TIME_SCALE"] == "0.5"
 
 

@@ -15,6 +15,7 @@ from harness.drive import runner
 
 from harness import scenario
 from harness.clients import registry
+from harness.clients.adapter import ClientAdapter
 from harness.drive.simulator_process import SimulatorProcess
 
 LIBRARY = scenario.library()
@@ -26,7 +27,7 @@ def test_library_scenario_validates_and_documents_itself(path):
     assert item.name == path.stem
     assert item.title and item.shape and item.expect and item.reproduces
     assert item.faults.rules or item.toxics or item.needs_lab
-    plan = item.client_plan()
+    plan = item.client_script()
     assert plan["turns"] and all("@sc " in turn["prompt"] for turn in plan["turns"])
 
 
@@ -109,7 +110,7 @@ def test_valid_documents_load_and_scale_consistently(turn, faults, scale, seed):
     for original, scaled in zip(item.faults.rules, plan.rules):
         if original.fault.kind == "stall":
             assert scaled.fault.seconds == pytest.approx(original.fault.seconds * scale)
-    for turn_plan, spec in zip(item.client_plan()["turns"], item.turns):
+    for turn_plan, spec in zip(item.client_script()["turns"], item.turns):
         assert turn_plan.get("idle_before_s", 0) == pytest.approx(spec.idle_before_s * scale, abs=1e-6)
 
 
@@ -120,7 +121,7 @@ def test_valid_documents_load_and_scale_consistently(turn, faults, scale, seed):
 CLIENT_FOR = {"openai_nat_eviction": "openai-python-h2"}
 
 
-def client_for(item: scenario.Scenario) -> registry.ClientAdapter:
+def client_for(item: scenario.Scenario) -> ClientAdapter:
     if item.name in CLIENT_FOR:
         return registry.get(CLIENT_FOR[item.name])
     sdk = "openai-python" if item.api != "messages" else "python-sdk"  # a chat or responses scenario needs an OpenAI client

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 import toxiproxy.api
 import toxiproxy.exceptions
-from harness.clients.contract import contract_env, run_client
+from harness.clients.launch import contract_env, run_client
 from harness.drive.simulator_process import SimulatorProcess
 from harness.processes import owns_listener
 from harness.network.toxiproxy.api import ToxiproxyClient, consumer_for
@@ -162,7 +162,7 @@ def test_python_sdk_sees_connection_reset_through_the_proxy(proxy, sim, api_key)
     proxy.cut_after_bytes(1500)
     plan = {"model": "claude-sonnet-4-6", "turns": [{"prompt": "Tell me about rivers.\n@sc words=400"}]}
     env = contract_env(proxy.base_url, api_key, plan, None, {"STREAMCHAOS_MAX_RETRIES": "0"})
-    run = run_client([sys.executable, "-m", "harness.clients.python_sdk_client"], env, deadline_s=30, cwd=str(ROOT))
+    run = run_client([sys.executable, "-m", "harness.clients.programs.python_sdk_client"], env, deadline_s=30, cwd=str(ROOT))
     assert run.exit_code == 1, run.stdout + run.stderr
     assert run.error_line.startswith("ReadError") and "Connection reset by peer" in run.error_line, run.error_line
     (request,) = requests_of(sim, api_key)
@@ -175,7 +175,7 @@ def test_python_sdk_retry_is_cut_too_and_the_journal_says_so(proxy, sim, api_key
     proxy.cut_after_bytes(100)  # inside the response head: the SDK sees a connection error and retries
     plan = {"model": "claude-sonnet-4-6", "turns": [{"prompt": "hi\n@sc words=50"}]}
     env = contract_env(proxy.base_url, api_key, plan, None, {"STREAMCHAOS_MAX_RETRIES": "1"})
-    run = run_client([sys.executable, "-m", "harness.clients.python_sdk_client"], env, deadline_s=30, cwd=str(ROOT))
+    run = run_client([sys.executable, "-m", "harness.clients.programs.python_sdk_client"], env, deadline_s=30, cwd=str(ROOT))
     assert run.exit_code == 1 and run.error_line.startswith("APIConnectionError"), run.error_line
     attempts = requests_of(sim, api_key, count=2)
     assert [r["retry_count"] for r in attempts] == [0, 1]

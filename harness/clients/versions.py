@@ -6,7 +6,7 @@ versions``, ``npm view``, ``go list -m -versions``), installed once into
 ``<cache>/clients/<client>/<version>`` and reused afterwards without asking the registry again:
 
 * Python SDK: a venv per version (``pip install anthropic==V h2``), running the same
-  ``python_sdk_client.py`` (copied beside it with the stdlib-only ``contract.py``);
+  ``programs/python_sdk_client.py`` (copied beside it with the stdlib-only ``script.py``);
 * TypeScript SDK and Claude Code: an npm prefix per version (``npm install PKG@V``); the JS client
   program is copied into the prefix so it resolves that version; Bun comes from npm (``bun``);
 * Go SDK: a copy of ``harness/clients/go`` built against the module version.
@@ -37,7 +37,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from harness.clients.registry import ClaudeCodeClient
+from harness.clients.adapter import NODE_BIN, ContractClient
+from harness.clients.adapters.claude_code import CLAUDE_POLICY, ClaudeCodeClient
+from harness.clients.adapters.go_sdk import GO_POLICY
+from harness.clients.adapters.python_sdk import PROGRAM as PYTHON_SDK_PROGRAM, SDK_POLICY
+from harness.clients.adapters.ts_sdk import BUN_BIN
 
 CACHE_ENV = "STREAMCHAOS_CACHE_DIR"
 MARKER = ".streamchaos-installed.json"
@@ -284,7 +288,7 @@ def _install_npm(family: Family, version: str, scratch: Path) -> None:
         _js_program(scratch)
 
 
-JS_PROGRAM = ("client.mjs", "contract.mjs")  # the TS SDK contract client, run beside that version's node_modules
+JS_PROGRAM = ("client.mjs", "script.mjs")  # the TS SDK contract client, run beside that version's node_modules
 
 
 def _js_program(directory: Path) -> Path:
@@ -423,8 +427,6 @@ def _builtin_works(builtin) -> bool:
 def adapter(family: Family, version: str, name: str | None = None):
     """A registry adapter running ``family`` at ``version`` from the cache (installed or not:
     ``installed()`` says which)."""
-    from harness.clients import registry
-
     directory = install_dir(family, version)
     label = name or f"{family.name}@{version}"
     requires = (directory / MARKER,)
@@ -433,51 +435,50 @@ def adapter(family: Family, version: str, name: str | None = None):
         env = {"PYTHONPATH": str(_python_shim(directory))}
         if family.http2:
             env["STREAMCHAOS_HTTP2"] = "1"
-        return registry.ContractClient(label, f"anthropic {version} (PyPI, own venv){', h2' if family.http2 else ', HTTP/1.1'}",
-                                       ("h2",) if family.http2 else ("http/1.1",), registry.SDK_POLICY, requires=requires,
-                                       argv=(str(python), "-m", "harness.clients.python_sdk_client"), env=env)
+        return ContractClient(label, f"anthropic {version} (PyPI, own venv){', h2' if family.http2 else ', HTTP/1.1'}",
+                              ("h2",) if family.http2 else ("http/1.1",), SDK_POLICY, requires=requires,
+                              argv=(str(python), "-m", PYTHON_SDK_PROGRAM), env=env)
     if family.registry == "go":
-        return registry.ContractClient(label, f"anthropic-sdk-go {version}, h2 over TLS", ("h2",), registry.GO_POLICY, requires=requires,
-                                       argv=(str(directory / "streamchaos-go-client"),))
+        return ContractClient(label, f"anthropic-sdk-go {version}, h2 over TLS", ("h2",), GO_POLICY, requires=requires,
+                              argv=(str(directory / "streamchaos-go-client"),))
     if family.package == "@anthropic-ai/sdk":
-        runtime = _bun_launcher() if family.runtime == "bun" else (registry.NODE_BIN,)
+        runtime = _bun_launcher() if family.runtime == "bun" else (NODE_BIN,)
         env = {"BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT": "1"} if family.bun_h2 else {}
-        return registry.ContractClient(label, f"@anthropic-ai/sdk {version} on {family.runtime.title()}", ("h2",) if family.bun_h2 else ("http/1.1",),
-                                       registry.SDK_POLICY, requires=requires, argv=(*runtime, str(_js_program(directory))), env=env)
+        return ContractClient(label, f"@anthropic-ai/sdk {version} on {family.runtime.title()}", ("h2",) if family.bun_h2 else ("http/1.1",),
+                              SDK_POLICY, requires=requires, argv=(*runtime, str(_js_program(directory))), env=env)
     package = directory / "node_modules" / "@anthropic-ai" / "claude-code"
     cli_js = package / "cli.js"
     if family.runtime == "bun":
         launcher = (*_bun_launcher(), str(cli_js))
         how = "cli.js on Bun (npm)"
     elif version_key(version) <= version_key(CLAUDE_CODE_LAST_CLI_JS):
-        launcher = (registry.NODE_BIN, str(cli_js))
+        launcher = (NODE_BIN, str(cli_js))
         how = "cli.js on Node"
     else:
         launcher = (str(directory / "node_modules" / ".bin" / "claude"),)
         how = "native executable (Bun inside)"
-    return VersionedClaudeCode(label, f"Claude Code {version} (npm), {how}, HTTP/1.1", ("http/1.1",), registry.CLAUDE_POLICY, requires=requires,
+    return VersionedClaudeCode(label, f"Claude Code {version} (npm), {how}, HTTP/1.1", ("http/1.1",), CLAUDE_POLICY, requires=requires,
                                parallel=False, final_answer_only=True, launcher=launcher)
 
 
 def _bun_launcher() -> tuple[str, ...]:
-    from harness.clients import registry
-
-    if Path(registry.BUN_BIN).exists():
-        return (str(registry.BUN_BIN),)
+    if Path(BUN_BIN).exists():
+        return (str(BUN_BIN),)
     directory = ensure(BUN, BUN.pinned())
     return (str(directory / "node_modules" / ".bin" / "bun"),)
 
 
 def _python_shim(directory: Path) -> Path:
-    """``harness/clients/{python_sdk_client,contract}.py`` (stdlib and anthropic only) beside the
-    venv, refreshed when streamchaos changes them, so the venv's anthropic is the one imported."""
+    """``harness/clients/programs/python_sdk_client.py`` and ``harness/clients/script.py`` (stdlib
+    and anthropic only) beside the venv, refreshed when streamchaos changes them, so the venv's
+    anthropic is the one imported."""
     shim = directory / "shim"
     package = shim / "harness" / "clients"
-    package.mkdir(parents=True, exist_ok=True)
-    for init in (shim / "harness" / "__init__.py", package / "__init__.py"):
+    (package / "programs").mkdir(parents=True, exist_ok=True)
+    for init in (shim / "harness" / "__init__.py", package / "__init__.py", package / "programs" / "__init__.py"):
         if not init.exists():
             init.write_text("")
-    for name in ("python_sdk_client.py", "contract.py"):
+    for name in ("programs/python_sdk_client.py", "script.py"):
         source = (HERE / name).read_bytes()
         target = package / name
         if not target.exists() or target.read_bytes() != source:
@@ -492,8 +493,8 @@ class VersionedClaudeCode(ClaudeCodeClient):
 
     launcher: tuple[str, ...] = ()
 
-    def invocation(self, trial):
-        invocation = super().invocation(trial)
+    def invocation(self, launch):
+        invocation = super().invocation(launch)
         return replace(invocation, argv=(*self.launcher, *invocation.argv[1:]))
 
 

@@ -135,8 +135,9 @@ def find_record(directory: Path, scenario: str, client: str, trial: int) -> dict
 def replay(directory: Path, scenario_name: str, client_name: str, trial: int, out: Path | None = None, pcap: bool = True) -> dict[str, Any]:
     """Run the trial again; write the bundle; return a summary (paths, both outcomes, wire facts)."""
     from harness import scenario as scenarios
-    from harness.clients.contract import run_client
-    from harness.clients.registry import Trial, get
+    from harness.clients.launch import run_client
+    from harness.clients.adapter import Launch
+    from harness.clients.registry import get
     from harness.drive.runner import expected_answers, transport_for
     from harness.drive.simulator_process import SimulatorProcess
     from harness.drive.trial import build
@@ -183,7 +184,7 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
                     timeline = start_timeline(toxiproxy, proxy, item.toxics, time_scale, process, key)
                 base_url = process.lane_url(port, tls)
                 deadline = item.deadline(time_scale)
-                invocation = client.invocation(Trial(base_url, key, process.ca_file if tls else None, item.client_plan(time_scale), deadline, workdir))
+                invocation = client.invocation(Launch(base_url, key, process.ca_file if tls else None, item.client_script(time_scale), deadline, workdir, time_scale))
                 result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, stdin=invocation.stdin)
             finally:
                 if timeline is not None:

@@ -26,10 +26,9 @@ from typing import Any, Callable, Iterable
 from harness import limits
 
 from harness import processes
-
 from harness.drive import rundir
-from harness.clients.contract import kill_group, run_client
-from harness.clients.registry import ClientAdapter, Trial
+from harness.clients.adapter import ClientAdapter, Launch
+from harness.clients.launch import run_client
 from harness.scenario import Scenario
 from harness.drive.simulator_process import SimulatorProcess
 from harness.drive.trial import TrialRecord, build
@@ -79,7 +78,7 @@ class _Active:
         if self.watchdog is not None:
             self.watchdog.group(pgid)
         if self.stopping.is_set():
-            kill_group(pgid, signal.SIGKILL)
+            processes.stop(group=pgid, first=signal.SIGKILL)
 
     def discard(self, pgid: int | None) -> None:
         with self.lock:
@@ -92,7 +91,7 @@ class _Active:
         with self.lock:
             groups = list(self.groups)
         for pgid in groups:
-            kill_group(pgid, signal.SIGKILL)
+            processes.stop(group=pgid, first=signal.SIGKILL)
 
 
 def new_run_id() -> str:
@@ -377,7 +376,7 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
             base_url = lab_url(port, tls)
             monitor = Monitor(lab, max_duration_s=scenario.deadline(time_scale) + 30)
         deadline = scenario.deadline(time_scale)
-        invocation = client.invocation(Trial(base_url, key, simulator.ca_file if tls else None, scenario.client_plan(time_scale), deadline, workdir))
+        invocation = client.invocation(Launch(base_url, key, simulator.ca_file if tls else None, scenario.client_script(time_scale), deadline, workdir, time_scale))
         argv, env = invocation.argv, invocation.env
         if lab is not None:
             from harness.network.lab.trial import lab_env

@@ -204,7 +204,7 @@ def describe_scenario(scenario: Any, config: Any) -> dict[str, Any]:
     return {
         "name": scenario.name, "format": scenario.version, "seed": scenario.seed, "trials": trials_for(scenario, config), "time_scale": scale,
         "transports": list(scenario.transports), "tls": scenario.tls, "concurrency": scenario.concurrency, "deadline_s": scenario.deadline(scale),
-        "plan": _plain(scenario.plan(scale).to_data()), "client_plan": _plain(scenario.client_plan(scale)), "toxics": _plain(scenario.toxics),
+        "plan": _plain(scenario.plan(scale).to_data()), "client_plan": _plain(scenario.client_script(scale)), "toxics": _plain(scenario.toxics),
     }
 
 

@@ -12,7 +12,7 @@ from typing import Any, Iterable, Sequence
 
 from simulator import sse
 
-from harness.clients.contract import ClientRun
+from harness.clients.launch import ClientRun
 
 OUTCOMES = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung", "error")  # error: the harness could not run it
 

@@ -1,7 +1,7 @@
 """Retry strategies as data, and the small state machines that apply them.
 
 Pure: time and randomness are passed in, so a strategy's decisions can be unit-tested and
-replayed. Used by the reference client (``harness/clients/reference_client.py``) and by the load
+replayed. Used by the reference client (``harness/clients/reference/``) and by the load
 simulations that compare strategies side by side.
 
 Formulas:

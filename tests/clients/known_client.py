@@ -6,7 +6,7 @@ Modes: ``never-retry`` (one attempt, error on failure), ``fixed-retry`` (up to 3
 apart), ``partial-ok`` (prints whatever arrived and exits 0), ``hang`` (waits forever for the
 stream, no timeout), ``repeat-on-retry`` (retries but keeps the text of failed attempts, so the
 answer it prints repeats its beginning). It follows the client contract: ANTHROPIC_BASE_URL,
-ANTHROPIC_API_KEY, SSL_CERT_FILE, STREAMCHAOS_PLAN; one JSON line per turn.
+ANTHROPIC_API_KEY, SSL_CERT_FILE, STREAMCHAOS_SCRIPT; one JSON line per turn.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.request
 
-from harness.clients.contract import first_request_body, read_plan
+from harness.clients.script import first_request_body, read_script
 from simulator import sse
 
 FIXED_BACKOFF_S = 0.3
@@ -49,8 +49,8 @@ def stream_once(body: bytes, timeout: float | None) -> tuple[str, bool]:
 
 
 def main(mode: str) -> int:
-    plan = read_plan()
-    body = json.dumps(first_request_body(plan, stream=True)).encode()
+    script = read_script()
+    body = json.dumps(first_request_body(script, stream=True)).encode()
     timeout = None if mode == "hang" else 10.0
     attempts = 4 if mode in ("fixed-retry", "repeat-on-retry") else 1
     kept = ""

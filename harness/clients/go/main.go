@@ -1,11 +1,11 @@
 // The official Go SDK (github.com/anthropics/anthropic-sdk-go) as a contract client.
 //
-// Reads the conversation from STREAMCHAOS_PLAN, performs it with client.Messages.NewStreaming
+// Reads the conversation from STREAMCHAOS_SCRIPT, performs it with client.Messages.NewStreaming
 // (accumulating every event with Message.Accumulate) or client.Messages.New, prints one JSON line
 // per turn and exits 0 on success. On an error it prints {"turn": i, "error": "<Go type>: <message>"}
 // and exits 1. The SDK itself reads ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL; Go's crypto/x509
 // reads SSL_CERT_FILE on Linux. Transport: the SDK's default, net/http's, which speaks h2 over TLS
-// (ALPN) and HTTP/1.1 over plain http. The plan's max_retries and timeout_s (seconds; per attempt,
+// (ALPN) and HTTP/1.1 over plain http. The script's max_retries and timeout_s (seconds; per attempt,
 // option.WithRequestTimeout, which covers the whole attempt, body included), or
 // STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S (the environment wins), override the SDK defaults.
 // A turn's idle_before_s is slept first (a tool running between turns); parallel: N sends N requests
@@ -13,7 +13,7 @@
 // prints a line per part with "part": k (in part order, once all have finished) and exits 1 if any
 // failed; the conversation goes on with part 0.
 //
-// It behaves like harness/clients/python_sdk_client.py: same request bodies (the assistant turn is
+// It behaves like harness/clients/programs/python_sdk_client.py: same request bodies (the assistant turn is
 // echoed with Message.ToParam, tool results are {"type":"tool_result","tool_use_id":ID,"content":"ok"}),
 // same output keys.
 package main
@@ -33,7 +33,7 @@ import (
 	"github.com/anthropics/anthropic-sdk-go/packages/param"
 )
 
-type turnPlan struct {
+type scriptTurn struct {
 	Prompt     string          `json:"prompt"`
 	Stream     *bool           `json:"stream"`
 	Thinking   bool            `json:"thinking"`
@@ -44,15 +44,15 @@ type turnPlan struct {
 	Parallel   *flexNumber     `json:"parallel"`
 }
 
-type plan struct {
-	Model      *string     `json:"model"`
-	MaxTokens  *int64      `json:"max_tokens"`
-	MaxRetries *flexNumber `json:"max_retries"`
-	TimeoutS   *flexNumber `json:"timeout_s"`
-	Turns      []turnPlan  `json:"turns"`
+type script struct {
+	Model      *string      `json:"model"`
+	MaxTokens  *int64       `json:"max_tokens"`
+	MaxRetries *flexNumber  `json:"max_retries"`
+	TimeoutS   *flexNumber  `json:"timeout_s"`
+	Turns      []scriptTurn `json:"turns"`
 }
 
-// flexNumber is a plan number given as a JSON number or as a string ("2", "0.5"), as the Python
+// flexNumber is a script number given as a JSON number or as a string ("2", "0.5"), as the Python
 // client's int()/float() take either; it keeps the text and is parsed where it is used.
 type flexNumber string
 
@@ -115,18 +115,18 @@ func fail(turn int, err error) int {
 	return 1
 }
 
-// setting is the environment's value if set, else the plan's (os.environ.get(name, plan[key])).
-func setting(envName string, fromPlan *flexNumber) (string, bool) {
+// setting is the environment's value if set, else the script's (os.environ.get(name, script[key])).
+func setting(envName string, fromScript *flexNumber) (string, bool) {
 	if v, ok := os.LookupEnv(envName); ok {
 		return v, true
 	}
-	if fromPlan != nil {
-		return string(*fromPlan), true
+	if fromScript != nil {
+		return string(*fromScript), true
 	}
 	return "", false
 }
 
-func clientOptions(p plan) ([]option.RequestOption, error) {
+func clientOptions(p script) ([]option.RequestOption, error) {
 	var opts []option.RequestOption
 	if v, ok := setting("STREAMCHAOS_MAX_RETRIES", p.MaxRetries); ok {
 		n, err := strconv.Atoi(v)
@@ -145,7 +145,7 @@ func clientOptions(p plan) ([]option.RequestOption, error) {
 	return opts, nil
 }
 
-func requestParams(p plan, turn turnPlan, messages []anthropic.MessageParam) (anthropic.MessageNewParams, error) {
+func requestParams(p script, turn scriptTurn, messages []anthropic.MessageParam) (anthropic.MessageNewParams, error) {
 	params := anthropic.MessageNewParams{Model: "claude-sonnet-4-6", MaxTokens: 1024, Messages: messages}
 	if p.Model != nil {
 		params.Model = anthropic.Model(*p.Model)
@@ -216,16 +216,16 @@ type outcome struct {
 }
 
 func run() int {
-	var p plan
-	raw := []byte(os.Getenv("STREAMCHAOS_PLAN"))
-	if len(raw) == 0 { // a plan too large for the environment comes in a file
+	var p script
+	raw := []byte(os.Getenv("STREAMCHAOS_SCRIPT"))
+	if len(raw) == 0 { // a script too large for the environment comes in a file
 		var err error
-		if raw, err = os.ReadFile(os.Getenv("STREAMCHAOS_PLAN_FILE")); err != nil {
-			return fail(0, fmt.Errorf("STREAMCHAOS_PLAN_FILE: %w", err))
+		if raw, err = os.ReadFile(os.Getenv("STREAMCHAOS_SCRIPT_FILE")); err != nil {
+			return fail(0, fmt.Errorf("STREAMCHAOS_SCRIPT_FILE: %w", err))
 		}
 	}
 	if err := json.Unmarshal(raw, &p); err != nil {
-		return fail(0, fmt.Errorf("STREAMCHAOS_PLAN: %w", err))
+		return fail(0, fmt.Errorf("STREAMCHAOS_SCRIPT: %w", err))
 	}
 	opts, err := clientOptions(p)
 	if err != nil {

@@ -1,10 +1,10 @@
 // The official TypeScript SDK (@anthropic-ai/sdk) as a contract client, for Node and for Bun.
 //
-// Same contract as harness/clients/python_sdk_client.py: reads the conversation from STREAMCHAOS_PLAN,
+// Same contract as harness/clients/programs/python_sdk_client.py: reads the conversation from STREAMCHAOS_SCRIPT,
 // performs it with `client.messages.stream(...).finalMessage()` (stream, the default) or
 // `client.messages.create(...)`, prints one JSON line per turn and exits 0. On an error it prints
 // {"turn": i, "error": "<name>: <message> (cause: <message>: ...)"} and exits 1. The SDK reads
-// ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself; the plan's `max_retries` and `timeout_s` (seconds),
+// ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL itself; the script's `max_retries` and `timeout_s` (seconds),
 // or STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S (the environment wins), override its defaults.
 // A turn's `idle_before_s` is slept first (a tool running between turns); `parallel: N` sends N
 // requests at once (parts of one turn, each its own conversation whose prompt ends with
@@ -13,24 +13,24 @@
 // own fetch: undici on Node, Bun's on Bun (h2 there only with BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT=1).
 
 import Anthropic from '@anthropic-ai/sdk';
-import { describeError, emit, readPlan, sleep } from './contract.mjs';
+import { describeError, emit, readScript, sleep } from './script.mjs';
 
-// The environment's value if set, else the plan's (as the Python client's os.environ.get(name, plan[key])).
-function setting(plan, envName, key) {
+// The environment's value if set, else the script's (as the Python client's os.environ.get(name, script[key])).
+function setting(script, envName, key) {
   if (process.env[envName] !== undefined) return process.env[envName];
-  const value = plan[key];
+  const value = script[key];
   return value === undefined || value === null ? undefined : value;
 }
 
-function makeClient(plan) {
+function makeClient(script) {
   const options = {};
-  const retries = setting(plan, 'STREAMCHAOS_MAX_RETRIES', 'max_retries');
+  const retries = setting(script, 'STREAMCHAOS_MAX_RETRIES', 'max_retries');
   if (retries !== undefined) {
     const n = Number(retries);
     if (!Number.isInteger(n)) throw new Error(`max_retries: not an integer: ${JSON.stringify(retries)}`);
     options.maxRetries = n;
   }
-  const timeout = setting(plan, 'STREAMCHAOS_TIMEOUT_S', 'timeout_s');
+  const timeout = setting(script, 'STREAMCHAOS_TIMEOUT_S', 'timeout_s');
   if (timeout !== undefined) {
     const seconds = Number(timeout);
     if (!Number.isFinite(seconds)) throw new Error(`timeout_s: not a number: ${JSON.stringify(timeout)}`);
@@ -52,10 +52,10 @@ function summarize(turn, message, started) {
   };
 }
 
-function requestArgs(plan, turn, messages) {
+function requestArgs(script, turn, messages) {
   const args = {
-    model: plan.model ?? 'claude-sonnet-4-6',
-    max_tokens: turn.max_tokens ?? plan.max_tokens ?? 1024,
+    model: script.model ?? 'claude-sonnet-4-6',
+    max_tokens: turn.max_tokens ?? script.max_tokens ?? 1024,
     messages,
   };
   if (turn.thinking) args.thinking = { type: 'enabled', budget_tokens: 1024 };
@@ -77,11 +77,11 @@ async function ask(client, args, stream) {
 }
 
 async function main() {
-  const plan = readPlan();
-  const client = makeClient(plan);
+  const script = readScript();
+  const client = makeClient(script);
   let messages = [];
   let pendingToolResults = [];
-  for (const [index, turn] of plan.turns.entries()) {
+  for (const [index, turn] of script.turns.entries()) {
     await sleep(Number(turn.idle_before_s ?? 0));
     const parts = Number.parseInt(turn.parallel ?? 1, 10);
     const conversations = [];
@@ -93,7 +93,7 @@ async function main() {
     // Every part starts before any is awaited; each settles on its own (the contract reports every
     // failure the same way).
     const outcomes = await Promise.allSettled(
-      conversations.map((conversation) => ask(client, requestArgs(plan, turn, conversation), turn.stream ?? true)),
+      conversations.map((conversation) => ask(client, requestArgs(script, turn, conversation), turn.stream ?? true)),
     );
     const lines = outcomes.map((outcome) =>
       outcome.status === 'fulfilled'

@@ -1,6 +1,6 @@
 // The Vercel AI SDK (npm `ai` with `@ai-sdk/openai`) as a streamchaos contract client, on Node.
 //
-// The plan's `api` picks the provider's model: `openai.chat(model)` (Chat Completions) or
+// The script's `api` picks the provider's model: `openai.chat(model)` (Chat Completions) or
 // `openai.responses(model)` (Responses). A streaming turn uses `streamText` and awaits its
 // `text`, `finishReason`, `toolCalls` and `totalUsage` (the SDK's own accumulation); a turn with
 // `stream: false` uses `generateText`. Tools are declared without `execute`, so a tool call ends the
@@ -16,7 +16,7 @@
 
 import { generateText, jsonSchema, streamText, tool } from 'ai';
 import { createOpenAI } from '@ai-sdk/openai';
-import { apiOf, main, maxRetries, maxTokens, parseArguments, readPlan, runPlan, timeoutMs } from './common.mjs';
+import { apiOf, main, maxRetries, maxTokens, parseArguments, readScript, runScript, timeoutMs } from './common.mjs';
 
 const FINISH = { stop: 'end_turn', length: 'max_tokens', 'tool-calls': 'tool_use' };
 
@@ -25,12 +25,12 @@ function tools(turn) {
   return Object.fromEntries(turn.tools.map((t) => [t.name, tool({ description: t.description ?? '', inputSchema: jsonSchema(t.input_schema ?? { type: 'object' }) })]));
 }
 
-async function ask(model, plan, turn, history, pending, prompt) {
+async function ask(model, script, turn, history, pending, prompt) {
   const messages = [...history, ...(pending.length ? [{ role: 'tool', content: pending }] : []), { role: 'user', content: prompt }];
-  const options = { model, messages, maxOutputTokens: maxTokens(plan, turn) };
-  const retries = maxRetries(plan);
+  const options = { model, messages, maxOutputTokens: maxTokens(script, turn) };
+  const retries = maxRetries(script);
   if (retries !== undefined) options.maxRetries = retries;
-  const timeout = timeoutMs(plan);
+  const timeout = timeoutMs(script);
   // The SDK's own timeouts (none by default): for a stream, until the first chunk and between
   // chunks (a read timeout's analogue); for generateText, per step.
   if (timeout !== undefined) options.timeout = (turn.stream ?? true) ? { firstChunkMs: timeout, chunkMs: timeout } : { stepMs: timeout };
@@ -78,9 +78,9 @@ async function ask(model, plan, turn, history, pending, prompt) {
 }
 
 await main(async () => {
-  const plan = readPlan();
+  const script = readScript();
   const provider = createOpenAI({ baseURL: process.env.OPENAI_BASE_URL, apiKey: process.env.OPENAI_API_KEY });
-  const name = plan.model ?? 'gpt-5';
-  const model = apiOf(plan) === 'responses' ? provider.responses(name) : provider.chat(name);
-  return runPlan(plan, (turn, history, pending, prompt) => ask(model, plan, turn, history, pending, prompt));
+  const name = script.model ?? 'gpt-5';
+  const model = apiOf(script) === 'responses' ? provider.responses(name) : provider.chat(name);
+  return runScript(script, (turn, history, pending, prompt) => ask(model, script, turn, history, pending, prompt));
 });

@@ -1,40 +1,40 @@
-// What the OpenAI contract clients on Node share: the plan, settings, output lines, error text.
-// The contract is harness/clients/contract.py's; the request bodies mirror harness/clients/openai_contract.py.
+// What the OpenAI contract clients on Node share: the script, settings, output lines, error text.
+// The contract is harness/clients/launch.py's; the request bodies mirror harness/clients/openai_script.py.
 
-import { describeError, emit, readPlan, sleep } from '../js/contract.mjs';
+import { describeError, emit, readScript, sleep } from '../js/script.mjs';
 
-export { readPlan };
+export { readScript };
 
-// "chat" (the default) or "responses": the plan's api; a Messages plan is spoken as chat.
-export function apiOf(plan) {
-  return plan.api === 'responses' ? 'responses' : 'chat';
+// "chat" (the default) or "responses": the script's api; a Messages script is spoken as chat.
+export function apiOf(script) {
+  return script.api === 'responses' ? 'responses' : 'chat';
 }
 
-// The environment's value if set, else the plan's.
-export function setting(plan, envName, key) {
+// The environment's value if set, else the script's.
+export function setting(script, envName, key) {
   if (process.env[envName] !== undefined) return process.env[envName];
-  const value = plan[key];
+  const value = script[key];
   return value === undefined || value === null ? undefined : value;
 }
 
-export function maxRetries(plan) {
-  const retries = setting(plan, 'STREAMCHAOS_MAX_RETRIES', 'max_retries');
+export function maxRetries(script) {
+  const retries = setting(script, 'STREAMCHAOS_MAX_RETRIES', 'max_retries');
   if (retries === undefined) return undefined;
   const n = Number(retries);
   if (!Number.isInteger(n)) throw new Error(`max_retries: not an integer: ${JSON.stringify(retries)}`);
   return n;
 }
 
-export function timeoutMs(plan) {
-  const timeout = setting(plan, 'STREAMCHAOS_TIMEOUT_S', 'timeout_s');
+export function timeoutMs(script) {
+  const timeout = setting(script, 'STREAMCHAOS_TIMEOUT_S', 'timeout_s');
   if (timeout === undefined) return undefined;
   const seconds = Number(timeout);
   if (!Number.isFinite(seconds)) throw new Error(`timeout_s: not a number: ${JSON.stringify(timeout)}`);
   return Math.round(seconds * 1000);
 }
 
-export function maxTokens(plan, turn) {
-  return turn.max_tokens ?? plan.max_tokens ?? 1024;
+export function maxTokens(script, turn) {
+  return turn.max_tokens ?? script.max_tokens ?? 1024;
 }
 
 export function partPrompts(turn) {
@@ -53,11 +53,11 @@ export function parseArguments(text) {
 }
 
 
-// Runs the plan: ask(api, turn, history, pending, prompt) -> {line, next: {history, pending}}.
-export async function runPlan(plan, ask) {
+// Runs the script: ask(api, turn, history, pending, prompt) -> {line, next: {history, pending}}.
+export async function runScript(script, ask) {
   let history = [];
   let pending = [];
-  for (const [index, turn] of plan.turns.entries()) {
+  for (const [index, turn] of script.turns.entries()) {
     await sleep(Number(turn.idle_before_s ?? 0));
     const prompts = partPrompts(turn);
     const started = performance.now();

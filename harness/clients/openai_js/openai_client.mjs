@@ -1,15 +1,15 @@
 // The official OpenAI SDK for TypeScript (npm `openai`) as a streamchaos contract client, on Node.
 //
-// Same contract as harness/clients/openai_python_client.py: the plan's `api` picks Chat Completions
+// Same contract as harness/clients/programs/openai_python_client.py: the script's `api` picks Chat Completions
 // (`client.chat.completions.stream(...).finalChatCompletion()`, or `create` when a turn does not
 // stream) or Responses (`client.responses.stream(...).finalResponse()`, or `create`): the SDK's own
 // accumulators. One JSON line per turn, exit 0; on an error {"turn": i, "error": "<name>: <message>
-// (cause: ...)"} and exit 1. The SDK reads OPENAI_BASE_URL and OPENAI_API_KEY itself; the plan's
+// (cause: ...)"} and exit 1. The SDK reads OPENAI_BASE_URL and OPENAI_API_KEY itself; the script's
 // `max_retries` and `timeout_s` (or STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S) override its
 // defaults. The transport is Node's fetch (undici), HTTP/1.1.
 
 import OpenAI from 'openai';
-import { apiOf, main, maxRetries, maxTokens, parseArguments, readPlan, runPlan, timeoutMs } from './common.mjs';
+import { apiOf, main, maxRetries, maxTokens, parseArguments, readScript, runScript, timeoutMs } from './common.mjs';
 
 const CHAT_FINISH = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', function_call: 'tool_use' };
 
@@ -21,9 +21,9 @@ function responsesTools(turn) {
   return (turn.tools ?? []).map((t) => ({ type: 'function', name: t.name, description: t.description ?? '', parameters: t.input_schema ?? {}, strict: false }));
 }
 
-async function askChat(client, plan, turn, history, pending, prompt) {
+async function askChat(client, script, turn, history, pending, prompt) {
   const messages = [...history, ...pending, { role: 'user', content: prompt }];
-  const args = { model: plan.model ?? 'gpt-5', messages, max_completion_tokens: maxTokens(plan, turn) };
+  const args = { model: script.model ?? 'gpt-5', messages, max_completion_tokens: maxTokens(script, turn) };
   if (turn.tools?.length) args.tools = chatTools(turn);
   const completion = (turn.stream ?? true)
     ? await client.chat.completions.stream({ ...args, stream_options: { include_usage: true } }).finalChatCompletion()
@@ -47,9 +47,9 @@ async function askChat(client, plan, turn, history, pending, prompt) {
   };
 }
 
-async function askResponses(client, plan, turn, history, pending, prompt) {
+async function askResponses(client, script, turn, history, pending, prompt) {
   const input = [...history, ...pending, { role: 'user', content: prompt }];
-  const args = { model: plan.model ?? 'gpt-5', input, max_output_tokens: maxTokens(plan, turn) };
+  const args = { model: script.model ?? 'gpt-5', input, max_output_tokens: maxTokens(script, turn) };
   if (turn.tools?.length) args.tools = responsesTools(turn);
   const response = (turn.stream ?? true) ? await client.responses.stream(args).finalResponse() : await client.responses.create(args);
   const calls = response.output.filter((item) => item.type === 'function_call');
@@ -72,13 +72,13 @@ async function askResponses(client, plan, turn, history, pending, prompt) {
 }
 
 await main(async () => {
-  const plan = readPlan();
+  const script = readScript();
   const options = {};
-  const retries = maxRetries(plan);
+  const retries = maxRetries(script);
   if (retries !== undefined) options.maxRetries = retries;
-  const timeout = timeoutMs(plan);
+  const timeout = timeoutMs(script);
   if (timeout !== undefined) options.timeout = timeout;
   const client = new OpenAI(options);
-  const ask = apiOf(plan) === 'responses' ? askResponses : askChat;
-  return runPlan(plan, (turn, history, pending, prompt) => ask(client, plan, turn, history, pending, prompt));
+  const ask = apiOf(script) === 'responses' ? askResponses : askChat;
+  return runScript(script, (turn, history, pending, prompt) => ask(client, script, turn, history, pending, prompt));
 });

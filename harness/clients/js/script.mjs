@@ -1,12 +1,12 @@
-// The contract-client side shared by the JavaScript clients (harness/clients/js/client.mjs and
-// harness/clients/openai_js/): reading the plan, the error text, one JSON line out, sleeping.
-// The contract is harness/clients/contract.py's.
+// The client side of the contract (harness/clients/script.py in JavaScript), shared by
+// harness/clients/js/client.mjs and harness/clients/openai_js/: reading the script, the error text,
+// one JSON line out, sleeping. The harness side is harness/clients/launch.py.
 
 import { readFileSync } from 'node:fs';
 
-export function readPlan() {
-  // A plan too large for the environment comes in a file (see harness/clients/contract.py).
-  return JSON.parse(process.env.STREAMCHAOS_PLAN || readFileSync(process.env.STREAMCHAOS_PLAN_FILE, 'utf8'));
+export function readScript() {
+  // A script too large for the environment comes in a file (see harness/clients/launch.py).
+  return JSON.parse(process.env.STREAMCHAOS_SCRIPT || readFileSync(process.env.STREAMCHAOS_SCRIPT_FILE, 'utf8'));
 }
 
 // "<name>: <message>", then the chain of causes: "TypeError: terminated (cause: other side closed)".

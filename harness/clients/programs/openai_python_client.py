@@ -1,13 +1,13 @@
 """The official OpenAI Python SDK (``openai`` on PyPI, over its httpx transport) as a contract client.
 
-Reads the conversation from STREAMCHAOS_PLAN; its ``api`` picks the API: ``chat`` (the default)
+Reads the conversation from STREAMCHAOS_SCRIPT; its ``api`` picks the API: ``chat`` (the default)
 uses ``client.chat.completions.stream(...).get_final_completion()`` (``create`` when a turn does not
 stream), ``responses`` uses ``client.responses.stream(...).get_final_response()`` (or ``create``):
 the SDK's own accumulators. Prints one JSON line per turn and exits 0; on an error prints
 ``{"turn": i, "error": "<Class>: <message> (cause: ...)"}`` and exits 1. The SDK reads
 OPENAI_BASE_URL and OPENAI_API_KEY itself. Transport: HTTP/1.1 by default; STREAMCHAOS_HTTP2=1 uses
 ``DefaultHttpxClient(http2=True)`` (h2 over TLS by ALPN), STREAMCHAOS_HTTP2=prior-knowledge h2c.
-The plan's ``max_retries`` and ``timeout_s`` (or STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S)
+The script's ``max_retries`` and ``timeout_s`` (or STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S)
 override the SDK's defaults (2 retries, 600 s).
 """
 
@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 
-from harness.clients.contract import read_plan, sdk_client_options
-from harness.clients.openai_contract import CHAT_FINISH, api_of, chat_body, part_prompts, responses_body
+from harness.clients.script import read_script, sdk_client_options
+from harness.clients.openai_script import CHAT_FINISH, api_of, chat_body, part_prompts, responses_body
 
 
-def make_client(plan: dict) -> openai.OpenAI:
-    return openai.OpenAI(**sdk_client_options(plan, openai.DefaultHttpxClient))
+def make_client(script: dict) -> openai.OpenAI:
+    return openai.OpenAI(**sdk_client_options(script, openai.DefaultHttpxClient))
 
 
 def _arguments(text: str):
@@ -88,19 +88,19 @@ def describe(error: BaseException) -> str:
 
 
 def main() -> int:
-    plan = read_plan()
-    api = api_of(plan)
-    client = make_client(plan)
+    script = read_script()
+    api = api_of(script)
+    client = make_client(script)
     history: list = []  # chat messages, or responses input items
     pending: list = []  # tool results for the next turn
-    for index, turn in enumerate(plan["turns"]):
+    for index, turn in enumerate(script["turns"]):
         time.sleep(float(turn.get("idle_before_s", 0)))
         stream = turn.get("stream", True)
         conversations = [[*history, *pending, {"role": "user", "content": prompt}] for prompt in part_prompts(turn)]
         build = responses_body if api == "responses" else chat_body
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=len(conversations)) as pool:
-            futures = [pool.submit(ask, client, api, build(plan, turn, conversation, stream), stream) for conversation in conversations]
+            futures = [pool.submit(ask, client, api, build(script, turn, conversation, stream), stream) for conversation in conversations]
             outcomes = []
             for future in futures:
                 try:

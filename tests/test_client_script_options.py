@@ -1,6 +1,6 @@
-"""Every contract client honours the plan's options the way harness/clients/python_sdk_client.py does.
+"""Every contract client honours the script's options the way harness/clients/programs/python_sdk_client.py does.
 
-``max_retries`` and ``timeout_s`` from the plan (the environment wins), a turn's ``idle_before_s``
+``max_retries`` and ``timeout_s`` from the script (the environment wins), a turn's ``idle_before_s``
 (slept before the turn) and ``parallel: N`` (N requests at once, one line per part, the conversation
 going on with part 0), for the Python SDK, the TypeScript SDK on Node and on Bun, and the Go SDK.
 """
@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from harness.clients.contract import contract_env, run_client
+from harness.clients.launch import contract_env, run_client
 from simulator.api.answer import generate
 from simulator.api.request import parse_messages_request
 from tests.support import ROOT, TOOLS, require
@@ -28,7 +28,7 @@ PACED = ("--seed", str(SEED), "--tokens-per-second", "400")  # answers slow enou
 def command(name: str) -> tuple[list[str], str]:
     """The client's command line and the directory it runs in."""
     if name == "python":
-        return [sys.executable, "-m", "harness.clients.python_sdk_client"], str(ROOT)
+        return [sys.executable, "-m", "harness.clients.programs.python_sdk_client"], str(ROOT)
     if name == "node":
         return [require("node", "node"), str(JS_DIR / "client.mjs")], str(JS_DIR)
     if name == "bun":
@@ -39,9 +39,9 @@ def command(name: str) -> tuple[list[str], str]:
 CLIENTS = ["python", "node", "bun", "go"]
 
 
-def run(name: str, simulator, api_key: str, plan: dict, extra: dict | None = None):
+def run(name: str, simulator, api_key: str, script: dict, extra: dict | None = None):
     argv, cwd = command(name)
-    env = contract_env(simulator.base_url, api_key, plan, simulator.ca_file, extra)
+    env = contract_env(simulator.base_url, api_key, script, simulator.ca_file, extra)
     return run_client(argv, env, deadline_s=30, cwd=cwd)
 
 
@@ -68,12 +68,12 @@ def test_idle_then_parallel_parts_at_once_then_part_0_goes_on(start_simulator, a
     # Paced answers (not on the shared simulator) take long enough that the parts must overlap.
     simulator = start_simulator(*PACED)
     prompt = "write at length\n@sc words=300"
-    plan = {"turns": [
+    script = {"turns": [
         {"prompt": "first"},
         {"prompt": prompt, "parallel": 3, "idle_before_s": 0.5},
         {"prompt": "and now summarize"},
     ]}
-    result = run(name, simulator, api_key, plan)
+    result = run(name, simulator, api_key, script)
     assert result.exit_code == 0, result.stdout + result.stderr
     lines = result.turns
     assert [(line["turn"], line.get("part")) for line in lines] == [(0, None), (1, 0), (1, 1), (1, 2), (2, None)]
@@ -105,10 +105,10 @@ def test_idle_then_parallel_parts_at_once_then_part_0_goes_on(start_simulator, a
 @pytest.mark.parametrize("name", CLIENTS)
 def test_failed_part_prints_every_part_then_exits_1_and_env_retries_win(start_simulator, api_key, name):
     simulator = start_simulator("--seed", str(SEED))
-    # The second request to arrive is overloaded. The plan would retry it; the environment says no.
+    # The second request to arrive is overloaded. The script would retry it; the environment says no.
     simulator.load_plan({"faults": [{"type": "http_error", "status": 529, "select": {"requests": [2]}}]})
-    plan = {"max_retries": 3, "turns": [{"prompt": "go", "parallel": 3}, {"prompt": "never sent"}]}
-    result = run(name, simulator, api_key, plan, {"STREAMCHAOS_MAX_RETRIES": "0"})
+    script = {"max_retries": 3, "turns": [{"prompt": "go", "parallel": 3}, {"prompt": "never sent"}]}
+    result = run(name, simulator, api_key, script, {"STREAMCHAOS_MAX_RETRIES": "0"})
     assert result.exit_code == 1, result.stdout + result.stderr
     assert [(line["turn"], line["part"]) for line in result.turns] == [(0, 0), (0, 1), (0, 2)]
     assert sum("error" in line for line in result.turns) == 1
@@ -116,22 +116,22 @@ def test_failed_part_prints_every_part_then_exits_1_and_env_retries_win(start_si
 
 
 @pytest.mark.parametrize("name", CLIENTS)
-def test_plan_max_retries(start_simulator, api_key, name):
+def test_script_max_retries(start_simulator, api_key, name):
     simulator = start_simulator("--seed", str(SEED))
     simulator.load_plan({"faults": [{"type": "http_error", "status": 529, "select": {"attempts": [1]}}]})
-    plan = {"max_retries": 0, "turns": [{"prompt": "hello"}]}
-    result = run(name, simulator, api_key, plan)
+    script = {"max_retries": 0, "turns": [{"prompt": "hello"}]}
+    result = run(name, simulator, api_key, script)
     assert result.exit_code == 1, result.stdout + result.stderr
     assert [r["status"] for r in requests(simulator, api_key)] == [529]
     assert re.search(r"529|overload", result.error_line or "", re.I), result.error_line
 
 
 @pytest.mark.parametrize("name", CLIENTS)
-def test_plan_timeout_s_ends_a_stall(start_simulator, api_key, name):
+def test_script_timeout_s_ends_a_stall(start_simulator, api_key, name):
     simulator = start_simulator("--seed", str(SEED))
     simulator.load_plan({"faults": [{"type": "stall", "seconds": "inf", "trigger": {"at": "headers"}}]})
-    plan = {"max_retries": 0, "timeout_s": 1, "turns": [{"prompt": "hello"}]}
-    result = run(name, simulator, api_key, plan)
+    script = {"max_retries": 0, "timeout_s": 1, "turns": [{"prompt": "hello"}]}
+    result = run(name, simulator, api_key, script)
     assert not result.hung, "the client hung past its deadline"
     assert result.exit_code == 1, result.stdout + result.stderr
     assert re.search(r"time|deadline", result.error_line or "", re.I), result.error_line

@@ -1,10 +1,10 @@
 """The official Python SDK as a contract client.
 
-Reads the conversation from STREAMCHAOS_PLAN, performs it with ``anthropic`` (``messages.stream()``
+Reads the conversation from STREAMCHAOS_SCRIPT, performs it with ``anthropic`` (``messages.stream()``
 or ``messages.create``), prints one JSON line per turn, exits 0 on success. On an error it prints
 ``{"turn": i, "error": "<Class>: <message>"}`` and exits 1. Transport: HTTP/1.1 by default;
 STREAMCHAOS_HTTP2=1 uses ``DefaultHttpxClient(http2=True)`` (h2 over TLS by ALPN);
-STREAMCHAOS_HTTP2=prior-knowledge speaks h2c (``http1=False``). The plan's ``max_retries`` and
+STREAMCHAOS_HTTP2=prior-knowledge speaks h2c (``http1=False``). The script's ``max_retries`` and
 ``timeout_s`` (or STREAMCHAOS_MAX_RETRIES / STREAMCHAOS_TIMEOUT_S) override the SDK defaults.
 A turn's ``idle_before_s`` is slept first (a tool running between turns); ``parallel: N`` sends N
 requests at once (parts of one turn, each its own conversation) and prints a line per part.
@@ -20,11 +20,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 
-from harness.clients.contract import read_plan, request_body, sdk_client_options, turn_conversations
+from harness.clients.script import read_script, request_body, sdk_client_options, turn_conversations
 
 
-def make_client(plan: dict) -> anthropic.Anthropic:
-    return anthropic.Anthropic(**sdk_client_options(plan, anthropic.DefaultHttpxClient))
+def make_client(script: dict) -> anthropic.Anthropic:
+    return anthropic.Anthropic(**sdk_client_options(script, anthropic.DefaultHttpxClient))
 
 
 def summarize(turn: int, message, started: float) -> dict:
@@ -58,17 +58,17 @@ def ask(client: anthropic.Anthropic, args: dict, stream: bool):
 
 
 def main() -> int:
-    plan = read_plan()
-    client = make_client(plan)
+    script = read_script()
+    client = make_client(script)
     messages: list = []
     pending_tool_results: list = []
-    for index, turn in enumerate(plan["turns"]):
+    for index, turn in enumerate(script["turns"]):
         time.sleep(float(turn.get("idle_before_s", 0)))
         conversations = turn_conversations(turn, messages, pending_tool_results)
         parts = len(conversations)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=parts) as pool:
-            futures = [pool.submit(ask, client, request_body(plan, turn, conversation), turn.get("stream", True)) for conversation in conversations]
+            futures = [pool.submit(ask, client, request_body(script, turn, conversation), turn.get("stream", True)) for conversation in conversations]
             outcomes = []
             for future in futures:
                 try:

@@ -1,7 +1,7 @@
-"""The client contract for OpenAI-compatible clients: which API the plan asks for and the request
+"""The client contract for OpenAI-compatible clients: which API the script asks for and the request
 bodies every built-in contract client builds for it.
 
-The plan's ``api`` is ``"messages"`` (the default), ``"chat"`` (``POST /v1/chat/completions``) or
+The script's ``api`` is ``"messages"`` (the default), ``"chat"`` (``POST /v1/chat/completions``) or
 ``"responses"`` (``POST /v1/responses``). The harness also sets OPENAI_BASE_URL (the simulator's
 URL with ``/v1``) and OPENAI_API_KEY (the trial's key) beside the ANTHROPIC_* variables.
 A turn's user message is its prompt as a string: the simulator reads it as the Messages API's
@@ -12,19 +12,17 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-APIS = ("messages", "chat", "responses")
-PATHS = {"messages": "/v1/messages", "chat": "/v1/chat/completions", "responses": "/v1/responses"}
 CHAT_FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use", "content_filter": "refusal"}
 
 
-def api_of(plan: Mapping[str, Any], default: str = "chat") -> str:
-    """The API an OpenAI client speaks for this plan (a Messages plan falls back to ``default``)."""
-    api = plan.get("api", "messages")
+def api_of(script: Mapping[str, Any], default: str = "chat") -> str:
+    """The API an OpenAI client speaks for this script (a Messages script falls back to ``default``)."""
+    api = script.get("api", "messages")
     return api if api in ("chat", "responses") else default
 
 
-def _max_tokens(plan: Mapping[str, Any], turn: Mapping[str, Any]) -> int:
-    return int(turn.get("max_tokens", plan.get("max_tokens", 1024)))
+def _max_tokens(script: Mapping[str, Any], turn: Mapping[str, Any]) -> int:
+    return int(turn.get("max_tokens", script.get("max_tokens", 1024)))
 
 
 def chat_tools(turn: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -37,8 +35,8 @@ def responses_tools(turn: Mapping[str, Any]) -> list[dict[str, Any]]:
             for t in turn.get("tools") or []]
 
 
-def chat_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list, stream: bool | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": plan.get("model", "gpt-5"), "messages": messages, "max_completion_tokens": _max_tokens(plan, turn)}
+def chat_body(script: Mapping[str, Any], turn: Mapping[str, Any], messages: list, stream: bool | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": script.get("model", "gpt-5"), "messages": messages, "max_completion_tokens": _max_tokens(script, turn)}
     if stream is not None:
         body["stream"] = stream
         if stream:
@@ -48,8 +46,8 @@ def chat_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list, 
     return body
 
 
-def responses_body(plan: Mapping[str, Any], turn: Mapping[str, Any], items: list, stream: bool | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": plan.get("model", "gpt-5"), "input": items, "max_output_tokens": _max_tokens(plan, turn)}
+def responses_body(script: Mapping[str, Any], turn: Mapping[str, Any], items: list, stream: bool | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": script.get("model", "gpt-5"), "input": items, "max_output_tokens": _max_tokens(script, turn)}
     if stream is not None:
         body["stream"] = stream
     if turn.get("tools"):
@@ -57,15 +55,7 @@ def responses_body(plan: Mapping[str, Any], turn: Mapping[str, Any], items: list
     return body
 
 
-def first_body(plan: Mapping[str, Any], stream: bool | None = None) -> dict[str, Any]:
-    """The first request of ``plan`` on its API, as every built-in OpenAI contract client builds it."""
-    turn = plan["turns"][0]
-    if api_of(plan) == "responses":
-        return responses_body(plan, turn, [{"role": "user", "content": turn["prompt"]}], stream)
-    return chat_body(plan, turn, [{"role": "user", "content": turn["prompt"]}], stream)
-
-
 def part_prompts(turn: Mapping[str, Any]) -> list[str]:
-    """The prompt of each part of a turn, as in :func:`harness.clients.contract.turn_conversations`."""
+    """The prompt of each part of a turn, as in :func:`harness.clients.script.turn_conversations`."""
     parts = int(turn.get("parallel", 1))
     return [turn["prompt"] if parts == 1 else f"{turn['prompt']}\n(part {part + 1} of {parts})" for part in range(parts)]

@@ -1,5 +1,5 @@
 """Chat Completions for the reference client: its request, and its chunks read as the Messages
-events the reference client's :class:`~harness.clients.reference_client.Accumulator` builds from.
+events the reference client's :class:`~harness.clients.reference.accumulator.Accumulator` builds from.
 
 The retry logic, watchdog, pool and transcript stay the reference client's own: only the wire
 format differs. A stream is complete at ``data: [DONE]`` (a clean end before it is an incomplete
@@ -14,10 +14,11 @@ from typing import Any, Callable, Mapping
 
 from simulator import sse
 
-from harness.clients import openai_contract
-from harness.clients.reference_client import Accumulator, MalformedStream, StreamErrorEvent
+from harness.clients import openai_script
+from harness.clients.reference.accumulator import Accumulator
+from harness.clients.reference.failures import MalformedStream, StreamErrorEvent
 
-FINISH = openai_contract.CHAT_FINISH
+FINISH = openai_script.CHAT_FINISH
 RETRYABLE_TYPES = frozenset({"server_error", "requests", "rate_limit_exceeded", "timeout", "overloaded"})
 
 
@@ -47,8 +48,8 @@ def chat_messages(messages: list) -> list[dict[str, Any]]:
     return out
 
 
-def request_body(plan: Mapping[str, Any], turn: Mapping[str, Any], messages: list) -> dict[str, Any]:
-    return openai_contract.chat_body(plan, turn, chat_messages(messages), stream=bool(turn.get("stream", True)))
+def request_body(script: Mapping[str, Any], turn: Mapping[str, Any], messages: list) -> dict[str, Any]:
+    return openai_script.chat_body(script, turn, chat_messages(messages), stream=bool(turn.get("stream", True)))
 
 
 class ChatAccumulator(Accumulator):
