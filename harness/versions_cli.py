@@ -56,10 +56,11 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def print_cached() -> None:
+    from harness import user_cache
     from harness.clients import versions
 
     items = versions.cached()
-    print(f"\ncached versions ({versions.cache_root() / 'clients'}; NAME@VERSION installs another on first use):")
+    print(f"\ncached versions ({user_cache.cache_root() / 'clients'}; NAME@VERSION installs another on first use):")
     if not items:
         print("  none yet")
     for info in items:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import scenario
+from harness import scenario, user_cache
 from harness.clients import versions
 from harness.present import fieldmatch
 from harness.present.bisect import Measure, between, classify, search
@@ -90,7 +90,7 @@ def test_nonexistent_version_is_refused_naming_the_registry():
 
 @pytest.mark.versions
 def test_offline_install_says_so(tmp_path, monkeypatch):
-    monkeypatch.setenv(versions.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(user_cache.CACHE_ENV, str(tmp_path / "cache"))
     monkeypatch.setenv("npm_config_registry", "http://127.0.0.1:9/")  # nothing listens: as if offline
     monkeypatch.setenv("npm_config_fetch_retries", "0")
     monkeypatch.setenv("npm_config_fetch_timeout", "3000")
@@ -103,7 +103,7 @@ def test_offline_install_says_so(tmp_path, monkeypatch):
 
 @pytest.mark.versions
 def test_node_client_installs_on_first_use_and_the_cache_is_reused(tmp_path):
-    env = {versions.CACHE_ENV: str(tmp_path / "cache")}
+    env = {user_cache.CACHE_ENV: str(tmp_path / "cache")}
     first = streamchaos("setup", "--clients", "ts-sdk-node@0.40.0", env=env, timeout=300)
     assert first.returncode == 0, first.stderr
     assert "installing ts-sdk 0.40.0 from npm" in first.stderr and "(first use)" in first.stderr
@@ -216,7 +216,7 @@ def test_wheel_installs_whole_outside_the_checkout(tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     env = dict(clean)
-    env[versions.CACHE_ENV] = str(tmp_path / "cache")  # a fresh cache: the Node client installs on first use
+    env[user_cache.CACHE_ENV] = str(tmp_path / "cache")  # a fresh cache: the Node client installs on first use
     env["PATH"] = f"{venv / 'bin'}:{env['PATH']}"
     cli = str(venv / "bin" / "streamchaos")
     listed = subprocess.run([cli, "scenarios", "list"], capture_output=True, text=True, cwd=work, env=env, timeout=120)

@@ -23,8 +23,6 @@ executable (2.1.113 and later) directly. ``claude-code-bun@V`` runs a JavaScript
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import re
@@ -33,39 +31,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 from harness.clients.adapter import NODE_BIN, ContractClient
 from harness.clients.adapters.claude_code import CLAUDE_POLICY, ClaudeCodeClient
 from harness.clients.adapters.go_sdk import GO_POLICY
-from harness.clients.adapters.python_sdk import PROGRAM as PYTHON_SDK_PROGRAM, SDK_POLICY
+from harness.clients.adapters.python_sdk import PROGRAM as PYTHON_SDK_PROGRAM
+from harness.clients.adapters.python_sdk import SDK_POLICY
 from harness.clients.adapters.ts_sdk import BUN_BIN
+from harness.user_cache import InstallError, cache_root, last_lines, locked, run_tool, say
 
-CACHE_ENV = "STREAMCHAOS_CACHE_DIR"
 MARKER = ".streamchaos-installed.json"
 HERE = Path(__file__).resolve().parent
-INSTALL_TIMEOUT_S = 900.0
 QUERY_TIMEOUT_S = 120.0
-TOXIPROXY_VERSION = "2.12.0"
+VersionError = InstallError  # a client version that cannot be had: unknown, unreachable, or its install failed
 CLAUDE_CODE_LAST_CLI_JS = "2.1.112"  # 2.1.113 and later ship a native executable (npm `bin`)
-
-
-class VersionError(ValueError):
-    """A client version that cannot be had: unknown to its registry, registry unreachable, or an
-    install or build that failed. The message says which and what to do."""
-
-
-def cache_root() -> Path:
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "streamchaos"
-
-
-def say(message: str) -> None:
-    """The progress line of an install (stderr, so stdout stays the command's output)."""
-    print(f"streamchaos: {message}", file=sys.stderr, flush=True)
 
 
 # -- the families ---------------------------------------------------------------------------------
@@ -171,7 +153,7 @@ def published(family: Family) -> list[str]:
             raise VersionError(f"cannot reach the {family.registry} registry ({' '.join(argv[:4])} took over {QUERY_TIMEOUT_S:.0f} s): "
                                f"are you offline? Install ahead of time with `streamchaos setup --clients ...`") from None
     if out.returncode != 0:
-        detail = _last_lines(out.stderr or out.stdout)
+        detail = last_lines(out.stderr or out.stdout)
         raise VersionError(f"cannot list the versions of {family.package} from the {family.registry} registry "
                            f"(`{' '.join(argv[:5])}` failed: {detail}); offline? Installed versions still run: see `streamchaos clients`")
     if family.registry == "npm":
@@ -209,11 +191,6 @@ def check_published(family: Family, version: str) -> None:
                        f"(nearest: {', '.join(below + above) or 'none'}; newest: {versions[-1] if versions else 'none'})")
 
 
-def _last_lines(text: str, count: int = 2) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return " / ".join(lines[-count:]) or "no output"
-
-
 # -- the cache ------------------------------------------------------------------------------------
 
 def install_dir(family: Family, version: str) -> Path:
@@ -224,24 +201,13 @@ def is_installed(family: Family, version: str) -> bool:
     return (install_dir(family, version) / MARKER).exists()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def ensure(family: Family, version: str, check_registry: bool = True) -> Path:
     """The install directory of ``family`` at ``version``, installing it first if needed (once,
     under a lock, into a scratch directory renamed into place when complete)."""
     target = install_dir(family, version)
     if (target / MARKER).exists():
         return target
-    with _locked(target.parent / f".lock-{version}"):
+    with locked(target.parent / f".lock-{version}"):
         if (target / MARKER).exists():
             return target
         if check_registry:
@@ -265,24 +231,13 @@ def ensure(family: Family, version: str, check_registry: bool = True) -> Path:
         return target
 
 
-def _run(argv: list[str], cwd: Path, what: str, env: dict | None = None, timeout: float = INSTALL_TIMEOUT_S) -> str:
-    try:
-        out = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                             stdin=subprocess.DEVNULL)
-    except subprocess.TimeoutExpired:
-        raise VersionError(f"{what}: `{' '.join(argv[:4])}` took over {timeout:.0f} s") from None
-    if out.returncode != 0:
-        raise VersionError(f"{what}: `{' '.join(argv[:5])}` failed: {_last_lines(out.stderr or out.stdout, 4)}")
-    return out.stdout
-
-
 def _install_npm(family: Family, version: str, scratch: Path) -> None:
     npm = _need("npm", family)
     omit = []
     if family.package == "@anthropic-ai/claude-code" and version_key(version) <= version_key(CLAUDE_CODE_LAST_CLI_JS):
         omit = ["--omit=optional"]  # cli.js releases: the optional dependencies are image codecs only
     (scratch / "package.json").write_text(json.dumps({"name": f"streamchaos-{family.cache_name}", "private": True, "type": "module"}))
-    _run([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *omit, f"{family.package}@{version}"], scratch,
+    run_tool([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *omit, f"{family.package}@{version}"], scratch,
          f"installing {family.package}@{version} with npm")
     if family.package == "@anthropic-ai/sdk":
         _js_program(scratch)
@@ -303,8 +258,8 @@ def _js_program(directory: Path) -> Path:
 
 
 def _install_pypi(family: Family, version: str, scratch: Path) -> None:
-    _run([sys.executable, "-m", "venv", str(scratch / "venv")], scratch, "making a venv")
-    _run([str(scratch / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{family.package}=={version}", "h2"],
+    run_tool([sys.executable, "-m", "venv", str(scratch / "venv")], scratch, "making a venv")
+    run_tool([str(scratch / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{family.package}=={version}", "h2"],
          scratch, f"installing {family.package}=={version} with pip")
 
 
@@ -316,49 +271,16 @@ def _install_go(family: Family, version: str, scratch: Path) -> None:
         if item.suffix in (".go", ".mod", ".sum"):
             shutil.copy2(item, source / item.name)
     env = {"GOFLAGS": "-mod=mod"}
-    _run([go, "mod", "edit", f"-require={family.package}@{version}"], source, "go mod edit", env)
-    _run([go, "mod", "tidy"], source, f"resolving {family.package}@{version}", env)
+    run_tool([go, "mod", "edit", f"-require={family.package}@{version}"], source, "go mod edit", env)
+    run_tool([go, "mod", "tidy"], source, f"resolving {family.package}@{version}", env)
     try:
-        _run([go, "build", "-o", str(scratch / "streamchaos-go-client"), "."], source, f"building the Go client against {family.package}@{version}", env)
+        run_tool([go, "build", "-o", str(scratch / "streamchaos-go-client"), "."], source, f"building the Go client against {family.package}@{version}", env)
     except VersionError as error:
         raise VersionError(f"go-sdk@{version}: the streamchaos Go client (harness/clients/go/main.go) does not compile against "
                            f"{family.package} {version}; supported: v1.2.0 (the first v1 release) and later ({error})") from None
 
 
 INSTALLERS: dict[str, Callable[[Family, str, Path], None]] = {"npm": _install_npm, "pypi": _install_pypi, "go": _install_go}
-
-
-def ensure_toxiproxy(version: str = TOXIPROXY_VERSION) -> Path:
-    """``toxiproxy-server`` built with ``go install`` into ``<cache>/tools/toxiproxy/<version>``."""
-    target = cache_root() / "tools" / "toxiproxy" / version
-    binary = target / "toxiproxy-server"
-    if binary.exists():
-        return binary
-    go = shutil.which("go")
-    if not go:
-        raise VersionError("toxiproxy-server is not installed and `go` is not on PATH to build it: install Go >= 1.23 "
-                           "(https://go.dev/doc/install) or put a toxiproxy-server >= 2.12 on PATH")
-    with _locked(target.parent / f".lock-{version}"):
-        if binary.exists():
-            return binary
-        scratch = target.parent / f".tmp-{version}-{os.getpid()}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
-        say(f"installing toxiproxy {version} with `go install` into {target} (first use) ...")
-        started = time.monotonic()
-        flags = f"-X github.com/Shopify/toxiproxy/v2.Version={version}"
-        try:
-            for part, name in (("server", "toxiproxy-server"), ("cli", "toxiproxy-cli")):
-                _run([go, "install", "-ldflags", flags, f"github.com/Shopify/toxiproxy/v2/cmd/{part}@v{version}"], scratch,
-                     f"go install toxiproxy {version} (offline?)", {"GOBIN": str(scratch), "GOFLAGS": "-mod=mod"})
-                (scratch / part).rename(scratch / name)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
-        shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
-        say(f"installed toxiproxy {version} in {time.monotonic() - started:.1f} s")
-    return binary
 
 
 # -- adapters -------------------------------------------------------------------------------------

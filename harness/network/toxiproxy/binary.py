@@ -6,13 +6,16 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 from harness.network.toxiproxy.errors import ToxiproxyUnavailable
+from harness.user_cache import InstallError, cache_root, locked, run_tool, say
 
 ROOT = Path(__file__).resolve().parents[3]  # the checkout
 TOOLS_BINARY = ROOT / "tools" / "bin" / "toxiproxy-server"
 MIN_VERSION = (2, 12, 0)
+VERSION = "2.12.0"  # built into the user cache on first use when no binary is found
 
 INSTALL_HINT = (
     "run `make toxiproxy` (it builds toxiproxy v2.12.0 into tools/bin with `go install`), which needs "
@@ -57,11 +60,9 @@ def find_binary(explicit: str | Path | None = None, tools_binary: Path = TOOLS_B
     if explicit is None and not shutil.which("toxiproxy-server"):
         looked.append("PATH: no toxiproxy-server")
     if explicit is None and tools_binary == TOOLS_BINARY:  # issue 14: installed on first use into the user cache (`go install`)
-        from harness.clients import versions
-
         try:
-            return versions.ensure_toxiproxy()
-        except versions.VersionError as error:
+            return ensure_in_cache()
+        except InstallError as error:
             looked.append(str(error))
     raise ToxiproxyUnavailable(f"no toxiproxy-server >= {want} ({'; '.join(looked)}): {INSTALL_HINT}")
 
@@ -74,3 +75,36 @@ def available() -> tuple[bool, str | None]:
     except ToxiproxyUnavailable as error:
         return False, str(error)
     return True, None
+
+
+def ensure_in_cache(version: str = VERSION) -> Path:
+    """``toxiproxy-server`` built with ``go install`` into ``<cache>/tools/toxiproxy/<version>``."""
+    target = cache_root() / "tools" / "toxiproxy" / version
+    binary = target / "toxiproxy-server"
+    if binary.exists():
+        return binary
+    go = shutil.which("go")
+    if not go:
+        raise InstallError("toxiproxy-server is not installed and `go` is not on PATH to build it: install Go >= 1.23 "
+                           "(https://go.dev/doc/install) or put a toxiproxy-server >= 2.12 on PATH")
+    with locked(target.parent / f".lock-{version}"):
+        if binary.exists():
+            return binary
+        scratch = target.parent / f".tmp-{version}-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
+        say(f"installing toxiproxy {version} with `go install` into {target} (first use) ...")
+        started = time.monotonic()
+        flags = f"-X github.com/Shopify/toxiproxy/v2.Version={version}"
+        try:
+            for part, name in (("server", "toxiproxy-server"), ("cli", "toxiproxy-cli")):
+                run_tool([go, "install", "-ldflags", flags, f"github.com/Shopify/toxiproxy/v2/cmd/{part}@v{version}"], scratch,
+                     f"go install toxiproxy {version} (offline?)", {"GOBIN": str(scratch), "GOFLAGS": "-mod=mod"})
+                (scratch / part).rename(scratch / name)
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        shutil.rmtree(target, ignore_errors=True)
+        scratch.rename(target)
+        say(f"installed toxiproxy {version} in {time.monotonic() - started:.1f} s")
+    return binary
