@@ -169,3 +169,17 @@ def test_a_driven_reply_hands_back_its_fault_and_a_write_the_kernel_did_not_take
         assert not pacer._buckets
 
     trio.run(main)
+
+
+def test_frame_per_event_keeps_one_frame_per_event_when_the_connection_window_runs_out(start_simulator):
+    sim = start_simulator("--frame-per-event")
+    body = {"model": "m", "max_tokens": 1000, "stream": True, "messages": [{"role": "user", "content": "window\n@sc words=40 deltas=40"}]}
+    with H2Probe("127.0.0.1", sim.port, timeout_s=20) as probe:
+        streams = [probe.request(body=body) for _ in range(40)]  # ~40 x 5.5 KB: past the 64 KiB connection window
+        time.sleep(0.5)  # read nothing yet: the server writes until the window is spent, then waits
+        assert probe.read_until(lambda p: all(p.ended(s) for s in streams), timeout_s=20)
+        for stream in streams:
+            frames = [f for f in probe.frames if isinstance(f.frame, DataFrame) and f.frame.stream_id == stream and f.frame.data]
+            events = probe.events(stream)
+            assert events[-1].name == "message_stop"
+            assert len(frames) == len(events)  # no event split across two frames at the window's edge

@@ -325,10 +325,13 @@ class H2Handler:
             await self.flush_gathered()
             return
         view = memoryview(data)
+        # What fits one frame and the peer's windows as they start waits to leave whole: one DATA
+        # frame per event (frame per event) even while other streams use up the window.
+        whole = len(view) <= min(self.conn.max_outbound_frame_size, self.conn.remote_settings.initial_window_size, 65535)
         while True:
             window = self.call(self.conn.local_flow_control_window, stream_id)
             size = min(window, self.conn.max_outbound_frame_size, len(view))
-            if size <= 0 and len(view):
+            if (size <= 0 and len(view)) or (whole and size < len(view)):
                 waiter = self._window_changed
                 await self.flush()
                 await waiter.wait()
