@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import signal
 import sys
@@ -519,6 +520,8 @@ def _serve(args: argparse.Namespace) -> int:
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async with trio.open_nursery() as nursery:
                 endpoints = await nursery.start(simulator.run)
+                gc.collect()
+                gc.freeze()  # start-up objects live as long as the process: full collections (pauses of paced streams) skip them
                 print(json.dumps(endpoints.as_dict()), flush=True)
                 async for _ in signals:
                     await simulator.stop()
