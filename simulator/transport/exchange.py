@@ -67,6 +67,7 @@ async def run_exchange(
     method: str, target: str, headers: Headers, body: bytes, t_headers: float,
 ) -> None:
     api, journal = state.api, state.journal
+    pacer().tick_if_due()  # paced streams due now go first (see Pacer.tick_if_due)
     info = describe(method, target, headers, body)
     if method == "HEAD":
         await _head(state, connection, stream_id, channel, info, body, t_headers)
@@ -135,6 +136,7 @@ async def _handle_sliced(api: Any, info: Any, body: bytes, request_id: str) -> A
             next(steps)
         except StopIteration as stop:
             return stop.value
+        pacer().tick_if_due()
         await trio.lowlevel.checkpoint()
 
 
@@ -375,6 +377,7 @@ class _Writer:
         await self.channel.end()
 
     async def write_events(self, events: Sequence[WireEvent]) -> None:
+        pacer().tick_if_due()
         cuts = self._plan_cuts(events)
         for firing, why in cuts.misses:
             self._not_reached(firing, why)
