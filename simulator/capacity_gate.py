@@ -43,7 +43,8 @@ class Admission:
 
 
 class CapacityGate:
-    """The counters of one loaded plan: slots in use, the queue, the row's version."""
+    """The live counters of one capacity table (fresh each time its plan is loaded): slots in use,
+    the queue, the shared row's version."""
 
     def __init__(self, spec: Capacity, t0: float, seed: int = 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.spec = spec

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.faults.client import BODY
 from tests.wire import H2Probe, PingFrame
-
-from .client import BODY
 
 
 def test_blackhole_answers_no_ping_and_never_closes(sim, plan):

@@ -7,10 +7,9 @@ import ssl
 
 import pytest
 
-from tests.wire import dechunk, h1_exchange, post
 from simulator import sse
-
-from .client import BODY
+from tests.faults.client import BODY
+from tests.wire import dechunk, h1_exchange, post
 
 
 def test_fin_mid_body_is_eof_without_the_last_chunk(sim, plan):

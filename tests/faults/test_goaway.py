@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.faults.client import BODY, SEED, body, names
 from tests.wire import GoAwayFrame, H2Probe, RstStreamFrame
-
-from .client import BODY, SEED, body, names
 
 
 def test_abrupt_goaway_last_stream_zero_mid_stream(sim, plan):

@@ -7,9 +7,8 @@ import re
 
 import pytest
 
+from tests.faults.client import BODY, SEED, body, once, records
 from tests.wire import h1_exchange, post
-
-from .client import BODY, SEED, body, once, records
 
 
 def test_http_529_with_retry_headers(sim, plan):

@@ -7,9 +7,8 @@ import time
 
 import pytest
 
+from tests.faults.client import BODY
 from tests.wire import h1_exchange, post
-
-from .client import BODY
 
 
 def test_idle_eviction_black_holes_the_idle_connection_and_spares_new_ones(sim, plan):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.faults.client import BODY, SEED, exchange, records
 from tests.wire import dechunk, h1_exchange, post
-
-from .client import BODY, SEED, exchange, records
 
 
 def test_garbled_event_has_broken_json(sim, plan):

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.faults.client import BODY, names
 from tests.wire import H2Probe, HeadersFrame, RstStreamFrame
-
-from .client import BODY, names
 
 
 def test_rst_stream_with_the_chosen_code_after_n_events_and_the_connection_lives_on(sim, plan):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .client import SEED, body, exchange, records
+from tests.faults.client import SEED, body, exchange, records
 
 
 def write_gaps(request) -> list[float]:

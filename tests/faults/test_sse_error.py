@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.faults.client import BODY
 from tests.wire import h1_exchange, post
-
-from .client import BODY
 
 
 def test_sse_error_event_after_http_200(sim, plan):

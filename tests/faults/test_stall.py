@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.faults.client import BODY, records
 from tests.wire import H2Probe, HeadersFrame, PingFrame
-
-from .client import BODY, records
 
 
 def test_stall_holds_the_stream_while_pings_are_answered(sim, plan):

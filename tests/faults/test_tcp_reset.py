@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.faults.client import BODY, records
 from tests.wire import GoAwayFrame, H2Probe, RstStreamFrame, h1_exchange, post
-
-from .client import BODY, records
 
 
 def test_tcp_reset_after_exactly_50_events_is_econnreset_on_http11(sim, plan):

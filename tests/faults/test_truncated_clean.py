@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from tests.faults.client import BODY, names
 from tests.wire import h1_exchange, post
-
-from .client import BODY, names
 
 
 def test_truncated_clean_ends_the_body_without_message_stop(sim, plan):
