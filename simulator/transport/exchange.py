@@ -1,8 +1,9 @@
 """One request and its reply, independent of the HTTP version that carries it.
 
 Transports parse a request and hand it here with a :class:`ResponseChannel`; this module asks the
-API for the reply, asks the fault plan which rules fire, and writes the reply event by event,
-noting in the journal exactly what reached the kernel before each fault. Coalescing, pacing and
+API for the reply, asks the fault plan which rules fire, and carries out the reply's schedule
+(:mod:`.schedule`: writes, sleeps, faults), noting in the journal exactly what reached the kernel
+before each fault. Coalescing, pacing and
 faults all act at event (or byte) boundaries, so "after N events" is exact on every protocol.
 """
 
@@ -41,7 +42,9 @@ class ResponseChannel(Protocol):
     async def send_head(self, status: int, headers: Headers) -> None: ...
     async def send_body(self, data: bytes) -> None: ...
     # optional: ``send_frames(pieces)`` writes each piece as its own DATA frame / chunk, all in one
-    # socket write (see _Writer.flush); a channel without it gets one send_body per piece
+    # socket write (see _Writer.write); a channel without it gets one send_body per piece.
+    # optional, for the pacer (h2 over plain TCP): ``can_frame_now``, ``frame_now(pieces)`` (frame
+    # without I/O: how many, and the connection whose ``flush_now()`` writes them), ``flush_queued()``
     async def end(self) -> None: ...
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None: ...
     async def send_whole(self, status: int, headers: Headers, body: bytes) -> None: ...
