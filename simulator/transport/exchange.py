@@ -3,8 +3,8 @@
 Transports parse a request and hand it here with a :class:`ResponseChannel`; this module asks the
 API for the reply, asks the fault plan which rules fire, and carries out the reply's schedule
 (:mod:`.schedule`: writes, sleeps, faults), noting in the journal exactly what reached the kernel
-before each fault. Coalescing, pacing and
-faults all act at event (or byte) boundaries, so "after N events" is exact on every protocol.
+before each fault. Coalescing, pacing and faults all act at event (or byte) boundaries, so
+"after N events" is exact on every protocol.
 """
 
 from __future__ import annotations
