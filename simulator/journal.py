@@ -127,7 +127,7 @@ class Journal:
             record.t_first_byte = now
         record.events_out += events
         record.bytes_out += nbytes
-        record.writes.append([record.events_out, record.bytes_out, now])
+        record.writes.append((record.events_out, record.bytes_out, now))  # a tuple of numbers: the GC stops tracking it
 
     # -- reading -------------------------------------------------------------------------------
     def page(self, key: str | None = None, since: int = 0, limit: int = PAGE_RECORDS, max_bytes: int = PAGE_BYTES) -> tuple[list[str], int | None]:

@@ -1,9 +1,10 @@
 """One request and its reply, independent of the HTTP version that carries it.
 
 Transports parse a request and hand it here with a :class:`ResponseChannel`; this module asks the
-API for the reply, asks the fault plan which rules fire, and writes the reply event by event,
-noting in the journal exactly what reached the kernel before each fault. Coalescing, pacing and
-faults all act at event (or byte) boundaries, so "after N events" is exact on every protocol.
+API for the reply, asks the fault plan which rules fire, and carries out the reply's schedule
+(:mod:`.schedule`: writes, sleeps, faults), noting in the journal exactly what reached the kernel
+before each fault. Coalescing, pacing and faults all act at event (or byte) boundaries, so
+"after N events" is exact on every protocol.
 """
 
 from __future__ import annotations
@@ -42,7 +43,9 @@ class ResponseChannel(Protocol):
     async def send_head(self, status: int, headers: Headers) -> None: ...
     async def send_body(self, data: bytes) -> None: ...
     # optional: ``send_frames(pieces)`` writes each piece as its own DATA frame / chunk, all in one
-    # socket write (see _Writer.flush); a channel without it gets one send_body per piece
+    # socket write (see _Writer.write); a channel without it gets one send_body per piece.
+    # optional, for the pacer (h2 over plain TCP): ``can_frame_now``, ``frame_now(pieces)`` (frame
+    # without I/O: how many, and the connection whose ``flush_now()`` writes them), ``flush_queued()``
     async def end(self) -> None: ...
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None: ...
     async def send_whole(self, status: int, headers: Headers, body: bytes) -> None: ...
@@ -68,6 +71,7 @@ async def run_exchange(
     method: str, target: str, headers: Headers, body: bytes, t_headers: float,
 ) -> None:
     api, journal = state.api, state.journal
+    pacer().tick_if_due()  # paced streams due now go first (see Pacer.tick_if_due)
     info = describe(method, target, headers, body)
     if method == "HEAD":
         await _head(state, connection, stream_id, channel, info, body, t_headers)
@@ -136,6 +140,7 @@ async def _handle_sliced(api: Any, info: Any, body: bytes, request_id: str) -> A
             next(steps)
         except StopIteration as stop:
             return stop.value
+        pacer().tick_if_due()
         await trio.lowlevel.checkpoint()
 
 
@@ -282,6 +287,7 @@ class _Writer:
         self.facts = facts
         self.t_headers = t_headers
         self.frames = not state.config.coalesce
+        self.paced = False  # a paced reply's writes and sleeps go through the pacer
         self.ending: str | None = None  # "fault:<kind>" once a terminal fault has begun
         self.error_event = None  # set for a reply whose API writes in-stream errors its own way
 
@@ -321,6 +327,29 @@ class _Writer:
         config = self.state.config
         return not self.firings and config.coalesce and not config.time_to_first_token_s and not config.tokens_per_second
 
+    def frame_now(self, pieces: tuple) -> tuple[int, Any]:
+        """For the pacer: frame ``pieces`` without I/O; how many, and who writes them out."""
+        return self.channel.frame_now([data for data, _ in pieces])
+
+    def noted(self, pieces) -> None:
+        """For the pacer: ``pieces`` are in the kernel."""
+        wrote, record = self.state.journal.wrote, self.record
+        for data, events in pieces:
+            wrote(record, events, len(data))
+
+    async def write_now(self, pieces: tuple) -> None:
+        """A paced reply's own write: out at once, not gathered with other streams' (they are
+        the pacer's), so its first events are not held behind other requests' work."""
+        framed, _ = self.frame_now(pieces)
+        rest = pieces[framed:]
+        if not rest:
+            await self.channel.flush_queued()
+        elif len(rest) > 1:  # flow control: h2 splits or waits; what was framed leaves first
+            await self.channel.send_frames([data for data, _ in rest])
+        else:
+            await self.channel.send_body(rest[0][0])
+        self.noted(pieces)
+
     async def write(self, pieces: tuple) -> None:
         """One socket write. Each piece keeps its own DATA frame (h2) or chunk (HTTP/1.1) and its
         own journal entry; every entry is noted once the whole write is in the kernel."""
@@ -333,9 +362,7 @@ class _Writer:
                     await self.channel.send_body(data)
         else:
             await self.channel.send_body(pieces[0][0])
-        wrote, record = self.state.journal.wrote, self.record
-        for data, events in pieces:
-            wrote(record, events, len(data))
+        self.noted(pieces)
 
     async def write_json(self, reply: JsonReply) -> None:
         cuts = sorted((int(f.rule.trigger.value), f) for f in self.firings if f.rule.trigger.at == "bytes" and int(f.rule.trigger.value) < len(reply.body))
@@ -352,27 +379,44 @@ class _Writer:
         await self.channel.end()
 
     async def write_events(self, events: Sequence[WireEvent]) -> None:
+        pacer().tick_if_due()
         cuts = self._plan_cuts(events)
         for firing, why in cuts.misses:
             self._not_reached(firing, why)
         delays = self._delays(events)
         now = time.monotonic()
-        if any(delays):
+        self.paced = any(delays)
+        if self.paced:
             self.record["t_schedule"] = now  # where a paced reply's schedule starts (lateness is measured from it)
         config = self.state.config
         await self.run(schedule.reply_steps(events, cuts, delays, frames=self.frames, coalesce_limit=config.coalesce_limit, now=now))
 
     async def run(self, steps) -> None:
-        """Carry out each step, telling the schedule the time once it is done."""
+        """Carry out each step, telling the schedule the time once it is done. Where the channel
+        can frame without I/O, the pacer runs the paced stretches itself (:meth:`Pacer.drive`)
+        and hands back what it cannot do: a fault, an exact sleep, a write that must wait."""
+        driven = self.paced and getattr(self.channel, "can_frame_now", False)
         try:
             step = next(steps)
             while True:
                 kind = type(step)
                 if kind is Write:
-                    await self.write(step.pieces)
+                    if driven:
+                        await self.write_now(step.pieces)
+                    else:
+                        await self.write(step.pieces)
                 elif kind is Sleep:
                     if step.exact:
                         await trio.sleep_until(_trio_deadline(step.until))
+                    elif driven:
+                        back = await pacer().drive(step.until, steps, self)
+                        if not back.written:
+                            await self.channel.flush_queued()
+                            self.noted(back.pending)
+                        if back.step is None:
+                            return
+                        step = back.step
+                        continue  # a step the schedule already gave: carried out before it hears the time
                     else:
                         await pacer().sleep_until_monotonic(step.until)
                 elif kind is Fire:

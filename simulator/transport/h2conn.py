@@ -120,6 +120,19 @@ class H2Channel:
         """Each piece its own DATA frame (or more, flow control permitting), flushed together."""
         await self._h.send_pieces(self._id, pieces)
 
+    # -- for the pacer (transport/pacer.py): frame now, the connection writes once per tick -----
+    @property
+    def can_frame_now(self) -> bool:
+        return self._h._sock is not None  # plain TCP: the pacer can write without waiting
+
+    def frame_now(self, pieces: list[bytes]) -> tuple[int, "H2Handler"]:
+        """Each piece its own DATA frame, queued without I/O while flow control and the stream's
+        state allow; how many were, and the handler whose ``flush_now`` writes them."""
+        return self._h._frame_fast(self._id, pieces, 0), self._h
+
+    async def flush_queued(self) -> None:
+        await self._h.flush()
+
     async def end(self) -> None:
         self._h.call(self._h.conn.end_stream, self._id)
         await self._h.flush()
@@ -274,6 +287,24 @@ class H2Handler:
         finally:
             lock.release()
 
+    def flush_now(self) -> bool:
+        """Hand what h2 has queued to the kernel without waiting: True once all of it is there;
+        False if it must wait (the send lock is held, or the kernel took part): the rest stays
+        queued, first, for the next :meth:`flush`."""
+        if self._sock is None or self._send_lock.locked():
+            return False
+        data = self.conn.data_to_send()
+        if not data:
+            return True
+        try:
+            rest = send_now(self._sock, data)
+        except OSError as error:
+            raise ClientGone() from error
+        if rest:
+            self.conn._data_to_send[:0] = rest
+            return False
+        return True
+
     async def _send_all(self, data) -> None:
         try:
             await self.stream.send_all(data)
@@ -294,10 +325,13 @@ class H2Handler:
             await self.flush_gathered()
             return
         view = memoryview(data)
+        # What fits one frame and the peer's windows as they start waits to leave whole: one DATA
+        # frame per event (frame per event) even while other streams use up the window.
+        whole = len(view) <= min(self.conn.max_outbound_frame_size, self.conn.remote_settings.initial_window_size, 65535)
         while True:
             window = self.call(self.conn.local_flow_control_window, stream_id)
             size = min(window, self.conn.max_outbound_frame_size, len(view))
-            if size <= 0 and len(view):
+            if (size <= 0 and len(view)) or (whole and size < len(view)):
                 waiter = self._window_changed
                 await self.flush()
                 await waiter.wait()

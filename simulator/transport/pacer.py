@@ -1,11 +1,18 @@
-"""Shared wake-ups for paced streams: one sleeper per deadline bucket, not one timer per stream.
+"""Shared wake-ups for paced streams: one timer for every stream, and no task wake-up per event.
 
-A paced reply sleeps before most of its events. With a thousand streams at 50 events/s, giving
-each sleep its own trio cancel scope and deadline costs more than writing the event. Here every
-waiting task is parked in the bucket of its deadline (``RESOLUTION`` wide, rounded *up*: a task
-is never woken early, at most ``RESOLUTION`` late); one system task sleeps until the earliest
-bucket and wakes everything in it at once. Streams due together therefore also run together,
-and those sharing an HTTP/2 connection leave in one socket write (see ``H2Handler.flush``).
+A paced reply sleeps before most of its events. With a thousand streams at 50 events/s, waking
+each stream's task for each event (and again to gather its connection's write) costs more than
+writing the event. Here every sleeper is parked in the bucket of its deadline (``RESOLUTION``
+wide, rounded *up*: never woken early, at most ``RESOLUTION`` late); one system task sleeps until
+the earliest bucket and serves everything in it at once.
+
+A reply whose channel can frame without I/O (``frame_now``: HTTP/2 over plain TCP) hands the
+pacer its schedule (:mod:`.schedule`) with :meth:`Pacer.drive`: at each tick the pacer advances
+every due schedule itself, frames each due write on its connection, then writes each connection
+once (events due together on one connection, several streams or a burst after a stall, leave in
+one socket write, each keeping its own frames) and notes every write in the journal once it is in
+the kernel. The reply's task stays parked, owning its stream, until its schedule needs it: a
+fault, an exact sleep, a write that must wait (flow control, a full socket), or its end.
 """
 
 from __future__ import annotations
@@ -13,10 +20,36 @@ from __future__ import annotations
 import heapq
 import math
 import time
+from typing import Any, Generator
 
+import outcome
 import trio
 
+from .schedule import Sleep, Write
+
 RESOLUTION = 0.0005  # seconds: the width of a bucket
+
+
+class Handback:
+    """What a driven reply's task does when it wakes: write ``pending`` out and note it (unless
+    ``written``), then carry on with ``step`` (None: the schedule ended)."""
+
+    __slots__ = ("pending", "written", "step")
+
+    def __init__(self, pending: list, written: bool, step: Any) -> None:
+        self.pending, self.written, self.step = pending, written, step
+
+
+class _Driven:
+    """One reply whose schedule the pacer runs while its task waits."""
+
+    __slots__ = ("task", "steps", "sink", "until", "pending", "next", "entry")
+
+    def __init__(self, task: Any, steps: Generator, sink: Any, until: float) -> None:
+        self.task, self.steps, self.sink, self.until = task, steps, sink, until
+        self.pending: list = []  # pieces framed this tick, noted once their connection's write is done
+        self.next: Any = None  # ("park", until) | ("back", step) | ("error", exception)
+        self.entry: list = []  # its place in the pacer's buckets (see Pacer._wait)
 
 
 class Pacer:
@@ -36,8 +69,38 @@ class Pacer:
 
     async def sleep_until(self, deadline: float) -> None:
         """Sleep until trio's clock reaches ``deadline`` (rounded up to the bucket)."""
-        key = math.ceil(deadline / RESOLUTION)
-        task = trio.lowlevel.current_task()
+        await self._wait(deadline, None)
+
+    async def drive(self, until: float, steps: Generator, sink: Any) -> Handback:
+        """Run ``steps`` (a reply schedule paused at ``Sleep(until)``, monotonic) from ``until`` on,
+        framing its writes through ``sink.frame_now``, until it needs its task again."""
+        entry = _Driven(trio.lowlevel.current_task(), steps, sink, until)
+        return await self._wait(trio.current_time() + (until - time.monotonic()), entry)
+
+    async def _wait(self, deadline: float, driven: _Driven | None) -> Any:
+        # [task, driven, bucket key]: the one entry of this wait, parked again (same object) each
+        # time the pacer moves a driven schedule to its next deadline
+        entry = [trio.lowlevel.current_task(), driven, math.ceil(deadline / RESOLUTION)]
+        if driven is not None:
+            driven.entry = entry
+        self._park(entry)
+
+        def abort(_raise_cancel) -> trio.lowlevel.Abort:
+            entry[0] = None  # cancelled: nothing to wake or advance (a stale heap key only wakes the sleeper once)
+            bucket = self._buckets.get(entry[2])
+            if bucket is not None:
+                for index, other in enumerate(bucket):
+                    if other is entry:
+                        del bucket[index]
+                        break
+                if not bucket:
+                    del self._buckets[entry[2]]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _park(self, entry: list) -> None:
+        key = entry[2]
         bucket = self._buckets.get(key)
         if bucket is None:
             bucket = self._buckets[key] = []
@@ -47,18 +110,14 @@ class Pacer:
                 trio.lowlevel.spawn_system_task(self._run, name="streamchaos-pacer")
             elif self._scope is not None and key * RESOLUTION < self._scope.deadline:
                 self._scope.deadline = key * RESOLUTION
-        entry = [task]
         bucket.append(entry)
 
-        def abort(_raise_cancel) -> trio.lowlevel.Abort:
-            entry[0] = None  # cancelled: nothing to wake (a stale heap key only wakes the sleeper once)
-            if self._buckets.get(key) is bucket:
-                bucket.remove(entry)
-                if not bucket:
-                    del self._buckets[key]
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+    def tick_if_due(self) -> None:
+        """Serve what is due now from the calling task. A burst of other work (a thousand requests
+        arriving at once) runs as one long batch of trio tasks, and the pacer's own wake-up waits
+        for the batch to end; request handling calls this between its steps instead."""
+        if self._heap and self._heap[0] * RESOLUTION <= trio.current_time():
+            self._tick()
 
     async def _run(self) -> None:
         try:
@@ -69,25 +128,108 @@ class Pacer:
                     self._scope = trio.CancelScope(deadline=self._heap[0] * RESOLUTION)
                 with self._scope:
                     await trio.sleep_forever()
-                now = trio.current_time()
-                while self._heap and self._heap[0] * RESOLUTION <= now:
-                    key = heapq.heappop(self._heap)
-                    for entry in self._buckets.pop(key, ()):
-                        if entry[0] is not None:
-                            trio.lowlevel.reschedule(entry[0])
+                self._tick()
         finally:
             self._running = False
             self._scope = None
             # the run is ending: wake whoever still waits, so nothing sleeps forever
             for bucket in self._buckets.values():
-                for entry in bucket:
-                    if entry[0] is not None:
+                for task, driven, _ in bucket:
+                    if task is not None:
                         try:
-                            trio.lowlevel.reschedule(entry[0])
+                            trio.lowlevel.reschedule(task, outcome.Value(Handback([], True, Sleep(driven.until)) if driven else None))
                         except Exception:  # noqa: BLE001 - a task already gone
                             pass
             self._buckets.clear()
             self._heap.clear()
+
+    def _tick(self) -> None:
+        """Wake or advance everything due; then one write per connection, and the journal notes."""
+        now = trio.current_time()
+        mono = time.monotonic()
+        groups: dict[int, tuple[Any, list[_Driven]]] = {}
+        done: list[_Driven] = []
+        while self._heap and self._heap[0] * RESOLUTION <= now:
+            key = heapq.heappop(self._heap)
+            for task, driven, _ in self._buckets.pop(key, ()):
+                if task is None:
+                    continue
+                if driven is None:
+                    trio.lowlevel.reschedule(task)
+                    continue
+                flusher = self._advance(driven, mono)
+                if flusher is None:
+                    done.append(driven)
+                else:
+                    group = groups.get(id(flusher))
+                    if group is None:
+                        groups[id(flusher)] = (flusher, [driven])
+                    else:
+                        group[1].append(driven)
+        for flusher, driven_here in groups.values():
+            try:
+                written = flusher.flush_now()
+            except Exception as error:  # noqa: BLE001 - the peer is gone: each owner learns it
+                for driven in driven_here:
+                    driven.next = ("error", error)
+                done.extend(driven_here)
+                continue
+            if written:
+                for driven in driven_here:
+                    driven.sink.noted(driven.pending)
+                    driven.pending = []
+            else:  # the kernel did not take it all: each owner waits for the rest itself
+                for driven in driven_here:
+                    if driven.next[0] == "park":
+                        driven.next = ("back", Sleep(driven.next[1]))
+            done.extend(driven_here)
+        offset = now - mono
+        for driven in done:
+            what, value = driven.next
+            driven.next = None
+            if what == "park":
+                driven.until = value
+                entry = driven.entry
+                if entry[0] is not None:  # (always: nothing cancels a task during a tick)
+                    entry[2] = math.ceil((value + offset) / RESOLUTION)
+                    self._park(entry)
+            elif what == "back":
+                pending, driven.pending = driven.pending, []
+                trio.lowlevel.reschedule(driven.task, outcome.Value(Handback(pending, not pending, value)))
+            else:
+                trio.lowlevel.reschedule(driven.task, outcome.Error(value))
+
+    def _advance(self, driven: _Driven, mono: float) -> Any:
+        """Run one schedule through what is due now; its connection's flusher if it framed any."""
+        flusher = None
+        steps, sink = driven.steps, driven.sink
+        try:
+            step = steps.send(mono)
+            while True:
+                kind = type(step)
+                if kind is Write:
+                    pieces = step.pieces
+                    framed, out = sink.frame_now(pieces)
+                    if framed:
+                        flusher = out
+                        driven.pending.extend(pieces[:framed])
+                    if framed < len(pieces):  # flow control or a busy connection: its task writes the rest
+                        driven.next = ("back", Write(pieces[framed:]))
+                        break
+                    step = steps.send(mono)
+                elif kind is Sleep and not step.exact:
+                    if step.until > mono:
+                        driven.next = ("park", step.until)
+                        break
+                    step = steps.send(mono)  # already due (a late stream): on at once
+                else:
+                    driven.next = ("back", step)
+                    break
+        except StopIteration:
+            driven.next = ("back", None)
+        except Exception as error:  # noqa: BLE001 - delivered to the reply's own task
+            driven.next = ("error", error)
+        return flusher
 
 
 _PACER: trio.lowlevel.RunVar = trio.lowlevel.RunVar("streamchaos_pacer")
