@@ -172,7 +172,7 @@ class RequestRecord(_Fields):
     stream: bool = False
     conversation: str | None = None
     t_first_byte: float | None = None
-    writes: list[list[float]] = field(default_factory=list)
+    writes: list[tuple[int, int, float]] = field(default_factory=list)  # (events so far, bytes so far, time); tuples: not GC-tracked
     events_out: int = 0
     bytes_out: int = 0
     faults: list[FaultNote] = field(default_factory=list)
