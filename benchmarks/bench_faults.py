@@ -107,7 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     with SimulatorProcess(["--seed", "1"]) as sim:
         idle = precision(sim, trials)
         stalls_idle, server_idle = stall_errors(sim, max(50, trials // 2))
-        load = subprocess.Popen([sys.executable, "-c", LOAD_SCRIPT, str(sim.port), "3600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        load = subprocess.Popen(
+            [sys.executable, "-c", LOAD_SCRIPT, str(sim.port), "3600"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
         try:
             time.sleep(0.5)
             loaded = precision(sim, trials)
@@ -119,13 +121,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'transport':<14} {'idle':>12} {'under load':>12}")
     for name in idle:
         print(f"{name:<14} {idle[name][0]:>5}/{idle[name][1]:<6} {loaded[name][0]:>5}/{loaded[name][1]:<6}")
-    for label, errors in (("idle, seen by the client", stalls_idle), ("idle, the simulator's writes", server_idle),
-                          ("under load, seen by the client", stalls_loaded), ("under load, the simulator's writes", server_loaded)):
-        print(f"stall 200 ms timing error, {label}: p50 {percentile(errors, 0.5):.2f} ms, p99 {percentile(errors, 0.99):.2f} ms, max {max(errors):.2f} ms (n={len(errors)})")
-    summary = {"cut": {"idle": idle, "load": loaded}, "stall_ms": {
-        "idle_client_p50": percentile(stalls_idle, .5), "idle_client_p99": percentile(stalls_idle, .99),
-        "idle_server_p50": percentile(server_idle, .5), "idle_server_p99": percentile(server_idle, .99),
-        "load_client_p50": percentile(stalls_loaded, .5), "load_client_p99": percentile(stalls_loaded, .99)}}
+    for label, errors in (
+        ("idle, seen by the client", stalls_idle),
+        ("idle, the simulator's writes", server_idle),
+        ("under load, seen by the client", stalls_loaded),
+        ("under load, the simulator's writes", server_loaded),
+    ):
+        print(
+            f"stall 200 ms timing error, {label}: p50 {percentile(errors, 0.5):.2f} ms, p99 {percentile(errors, 0.99):.2f} ms, max {max(errors):.2f} ms (n={len(errors)})"
+        )
+    summary = {
+        "cut": {"idle": idle, "load": loaded},
+        "stall_ms": {
+            "idle_client_p50": percentile(stalls_idle, 0.5),
+            "idle_client_p99": percentile(stalls_idle, 0.99),
+            "idle_server_p50": percentile(server_idle, 0.5),
+            "idle_server_p99": percentile(server_idle, 0.99),
+            "load_client_p50": percentile(stalls_loaded, 0.5),
+            "load_client_p99": percentile(stalls_loaded, 0.99),
+        },
+    }
     print(json.dumps(summary))
     exact = all(v[0] == v[1] for v in (*idle.values(), *loaded.values()))
     return 0 if exact else 1

@@ -19,20 +19,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.drive import runner  # noqa: E402
-
 from harness import scenario  # noqa: E402
 from harness.clients import registry  # noqa: E402
 from harness.clients.adapters.command import CommandClient  # noqa: E402
+from harness.drive import runner  # noqa: E402
 from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
 
-BODY = '{"model":"m","max_tokens":4000,"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"bench\\n@sc words=94 deltas=94"}]}]}'
+BODY = (
+    '{"model":"m","max_tokens":4000,"stream":true,"messages":[{"role":"user","content":[{"type":"text","text":"bench\\n@sc words=94 deltas=94"}]}]}'
+)
 CURL = "curl -sS -N --http1.1 -H 'x-api-key: {api_key}' -H 'content-type: application/json' --data-binary @{body} {base_url}/v1/messages"
 
 
 def bare(trials: int, body_file: Path) -> float:
     with SimulatorProcess(["--seed", "1"]) as sim:
-        command = ["curl", "-sS", "-N", "--http1.1", "-H", "x-api-key: bare", "-H", "content-type: application/json", "--data-binary", f"@{body_file}", f"{sim.base_url}/v1/messages"]
+        command = [
+            "curl",
+            "-sS",
+            "-N",
+            "--http1.1",
+            "-H",
+            "x-api-key: bare",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            f"@{body_file}",
+            f"{sim.base_url}/v1/messages",
+        ]
         subprocess.run(command, capture_output=True, check=True)  # warm-up
         started = time.monotonic()
         for _ in range(trials):
@@ -42,7 +55,8 @@ def bare(trials: int, body_file: Path) -> float:
 
 def through_harness(trials: int, body_file: Path, workers: int, directory: Path) -> float:
     path = directory / "plain.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         version = 1
         name = "plain"
         transports = ["http/1.1"]
@@ -50,7 +64,8 @@ def through_harness(trials: int, body_file: Path, workers: int, directory: Path)
         [conversation]
         words = 94
         deltas = 94
-    """))
+    """)
+    )
     item = scenario.load(path)
     client = registry.command_client(CURL.replace("{body}", str(body_file)), name="curl-bare", output="text")
     client = CommandClient(client.name, client.description, client.protocols, client.policy, template=client.template, output="sse")

@@ -63,16 +63,36 @@ def per_run(count: int) -> dict:
 
 
 def concurrent(k: int, results: Path) -> dict:
-    item = scenario.from_data({"version": 1, "name": "bench_lab", "seed": 1, "trials": k, "concurrency": k, "tls": False, "deadline_s": 60.0,
-                               "transports": ["http/1.1"], "conversation": {"words": 200}, "network": {"nat_idle_s": 30}}, "bench_lab.toml")
+    item = scenario.from_data(
+        {
+            "version": 1,
+            "name": "bench_lab",
+            "seed": 1,
+            "trials": k,
+            "concurrency": k,
+            "tls": False,
+            "deadline_s": 60.0,
+            "transports": ["http/1.1"],
+            "conversation": {"words": 200},
+            "network": {"nat_idle_s": 30},
+        },
+        "bench_lab.toml",
+    )
     started = time.monotonic()
     directory = runner.run(runner.RunConfig((item,), (registry.get("curl"),), results_dir=results, run_id=f"k{k}", workers=k))
     wall = time.monotonic() - started
     records = runner.load_records(directory)
     intact = sum(1 for r in records if r["outcome"] == "clean" and r["answers_intact"] == r["answers_expected"])
     setups = [r["extra"]["network"]["setup_s"] for r in records if r.get("extra", {}).get("network")]
-    return {"k": k, "intact": intact, "trials": len(records), "wall_s": round(wall, 2), "setup_s_mean": round(statistics.mean(setups), 4) if setups else None,
-            "outcomes": sorted({r["outcome"] for r in records}), "errors": sorted({(r.get("error_line") or "")[:120] for r in records if r["outcome"] != "clean"})[:3]}
+    return {
+        "k": k,
+        "intact": intact,
+        "trials": len(records),
+        "wall_s": round(wall, 2),
+        "setup_s_mean": round(statistics.mean(setups), 4) if setups else None,
+        "outcomes": sorted({r["outcome"] for r in records}),
+        "errors": sorted({(r.get("error_line") or "")[:120] for r in records if r["outcome"] != "clean"})[:3],
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,8 +114,11 @@ def main(argv: list[str] | None = None) -> int:
         for k in levels:
             row = concurrent(k, Path(temporary))
             out["concurrent"].append(row)
-            print(f"{k:3d} lab trials at once (curl, 200-word answer): {row['intact']}/{row['trials']} answers intact, wall {row['wall_s']} s, "
-                  f"lab setup mean {row['setup_s_mean']} s{'; ' + '; '.join(row['errors']) if row['errors'] else ''}", flush=True)
+            print(
+                f"{k:3d} lab trials at once (curl, 200-word answer): {row['intact']}/{row['trials']} answers intact, wall {row['wall_s']} s, "
+                f"lab setup mean {row['setup_s_mean']} s{'; ' + '; '.join(row['errors']) if row['errors'] else ''}",
+                flush=True,
+            )
     spaces, links = [n for n in netns.namespaces() if n.startswith(f"{netns.PREFIX}-")], [n for n in netns.links() if netns.LINK_RE.match(n)]
     print(f"left behind after the benchmark: {len(spaces)} namespaces, {len(links)} links (other runs' included)")
     print(json.dumps({k: v for k, v in out.items() if k == "concurrent"}))

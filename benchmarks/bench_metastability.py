@@ -38,15 +38,16 @@ sys.path.insert(0, str(ROOT))
 
 import trio  # noqa: E402
 
+from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
 from harness.measure.loadgen import LoadResult, run_load, run_many  # noqa: E402
 from harness.measure.studies import DipExperiment, OccExperiment  # noqa: E402
-from harness.drive.simulator_process import SimulatorProcess  # noqa: E402
 
 PUBLISHED = {"exponential": (625, 36.7), "full_jitter": (333, 2.93), "decorrelated_jitter": (376, 2.34)}  # REFERENCE.md section 6
 SERVER_CPU_S, CLIENT_CPU_S = 0.00055, 0.0003  # measured per request on the development machine
 
 
 # -- table 1 ---------------------------------------------------------------------------------------
+
 
 def recovery_s(result: LoadResult, e: DipExperiment, pre: float) -> float:
     """Seconds after the dip until goodput is back to 80 % of before for two seconds in a row."""
@@ -65,19 +66,34 @@ def dip_table(sims: list[SimulatorProcess], e: DipExperiment, label: str, plan: 
     results = trio.run(run_many, [(e.spec(strategy), sim.port) for strategy, sim in zip(strategies.values(), sims)])
     rows = []
     print(f"\n{label}")
-    print(f"{'strategy':<18} {'before':>7} {'dip':>6} {'after':>7} {'after/before':>12} {'offered after':>13} {'calls':>6} {'calls/req':>9} {'recovered':>10}  goodput per second")
+    print(
+        f"{'strategy':<18} {'before':>7} {'dip':>6} {'after':>7} {'after/before':>12} {'offered after':>13} {'calls':>6} {'calls/req':>9} {'recovered':>10}  goodput per second"
+    )
     for (name, _), r in zip(strategies.items(), results):
         pre, dip, post = r.goodput(*e.pre_s), r.goodput(*e.dip_s), r.goodput(*e.post_s)
         rec = recovery_s(r, e, pre)
-        row = {"strategy": name, "before": pre, "dip": dip, "after": post, "ratio": post / pre if pre else 0.0, "offered_after": r.offered(*e.post_s),
-               "calls": r.calls, "amplification": r.calls / max(1, len(r.logicals)), "recovered_s": rec, "series": [round(x) for x in r.goodput_series()]}
+        row = {
+            "strategy": name,
+            "before": pre,
+            "dip": dip,
+            "after": post,
+            "ratio": post / pre if pre else 0.0,
+            "offered_after": r.offered(*e.post_s),
+            "calls": r.calls,
+            "amplification": r.calls / max(1, len(r.logicals)),
+            "recovered_s": rec,
+            "series": [round(x) for x in r.goodput_series()],
+        }
         rows.append(row)
-        print(f"{name:<18} {pre:>7.1f} {dip:>6.1f} {post:>7.1f} {row['ratio']:>12.0%} {row['offered_after']:>11.1f}/s {r.calls:>6} {row['amplification']:>9.2f} "
-              f"{('%.0f s' % rec) if math.isfinite(rec) else 'never':>10}  {' '.join(f'{x:>3}' for x in row['series'][:int(e.duration_s)])}")
+        print(
+            f"{name:<18} {pre:>7.1f} {dip:>6.1f} {post:>7.1f} {row['ratio']:>12.0%} {row['offered_after']:>11.1f}/s {r.calls:>6} {row['amplification']:>9.2f} "
+            f"{('%.0f s' % rec) if math.isfinite(rec) else 'never':>10}  {' '.join(f'{x:>3}' for x in row['series'][: int(e.duration_s)])}"
+        )
     return rows
 
 
 # -- table 2 ---------------------------------------------------------------------------------------
+
 
 def occ_measured(sim: SimulatorProcess, e: OccExperiment, runs: int) -> dict[str, tuple[float, float, list]]:
     out = {}
@@ -152,14 +168,20 @@ def model_means(e: OccExperiment, runs: int, **cpu: float) -> dict[str, tuple[fl
 def occ_table(label: str, e: OccExperiment, measured: dict | None, model_runs: int) -> dict:
     ideal = model_means(e, model_runs)
     costly = model_means(e, model_runs, server_cpu_s=SERVER_CPU_S, client_cpu_s=CLIENT_CPU_S)
-    print(f"\n{label}: N={e.clients}, window {e.window_s * 1e3:g} ms, network {e.net_delay_s[0] * 1e3:g} ms (sd {e.net_delay_s[1] * 1e3:g}), "
-          f"backoff base {e.base_s * e.backoff_scale * 1e3:g} ms cap {e.cap_s * e.backoff_scale:g} s")
-    print(f"{'backoff':<20} {'calls':>7} {'time s':>8}   {'model calls':>11} {'model s':>8}   {'model+CPU calls':>15} {'s':>6}   {'published':>12}   runs")
+    print(
+        f"\n{label}: N={e.clients}, window {e.window_s * 1e3:g} ms, network {e.net_delay_s[0] * 1e3:g} ms (sd {e.net_delay_s[1] * 1e3:g}), "
+        f"backoff base {e.base_s * e.backoff_scale * 1e3:g} ms cap {e.cap_s * e.backoff_scale:g} s"
+    )
+    print(
+        f"{'backoff':<20} {'calls':>7} {'time s':>8}   {'model calls':>11} {'model s':>8}   {'model+CPU calls':>15} {'s':>6}   {'published':>12}   runs"
+    )
     for backoff in e.BACKOFFS:
         calls, seconds, runs = measured[backoff] if measured else (math.nan, math.nan, [])
         published = PUBLISHED[backoff]
-        print(f"{backoff:<20} {calls:>7.0f} {seconds:>8.2f}   {ideal[backoff][0]:>11.0f} {ideal[backoff][1]:>8.2f}   {costly[backoff][0]:>15.0f} {costly[backoff][1]:>6.2f}   "
-              f"{published[0]:>4} / {published[1]:>5.2f}   {[(c, round(t, 2)) for c, t in runs]}")
+        print(
+            f"{backoff:<20} {calls:>7.0f} {seconds:>8.2f}   {ideal[backoff][0]:>11.0f} {ideal[backoff][1]:>8.2f}   {costly[backoff][0]:>15.0f} {costly[backoff][1]:>6.2f}   "
+            f"{published[0]:>4} / {published[1]:>5.2f}   {[(c, round(t, 2)) for c, t in runs]}"
+        )
     return {"measured": {b: v[:2] for b, v in (measured or {}).items()}, "model": ideal, "model_cpu": costly}
 
 
@@ -176,9 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     e = DipExperiment()
     with ExitStack() as stack:
         sims = [stack.enter_context(SimulatorProcess(["--seed", "1"])) for _ in e.strategies()]
-        print(f"table 1: {e.clients} clients, think {e.think_s} s, attempt timeout {e.attempt_timeout_s} s; capacity {e.limit} x {e.service_s} s "
-              f"= {e.capacity_per_s:.0f}/s, dip to {e.dip_limit} slots in {e.dip_s} s; goodput = successful logical requests/s "
-              f"before {e.pre_s}, in the dip, after {e.post_s}")
+        print(
+            f"table 1: {e.clients} clients, think {e.think_s} s, attempt timeout {e.attempt_timeout_s} s; capacity {e.limit} x {e.service_s} s "
+            f"= {e.capacity_per_s:.0f}/s, dip to {e.dip_limit} slots in {e.dip_s} s; goodput = successful logical requests/s "
+            f"before {e.pre_s}, in the dip, after {e.post_s}"
+        )
         summary["dip_queue"] = dip_table(sims, e, f"queue {e.queue} (waiters dropped after {e.queue_timeout_s} s): wasted work", e.plan())
         if not args.quick:
             plan = e.plan()

@@ -31,9 +31,13 @@ from harness.present import report
 
 CLIENTS = ("python-sdk", "python-sdk-h2", "ts-sdk-node", "ts-sdk-bun", "go-sdk", "claude-code@2.1.104", "curl", "ref-resilient")
 OUTCOMES = ("recovered", "clean", "failed", "data_loss", "hung")
-ERRORS = ("ReadError: [Errno 104] Connection reset by peer", "TypeError: terminated (cause: read ECONNRESET)", "read: connection reset by peer",
-          "API Error: The socket connection was closed unexpectedly. For more information, pass verbose: true in the second argument to fetch()",
-          "RemoteProtocolError: peer closed connection without sending complete message body (incomplete chunked read)")
+ERRORS = (
+    "ReadError: [Errno 104] Connection reset by peer",
+    "TypeError: terminated (cause: read ECONNRESET)",
+    "read: connection reset by peer",
+    "API Error: The socket connection was closed unexpectedly. For more information, pass verbose: true in the second argument to fetch()",
+    "RemoteProtocolError: peer closed connection without sending complete message body (incomplete chunked read)",
+)
 
 
 def synthesize(directory: Path, total: int, seed: int = 7) -> int:
@@ -66,17 +70,63 @@ def synthesize(directory: Path, total: int, seed: int = 7) -> int:
                     start, end = t, t + rng.uniform(0.01, 0.4)
                     ok = k == tries - 1 and outcome in ("recovered", "clean")
                     events = rng.randint(5, 120)
-                    attempts.append({"ok": ok, "end": "complete" if ok else "fault:tcp_reset", "status": 200, "conn": conn, "protocol": "http/1.1",
-                                     "t_start": start, "t_end": end, "events_out": events, "bytes_out": events * 140,
-                                     "faults": [] if ok else ["tcp_reset"], "retry_count": k})
-                    journals[name].write(json.dumps({"kind": "connection", "conn": conn, "peer": f"127.0.0.1:{40000 + conn}", "tls": True, "protocol": "http/1.1",
-                                                     "t_accept": start - 0.002, "t_close": end + 0.001, "keys": [key], "requests": 1, "faults": [],
-                                                     "end": "reset" if not ok else "client_close", "lane": key}) + "\n")
+                    attempts.append(
+                        {
+                            "ok": ok,
+                            "end": "complete" if ok else "fault:tcp_reset",
+                            "status": 200,
+                            "conn": conn,
+                            "protocol": "http/1.1",
+                            "t_start": start,
+                            "t_end": end,
+                            "events_out": events,
+                            "bytes_out": events * 140,
+                            "faults": [] if ok else ["tcp_reset"],
+                            "retry_count": k,
+                        }
+                    )
+                    journals[name].write(
+                        json.dumps(
+                            {
+                                "kind": "connection",
+                                "conn": conn,
+                                "peer": f"127.0.0.1:{40000 + conn}",
+                                "tls": True,
+                                "protocol": "http/1.1",
+                                "t_accept": start - 0.002,
+                                "t_close": end + 0.001,
+                                "keys": [key],
+                                "requests": 1,
+                                "faults": [],
+                                "end": "reset" if not ok else "client_close",
+                                "lane": key,
+                            }
+                        )
+                        + "\n"
+                    )
                     writes = [[e, e * 140, start + (end - start) * e / events] for e in range(1, events + 1, 3)]
-                    journals[name].write(json.dumps({"kind": "request", "request_id": f"req_{key}_{k}", "conn": conn, "key": key, "protocol": "http/1.1",
-                                                     "conversation": "c0", "t_headers": start, "t_end": end, "status": 200, "end": attempts[-1]["end"],
-                                                     "events_out": events, "bytes_out": events * 140, "writes": writes, "path": "/v1/messages",
-                                                     "faults": [] if ok else [{"type": "tcp_reset", "t": end, "events_out": events}]}) + "\n")
+                    journals[name].write(
+                        json.dumps(
+                            {
+                                "kind": "request",
+                                "request_id": f"req_{key}_{k}",
+                                "conn": conn,
+                                "key": key,
+                                "protocol": "http/1.1",
+                                "conversation": "c0",
+                                "t_headers": start,
+                                "t_end": end,
+                                "status": 200,
+                                "end": attempts[-1]["end"],
+                                "events_out": events,
+                                "bytes_out": events * 140,
+                                "writes": writes,
+                                "path": "/v1/messages",
+                                "faults": [] if ok else [{"type": "tcp_reset", "t": end, "events_out": events}],
+                            }
+                        )
+                        + "\n"
+                    )
                     t = end + rng.uniform(0.3, 2.5)
                 clock = t + 0.1
                 record = _record(name, client, index, key, outcome, [attempts], clock)
@@ -93,12 +143,33 @@ def synthesize(directory: Path, total: int, seed: int = 7) -> int:
 
 def _record(name: str, client: str, index: int, key: str, outcome: str, attempts: list, clock: float) -> dict:
     gaps = [round((b["t_start"] - a["t_end"]) * 1000, 3) for group in attempts for a, b in itertools.pairwise(group)]
-    return {"run_id": "bench", "scenario": name, "client": client, "trial": index, "key": key, "outcome": outcome, "exit_code": 0 if outcome in ("recovered", "clean", "data_loss") else 1,
-            "hung": outcome == "hung", "elapsed_s": 1.5, "error_line": None, "answers_expected": 1, "answers_intact": 1 if outcome in ("recovered", "clean") else 0,
-            "integrity": ["answer 0: truncated (120 characters)"] if outcome == "data_loss" else [], "faults_fired": sum(len(g) for g in attempts) - 1 if attempts else 0,
-            "attempts": attempts, "backoff_ms": gaps, "time_to_recover_ms": None, "bytes_out": 10000, "bytes_needed": 8000, "events_out": 100,
-            "connections": sum(len(g) for g in attempts), "stdout_tail": "{\"turn\":0,\"error\":\"...\"}\n" * 4, "stderr_tail": "Traceback ...\n" * 10,
-            "skipped": None, "extra": {"tls": True, "time_scale": 0.1}}
+    return {
+        "run_id": "bench",
+        "scenario": name,
+        "client": client,
+        "trial": index,
+        "key": key,
+        "outcome": outcome,
+        "exit_code": 0 if outcome in ("recovered", "clean", "data_loss") else 1,
+        "hung": outcome == "hung",
+        "elapsed_s": 1.5,
+        "error_line": None,
+        "answers_expected": 1,
+        "answers_intact": 1 if outcome in ("recovered", "clean") else 0,
+        "integrity": ["answer 0: truncated (120 characters)"] if outcome == "data_loss" else [],
+        "faults_fired": sum(len(g) for g in attempts) - 1 if attempts else 0,
+        "attempts": attempts,
+        "backoff_ms": gaps,
+        "time_to_recover_ms": None,
+        "bytes_out": 10000,
+        "bytes_needed": 8000,
+        "events_out": 100,
+        "connections": sum(len(g) for g in attempts),
+        "stdout_tail": '{"turn":0,"error":"..."}\n' * 4,
+        "stderr_tail": "Traceback ...\n" * 10,
+        "skipped": None,
+        "extra": {"tls": True, "time_scale": 0.1},
+    }
 
 
 def measure(directory: Path) -> dict:
@@ -111,9 +182,16 @@ def measure(directory: Path) -> dict:
     paths = report.write_all(directory, rows, {"run_id": directory.name}, records=records)
     written = time.perf_counter()
     trials = len([r for r in records if not r.get("skipped")])
-    return {"trials": trials, "summarize_s": round(summarized - started, 3), "report_html_s": round(rendered - summarized, 3),
-            "write_all_s": round(written - rendered, 3), "html_bytes": len(page.encode()), "html_file_bytes": paths["html"].stat().st_size,
-            "drilldowns": len(json.loads(page.split("id=trial-data>", 1)[1].split("</script>", 1)[0])), "svg_plots": page.count("<svg")}
+    return {
+        "trials": trials,
+        "summarize_s": round(summarized - started, 3),
+        "report_html_s": round(rendered - summarized, 3),
+        "write_all_s": round(written - rendered, 3),
+        "html_bytes": len(page.encode()),
+        "html_file_bytes": paths["html"].stat().st_size,
+        "drilldowns": len(json.loads(page.split("id=trial-data>", 1)[1].split("</script>", 1)[0])),
+        "svg_plots": page.count("<svg"),
+    }
 
 
 def main() -> int:
@@ -137,8 +215,10 @@ def main() -> int:
 
 
 def _print(count: int, r: dict, source: str) -> None:
-    print(f"{count:>8} {r['trials']:>7} {r['summarize_s']:>12.3f} {r['report_html_s']:>14.3f} {r['write_all_s']:>12.3f} "
-          f"{r['html_file_bytes'] / 1e6:>8.2f} {r['drilldowns']:>11}  {source}")
+    print(
+        f"{count:>8} {r['trials']:>7} {r['summarize_s']:>12.3f} {r['report_html_s']:>14.3f} {r['write_all_s']:>12.3f} "
+        f"{r['html_file_bytes'] / 1e6:>8.2f} {r['drilldowns']:>11}  {source}"
+    )
 
 
 if __name__ == "__main__":

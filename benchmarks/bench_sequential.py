@@ -60,8 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     tmp = args.keep or Path(tempfile.mkdtemp(prefix="streamchaos-bench-seq-"))
     tmp.mkdir(parents=True, exist_ok=True)
     policy = tmp / "policy.toml"
-    policy.write_text(f"version = 1\n[defaults]\nmin_recovery_lower = {args.threshold}\nmax_hangs = 0\nmax_data_loss = 0\n"
-                      f"[sequential]\nbatch = {args.batch}\ninconclusive = \"fail\"\n")
+    policy.write_text(
+        f"version = 1\n[defaults]\nmin_recovery_lower = {args.threshold}\nmax_hangs = 0\nmax_data_loss = 0\n"
+        f'[sequential]\nbatch = {args.batch}\ninconclusive = "fail"\n'
+    )
     rows = []
     times = {}
     for group in args.groups:
@@ -87,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         times[group] = (fixed_s, live_s)
         for key, cell in replay.items():
             other = live.get(key, {})
-            rows.append((key[0], key[1], fixed.get(key, "?"), args.trials, cell["verdict"], cell["spent"], other.get("verdict", "?"), other.get("spent", "?")))
+            rows.append(
+                (key[0], key[1], fixed.get(key, "?"), args.trials, cell["verdict"], cell["spent"], other.get("verdict", "?"), other.get("spent", "?"))
+            )
         print(f"{group}: fixed {fixed_s:.0f} s, live sequential {live_s:.0f} s", file=sys.stderr, flush=True)
     print(f"threshold {args.threshold:.0%} (lower bound of the recovery interval), batch {args.batch}, fixed count {args.trials}\n")
     print("| scenario | client | fixed gate | fixed trials | sequential (replayed) | trials | sequential (live) | trials | saving |")
@@ -102,8 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         total += n
         print(f"| {scenario} | {client} | {fixed} | {n} | {replayed} | {used} | {live} | {live_used} | {n / used:.1f}x |")
     counted = len([r for r in rows if r[4] != "skip"])
-    print(f"\n{agree} of {counted} cells agree with the fixed-count gate (inconclusive counted as fail); {spent} of {total} trials "
-          f"({total / max(spent, 1):.1f}x fewer). Wall time: " + ", ".join(f"{g} fixed {a:.0f} s / live sequential {b:.0f} s" for g, (a, b) in times.items()))
+    print(
+        f"\n{agree} of {counted} cells agree with the fixed-count gate (inconclusive counted as fail); {spent} of {total} trials "
+        f"({total / max(spent, 1):.1f}x fewer). Wall time: "
+        + ", ".join(f"{g} fixed {a:.0f} s / live sequential {b:.0f} s" for g, (a, b) in times.items())
+    )
     print(f"results: {tmp}")
     return 0
 

@@ -26,10 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.present import merge  # noqa: E402
-
 from harness.drive import shards  # noqa: E402
-from harness.present import gate  # noqa: E402
+from harness.present import (
+    gate,
+    merge,
+)
 
 KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'} fixed-retry"
 SCENARIOS = {
@@ -43,7 +44,8 @@ def write_scenarios(directory: Path, trials: int) -> list[str]:
     paths = []
     for name, faults in SCENARIOS.items():
         path = directory / f"{name}.toml"
-        path.write_text(textwrap.dedent(f"""
+        path.write_text(
+            textwrap.dedent(f"""
             version = 1
             name = "{name}"
             seed = 9
@@ -53,7 +55,9 @@ def write_scenarios(directory: Path, trials: int) -> list[str]:
             [conversation]
             words = 40
             deltas = 20
-        """) + faults)
+        """)
+            + faults
+        )
         paths.append(str(path))
     return paths
 
@@ -61,11 +65,31 @@ def write_scenarios(directory: Path, trials: int) -> list[str]:
 def run_shards(count: int, scenario_paths: list[str], results: Path) -> tuple[float, int, float]:
     """(wall seconds of all shards, trials, merge seconds)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    base = [sys.executable, "-m", "harness.cli", "run", "--scenarios", *scenario_paths, "--client-cmd", KNOWN, "--client-name", "retrying",
-            "--clients", "curl", "--results", str(results), "--run-id", f"bench-{count}", "--workers", "2"]
+    base = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--scenarios",
+        *scenario_paths,
+        "--client-cmd",
+        KNOWN,
+        "--client-name",
+        "retrying",
+        "--clients",
+        "curl",
+        "--results",
+        str(results),
+        "--run-id",
+        f"bench-{count}",
+        "--workers",
+        "2",
+    ]
     started = time.monotonic()
-    processes = [subprocess.Popen([*base, "--shard", f"{i}/{count}"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                 for i in range(1, count + 1)]
+    processes = [
+        subprocess.Popen([*base, "--shard", f"{i}/{count}"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for i in range(1, count + 1)
+    ]
     try:
         for process in processes:
             _, err = process.communicate(timeout=1800)
@@ -80,8 +104,13 @@ def run_shards(count: int, scenario_paths: list[str], results: Path) -> tuple[fl
     dirs = [results / f"shard-{i}-of-{count}" / f"bench-{count}" for i in range(1, count + 1)]
     trials = sum(len((d / "trials.jsonl").read_text().splitlines()) for d in dirs)
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "merge", *map(str, dirs), "--out", str(results / f"merged-{count}")],
-                          env=env, cwd=ROOT, capture_output=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "merge", *map(str, dirs), "--out", str(results / f"merged-{count}")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+    )
     if done.returncode:
         raise SystemExit(f"merge failed: {done.stderr.decode()[-2000:]}")
     return wall, trials, time.monotonic() - started
@@ -94,18 +123,68 @@ def synthetic_shards(directory: Path, total: int, count: int = 4, cells: int = 2
     units = [shards.Unit(1.0 + (k % 5), ((s, c, i),)) for k, (s, c, n) in enumerate(grid) for i in range(n)]
     slices = shards.assign(units, count)
     template = {
-        "run_id": "synthetic", "client": "client", "key": "", "outcome": "recovered", "exit_code": 0, "hung": False, "elapsed_s": 0.41,
-        "error_line": None, "answers_expected": 1, "answers_intact": 1, "integrity": [], "faults_fired": 1,
-        "attempts": [[{"ok": False, "end": "fault:tcp_reset", "status": 200, "conn": 1, "protocol": "http/1.1", "t_start": 1.0, "t_end": 1.1,
-                       "events_out": 8, "bytes_out": 1100, "faults": ["tcp_reset"], "retry_count": 0},
-                      {"ok": True, "end": "complete", "status": 200, "conn": 2, "protocol": "http/1.1", "t_start": 1.6, "t_end": 1.7,
-                       "events_out": 26, "bytes_out": 3313, "faults": [], "retry_count": 1}]],
-        "backoff_ms": [512.0], "time_to_recover_ms": 600.0, "bytes_out": 4413, "bytes_needed": 3313, "events_out": 34, "connections": 2,
-        "stdout_tail": '{"turn": 0, "text": "..."}', "stderr_tail": "", "skipped": None, "extra": {"tls": False, "time_scale": 1.0},
+        "run_id": "synthetic",
+        "client": "client",
+        "key": "",
+        "outcome": "recovered",
+        "exit_code": 0,
+        "hung": False,
+        "elapsed_s": 0.41,
+        "error_line": None,
+        "answers_expected": 1,
+        "answers_intact": 1,
+        "integrity": [],
+        "faults_fired": 1,
+        "attempts": [
+            [
+                {
+                    "ok": False,
+                    "end": "fault:tcp_reset",
+                    "status": 200,
+                    "conn": 1,
+                    "protocol": "http/1.1",
+                    "t_start": 1.0,
+                    "t_end": 1.1,
+                    "events_out": 8,
+                    "bytes_out": 1100,
+                    "faults": ["tcp_reset"],
+                    "retry_count": 0,
+                },
+                {
+                    "ok": True,
+                    "end": "complete",
+                    "status": 200,
+                    "conn": 2,
+                    "protocol": "http/1.1",
+                    "t_start": 1.6,
+                    "t_end": 1.7,
+                    "events_out": 26,
+                    "bytes_out": 3313,
+                    "faults": [],
+                    "retry_count": 1,
+                },
+            ]
+        ],
+        "backoff_ms": [512.0],
+        "time_to_recover_ms": 600.0,
+        "bytes_out": 4413,
+        "bytes_needed": 3313,
+        "events_out": 34,
+        "connections": 2,
+        "stdout_tail": '{"turn": 0, "text": "..."}',
+        "stderr_tail": "",
+        "skipped": None,
+        "extra": {"tls": False, "time_scale": 1.0},
     }
-    base = {"manifest_version": 1, "run_id": "synthetic", "config_digest": "0" * 64, "streamchaos_version": shards.streamchaos_version(),
-            "client_versions": {"client": "synthetic"}, "grid": grid, "configuration": {"scenarios": [{"name": s} for s, _, _ in grid],
-                                                                                       "clients": [{"name": "client"}]}}
+    base = {
+        "manifest_version": 1,
+        "run_id": "synthetic",
+        "config_digest": "0" * 64,
+        "streamchaos_version": shards.streamchaos_version(),
+        "client_versions": {"client": "synthetic"},
+        "grid": grid,
+        "configuration": {"scenarios": [{"name": s} for s, _, _ in grid], "clients": [{"name": "client"}]},
+    }
     dirs = []
     for index, assigned in enumerate(slices, start=1):
         shard_dir = directory / f"shard-{index}-of-{count}" / "synthetic"
@@ -156,9 +235,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| {count} | {wall:.1f} | {trials} | {trials / wall:.1f} | {first / wall:.2f}x | {merged:.2f} |", flush=True)
             shutil.rmtree(Path(tmp) / "results", ignore_errors=True)
     cost = merge_cost(args.merge_trials)
-    print(f"\nmerge of {cost['trials']} synthetic trials ({cost['bytes'] / 1e6:.1f} MB in 4 shards): checks + trials.jsonl "
-          f"{cost['check_and_trials_s']:.2f} s, summary/CSV/report/JUnit {cost['reports_s']:.2f} s, "
-          f"total {cost['check_and_trials_s'] + cost['reports_s']:.2f} s")
+    print(
+        f"\nmerge of {cost['trials']} synthetic trials ({cost['bytes'] / 1e6:.1f} MB in 4 shards): checks + trials.jsonl "
+        f"{cost['check_and_trials_s']:.2f} s, summary/CSV/report/JUnit {cost['reports_s']:.2f} s, "
+        f"total {cost['check_and_trials_s'] + cost['reports_s']:.2f} s"
+    )
     return 0
 
 

@@ -99,8 +99,9 @@ def round_trips(ports: dict[str, int], total: int, block: int = 10, warmup: int 
 
 def throughput(port: int, connections: int, per_connection: int, deadline_s: float) -> dict:
     body = request_body()
-    request = (f"POST {PATH} HTTP/1.1\r\nhost: localhost\r\nx-api-key: {API_KEY}\r\ncontent-type: application/json\r\n"
-               f"content-length: {len(body)}\r\n\r\n").encode() + body
+    request = (
+        f"POST {PATH} HTTP/1.1\r\nhost: localhost\r\nx-api-key: {API_KEY}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    ).encode() + body
     counts = [0] * connections
     sizes: set[int] = set()
     errors: list[str] = []
@@ -115,7 +116,7 @@ def throughput(port: int, connections: int, per_connection: int, deadline_s: flo
             while counts[index] < per_connection and time.monotonic() < stop_at[0]:
                 sizes.add(conn.exchange(request))
                 counts[index] += 1
-        except Exception as error:  # noqa: BLE001 - reported
+        except Exception as error:
             errors.append(f"{type(error).__name__}: {error}")
         finally:
             conn.close()
@@ -131,8 +132,14 @@ def throughput(port: int, connections: int, per_connection: int, deadline_s: flo
         thread.join(deadline_s + 30)
     elapsed = time.monotonic() - began
     answers = sum(counts)
-    return {"answers": answers, "seconds": elapsed, "answers_per_s": answers / elapsed if elapsed else 0.0,
-            "events_per_s": answers * EVENTS / elapsed if elapsed else 0.0, "answer_bytes": sorted(sizes), "errors": errors}
+    return {
+        "answers": answers,
+        "seconds": elapsed,
+        "answers_per_s": answers / elapsed if elapsed else 0.0,
+        "events_per_s": answers * EVENTS / elapsed if elapsed else 0.0,
+        "answer_bytes": sorted(sizes),
+        "errors": errors,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -149,8 +156,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"toxiproxy {toxi.version} (pid {toxi.pid}, API :{toxi.port}), proxy :{proxy.port} -> simulator :{sim.port}", flush=True)
 
         times = round_trips({"direct": sim.port, "proxy": proxy.port}, args.requests)
-        rows = {name: {"p50_us": percentile(v, 0.50) * 1e6, "p99_us": percentile(v, 0.99) * 1e6, "mean_us": statistics.fmean(v) * 1e6}
-                for name, v in times.items()}
+        rows = {
+            name: {"p50_us": percentile(v, 0.50) * 1e6, "p99_us": percentile(v, 0.99) * 1e6, "mean_us": statistics.fmean(v) * 1e6}
+            for name, v in times.items()
+        }
         added = {k: rows["proxy"][k] - rows["direct"][k] for k in ("p50_us", "p99_us", "mean_us")}
         print(f"\nLatency, {args.requests} GET /v1/models round trips per path on one keep-alive connection")
         print(f"  {'path':<8} {'p50 us':>9} {'p99 us':>9} {'mean us':>9}")
@@ -161,12 +170,16 @@ def main(argv: list[str] | None = None) -> int:
         flows = {}
         for name, port in (("direct", sim.port), ("proxy", proxy.port)):
             flows[name] = throughput(port, args.connections, args.answers, args.seconds)
-        print(f"\nThroughput, {EVENTS}-event streaming answers, {args.connections} keep-alive connections, "
-              f"<= {args.answers} answers each, <= {args.seconds:g} s")
+        print(
+            f"\nThroughput, {EVENTS}-event streaming answers, {args.connections} keep-alive connections, "
+            f"<= {args.answers} answers each, <= {args.seconds:g} s"
+        )
         print(f"  {'path':<8} {'answers':>8} {'seconds':>8} {'answers/s':>10} {'events/s':>10}  bytes/answer")
         for name, flow in flows.items():
-            print(f"  {name:<8} {flow['answers']:8d} {flow['seconds']:8.2f} {flow['answers_per_s']:10.1f} {flow['events_per_s']:10.0f}  "
-                  f"{','.join(map(str, flow['answer_bytes']))}{'  ERRORS: ' + '; '.join(flow['errors']) if flow['errors'] else ''}")
+            print(
+                f"  {name:<8} {flow['answers']:8d} {flow['seconds']:8.2f} {flow['answers_per_s']:10.1f} {flow['events_per_s']:10.0f}  "
+                f"{','.join(map(str, flow['answer_bytes']))}{'  ERRORS: ' + '; '.join(flow['errors']) if flow['errors'] else ''}"
+            )
         ratio = flows["proxy"]["answers_per_s"] / flows["direct"]["answers_per_s"] if flows["direct"]["answers_per_s"] else 0.0
         print(f"  proxy/direct: {ratio:.2f}")
         if args.json:

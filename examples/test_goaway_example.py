@@ -13,8 +13,11 @@ import pytest
 http = importlib.import_module(anthropic.DefaultHttpxClient.__mro__[1].__module__.split(".")[0])
 
 
-@pytest.mark.xfail(strict=True, raises=http.RemoteProtocolError,
-                   reason="known: httpx's h2 fails a stream that a graceful GOAWAY covers (REFERENCE §3); strict, so a fix shows up")
+@pytest.mark.xfail(
+    strict=True,
+    raises=http.RemoteProtocolError,
+    reason="known: httpx's h2 fails a stream that a graceful GOAWAY covers (REFERENCE §3); strict, so a fix shows up",
+)
 def test_python_sdk_over_h2_survives_a_graceful_goaway(streamchaos):
     streamchaos.apply("goaway_graceful_in_flight")  # GOAWAY(NO_ERROR) covering the stream in flight
     client = anthropic.Anthropic(
@@ -24,8 +27,9 @@ def test_python_sdk_over_h2_survives_a_graceful_goaway(streamchaos):
         max_retries=2,
     )
     try:
-        with client.messages.stream(model="claude-sonnet-4-6", max_tokens=1024,
-                                    messages=[{"role": "user", "content": "Hello\n@sc words=80"}]) as stream:
+        with client.messages.stream(
+            model="claude-sonnet-4-6", max_tokens=1024, messages=[{"role": "user", "content": "Hello\n@sc words=80"}]
+        ) as stream:
             text = stream.get_final_text()
     except http.RemoteProtocolError as error:  # exactly this failure is expected: h2's ConnectionTerminated(NO_ERROR)
         assert str(error).startswith("<ConnectionTerminated error_code:0, last_stream_id:1"), error

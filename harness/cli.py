@@ -63,8 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.set_defaults(handler=_serve)
 
     serve.add_argument("--scenario", default=None, help="load this scenario's fault plan (a name from scenarios/ or a file)")
-    serve.add_argument("--control-token", default=None, help="require 'Authorization: Bearer TOKEN' on the control API (generated when --host is not loopback)")
-    serve.add_argument("--journal-memory-mb", type=float, default=64.0, help="in-memory journal budget; oldest records evicted first (the file keeps all)")
+    serve.add_argument(
+        "--control-token", default=None, help="require 'Authorization: Bearer TOKEN' on the control API (generated when --host is not loopback)"
+    )
+    serve.add_argument(
+        "--journal-memory-mb", type=float, default=64.0, help="in-memory journal budget; oldest records evicted first (the file keeps all)"
+    )
     serve.add_argument("--journal-max-mb", type=float, default=256.0, help="rotate the --journal file past this size (FILE.1 ... FILE.4 kept)")
 
     run = commands.add_parser("run", help="drive clients through scenarios; results to results/<run-id>/")
@@ -95,7 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     gate.set_defaults(handler=_gate)
 
     compare = commands.add_parser("compare", help="the reference client with each retry strategy through scenarios: table and plots")
-    compare.add_argument("--strategies", nargs="+", default=None, help="names from harness/measure/strategies.py (default: sdk-default full-jitter idle-watchdog resilient)")
+    compare.add_argument(
+        "--strategies",
+        nargs="+",
+        default=None,
+        help="names from harness/measure/strategies.py (default: sdk-default full-jitter idle-watchdog resilient)",
+    )
     compare.add_argument("--scenarios", nargs="+", required=True, help="names from scenarios/ or files")
     compare.add_argument("--trials", type=limits.trials, default=None, help="trials per strategy and scenario (default: each scenario's)")
     compare.add_argument("--results", type=Path, default=None, help="results directory (default: results/)")
@@ -121,8 +130,12 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("run_a", type=Path, help="the baseline results directory")
     diff.add_argument("run_b", type=Path, help="the results directory to judge against it")
     diff.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
-    diff.add_argument("--fail-on", default="worse", choices=("worse", "change", "any", "never"),
-                      help="exit 1 when a cell got significantly worse (default), changed significantly, changed at all, or never")
+    diff.add_argument(
+        "--fail-on",
+        default="worse",
+        choices=("worse", "change", "any", "never"),
+        help="exit 1 when a cell got significantly worse (default), changed significantly, changed at all, or never",
+    )
     diff.add_argument("--strip-versions", action="store_true", help="match clients by the name before '@' (two versions of one client)")
     diff.add_argument("--json", type=Path, default=None, help="write the comparison here as JSON")
     diff.set_defaults(handler=_diff)
@@ -211,8 +224,12 @@ def _run(args: argparse.Namespace) -> int:
     directory = _execute(args, console)
     if not isinstance(directory, Path):
         return directory
-    status = _summarize(directory, console, {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"},
-                        baseline=args.baseline)
+    status = _summarize(
+        directory,
+        console,
+        {"scenarios": len(args.scenarios or []) or "library", "clients": ", ".join(args.clients or []) or "installed"},
+        baseline=args.baseline,
+    )
     from harness.present import step_summary
 
     step_summary.for_directory("streamchaos run", directory)
@@ -236,8 +253,14 @@ def _run_config(args: argparse.Namespace, console, command: str):
         console.print(f"[red]{command}:[/red] no client is installed; run `make setup` or `streamchaos setup`, or pass --client-cmd")
         return 2
     config = runner.RunConfig(
-        scenarios=scenarios, clients=clients, results_dir=args.results or runner.RESULTS, run_id=args.run_id or runner.new_run_id(),
-        trials=args.trials, max_trials=args.max_trials, workers=args.workers or max(2, os.cpu_count() or 2), time_scale=args.time_scale,
+        scenarios=scenarios,
+        clients=clients,
+        results_dir=args.results or runner.RESULTS,
+        run_id=args.run_id or runner.new_run_id(),
+        trials=args.trials,
+        max_trials=args.max_trials,
+        workers=args.workers or max(2, os.cpu_count() or 2),
+        time_scale=args.time_scale,
     )
     try:
         return shards.prepare(args, config)
@@ -269,8 +292,9 @@ def _execute(args: argparse.Namespace, console) -> Path | int:
         try:
             return runner.run(config, runner.Progress(on_update=update))
         except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}; "
-                          f"resume with --run-id {config.run_id}")
+            console.print(
+                f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}; resume with --run-id {config.run_id}"
+            )
             return _exit_status(130)
         except runner.rundir.RunLocked as error:
             console.print(f"[red]streamchaos:[/red] {error}")
@@ -287,8 +311,13 @@ def _gate(args: argparse.Namespace) -> int:
     console = Console(stderr=True)
     try:
         policy = gate.load_policy(args.policy) if args.policy else gate.Policy()
-        policy = gate.with_overrides(policy, min_recovery_lower=args.min_recovery, max_hangs=args.max_hangs,
-                                     max_data_loss=args.max_data_loss, max_amplification=args.max_amplification)
+        policy = gate.with_overrides(
+            policy,
+            min_recovery_lower=args.min_recovery,
+            max_hangs=args.max_hangs,
+            max_data_loss=args.max_data_loss,
+            max_amplification=args.max_amplification,
+        )
     except gate.PolicyError as error:
         console.print(f"[red]streamchaos gate:[/red] {error}")
         return 2
@@ -416,8 +445,13 @@ def _scenarios_list(args: argparse.Namespace) -> int:
         except scenario.ScenarioError as error:
             print(f"{path.stem:<28} INVALID: {error}")
             continue
-        kinds = ", ".join(sorted({rule.fault.kind for rule in item.faults.rules} | ({"toxics"} if item.toxics else set())
-                                 | ({"network"} if getattr(item, "network", None) else set())))
+        kinds = ", ".join(
+            sorted(
+                {rule.fault.kind for rule in item.faults.rules}
+                | ({"toxics"} if item.toxics else set())
+                | ({"network"} if getattr(item, "network", None) else set())
+            )
+        )
         print(f"{item.name:<28} {item.title}  [{kinds}]")
     return 0
 
@@ -433,8 +467,10 @@ def _scenarios_show(args: argparse.Namespace) -> int:
     print(f"{item.name}: {item.title}\n")
     print(f"reproduces: {'; '.join(item.reproduces) or '-'}")
     print(f"shape: {item.shape}\nexpect: {item.expect}\n")
-    print(f"seed {item.seed}, {item.trials} trials, concurrency {item.concurrency}, time_scale {item.time_scale:g}, "
-          f"transports {', '.join(item.transports)}, {'TLS' if item.tls else 'cleartext'}, deadline {item.deadline():.1f} s")
+    print(
+        f"seed {item.seed}, {item.trials} trials, concurrency {item.concurrency}, time_scale {item.time_scale:g}, "
+        f"transports {', '.join(item.transports)}, {'TLS' if item.tls else 'cleartext'}, deadline {item.deadline():.1f} s"
+    )
     if getattr(item, "network", None) is not None:
         print(f"network lab (real time): {json.dumps(item.network.to_json())}")
     print("fault plan (as the simulator runs it, scaled):")
@@ -502,12 +538,24 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"streamchaos serve: {problem}", file=sys.stderr)
         return 2
     if not is_loopback(args.host):
-        print(f"streamchaos serve: warning: --host {args.host} is not loopback: the fake API and its control API are reachable from other machines; "
-              "the control API requires the control_token printed in the ready line", file=sys.stderr, flush=True)
+        print(
+            f"streamchaos serve: warning: --host {args.host} is not loopback: the fake API and its control API are reachable from other machines; "
+            "the control API requires the control_token printed in the ready line",
+            file=sys.stderr,
+            flush=True,
+        )
     try:
-        simulator = Simulator(config, host=args.host, port=args.port, control_port=args.control_port, tls=args.tls, journal_path=args.journal,
-                              control_token=args.control_token, journal_memory_bytes=int(args.journal_memory_mb * 1024 * 1024),
-                              journal_file_bytes=int(args.journal_max_mb * 1024 * 1024))
+        simulator = Simulator(
+            config,
+            host=args.host,
+            port=args.port,
+            control_port=args.control_port,
+            tls=args.tls,
+            journal_path=args.journal,
+            control_token=args.control_token,
+            journal_memory_bytes=int(args.journal_memory_mb * 1024 * 1024),
+            journal_file_bytes=int(args.journal_max_mb * 1024 * 1024),
+        )
     except OSError as error:
         print(f"streamchaos serve: cannot start: {error.strerror or error}{f' ({error.filename})' if error.filename else ''}", file=sys.stderr)
         return 2
@@ -538,8 +586,10 @@ def _serve(args: argparse.Namespace) -> int:
         import errno
 
         if found.errno in (errno.EADDRNOTAVAIL, errno.EADDRINUSE, errno.EACCES):
-            print(f"streamchaos serve: cannot listen on {args.host} (port {args.port}, control port {args.control_port}): "
-                  f"{found.strerror or found}", file=sys.stderr)
+            print(
+                f"streamchaos serve: cannot listen on {args.host} (port {args.port}, control port {args.control_port}): {found.strerror or found}",
+                file=sys.stderr,
+            )
         else:
             print(f"streamchaos serve: {found}", file=sys.stderr)
         return 2

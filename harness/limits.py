@@ -75,16 +75,19 @@ port = whole(0, 65_535, " (0: any free port)")
 def run_id(text: str) -> str:
     """``--run-id``: one directory name inside --results (no '/', not '.' or '..')."""
     if not RUN_ID.fullmatch(text):
-        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit); "
-                                         "it names a directory inside --results")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: use letters, digits, '.', '_' and '-' (at most 128, starting with a letter or digit); it names a directory inside --results"
+        )
     return text
 
 
 def check_run_id(run_id: str, results: Path) -> Path:
     """The directory of ``run_id`` under ``results``; a ValueError if the id would leave it."""
     if not RUN_ID.fullmatch(run_id) or run_id in (".", ".."):
-        raise ValueError(f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 128, not starting with '.' or '-'); "
-                         "it names a directory inside --results")
+        raise ValueError(
+            f"--run-id {run_id!r}: use letters, digits, '.', '_' and '-' (at most 128, not starting with '.' or '-'); "
+            "it names a directory inside --results"
+        )
     directory = (results / run_id).resolve()
     if directory.parent != results.resolve():
         raise ValueError(f"--run-id {run_id!r} would write outside {results}")

@@ -29,8 +29,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 TRIAL_PREFIX = "streamchaos-trial-"
 WATCHDOG_GRACE_S = 2.0
@@ -42,8 +42,10 @@ HOST = "127.0.0.1"
 
 # -- stopping -----------------------------------------------------------------------------------
 
-def stop(process: subprocess.Popen | None = None, *, group: int | None = None, grace_s: float = STOP_GRACE_S,
-         first: int = signal.SIGTERM) -> int | None:
+
+def stop(
+    process: subprocess.Popen | None = None, *, group: int | None = None, grace_s: float = STOP_GRACE_S, first: int = signal.SIGTERM
+) -> int | None:
     """Stop ``process`` (a Popen) or the process group ``group`` (or both: the group, led by
     ``process``): ``first`` (SIGTERM), up to ``grace_s`` for the leader to exit, SIGKILL, reap.
     Returns the leader's exit status (None without a ``process``).
@@ -104,6 +106,7 @@ def _signal_group(pgid: int, sig: int) -> bool:
 
 # -- dying with the parent ----------------------------------------------------------------------
 
+
 def die_with_parent(sig: int = signal.SIGKILL, *, outlives_thread: bool = False) -> Callable[[], None] | None:
     """A ``preexec_fn``: ``sig`` to the child when the forking thread ends; exit at once if the
     parent is already dead (it died between fork and prctl). None off Linux.
@@ -133,6 +136,7 @@ def die_with_parent(sig: int = signal.SIGKILL, *, outlives_thread: bool = False)
 
 
 # -- ports --------------------------------------------------------------------------------------
+
 
 def free_port(host: str = HOST) -> int:
     """A port the kernel just gave out on ``host`` (free now; a caller that binds it later must
@@ -182,6 +186,7 @@ def _listening_inodes(port: int) -> set[str] | None:
 
 # -- temp directories owned by a pid ------------------------------------------------------------
 
+
 def trial_dir() -> Path:
     """A new temp directory named with this process's pid (so a later sweep can tell its owner)."""
     return Path(tempfile.mkdtemp(prefix=f"{TRIAL_PREFIX}{os.getpid()}-"))
@@ -190,7 +195,7 @@ def trial_dir() -> Path:
 def owner_pid(name: str) -> int | None:
     if not name.startswith(TRIAL_PREFIX):
         return None
-    head = name[len(TRIAL_PREFIX):].split("-", 1)[0]
+    head = name[len(TRIAL_PREFIX) :].split("-", 1)[0]
     return int(head) if head.isdigit() else None
 
 
@@ -228,6 +233,7 @@ def sweep_temp_dirs(directory: str | Path | None = None) -> list[Path]:
 
 # -- the watchdog -------------------------------------------------------------------------------
 
+
 class Watchdog:
     """The run's watchdog process (see the module docstring). Thread-safe; every method is a no-op
     once the watchdog could not start or has been closed."""
@@ -236,10 +242,13 @@ class Watchdog:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
 
-    def start(self) -> "Watchdog":
+    def start(self) -> Watchdog:
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "harness.processes", str(os.getpid())], stdin=subprocess.PIPE,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            [sys.executable, "-m", "harness.processes", str(os.getpid())],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
             cwd=Path(__file__).resolve().parents[1],  # the checkout, where ``-m harness...`` resolves
         )
         return self

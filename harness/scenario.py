@@ -132,6 +132,7 @@ class Scenario:
     @property
     def needs_lab(self) -> bool:
         return self.network is not None
+
     api: str = "messages"  # "messages" | "chat" | "responses": which API the clients speak
 
     @property
@@ -180,8 +181,26 @@ def context_padding(kilobytes: int) -> str:
 # -- loading -------------------------------------------------------------------------------------
 
 TOP_KEYS = {
-    "version", "name", "title", "shape", "expect", "reproduces", "seed", "trials", "time_scale", "transports", "tls",
-    "concurrency", "conversation", "faults", "toxics", "field", "client", "deadline_s", "network", "api",
+    "version",
+    "name",
+    "title",
+    "shape",
+    "expect",
+    "reproduces",
+    "seed",
+    "trials",
+    "time_scale",
+    "transports",
+    "tls",
+    "concurrency",
+    "conversation",
+    "faults",
+    "toxics",
+    "field",
+    "client",
+    "deadline_s",
+    "network",
+    "api",
 }
 CONVERSATION_KEYS = {"model", "turns", "turn"}
 TURN_KEYS = set(Turn.__dataclass_fields__)
@@ -231,7 +250,9 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
     if api not in APIS:
         raise ScenarioError(source, "api", f"must be one of {', '.join(APIS)}, not {api!r}")
     try:
-        faults = FaultPlan.from_data({"seed": v.get(data, "seed", int, "", default=0), "faults": _faults_for_api(data.get("faults", []), api)}).check(transports)
+        faults = FaultPlan.from_data({"seed": v.get(data, "seed", int, "", default=0), "faults": _faults_for_api(data.get("faults", []), api)}).check(
+            transports
+        )
         check_durations(faults, limits.MAX_SECONDS)
     except PlanError as error:
         raise ScenarioError(source, error.path, error.message) from None
@@ -263,8 +284,12 @@ def from_data(data: Mapping[str, Any], source: str, default_name: str = "") -> S
     default_deadline = 60.0 + sum(t.idle_before_s for t in turns)
     network = _network(v, data["network"]) if "network" in data else None
     if network is not None and time_scale != 1.0:
-        raise ScenarioError(source, "time_scale", f"is {time_scale:g}, but a scenario with [network] runs in real time (kernel timers such as "
-                                                   "conntrack's timeout and TCP keepalive cannot be scaled); remove time_scale or set it to 1")
+        raise ScenarioError(
+            source,
+            "time_scale",
+            f"is {time_scale:g}, but a scenario with [network] runs in real time (kernel timers such as "
+            "conntrack's timeout and TCP keepalive cannot be scaled); remove time_scale or set it to 1",
+        )
     return Scenario(
         name=v.get(data, "name", str, "", default=default_name),
         source=source,
@@ -311,8 +336,11 @@ def _check_api(source: str, api: str, faults: FaultPlan, turns: tuple[Turn, ...]
         return
     for index, turn in enumerate(turns):
         if turn.thinking:
-            raise ScenarioError(source, "conversation.thinking" if len(turns) == 1 else f"conversation.turn[{index}].thinking",
-                                f"the {api} API has no thinking block; remove thinking or use api = 'messages'")
+            raise ScenarioError(
+                source,
+                "conversation.thinking" if len(turns) == 1 else f"conversation.turn[{index}].thinking",
+                f"the {api} API has no thinking block; remove thinking or use api = 'messages'",
+            )
     for index, rule in enumerate(faults.rules):
         if rule.trigger.block == "thinking":
             raise ScenarioError(source, f"faults[{index}].trigger.block", f"the {api} API has no thinking block; count 'text' or 'tool_use' deltas")
@@ -343,14 +371,28 @@ def _conversation(v: _Validator, data: Any) -> tuple[tuple[Turn, ...], str]:
         turns.append(_turn(v, values, f"conversation.turn[{index}]" if index < len(overrides) else "conversation"))
     total_kb = sum(turn.context_kb for turn in turns)
     if total_kb > limits.MAX_CONTEXT_KB_TOTAL:
-        raise ScenarioError(v.source, "conversation.context_kb",
-                            f"the turns' context_kb add up to {total_kb} KiB; at most {limits.MAX_CONTEXT_KB_TOTAL} (32 MiB) in all")
+        raise ScenarioError(
+            v.source,
+            "conversation.context_kb",
+            f"the turns' context_kb add up to {total_kb} KiB; at most {limits.MAX_CONTEXT_KB_TOTAL} (32 MiB) in all",
+        )
     return tuple(turns), model
 
 
 def _turn(v: _Validator, values: Mapping[str, Any], path: str) -> Turn:
-    kinds = {"prompt": str, "words": int, "deltas": int, "thinking": bool, "thinking_words": int, "stream": bool,
-             "tool": str, "tool_input": dict, "parallel": int, "max_tokens": int, "context_kb": int}
+    kinds = {
+        "prompt": str,
+        "words": int,
+        "deltas": int,
+        "thinking": bool,
+        "thinking_words": int,
+        "stream": bool,
+        "tool": str,
+        "tool_input": dict,
+        "parallel": int,
+        "max_tokens": int,
+        "context_kb": int,
+    }
     out: dict[str, Any] = {}
     for key, kind in kinds.items():
         if key in values:
@@ -360,7 +402,12 @@ def _turn(v: _Validator, values: Mapping[str, Any], path: str) -> Turn:
     for key in ("words", "thinking_words", "parallel", "max_tokens"):
         if key in out and out[key] < 1:
             raise ScenarioError(v.source, f"{path}.{key}", "must be at least 1")
-    for key, most in (("words", limits.MAX_WORDS), ("thinking_words", limits.MAX_WORDS), ("deltas", limits.MAX_WORDS), ("max_tokens", limits.MAX_TOKENS)):
+    for key, most in (
+        ("words", limits.MAX_WORDS),
+        ("thinking_words", limits.MAX_WORDS),
+        ("deltas", limits.MAX_WORDS),
+        ("max_tokens", limits.MAX_TOKENS),
+    ):
         if key in out and out[key] > most:
             raise ScenarioError(v.source, f"{path}.{key}", f"must be at most {most}, not {out[key]}")
     if "deltas" in out and out["deltas"] < 0:
@@ -395,15 +442,21 @@ def _check_reachable(source: str, faults: FaultPlan, turns: tuple[Turn, ...], sl
         if trigger.at != "events":
             continue
         if trigger.block is None and trigger.value > most:
-            raise ScenarioError(source, f"faults[{index}].trigger.value",
-                                f"fires after {int(trigger.value)} events but the answers have at most {most}; raise conversation.words or lower the trigger")
+            raise ScenarioError(
+                source,
+                f"faults[{index}].trigger.value",
+                f"fires after {int(trigger.value)} events but the answers have at most {most}; raise conversation.words or lower the trigger",
+            )
         if trigger.block == "thinking" and not any(t.thinking for t in turns):
             raise ScenarioError(source, f"faults[{index}].trigger.block", "no turn has thinking = true, so there is no thinking block")
         if trigger.block == "thinking":
             most_thinking = max(t.thinking_words for t in turns if t.thinking)
             if trigger.value > most_thinking:
-                raise ScenarioError(source, f"faults[{index}].trigger.value",
-                                    f"fires after {int(trigger.value)} thinking deltas but thinking_words is {most_thinking}")
+                raise ScenarioError(
+                    source,
+                    f"faults[{index}].trigger.value",
+                    f"fires after {int(trigger.value)} thinking deltas but thinking_words is {most_thinking}",
+                )
         if trigger.block == "tool_use" and not any(t.tool for t in turns):
             raise ScenarioError(source, f"faults[{index}].trigger.block", "no turn uses a tool, so there is no tool_use block")
 
@@ -435,8 +488,17 @@ def _toxics(v: _Validator, items: Any) -> tuple[ToxicStep, ...]:
             raise ScenarioError(v.source, f"{path}.toxic.name", f"{action} needs the name of the toxic")
         if action == "add":
             _check_toxic(v, toxic, f"{path}.toxic")
-        steps.append(ToxicStep(action, at_s, on, v.number(item, "idle_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS), dict(toxic), after,
-                               v.number(item, "delay_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS)))
+        steps.append(
+            ToxicStep(
+                action,
+                at_s,
+                on,
+                v.number(item, "idle_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS),
+                dict(toxic),
+                after,
+                v.number(item, "delay_s", path, default=0.0, minimum=0.0, maximum=limits.MAX_SECONDS),
+            )
+        )
     return tuple(steps)
 
 
@@ -475,13 +537,21 @@ def _network(v: _Validator, data: Any) -> Any:
         if at_s is None or for_s is None:
             raise ScenarioError(v.source, path, "needs at_s and for_s (seconds after the client started, and how long)")
         if blackholes and at_s < blackholes[-1].end_s:
-            raise ScenarioError(v.source, f"{path}.at_s", f"windows must be in order and not overlap; the previous one ends at {blackholes[-1].end_s:g} s")
+            raise ScenarioError(
+                v.source, f"{path}.at_s", f"windows must be in order and not overlap; the previous one ends at {blackholes[-1].end_s:g} s"
+            )
         blackholes.append(Blackhole(at_s, for_s))
     reset_after = v.get(data, "reset_after_bytes", int, "network", default=None)
     if reset_after is not None and reset_after < 1:
         raise ScenarioError(v.source, "network.reset_after_bytes", "must be at least 1")
-    return Network(nat_idle_s=nat_idle_s, on_evicted=on_evicted, loss_up=rates["up"], loss_down=rates["down"],
-                   blackholes=tuple(blackholes), reset_after_bytes=reset_after)
+    return Network(
+        nat_idle_s=nat_idle_s,
+        on_evicted=on_evicted,
+        loss_up=rates["up"],
+        loss_down=rates["down"],
+        blackholes=tuple(blackholes),
+        reset_after_bytes=reset_after,
+    )
 
 
 def _check_toxic(v: _Validator, toxic: Mapping[str, Any], path: str) -> None:
@@ -526,8 +596,16 @@ class _Validator:
             raise ScenarioError(self.source, _join(path, key), f"must be a {_kind_name(kind)}, not {value!r}")
         return value
 
-    def number(self, data: Mapping[str, Any], key: str, path: str, default: Any = None, minimum: float | None = None, exclusive: bool = False,
-               maximum: float | None = None) -> Any:
+    def number(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        default: Any = None,
+        minimum: float | None = None,
+        exclusive: bool = False,
+        maximum: float | None = None,
+    ) -> Any:
         if key not in data:
             return default
         value = data[key]
@@ -557,6 +635,7 @@ def _closest(key: str, allowed: set[str]) -> str | None:
 
 # -- the library ---------------------------------------------------------------------------------
 
+
 def library(directory: Path = LIBRARY) -> list[Path]:
     return sorted(directory.glob("*.toml"))
 
@@ -570,4 +649,3 @@ def find(name_or_path: str, directory: Path = LIBRARY) -> Path:
         names = ", ".join(p.stem for p in library(directory))
         raise ScenarioError(name_or_path, "", f"no scenario of that name in {directory} (have: {names})")
     return path
-

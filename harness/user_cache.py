@@ -53,8 +53,9 @@ def last_lines(text: str, count: int = 2) -> str:
 def run_tool(argv: list[str], cwd: Path, what: str, env: dict | None = None, timeout: float = INSTALL_TIMEOUT_S) -> str:
     """Run an installer step; its stdout, or :class:`InstallError` naming the step and its last lines."""
     try:
-        out = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})},
-                             stdin=subprocess.DEVNULL)
+        out = subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL
+        )
     except subprocess.TimeoutExpired:
         raise InstallError(f"{what}: `{' '.join(argv[:4])}` took over {timeout:.0f} s") from None
     if out.returncode != 0:

@@ -10,8 +10,12 @@ from pathlib import Path
 
 def add_commands(commands, add_run_options) -> None:
     setup = commands.add_parser("setup", help="install clients (and toxiproxy) into the user cache ahead of time")
-    setup.add_argument("--clients", nargs="*", default=None,
-                       help="NAME or NAME@VERSION (default: the pinned version of every client the checkout has not installed, and toxiproxy)")
+    setup.add_argument(
+        "--clients",
+        nargs="*",
+        default=None,
+        help="NAME or NAME@VERSION (default: the pinned version of every client the checkout has not installed, and toxiproxy)",
+    )
     setup.add_argument("--no-toxiproxy", action="store_true", help="do not install toxiproxy")
     setup.set_defaults(handler=_setup)
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import trio
 
@@ -25,7 +26,7 @@ from .faults.capacity import Capacity
 class Ticket:
     """One request's place: waiting, then in service (holding a slot), then released."""
 
-    gate: "CapacityGate"
+    gate: CapacityGate
     admitted: bool = False
     released: bool = False
     version: int = 0
@@ -151,15 +152,21 @@ class CapacityGate:
 
 # -- the one call in run_exchange -----------------------------------------------------------------
 
-async def admit(gate: "CapacityGate | None", api: Any, record: dict, path: str, reply: Any, request_id: str) -> tuple[Ticket | None, Any]:
+
+async def admit(gate: CapacityGate | None, api: Any, record: dict, path: str, reply: Any, request_id: str) -> tuple[Ticket | None, Any]:
     """Wait for a slot and the service time; the reply to write (the original, or 529 / 409) and
     the ticket to give back with :func:`release` when the reply ends. ``api`` writes the error
     replies in the form of the API the path belongs to."""
     if gate is None or not path.startswith(gate.spec.path_prefix):
         return None, reply
     admission = await gate.enter()
-    note: dict[str, Any] = {"outcome": admission.outcome, "in_flight": admission.in_flight, "limit": admission.limit,
-                            "waiting": admission.waiting, "queued_s": round(admission.queued_s, 6)}
+    note: dict[str, Any] = {
+        "outcome": admission.outcome,
+        "in_flight": admission.in_flight,
+        "limit": admission.limit,
+        "waiting": admission.waiting,
+        "queued_s": round(admission.queued_s, 6),
+    }
     record["capacity"] = note
     if admission.ticket is None:
         return None, _over_capacity(api, gate.spec, request_id, path)
@@ -196,4 +203,3 @@ def _conflict(api: Any, request_id: str, path: str | None = None) -> Any:
 
 def _header_number(value: float) -> bytes:
     return (str(int(value)) if float(value).is_integer() else repr(float(value))).encode()
-

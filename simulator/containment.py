@@ -59,8 +59,7 @@ class ServerErrors:
         if len(self._seen) < MAX_DIGESTS or info["digest"] in self._seen:
             self._seen[info["digest"]] = seen
         if seen == 1:
-            log.error("server error in a %s (contained; digest %s)\n%s", where, info["digest"],
-                      "".join(traceback.format_exception(error)).rstrip())
+            log.error("server error in a %s (contained; digest %s)\n%s", where, info["digest"], "".join(traceback.format_exception(error)).rstrip())
         elif seen & (seen - 1) == 0:  # the 2nd, 4th, 8th ... time: a line, never a flood
             log.error("server error %s (%s: %s) again: %d times so far", info["digest"], info["type"], info["message"], seen)
         return info

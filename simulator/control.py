@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 from .api.limits import MAX_JSON_DEPTH, TooDeep, loads_bounded, non_finite_path
@@ -46,7 +47,10 @@ class ControlApp:
         payload: Any  # JSON data, or a Raw body
         try:
             if not self._authorized(scope):
-                status, payload = 401, {"error": "control API: send 'Authorization: Bearer <control_token>' (the token is in the ready line of streamchaos serve)"}
+                status, payload = (
+                    401,
+                    {"error": "control API: send 'Authorization: Bearer <control_token>' (the token is in the ready line of streamchaos serve)"},
+                )
             else:
                 body = await _read_body(scope, receive, MAX_BODY_BYTES)
                 if body is None:
@@ -60,7 +64,13 @@ class ControlApp:
             info = self.state.errors.note(error, f"control request {method} {path}")
             status, payload = 500, {"error": f"internal error ({info['type']}: {info['message']})", "digest": info["digest"]}
         data = payload if isinstance(payload, Raw) else json.dumps(payload, separators=(",", ":")).encode()
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
     def _authorized(self, scope: Scope) -> bool:
@@ -74,8 +84,13 @@ class ControlApp:
     async def route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> tuple[int, Any]:
         journal = self.state.journal
         if (method, path) == ("GET", "/health"):
-            return 200, {"status": "ok", **self.info, "open_connections": len(self.state.handlers),
-                         "journal": journal.stats(), **self.state.errors.health()}
+            return 200, {
+                "status": "ok",
+                **self.info,
+                "open_connections": len(self.state.handlers),
+                "journal": journal.stats(),
+                **self.state.errors.health(),
+            }
         if (method, path) == ("GET", "/journal"):
             return 200, _journal_page(journal, query)
         if (method, path) == ("POST", "/reset"):
@@ -97,7 +112,7 @@ class ControlApp:
             request = _json(body, "lanes")
             trial = request.get("trial") if isinstance(request, dict) else None
             if not isinstance(trial, str) or not trial:
-                return 400, {"error": "lanes: body must be {\"trial\": \"<non-empty string>\"}"}
+                return 400, {"error": 'lanes: body must be {"trial": "<non-empty string>"}'}
             host = request.get("host")
             if host is not None and not _is_address(host):
                 return 400, {"error": "lanes: host must be an IP address (the network lab's host side), not a wildcard"}

@@ -51,8 +51,16 @@ class FaultState:
         attempt = self._next(self._attempts, (trial, logical))
         request = self._next(self._requests, trial)
         return RequestFacts(
-            trial=trial, logical=logical, attempt=attempt, connection=ordinals[trial], request=request,
-            elapsed_s=self.elapsed(), streaming=streaming, path=path, protocol=connection.get("protocol") or "", idle_s=idle_s,
+            trial=trial,
+            logical=logical,
+            attempt=attempt,
+            connection=ordinals[trial],
+            request=request,
+            elapsed_s=self.elapsed(),
+            streaming=streaming,
+            path=path,
+            protocol=connection.get("protocol") or "",
+            idle_s=idle_s,
             on_connection=connection.get("requests", 1),
         )
 
@@ -69,4 +77,3 @@ class FaultState:
             counter.clear()
         counter[key] = counter.get(key, 0) + 1
         return counter[key]
-

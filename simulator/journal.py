@@ -16,11 +16,11 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, IO, Iterable
+from typing import IO, Any
 
 from .records import ConnectionRecord, Record, RequestRecord
-
 
 MEMORY_BYTES = 64 * 1024 * 1024  # the in-memory journal's budget (serialized bytes + overhead)
 MEMORY_RECORDS = 200_000
@@ -35,7 +35,7 @@ PAGE_BYTES = 8 * 1024 * 1024  # a page stops before this many bytes (but holds a
 class _Log:
     """Entries ``(seq, keys, json line)`` in seq order; the oldest leave from the front."""
 
-    __slots__ = ("items", "head")
+    __slots__ = ("head", "items")
 
     def __init__(self) -> None:
         self.items: list[tuple[int, tuple[str, ...], str]] = []
@@ -69,8 +69,14 @@ class Journal:
     Committed records are kept as the JSON line written to the file: their memory is counted
     exactly, and a page of them is served without encoding anything again."""
 
-    def __init__(self, path: Path | None = None, memory_limit: int = MEMORY_RECORDS, memory_bytes: int = MEMORY_BYTES,
-                 file_bytes: int = FILE_BYTES, file_segments: int = FILE_SEGMENTS) -> None:
+    def __init__(
+        self,
+        path: Path | None = None,
+        memory_limit: int = MEMORY_RECORDS,
+        memory_bytes: int = MEMORY_BYTES,
+        file_bytes: int = FILE_BYTES,
+        file_segments: int = FILE_SEGMENTS,
+    ) -> None:
         self.path = path
         self._file: IO[str] | None = open(path, "a", buffering=1, encoding="utf-8") if path else None
         self._file_bytes = path.stat().st_size if path else 0
@@ -99,8 +105,20 @@ class Journal:
             connection.keys.append(key)
         connection.requests += 1
         record = RequestRecord(
-            request_id, connection.conn, stream_id, connection.protocol, connection.tls, key, info.retry_count, info.user_agent,
-            info.method, info.path, info.body_sha256, info.body_bytes, t_headers, time.monotonic(),
+            request_id,
+            connection.conn,
+            stream_id,
+            connection.protocol,
+            connection.tls,
+            key,
+            info.retry_count,
+            info.user_agent,
+            info.method,
+            info.path,
+            info.body_sha256,
+            info.body_bytes,
+            t_headers,
+            time.monotonic(),
         )
         self._open[id(record)] = record
         return record
@@ -165,10 +183,17 @@ class Journal:
     def stats(self) -> dict[str, Any]:
         first = self._log.first()
         return {
-            "records": len(self._log), "bytes": self._bytes, "memory_bytes_limit": self._memory_bytes,
-            "memory_records_limit": self._memory_limit, "evicted": self.evicted, "oldest_seq": first[0] if first else None,
-            "open": len(self._open), "file": str(self.path) if self.path else None, "file_bytes": self._file_bytes,
-            "file_bytes_limit": self._file_limit, "rotations": self.rotations,
+            "records": len(self._log),
+            "bytes": self._bytes,
+            "memory_bytes_limit": self._memory_bytes,
+            "memory_records_limit": self._memory_limit,
+            "evicted": self.evicted,
+            "oldest_seq": first[0] if first else None,
+            "open": len(self._open),
+            "file": str(self.path) if self.path else None,
+            "file_bytes": self._file_bytes,
+            "file_bytes_limit": self._file_limit,
+            "rotations": self.rotations,
         }
 
     def reset(self) -> None:

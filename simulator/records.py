@@ -151,7 +151,9 @@ class ConnectionRecord(_Fields):
 class RequestRecord(_Fields):
     """One HTTP request (an HTTP/2 stream or an HTTP/1.1 exchange), written when its reply ends."""
 
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"decision", "answer", "capacity", "events_total", "t_schedule", "server_error", "t_end", "end", "seq"})
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset(
+        {"decision", "answer", "capacity", "events_total", "t_schedule", "server_error", "t_end", "end", "seq"}
+    )
 
     request_id: str
     conn: int

@@ -83,7 +83,11 @@ class Simulator:
                 scheme = "https" if self.tls else "http"
                 url_host = "localhost" if self.tls and host in ("127.0.0.1", "::1") else _url_host(host)
                 info = {"base_url": f"{scheme}://{url_host}:{port}", "ca_file": self.ca_file}
-                binds = await nursery.start(hypercorn_serve, ControlApp(self.state, info, self.data_plane, self.control_token), self._control_config(), )
+                binds = await nursery.start(
+                    hypercorn_serve,
+                    ControlApp(self.state, info, self.data_plane, self.control_token),
+                    self._control_config(),
+                )
                 self.endpoints = Endpoints(info["base_url"], binds[0], self.ca_file, host, port, self.control_token)
                 info["control_url"] = binds[0]
                 task_status.started(self.endpoints)

@@ -8,8 +8,9 @@ incremental so tests can feed it arbitrary splits of the byte stream.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,8 +17,7 @@ settings.register_profile("shared-machine", deadline=None, suppress_health_check
 # CI (CI=true, which .ci/run sets): the same examples on every run, a fixed budget, no example
 # database carried between runs; a failure found while exploring locally is kept as an @example.
 # Local runs keep exploring (random examples, the local database). HYPOTHESIS_PROFILE overrides.
-settings.register_profile("ci", parent=settings.get_profile("shared-machine"), derandomize=True, max_examples=100,
-                          database=None, print_blob=True)
+settings.register_profile("ci", parent=settings.get_profile("shared-machine"), derandomize=True, max_examples=100, database=None, print_blob=True)
 IN_CI = os.environ.get("CI") == "true"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "shared-machine"))
 
@@ -58,6 +57,7 @@ def api_key(request) -> str:
 # -- no silent skips under CI -------------------------------------------------------------------
 # Everything the README promises is tested; under CI=true a skip (a missing tool, a skip marker)
 # is a failure with its reason, and the session fails if anything was skipped at all.
+
 
 def _skip_reason(report) -> str:
     longrepr = report.longrepr

@@ -33,8 +33,14 @@ class KeepAlive:
 
     def request(self, method: str, path: str, body: dict | bytes | None = None, key: str = "k", headers: dict | None = None) -> Response:
         payload = b"" if body is None else body if isinstance(body, bytes) else json.dumps(body).encode()
-        lines = [f"{method} {path} HTTP/1.1", "host: localhost", f"x-api-key: {key}", "content-type: application/json",
-                 f"content-length: {len(payload)}", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+        lines = [
+            f"{method} {path} HTTP/1.1",
+            "host: localhost",
+            f"x-api-key: {key}",
+            "content-type: application/json",
+            f"content-length: {len(payload)}",
+            *(f"{k}: {v}" for k, v in (headers or {}).items()),
+        ]
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + payload)
         return self.read_response(head_only=method == "HEAD")
 
@@ -92,8 +98,7 @@ class KeepAlive:
 
 
 def messages_body(prompt: str, stream: bool = False, max_tokens: int = 200, **extra) -> dict:
-    return {"model": "claude-sonnet-4-6", "max_tokens": max_tokens, "stream": stream,
-            "messages": [{"role": "user", "content": prompt}], **extra}
+    return {"model": "claude-sonnet-4-6", "max_tokens": max_tokens, "stream": stream, "messages": [{"role": "user", "content": prompt}], **extra}
 
 
 def assert_api_error(response: Response, status: int, error_type: str, *fragments: str) -> str:

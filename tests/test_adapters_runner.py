@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness.drive import runner
-
 from harness import scenario
 from harness.clients import registry
+from harness.drive import runner
 
 pytestmark = [pytest.mark.clients, pytest.mark.slow]
 

@@ -8,32 +8,38 @@ import socket
 
 import h11
 import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from tests.wire import h1_exchange
-from simulator.api.answer import message_object
-from simulator.api.answer import generate
+from simulator.api.answer import generate, message_object
 from simulator.api.request import parse_messages_request
 from simulator.api.router import MODELS, JsonReply, MessagesApi, StreamReply, describe
 from simulator.config import SimulatorConfig
+from tests.wire import h1_exchange
 
 API = MessagesApi(SimulatorConfig(max_body_bytes=4096))
 KEY = [(b"x-api-key", b"k")]
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 5000) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["role", "content", "type", "text", "x"]) | st.text(max_size=6), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["role", "content", "type", "text", "x"]) | st.text(max_size=6), inner, max_size=4)
+    ),
     max_leaves=15,
 )
-fields = st.fixed_dictionaries({}, optional={
-    "model": json_values | st.just("claude-sonnet-4-6"),
-    "max_tokens": json_values | st.integers(1, 100),
-    "messages": json_values | st.just([{"role": "user", "content": "hi"}]),
-    "stream": json_values,
-    "thinking": json_values | st.just({"type": "adaptive"}),
-    "tools": json_values,
-    "tool_choice": json_values,
-})
+fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "model": json_values | st.just("claude-sonnet-4-6"),
+        "max_tokens": json_values | st.integers(1, 100),
+        "messages": json_values | st.just([{"role": "user", "content": "hi"}]),
+        "stream": json_values,
+        "thinking": json_values | st.just({"type": "adaptive"}),
+        "tools": json_values,
+        "tool_choice": json_values,
+    },
+)
 
 
 def check(reply, path: str = "/v1/messages", body: bytes = b"") -> None:
@@ -78,7 +84,11 @@ def test_arbitrary_json_requests(data):
     check(API.handle(describe("POST", "/v1/messages", KEY, body), body, API.new_request_id()), body=body)
 
 
-@given(fields, st.sampled_from(["/v1/messages/count_tokens", "/v1/models", f"/v1/models/{MODELS[0][0]}", "/v1/models/nope", "/v1/x", "/"]), st.sampled_from(["GET", "POST", "PUT", "DELETE"]))
+@given(
+    fields,
+    st.sampled_from(["/v1/messages/count_tokens", "/v1/models", f"/v1/models/{MODELS[0][0]}", "/v1/models/nope", "/v1/x", "/"]),
+    st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+)
 def test_arbitrary_routes(data, path, method):
     body = json.dumps(data).encode()
     check(API.handle(describe(method, path, KEY, body), body, API.new_request_id()), path, body)
@@ -166,8 +176,11 @@ def check_answers(responses, one_request: bool) -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(request_line=st.one_of(st.just(b"POST /v1/messages HTTP/1.1"), st.binary(max_size=40).filter(lambda b: b"\r\n" not in b)),
-       headers=st.lists(st.tuples(header_bytes, header_bytes), max_size=4), body=st.binary(max_size=200))
+@given(
+    request_line=st.one_of(st.just(b"POST /v1/messages HTTP/1.1"), st.binary(max_size=40).filter(lambda b: b"\r\n" not in b)),
+    headers=st.lists(st.tuples(header_bytes, header_bytes), max_size=4),
+    body=st.binary(max_size=200),
+)
 @example(request_line=b"POST /v1/messages HTTP/1.1", headers=[(b"\n", b"")], body=b"")  # failed once: two answers, parsed as one
 def test_malformed_http11_always_answered_4xx_json_never_hangs(simulator, request_line, headers, body):
     lines = [request_line, b"host: x", b"x-api-key: k", b"content-length: %d" % len(body)]
@@ -187,10 +200,12 @@ def test_bare_lf_in_the_head_is_answered_once_and_closed(simulator):
     """The example that once failed: the bare LF ended h11's head early, the server answered the
     empty body and then the bytes after it. Now the head is malformed: one 400, then FIN."""
     raw = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: k\r\ncontent-length: 0\r\n\n: \r\n\r\n"
-    (head, body), = parse_responses(read_all(simulator.port, raw))
+    ((head, body),) = parse_responses(read_all(simulator.port, raw))
     assert head.status_code == 400 and (b"connection", b"close") in head.headers
-    assert json.loads(body)["error"] == {"type": "invalid_request_error",
-                                         "message": "Malformed HTTP request: bare LF in the request head: lines must end with CRLF"}
+    assert json.loads(body)["error"] == {
+        "type": "invalid_request_error",
+        "message": "Malformed HTTP request: bare LF in the request head: lines must end with CRLF",
+    }
 
 
 def test_pipelined_requests_are_answered_in_order_until_the_first_malformed_one(simulator):

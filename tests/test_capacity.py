@@ -9,15 +9,16 @@ from types import SimpleNamespace
 import pytest
 import trio
 import trio.testing
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.api.router import JsonReply, MessagesApi
 from simulator.capacity_gate import CapacityGate, admit, release
 from simulator.config import SimulatorConfig
+from simulator.fault_state import FaultState
 from simulator.faults import FaultPlan, PlanError
 from simulator.faults.capacity import Capacity
 from simulator.faults.model import scaled
-from simulator.fault_state import FaultState
 
 
 def capacity(**values) -> Capacity:
@@ -26,27 +27,31 @@ def capacity(**values) -> Capacity:
 
 # -- validation ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad, path", [
-    ({"capacity": {}}, "capacity.limit"),
-    ({"capacity": {"limit": 0}}, "capacity.limit"),
-    ({"capacity": {"limit": 1.5}}, "capacity.limit"),
-    ({"capacity": {"limit": True}}, "capacity.limit"),
-    ({"capacity": {"limit": 1, "service_s": -1}}, "capacity.service_s"),
-    ({"capacity": {"limit": 1, "service_s": "inf"}}, "capacity.service_s"),
-    ({"capacity": {"limit": 1, "jitter": 2}}, "capacity.jitter"),
-    ({"capacity": {"limit": 1, "queue": -1}}, "capacity.queue"),
-    ({"capacity": {"limit": 1, "queue_timeout_s": "soon"}}, "capacity.queue_timeout_s"),
-    ({"capacity": {"limit": 1, "overload": "503"}}, "capacity.overload"),
-    ({"capacity": {"limit": 1, "overload": "conflict", "retry_after": 1}}, "capacity.retry_after"),
-    ({"capacity": {"limit": 1, "dips": {"window_s": [1, 2], "limit": 0}}}, "capacity.dips"),
-    ({"capacity": {"limit": 1, "dips": [{"window_s": [2, 1], "limit": 0}]}}, "capacity.dips[0].window_s"),
-    ({"capacity": {"limit": 1, "dips": [{"window_s": [1], "limit": 0}]}}, "capacity.dips[0].window_s"),
-    ({"capacity": {"limit": 1, "dips": [{"window_s": [1, 2], "limit": -1}]}}, "capacity.dips[0].limit"),
-    ({"capacity": {"limit": 1, "dips": [{"window_s": [1, 2]}]}}, "capacity.dips[0].limit"),
-    ({"capacity": {"limit": 1, "dips": [{"window_s": [1, 2], "limit": 1, "until": 3}]}}, "capacity.dips[0].until"),
-    ({"capacity": {"limit": 1, "burst": 3}}, "capacity.burst"),
-    ({"capacity": [1]}, "capacity"),
-])
+
+@pytest.mark.parametrize(
+    "bad, path",
+    [
+        ({"capacity": {}}, "capacity.limit"),
+        ({"capacity": {"limit": 0}}, "capacity.limit"),
+        ({"capacity": {"limit": 1.5}}, "capacity.limit"),
+        ({"capacity": {"limit": True}}, "capacity.limit"),
+        ({"capacity": {"limit": 1, "service_s": -1}}, "capacity.service_s"),
+        ({"capacity": {"limit": 1, "service_s": "inf"}}, "capacity.service_s"),
+        ({"capacity": {"limit": 1, "jitter": 2}}, "capacity.jitter"),
+        ({"capacity": {"limit": 1, "queue": -1}}, "capacity.queue"),
+        ({"capacity": {"limit": 1, "queue_timeout_s": "soon"}}, "capacity.queue_timeout_s"),
+        ({"capacity": {"limit": 1, "overload": "503"}}, "capacity.overload"),
+        ({"capacity": {"limit": 1, "overload": "conflict", "retry_after": 1}}, "capacity.retry_after"),
+        ({"capacity": {"limit": 1, "dips": {"window_s": [1, 2], "limit": 0}}}, "capacity.dips"),
+        ({"capacity": {"limit": 1, "dips": [{"window_s": [2, 1], "limit": 0}]}}, "capacity.dips[0].window_s"),
+        ({"capacity": {"limit": 1, "dips": [{"window_s": [1], "limit": 0}]}}, "capacity.dips[0].window_s"),
+        ({"capacity": {"limit": 1, "dips": [{"window_s": [1, 2], "limit": -1}]}}, "capacity.dips[0].limit"),
+        ({"capacity": {"limit": 1, "dips": [{"window_s": [1, 2]}]}}, "capacity.dips[0].limit"),
+        ({"capacity": {"limit": 1, "dips": [{"window_s": [1, 2], "limit": 1, "until": 3}]}}, "capacity.dips[0].until"),
+        ({"capacity": {"limit": 1, "burst": 3}}, "capacity.burst"),
+        ({"capacity": [1]}, "capacity"),
+    ],
+)
 def test_invalid_capacity_names_the_key(bad, path):
     with pytest.raises(PlanError) as error:
         FaultPlan.from_data(bad)
@@ -54,11 +59,22 @@ def test_invalid_capacity_names_the_key(bad, path):
 
 
 numbers = st.one_of(st.integers(-3, 50), st.floats(-3, 50), st.just(math.nan), st.just("inf"), st.text(max_size=3), st.none(), st.booleans())
-documents = st.fixed_dictionaries({}, optional={
-    "limit": numbers, "service_s": numbers, "jitter": numbers, "queue": numbers, "queue_timeout_s": numbers, "retry_after": numbers,
-    "overload": st.sampled_from(["529", 529, "conflict", "x", None]), "path_prefix": st.sampled_from(["/v1/messages", "/", 3]),
-    "dips": st.one_of(st.lists(st.fixed_dictionaries({}, optional={"window_s": st.lists(numbers, max_size=3), "limit": numbers}), max_size=3), numbers),
-})
+documents = st.fixed_dictionaries(
+    {},
+    optional={
+        "limit": numbers,
+        "service_s": numbers,
+        "jitter": numbers,
+        "queue": numbers,
+        "queue_timeout_s": numbers,
+        "retry_after": numbers,
+        "overload": st.sampled_from(["529", 529, "conflict", "x", None]),
+        "path_prefix": st.sampled_from(["/v1/messages", "/", 3]),
+        "dips": st.one_of(
+            st.lists(st.fixed_dictionaries({}, optional={"window_s": st.lists(numbers, max_size=3), "limit": numbers}), max_size=3), numbers
+        ),
+    },
+)
 
 
 @settings(max_examples=400, deadline=None)
@@ -74,10 +90,17 @@ def test_arbitrary_capacity_tables_load_or_fail_with_a_plan_error(document):
 
 valid = st.builds(
     lambda limit, service, jitter, queue, windows, overload: {
-        "limit": limit, "service_s": service, "jitter": jitter, "queue": queue, "overload": overload,
+        "limit": limit,
+        "service_s": service,
+        "jitter": jitter,
+        "queue": queue,
+        "overload": overload,
         "dips": [{"window_s": sorted(w), "limit": lim} for w, lim in windows],
     },
-    st.integers(1, 100), st.floats(0, 5), st.floats(0, 1), st.integers(0, 1000),
+    st.integers(1, 100),
+    st.floats(0, 5),
+    st.floats(0, 1),
+    st.integers(0, 1000),
     st.lists(st.tuples(st.lists(st.integers(0, 10_000).map(lambda cs: cs / 100), min_size=2, max_size=2), st.integers(0, 100)), max_size=4),
     st.sampled_from(["529", "conflict"]),
 )
@@ -100,6 +123,7 @@ def test_plans_without_capacity_are_unchanged():
 
 
 # -- decisions without waiting -------------------------------------------------------------------
+
 
 def test_limit_over_plan_time_dips_and_boundaries():
     c = capacity(limit=10, dips=[{"window_s": [5, 8], "limit": 2}, {"window_s": [7, 9], "limit": 4}])
@@ -184,6 +208,7 @@ def test_admission_invariants(ops, limit, dip_limit):
 
 # -- the queue, under a MockClock -----------------------------------------------------------------
 
+
 def run_mock(fn):
     trio.run(fn, clock=trio.testing.MockClock(autojump_threshold=0))
 
@@ -250,6 +275,7 @@ def test_a_cancelled_waiter_leaves_the_queue():
 
 
 # -- the call run_exchange makes ------------------------------------------------------------------
+
 
 def fake_state(table):
     gate = CapacityGate(Capacity.from_data(table), t0=trio.current_time(), clock=trio.current_time)

@@ -7,7 +7,6 @@ its sockets only ever reach loopback.
 
 from __future__ import annotations
 
-
 import pytest
 
 from harness.clients.adapters.claude_code import CLAUDE_BIN, ClaudeCodeOptions, claude_code_command
@@ -25,7 +24,14 @@ DEADLINE_S = 60
 def run(sim, api_key, tmp_path, prompt, options=ClaudeCodeOptions()):
     binary = require(CLAUDE_BIN, "Claude Code (harness/clients/claude_code: npm ci)")
     command = claude_code_command(
-        prompt, f"https://localhost:{sim.port}", api_key, sim.ca_file, DEADLINE_S, tmp_path / "home", options, binary,
+        prompt,
+        f"https://localhost:{sim.port}",
+        api_key,
+        sim.ca_file,
+        DEADLINE_S,
+        tmp_path / "home",
+        options,
+        binary,
     )
     require("ss", "ss (iproute2; make setup installs it)")  # the loopback check needs it: no silent gap
     result = run_claude_code(command, watch_sockets=True)
@@ -33,8 +39,10 @@ def run(sim, api_key, tmp_path, prompt, options=ClaudeCodeOptions()):
     connections = [r for r in sim.journal(api_key) if r["kind"] == "connection"]
     print(f"\nclaude: exit {result.run.exit_code} in {result.run.elapsed_s:.2f} s; peers {sorted(result.peers)}")
     for r in requests:
-        print(f"  {r['method']} {r['path']} -> {r['status']} {r['end']}; body {r['body_bytes']} B; conn {r['conn']} "
-              f"{r['protocol']} tls={r['tls']}; retry-count {r['retry_count']}; {r['user_agent']}")
+        print(
+            f"  {r['method']} {r['path']} -> {r['status']} {r['end']}; body {r['body_bytes']} B; conn {r['conn']} "
+            f"{r['protocol']} tls={r['tls']}; retry-count {r['retry_count']}; {r['user_agent']}"
+        )
     return result, requests, connections
 
 

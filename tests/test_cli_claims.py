@@ -59,13 +59,27 @@ def fixed_retry_run(tmp_path_factory):
     """One finished run through the CLI: the known client that retries, a FIN on every first attempt."""
     base = tmp_path_factory.mktemp("cli")
     path = write(base / "fin_once.toml", FIN_SCENARIO)
-    done = streamchaos("run", "--scenarios", str(path), "--client-cmd", f"{KNOWN} fixed-retry", "--client-name", "fixed-retry",
-                       "--results", str(base / "results"), "--run-id", "fixed", "--workers", "2")
+    done = streamchaos(
+        "run",
+        "--scenarios",
+        str(path),
+        "--client-cmd",
+        f"{KNOWN} fixed-retry",
+        "--client-name",
+        "fixed-retry",
+        "--results",
+        str(base / "results"),
+        "--run-id",
+        "fixed",
+        "--workers",
+        "2",
+    )
     assert done.returncode == 0, done.stderr
     return base / "results" / "fixed", path
 
 
 # -- clients and scenarios ---------------------------------------------------------------------
+
 
 def test_clients_lists_every_built_in_client_and_whether_it_is_installed():
     done = streamchaos("clients")
@@ -134,7 +148,9 @@ sys.exit(1)
 def test_run_fills_every_placeholder_and_takes_plain_text_answers(tmp_path):
     client = write(tmp_path / "client.py", PLACEHOLDER_CLIENT)
     log = tmp_path / "calls.jsonl"
-    path = write(tmp_path / "err.toml", """
+    path = write(
+        tmp_path / "err.toml",
+        """
         version = 1
         name = "err_once"
         seed = 2
@@ -148,10 +164,24 @@ def test_run_fills_every_placeholder_and_takes_plain_text_answers(tmp_path):
         type = "http_error"
         status = 500
         select = { attempts = [1] }
-    """)
+    """,
+    )
     template = f"{sys.executable} {client} {{base_url}} {{api_key}} {{ca_file}} {{script_file}} {{prompt}} {log}"
-    done = streamchaos("run", "--scenarios", str(path), "--client-cmd", template, "--client-name", "placeholders",
-                       "--client-output", "text", "--results", str(tmp_path / "results"), "--run-id", "ph")
+    done = streamchaos(
+        "run",
+        "--scenarios",
+        str(path),
+        "--client-cmd",
+        template,
+        "--client-name",
+        "placeholders",
+        "--client-output",
+        "text",
+        "--results",
+        str(tmp_path / "results"),
+        "--run-id",
+        "ph",
+    )
     assert done.returncode == 0, done.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(calls) == 2
@@ -173,8 +203,11 @@ def test_report_rebuilds_the_outputs_of_a_results_directory(fixed_retry_run):
     done = streamchaos("report", str(directory))
     assert done.returncode == 0, done.stderr
     assert all((directory / name).stat().st_size > 0 for name in outputs)
-    (row,) = json.loads((directory / "summary.json").read_text())["rows"] if isinstance(json.loads((directory / "summary.json").read_text()), dict) \
+    (row,) = (
+        json.loads((directory / "summary.json").read_text())["rows"]
+        if isinstance(json.loads((directory / "summary.json").read_text()), dict)
         else json.loads((directory / "summary.json").read_text())
+    )
     assert row["scenario"] == "fin_once" and row["trials"] == 4
     empty = streamchaos("report", str(directory / "nope"))
     assert empty.returncode == 2 and "has no trials.jsonl" in empty.stderr
@@ -182,8 +215,21 @@ def test_report_rebuilds_the_outputs_of_a_results_directory(fixed_retry_run):
 
 def test_run_id_resumes_only_the_missing_trials(tmp_path):
     path = write(tmp_path / "fin_once.toml", FIN_SCENARIO)
-    args = ["run", "--scenarios", str(path), "--client-cmd", f"{KNOWN} never-retry", "--client-name", "never",
-            "--results", str(tmp_path / "results"), "--run-id", "resume-me", "--workers", "2"]
+    args = [
+        "run",
+        "--scenarios",
+        str(path),
+        "--client-cmd",
+        f"{KNOWN} never-retry",
+        "--client-name",
+        "never",
+        "--results",
+        str(tmp_path / "results"),
+        "--run-id",
+        "resume-me",
+        "--workers",
+        "2",
+    ]
     assert streamchaos(*args).returncode == 0
     trials = tmp_path / "results" / "resume-me" / "trials.jsonl"
     lines = trials.read_text().splitlines()
@@ -197,6 +243,7 @@ def test_run_id_resumes_only_the_missing_trials(tmp_path):
 
 
 # -- serve ---------------------------------------------------------------------------------------
+
 
 def test_serve_tls_prints_an_https_base_url_and_journal_appends_json_lines(tmp_path):
     journal = tmp_path / "journal.jsonl"
@@ -216,6 +263,7 @@ def test_serve_tls_prints_an_https_base_url_and_journal_appends_json_lines(tmp_p
 
 
 # -- the gate ----------------------------------------------------------------------------------
+
 
 def gate(directory: Path, tmp_path: Path, policy: str | None, *flags: str) -> tuple[int, str]:
     """`streamchaos gate --from DIR ...`, in this process (the same main() the command runs; one

@@ -68,11 +68,13 @@ def test_idle_then_parallel_parts_at_once_then_part_0_goes_on(start_simulator, a
     # Paced answers (not on the shared simulator) take long enough that the parts must overlap.
     simulator = start_simulator(*PACED)
     prompt = "write at length\n@sc words=300"
-    script = {"turns": [
-        {"prompt": "first"},
-        {"prompt": prompt, "parallel": 3, "idle_before_s": 0.5},
-        {"prompt": "and now summarize"},
-    ]}
+    script = {
+        "turns": [
+            {"prompt": "first"},
+            {"prompt": prompt, "parallel": 3, "idle_before_s": 0.5},
+            {"prompt": "and now summarize"},
+        ]
+    }
     result = run(name, simulator, api_key, script)
     assert result.exit_code == 0, result.stdout + result.stderr
     lines = result.turns

@@ -41,9 +41,9 @@ import itertools
 import re
 import signal
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 
@@ -111,12 +111,15 @@ class Outcome:
 
     def describe(self) -> str:
         summary = [(r["end"], r["status"], r["retry_count"], r["events_out"], r["protocol"]) for r in self.requests]
-        return (f"[{self.case.name}] exit={self.run.exit_code} hung={self.run.hung} elapsed={self.run.elapsed_s:.2f}s\n"
-                f"  error: {self.error!r}\n  journal (end, status, retry_count, events_out, protocol): {summary}\n"
-                f"  stdout: {self.run.stdout[-600:]!r}\n  stderr: {self.run.stderr[-600:]!r}")
+        return (
+            f"[{self.case.name}] exit={self.run.exit_code} hung={self.run.hung} elapsed={self.run.elapsed_s:.2f}s\n"
+            f"  error: {self.error!r}\n  journal (end, status, retry_count, events_out, protocol): {summary}\n"
+            f"  stdout: {self.run.stdout[-600:]!r}\n  stderr: {self.run.stderr[-600:]!r}"
+        )
 
 
 # -- fixtures and helpers ---------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def sim():
@@ -166,8 +169,7 @@ def run_cases(sim, request, cases: list[Case], retries: int) -> dict[str, Outcom
         client = CLIENTS[case.client]
         key = f"sk-cf-{request.node.name[:40]}-{case.name}-{next(_keys)}"
         base_url = f"https://localhost:{sim.port}" if client.tls else sim.base_url
-        env = contract_env(base_url, key, CONVERSATION, sim.ca_file,
-                           {"STREAMCHAOS_MAX_RETRIES": str(retries), **client.env, **case.env})
+        env = contract_env(base_url, key, CONVERSATION, sim.ca_file, {"STREAMCHAOS_MAX_RETRIES": str(retries), **client.env, **case.env})
         argv, cwd = commands[case.name]
         run = run_client(argv, env, deadline_s=case.deadline_s, cwd=cwd)
         records = sim.journal(key, timeout_s=10)
@@ -231,8 +233,10 @@ PY_INCOMPLETE_CHUNKED = r"^RemoteProtocolError: peer closed connection without s
 PY_H2_EOF = r"^RemoteProtocolError: Server disconnected$"
 # Node: the stream helper wraps undici's TypeError("terminated") in AnthropicError; the TypeError is the first cause.
 NODE_TERMINATED = r"^AnthropicError: terminated \(cause: terminated: {}\)$"
-BUN_CLOSED = (r"^AnthropicError: ECONNRESET: The socket connection was closed unexpectedly\. For more information, "
-              r"pass `verbose: true` in the second argument to fetch\(\)")
+BUN_CLOSED = (
+    r"^AnthropicError: ECONNRESET: The socket connection was closed unexpectedly\. For more information, "
+    r"pass `verbose: true` in the second argument to fetch\(\)"
+)
 GO_RESET = r"^\*net\.OpError: read tcp 127\.0\.0\.1:\d+->127\.0\.0\.1:\d+: read: connection reset by peer$"
 GO_EOF = r"^\*errors\.errorString: unexpected EOF$"
 
@@ -243,25 +247,31 @@ def bun_h2(kind: str) -> str:
 
 # -- TCP-level endings mid-stream -------------------------------------------------------------
 
+
 def test_tcp_reset_mid_stream_is_a_reset_family_error_and_never_retried(sim, plan, request):
     plan({"type": "tcp_reset", "trigger": {"at": "events", "value": 30}}, HEADERS_FIRST)
     names = ["python-h1", "python-h1-tls", "python-h2-tls", "python-h2c", "node-tls", "node-http", "bun-tls", "bun-h2", "go-h2", "go-h1"]
     outcomes = run_cases(sim, request, [Case(name) for name in names], retries=2)
-    check_all(outcomes, error_family({
-        "python-h1": PY_RESET,
-        # Over TLS Python's ssl reports the peer's RST as EOF: no ECONNRESET, an incomplete body.
-        "python-h1-tls": PY_INCOMPLETE_CHUNKED,
-        "python-h2-tls": PY_H2_EOF,
-        "python-h2c": PY_H2_RESET,
-        # REFERENCE: cause `read ECONNRESET`. Observed: that or `other side closed`, on either
-        # transport, from run to run (roughly half each): undici does not always see the errno.
-        "node-tls": NODE_TERMINATED.format("(read ECONNRESET|other side closed)"),
-        "node-http": NODE_TERMINATED.format("(read ECONNRESET|other side closed)"),
-        "bun-tls": BUN_CLOSED,
-        "bun-h2": BUN_CLOSED,
-        "go-h2": GO_RESET,  # Go's TLS passes the errno through
-        "go-h1": GO_RESET,
-    }))
+    check_all(
+        outcomes,
+        error_family(
+            {
+                "python-h1": PY_RESET,
+                # Over TLS Python's ssl reports the peer's RST as EOF: no ECONNRESET, an incomplete body.
+                "python-h1-tls": PY_INCOMPLETE_CHUNKED,
+                "python-h2-tls": PY_H2_EOF,
+                "python-h2c": PY_H2_RESET,
+                # REFERENCE: cause `read ECONNRESET`. Observed: that or `other side closed`, on either
+                # transport, from run to run (roughly half each): undici does not always see the errno.
+                "node-tls": NODE_TERMINATED.format("(read ECONNRESET|other side closed)"),
+                "node-http": NODE_TERMINATED.format("(read ECONNRESET|other side closed)"),
+                "bun-tls": BUN_CLOSED,
+                "bun-h2": BUN_CLOSED,
+                "go-h2": GO_RESET,  # Go's TLS passes the errno through
+                "go-h1": GO_RESET,
+            }
+        ),
+    )
     # max_retries is 2, yet each SDK sent the request once: a failure after the headers is never retried.
     check_all(outcomes, lambda o: assert_faulted_once(o, "tcp_reset", 30))
 
@@ -278,19 +288,25 @@ def test_reset_before_the_response_headers_is_retried_by_every_client(sim, plan,
     plan({"type": "tcp_reset", "trigger": {"at": "headers"}})
     names = ["python-h1", "python-h2-tls", "python-h2c", "node-tls", "go-h2"]
     outcomes = run_cases(sim, request, [Case(name) for name in names], retries=2)
-    check_all(outcomes, error_family({
-        "python-h1": r"^APIConnectionError: Connection error\.$",
-        "python-h2-tls": r"^APIConnectionError: Connection error\.$",
-        "python-h2c": r"^APIConnectionError: Connection error\.$",
-        "node-tls": r"^APIConnectionError: Connection error\.",
-        "go-h2": r"^\*url\.Error: Post \"https://localhost:\d+/v1/messages\": ",
-    }))
+    check_all(
+        outcomes,
+        error_family(
+            {
+                "python-h1": r"^APIConnectionError: Connection error\.$",
+                "python-h2-tls": r"^APIConnectionError: Connection error\.$",
+                "python-h2c": r"^APIConnectionError: Connection error\.$",
+                "node-tls": r"^APIConnectionError: Connection error\.",
+                "go-h2": r"^\*url\.Error: Post \"https://localhost:\d+/v1/messages\": ",
+            }
+        ),
+    )
 
     def check(outcome: Outcome) -> None:
         requests = outcome.requests
         assert [r["retry_count"] for r in requests] == [0, 1, 2], f"[{outcome.case.name}] attempts {[r['retry_count'] for r in requests]}"
-        assert all(r["end"] == "fault:tcp_reset" and r["events_out"] == 0 and r["status"] is None for r in requests), \
+        assert all(r["end"] == "fault:tcp_reset" and r["events_out"] == 0 and r["status"] is None for r in requests), (
             f"[{outcome.case.name}] {[(r['end'], r['events_out'], r['status']) for r in requests]}"
+        )
 
     check_all(outcomes, check)
 
@@ -299,29 +315,40 @@ def test_fin_mid_body_is_an_incomplete_body(sim, plan, request):
     plan({"type": "fin", "trigger": {"at": "events", "value": 20}}, HEADERS_FIRST)
     names = ["python-h1", "node-tls", "node-http", "bun-tls", "bun-h2", "go-h1", "go-h2"]
     outcomes = run_cases(sim, request, [Case(name) for name in names], retries=2)
-    check_all(outcomes, error_family({
-        "python-h1": PY_INCOMPLETE_CHUNKED,
-        "node-tls": NODE_TERMINATED.format("other side closed"),
-        "node-http": NODE_TERMINATED.format("other side closed"),
-        # Not in REFERENCE: Bun reports a clean FIN exactly as it reports an RST.
-        "bun-tls": BUN_CLOSED,
-        "bun-h2": BUN_CLOSED,
-        "go-h1": GO_EOF,
-        "go-h2": GO_EOF,
-    }))
+    check_all(
+        outcomes,
+        error_family(
+            {
+                "python-h1": PY_INCOMPLETE_CHUNKED,
+                "node-tls": NODE_TERMINATED.format("other side closed"),
+                "node-http": NODE_TERMINATED.format("other side closed"),
+                # Not in REFERENCE: Bun reports a clean FIN exactly as it reports an RST.
+                "bun-tls": BUN_CLOSED,
+                "bun-h2": BUN_CLOSED,
+                "go-h1": GO_EOF,
+                "go-h2": GO_EOF,
+            }
+        ),
+    )
     check_all(outcomes, lambda o: assert_faulted_once(o, "fin", 20))
 
 
 # -- HTTP/2 frames ----------------------------------------------------------------------------
 
+
 def test_rst_stream_internal_error_on_h2(sim, plan, request):
     plan({"type": "rst_stream", "code": "INTERNAL_ERROR", "trigger": {"at": "events", "value": 40}}, HEADERS_FIRST)
     outcomes = run_cases(sim, request, [Case("python-h2-tls"), Case("bun-h2"), Case("go-h2")], retries=2)
-    check_all(outcomes, error_family({
-        "python-h2-tls": r"^RemoteProtocolError: <StreamReset stream_id:1, error_code:2, remote_reset:True>$",
-        "bun-h2": bun_h2("HTTP2StreamReset"),
-        "go-h2": r"^http\.http2StreamError: stream error: stream ID 1; INTERNAL_ERROR; received from peer$",
-    }))
+    check_all(
+        outcomes,
+        error_family(
+            {
+                "python-h2-tls": r"^RemoteProtocolError: <StreamReset stream_id:1, error_code:2, remote_reset:True>$",
+                "bun-h2": bun_h2("HTTP2StreamReset"),
+                "go-h2": r"^http\.http2StreamError: stream error: stream ID 1; INTERNAL_ERROR; received from peer$",
+            }
+        ),
+    )
     check_all(outcomes, lambda o: assert_faulted_once(o, "rst_stream", 40))
 
 
@@ -329,17 +356,25 @@ ABRUPT_GOAWAYS = {
     # The stream in flight is not covered: REFERENCE's `<ConnectionTerminated ...>` for Python; Go
     # aborts the stream as the GOAWAY arrives, before the connection closes, so its error is not the
     # `server sent GOAWAY and closed the connection` of REFERENCE but errClientConnGotGoAway.
-    "last-stream-0": ({"last_stream_id": 0}, "python-h2-tls", {
-        "python-h2-tls": r"^RemoteProtocolError: <ConnectionTerminated error_code:0, last_stream_id:0, additional_data:627965>$",
-        "bun-h2": bun_h2("HTTP2RefusedStream"),
-        "go-h2": r"^\*errors\.errorString: http2: Transport received Server's graceful shutdown GOAWAY$",
-    }),
+    "last-stream-0": (
+        {"last_stream_id": 0},
+        "python-h2-tls",
+        {
+            "python-h2-tls": r"^RemoteProtocolError: <ConnectionTerminated error_code:0, last_stream_id:0, additional_data:627965>$",
+            "bun-h2": bun_h2("HTTP2RefusedStream"),
+            "go-h2": r"^\*errors\.errorString: http2: Transport received Server's graceful shutdown GOAWAY$",
+        },
+    ),
     # The GOAWAY covers the stream, then the connection closes under it: REFERENCE's Go string.
-    "covering-then-close": ({"last_stream_id": "current"}, "python-h2c", {
-        "python-h2c": r"^RemoteProtocolError: <ConnectionTerminated error_code:0, last_stream_id:1, additional_data:627965>$",
-        "bun-h2": BUN_CLOSED,
-        "go-h2": r'^http\.http2GoAwayError: http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug="bye"$',
-    }),
+    "covering-then-close": (
+        {"last_stream_id": "current"},
+        "python-h2c",
+        {
+            "python-h2c": r"^RemoteProtocolError: <ConnectionTerminated error_code:0, last_stream_id:1, additional_data:627965>$",
+            "bun-h2": BUN_CLOSED,
+            "go-h2": r'^http\.http2GoAwayError: http2: server sent GOAWAY and closed the connection; LastStreamID=1, ErrCode=NO_ERROR, debug="bye"$',
+        },
+    ),
 }
 
 
@@ -375,8 +410,11 @@ def test_graceful_goaway_covering_the_stream(sim, plan, request):
             # REFERENCE: stock httpx fails an in-flight stream on a graceful GOAWAY that covers it.
             # Over TLS each GOAWAY is read on its own (<ConnectionTerminated>); on h2c it usually comes
             # in one read with the DATA after it and h2 itself raises (a raw h2 ProtocolError).
-            assert_error(outcome, r"^RemoteProtocolError: <ConnectionTerminated error_code:0, last_stream_id:1, additional_data:None>$"
-                                  r"|^ProtocolError: Invalid input ConnectionInputs\.RECV_DATA in state ConnectionState\.CLOSED$")
+            assert_error(
+                outcome,
+                r"^RemoteProtocolError: <ConnectionTerminated error_code:0, last_stream_id:1, additional_data:None>$"
+                r"|^ProtocolError: Invalid input ConnectionInputs\.RECV_DATA in state ConnectionState\.CLOSED$",
+            )
         else:  # Bun's and Go's h2 clients finish the stream
             assert outcome.run.exit_code == 0, f"[{outcome.case.name}] expected success"
             (turn,) = outcome.run.turns
@@ -415,7 +453,7 @@ def test_529_on_every_attempt_ends_in_an_overloaded_error_after_retry_after_ms(s
     body = r'\{"type":"error","error":\{"type":"overloaded_error","message":"Overloaded"\},"request_id":"(req_\w+)"\}'
     patterns = {
         "python-h2-tls": r"^OverloadedError: Error code: 529 - \{'type': 'error', 'error': \{'type': 'overloaded_error', "
-                         r"'message': 'Overloaded'\}, 'request_id': '(req_\w+)'\}$",
+        r"'message': 'Overloaded'\}, 'request_id': '(req_\w+)'\}$",
         "node-tls": rf"^OverloadedError: 529 {body}$",
         "bun-h2": rf"^OverloadedError: 529 {body}$",
         "go-h2": rf'^\*apierror\.Error: POST "https://localhost:\d+/v1/messages": 529  \(Request-ID: req_\w+\) {body}\n?$',
@@ -440,15 +478,20 @@ def test_sse_error_event_after_http_200_is_an_api_error_and_not_retried(sim, pla
     outcomes = run_cases(sim, request, [Case(name) for name in names], retries=2)
     body = r'\{"type":"error","error":\{"type":"overloaded_error","message":"Overloaded"\}\}'
     go = rf'^\*apierror\.Error: POST "https?://[^"]+/v1/messages": 200 OK \(Request-ID: req_\w+\) {body}\n?$'
-    check_all(outcomes, error_family({
-        # Python builds a plain APIStatusError from the event (the status was 200), not OverloadedError.
-        "python-h1": r"^APIStatusError: \{'type': 'error', 'error': \{'type': 'overloaded_error', 'message': 'Overloaded'\}\}$",
-        "node-tls": rf"^APIError: {body}$",
-        "bun-tls": rf"^APIError: {body}$",
-        "bun-h2": rf"^APIError: {body}$",
-        "go-h2": go,
-        "go-h1": go,
-    }))
+    check_all(
+        outcomes,
+        error_family(
+            {
+                # Python builds a plain APIStatusError from the event (the status was 200), not OverloadedError.
+                "python-h1": r"^APIStatusError: \{'type': 'error', 'error': \{'type': 'overloaded_error', 'message': 'Overloaded'\}\}$",
+                "node-tls": rf"^APIError: {body}$",
+                "bun-tls": rf"^APIError: {body}$",
+                "bun-h2": rf"^APIError: {body}$",
+                "go-h2": go,
+                "go-h1": go,
+            }
+        ),
+    )
 
     def journal(outcome: Outcome) -> None:
         # A client that drops the connection as soon as it has parsed the error event can beat the
@@ -483,6 +526,7 @@ def test_truncated_clean_stream(sim, plan, request):
 
 
 # -- stalls -----------------------------------------------------------------------------------
+
 
 def test_stall_at_headers_times_out_per_attempt_and_go_without_a_timeout_hangs(sim, plan, request):
     plan({"type": "stall", "seconds": "inf", "trigger": {"at": "headers"}})

@@ -20,8 +20,25 @@ def test_curl_http2_streams_the_generated_answer(simulator, api_key, mode):
     body = json.dumps(first_request_body(PLAN, stream=True))
     url = f"https://localhost:{simulator.port}/v1/messages" if mode == "h2-tls" else f"{simulator.base_url}/v1/messages"
     flags = ["--http2", "--cacert", simulator.ca_file] if mode == "h2-tls" else ["--http2-prior-knowledge"]
-    done = subprocess.run([curl, "-sS", "-N", *flags, "-H", f"x-api-key: {api_key}", "-H", "content-type: application/json",
-                           "-w", "\\n%{http_version}", "--data-binary", body, url], capture_output=True, timeout=30)
+    done = subprocess.run(
+        [
+            curl,
+            "-sS",
+            "-N",
+            *flags,
+            "-H",
+            f"x-api-key: {api_key}",
+            "-H",
+            "content-type: application/json",
+            "-w",
+            "\\n%{http_version}",
+            "--data-binary",
+            body,
+            url,
+        ],
+        capture_output=True,
+        timeout=30,
+    )
     assert done.returncode == 0, done.stderr
     output, _, version = done.stdout.rpartition(b"\n")
     assert version == b"2"

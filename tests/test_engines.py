@@ -77,7 +77,8 @@ def test_the_indexed_job_parses_and_runs_the_image_the_dockerfile_builds():
     # each index becomes a distinct shard 1..N as `streamchaos run --shard-from-env` reads it
     count = {"STREAMCHAOS_SHARD_COUNT": env["STREAMCHAOS_SHARD_COUNT"]["value"]}
     assert [shards.from_env({**count, "JOB_COMPLETION_INDEX": str(i)}) for i in range(spec["completions"])] == [
-        shards.Shard(i, spec["completions"]) for i in range(1, spec["completions"] + 1)]
+        shards.Shard(i, spec["completions"]) for i in range(1, spec["completions"] + 1)
+    ]
     (claim,) = [d for d in documents if d["kind"] == "PersistentVolumeClaim"]
     assert spec["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
 

@@ -12,14 +12,14 @@ import json
 import re
 import socket
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from harness.drive.simulator_process import SimulatorProcess
-from tests.wire import h1_exchange, post
 from simulator.faults import FaultPlan
 from simulator.faults.decide import RequestFacts, request_rules
+from tests.wire import h1_exchange, post
 
 SEED = 9
 
@@ -64,6 +64,7 @@ def exchange(sim, key, payload=None, path="/v1/messages", timeout_s=10.0):
 
 # -- triggers: budget and clock --------------------------------------------------------------
 
+
 def test_budget_trigger_fires_when_elapsed_times_size_passes_the_value(sim, plan):
     payload = body(30, content="budget " + "x" * 2000)
     size = len(json.dumps(payload).encode())
@@ -86,8 +87,7 @@ def test_budget_trigger_fires_when_elapsed_times_size_passes_the_value(sim, plan
 
 
 def test_clock_trigger_cuts_replies_in_flight_then_new_ones_until_until(sim, plan):
-    low, high = plan({"type": "tcp_reset", "trigger": {"at": "clock", "value": 0.6, "until": 1.5}},
-                     {"type": "slow", "tokens_per_second": 20})
+    low, high = plan({"type": "tcp_reset", "trigger": {"at": "clock", "value": 0.6, "until": 1.5}}, {"type": "slow", "tokens_per_second": 20})
     in_flight = exchange(sim, "clock-a", body(30))  # started at once, ~1.5 s long: in flight at 0.6 s
     assert in_flight.ended == "reset"
     (a,) = requests(sim, "clock-a")
@@ -105,6 +105,7 @@ def test_clock_trigger_cuts_replies_in_flight_then_new_ones_until_until(sim, pla
 
 
 # -- selectors ---------------------------------------------------------------------------------
+
 
 def test_idle_s_selects_only_requests_on_a_connection_idle_that_long(sim, plan):
     plan({"type": "fin", "trigger": {"at": "events", "value": 3}, "select": {"idle_s": 0.4}})
@@ -168,6 +169,7 @@ def test_doomed_probability_on_the_wire_matches_the_pure_decision(sim, plan):
 
 # -- headers ---------------------------------------------------------------------------------------
 
+
 def test_request_id_and_rate_limit_headers(sim, plan):
     plan()
     for payload in (body(5), body(5, stream=False)):
@@ -177,8 +179,8 @@ def test_request_id_and_rate_limit_headers(sim, plan):
         for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
             limit = int(headers[f"anthropic-ratelimit-{kind}-limit"])
             assert 0 <= int(headers[f"anthropic-ratelimit-{kind}-remaining"]) <= limit
-            reset = datetime.strptime(headers[f"anthropic-ratelimit-{kind}-reset"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-            assert timedelta(0) < reset - datetime.now(timezone.utc) <= timedelta(seconds=61)  # RFC 3339, in the future
+            reset = datetime.strptime(headers[f"anthropic-ratelimit-{kind}-reset"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+            assert timedelta(0) < reset - datetime.now(UTC) <= timedelta(seconds=61)  # RFC 3339, in the future
         if payload["stream"]:
             assert headers["content-type"] == "text/event-stream; charset=utf-8" and headers["cache-control"] == "no-cache"
     assert [r["request_id"] for r in requests(sim, "hdr")][0].startswith("req_")

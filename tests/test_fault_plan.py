@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from simulator.fault_state import FaultState
 from simulator.faults import FaultPlan, PlanError
 from simulator.faults.decide import ConnectionFacts, RequestFacts, connection_rule, request_rules
-from simulator.fault_state import FaultState
 from simulator.records import ConnectionRecord
 
 
@@ -23,11 +24,14 @@ def plan(*faults, seed=0):
 
 # -- decisions are a pure function ---------------------------------------------------------------
 
-REPLAY_PLAN = {"seed": 11, "faults": [
-    {"type": "tcp_reset", "select": {"probability": 0.4}},
-    {"type": "fin", "select": {"doomed": 0.3, "doomed_probability": 0.8, "probability": 0.0}},
-    {"type": "stall", "seconds": 1, "select": {"attempts": [2, 3], "probability": 0.5}},
-]}
+REPLAY_PLAN = {
+    "seed": 11,
+    "faults": [
+        {"type": "tcp_reset", "select": {"probability": 0.4}},
+        {"type": "fin", "select": {"doomed": 0.3, "doomed_probability": 0.8, "probability": 0.0}},
+        {"type": "stall", "seconds": 1, "select": {"attempts": [2, 3], "probability": 0.5}},
+    ],
+}
 
 
 def arrivals(order: str) -> list[tuple[str, str]]:
@@ -79,7 +83,10 @@ def test_decisions_replay_across_processes_and_arrival_orders():
 
 
 def test_seed_changes_decisions():
-    decisions = {seed: [request_rules(plan({"type": "fin", "select": {"probability": 0.5}}, seed=seed), facts(trial=str(i))) for i in range(64)] for seed in (1, 2)}
+    decisions = {
+        seed: [request_rules(plan({"type": "fin", "select": {"probability": 0.5}}, seed=seed), facts(trial=str(i))) for i in range(64)]
+        for seed in (1, 2)
+    }
     assert decisions[1] != decisions[2]
 
 
@@ -153,6 +160,7 @@ def test_doomed_probability_is_the_per_attempt_failure_rate_of_doomed_requests()
 
 # -- selectors ---------------------------------------------------------------------------------------
 
+
 def test_selectors_narrow_by_attempt_connection_request_window_streaming_and_idle():
     assert request_rules(plan({"type": "fin", "select": {"attempts": [2]}}), facts(attempt=1)) == ()
     assert request_rules(plan({"type": "fin", "select": {"attempts": [2]}}), facts(attempt=2)) == (0,)
@@ -167,8 +175,7 @@ def test_selectors_narrow_by_attempt_connection_request_window_streaming_and_idl
 
 
 def test_connection_rules_fire_at_their_phase_for_the_chosen_ordinals():
-    p = plan({"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"connections": [1, 3]}},
-             {"type": "fin", "trigger": {"at": "tls"}})
+    p = plan({"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"connections": [1, 3]}}, {"type": "fin", "trigger": {"at": "tls"}})
     assert [connection_rule(p, ConnectionFacts("", n, 0.0, "accept")) for n in (1, 2, 3)] == [0, None, 0]
     assert connection_rule(p, ConnectionFacts("", 2, 0.0, "tls")) == 1
     assert request_rules(p, facts()) == ()  # connection rules never fire on a request
@@ -177,8 +184,10 @@ def test_connection_rules_fire_at_their_phase_for_the_chosen_ordinals():
 def test_runtime_counts_attempts_per_trial_and_conversation():
     state = FaultState(plan({"type": "fin"}))
     conn_a, conn_b = (ConnectionRecord(n, "peer", "listener", 0.0, 0.0) for n in (1, 2))
-    seen = [state.request_facts(c, trial, logical, True, "/v1/messages", 0) for c, trial, logical in
-            [(conn_a, "k1", "A"), (conn_a, "k1", "A"), (conn_b, "k1", "A"), (conn_b, "k2", "A"), (conn_b, "k1", "B")]]
+    seen = [
+        state.request_facts(c, trial, logical, True, "/v1/messages", 0)
+        for c, trial, logical in [(conn_a, "k1", "A"), (conn_a, "k1", "A"), (conn_b, "k1", "A"), (conn_b, "k2", "A"), (conn_b, "k1", "B")]
+    ]
     assert [(f.attempt, f.connection, f.request) for f in seen] == [(1, 1, 1), (2, 1, 2), (3, 2, 3), (1, 1, 1), (1, 2, 4)]
     state.load(state.plan)  # a new generation starts counting again
     assert state.request_facts(conn_a, "k1", "A", True, "/v1/messages", 0).attempt == 1
@@ -186,25 +195,29 @@ def test_runtime_counts_attempts_per_trial_and_conversation():
 
 # -- validation ----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("bad,path", [
-    ({"type": "nope"}, "faults[0].type"),
-    ({"type": "tcp_reset", "extra": 1}, "faults[0].extra"),
-    ({"type": "stall", "seconds": -1}, "faults[0].seconds"),
-    ({"type": "stall", "seconds": "soon"}, "faults[0].seconds"),
-    ({"type": "rst_stream", "code": "BAD"}, "faults[0].code"),
-    ({"type": "goaway", "last_stream_id": "next"}, "faults[0].last_stream_id"),
-    ({"type": "http_error", "status": 200}, "faults[0].status"),
-    ({"type": "http_error", "trigger": {"at": "events", "value": 2}}, "faults[0].trigger.at"),
-    ({"type": "sse_error", "trigger": {"at": "accept"}}, "faults[0].trigger.at"),
-    ({"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"attempts": [1]}}, "faults[0].select"),
-    ({"type": "tcp_reset", "trigger": {"at": "events", "value": 1.5}}, "faults[0].trigger.value"),
-    ({"type": "tcp_reset", "trigger": {"at": "bytes", "value": 3, "block": "text"}}, "faults[0].trigger.block"),
-    ({"type": "tcp_reset", "select": {"probability": 1.5}}, "faults[0].select.probability"),
-    ({"type": "tcp_reset", "select": {"window_s": [5, 1]}}, "faults[0].select.window_s"),
-    ({"type": "tcp_reset", "select": {"attempts": []}}, "faults[0].select.attempts"),
-    ({"type": "slow", "jitter": 2}, "faults[0].jitter"),
-    ({"type": "malformed_sse", "mode": "weird"}, "faults[0].mode"),
-])
+
+@pytest.mark.parametrize(
+    "bad,path",
+    [
+        ({"type": "nope"}, "faults[0].type"),
+        ({"type": "tcp_reset", "extra": 1}, "faults[0].extra"),
+        ({"type": "stall", "seconds": -1}, "faults[0].seconds"),
+        ({"type": "stall", "seconds": "soon"}, "faults[0].seconds"),
+        ({"type": "rst_stream", "code": "BAD"}, "faults[0].code"),
+        ({"type": "goaway", "last_stream_id": "next"}, "faults[0].last_stream_id"),
+        ({"type": "http_error", "status": 200}, "faults[0].status"),
+        ({"type": "http_error", "trigger": {"at": "events", "value": 2}}, "faults[0].trigger.at"),
+        ({"type": "sse_error", "trigger": {"at": "accept"}}, "faults[0].trigger.at"),
+        ({"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"attempts": [1]}}, "faults[0].select"),
+        ({"type": "tcp_reset", "trigger": {"at": "events", "value": 1.5}}, "faults[0].trigger.value"),
+        ({"type": "tcp_reset", "trigger": {"at": "bytes", "value": 3, "block": "text"}}, "faults[0].trigger.block"),
+        ({"type": "tcp_reset", "select": {"probability": 1.5}}, "faults[0].select.probability"),
+        ({"type": "tcp_reset", "select": {"window_s": [5, 1]}}, "faults[0].select.window_s"),
+        ({"type": "tcp_reset", "select": {"attempts": []}}, "faults[0].select.attempts"),
+        ({"type": "slow", "jitter": 2}, "faults[0].jitter"),
+        ({"type": "malformed_sse", "mode": "weird"}, "faults[0].mode"),
+    ],
+)
 def test_invalid_rules_name_the_key(bad, path):
     with pytest.raises(PlanError) as error:
         plan(bad)
@@ -221,11 +234,15 @@ fault_tables = st.fixed_dictionaries(
     {"type": st.sampled_from(["tcp_reset", "fin", "rst_stream", "goaway", "stall", "blackhole", "sse_error", "truncated_clean", "slow"])},
     optional={
         "trigger": st.fixed_dictionaries({"at": st.sampled_from(["headers", "events", "bytes", "ms"])}, optional={"value": st.integers(0, 500)}),
-        "select": st.fixed_dictionaries({}, optional={
-            "attempts": st.lists(st.integers(1, 5), min_size=1, max_size=3),
-            "probability": st.floats(0, 1), "doomed": st.floats(0, 1),
-            "window_s": st.tuples(st.floats(0, 10), st.floats(10, 20)).map(list),
-        }),
+        "select": st.fixed_dictionaries(
+            {},
+            optional={
+                "attempts": st.lists(st.integers(1, 5), min_size=1, max_size=3),
+                "probability": st.floats(0, 1),
+                "doomed": st.floats(0, 1),
+                "window_s": st.tuples(st.floats(0, 10), st.floats(10, 20)).map(list),
+            },
+        ),
     },
 )
 
@@ -236,9 +253,18 @@ def test_valid_plans_round_trip(tables, seed):
     assert FaultPlan.from_data(loaded.to_data()) == loaded
 
 
-junk = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["type", "trigger", "select", "at", "value", "seconds", "code", "faults", "seed", "probability"]) | st.text(max_size=4), inner, max_size=4),
-                    max_leaves=20)
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(["type", "trigger", "select", "at", "value", "seconds", "code", "faults", "seed", "probability"]) | st.text(max_size=4),
+            inner,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
 
 
 @settings(max_examples=300)

@@ -15,8 +15,13 @@ from harness.drive.simulator_process import SimulatorProcess
 from tests.wire import dechunk, h1_exchange, post
 
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}
-THINKING = {"model": "m", "max_tokens": 4000, "stream": True, "thinking": {"type": "adaptive"},
-            "messages": [{"role": "user", "content": "think\n@sc words=30 thinking_words=60"}]}
+THINKING = {
+    "model": "m",
+    "max_tokens": 4000,
+    "stream": True,
+    "thinking": {"type": "adaptive"},
+    "messages": [{"role": "user", "content": "think\n@sc words=30 thinking_words=60"}],
+}
 
 
 @pytest.fixture(scope="module")
@@ -29,6 +34,7 @@ def sim():
 def plan(sim):
     def load(*faults, seed=1):
         sim.load_plan({"seed": seed, "faults": list(faults)})
+
     yield load
     sim.load_plan({"faults": []})
 
@@ -54,6 +60,7 @@ def test_reset_inside_the_thinking_block(sim, plan):
 
 
 # -- accept-time -----------------------------------------------------------------------------
+
 
 def test_reset_on_accept_for_the_first_connections_only(sim, plan):
     plan({"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"connections": [1, 2]}})
@@ -109,8 +116,10 @@ def test_lanes_count_accept_faults_per_trial(sim, plan):
     plan({"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"connections": [1]}})
     lanes = {trial: sim.open_lane(trial) for trial in ("A", "B")}
     try:
-        outcomes = {trial: [h1_exchange("127.0.0.1", port, post("/v1/messages", BODY, key=trial), until_complete=True).ended for _ in range(2)]
-                    for trial, port in lanes.items()}
+        outcomes = {
+            trial: [h1_exchange("127.0.0.1", port, post("/v1/messages", BODY, key=trial), until_complete=True).ended for _ in range(2)]
+            for trial, port in lanes.items()
+        }
     finally:
         for port in lanes.values():
             sim.close_lane(port)

@@ -20,7 +20,8 @@ pytest_plugins = ["pytester"]
 
 def scenario_file(tmp_path: Path) -> Path:
     path = tmp_path / "half.toml"
-    path.write_text(textwrap.dedent("""
+    path.write_text(
+        textwrap.dedent("""
         version = 1
         name = "half"
         seed = 5
@@ -34,7 +35,8 @@ def scenario_file(tmp_path: Path) -> Path:
         type = "tcp_reset"
         trigger = { at = "events", value = 8 }
         select = { probability = 0.5 }
-    """))
+    """)
+    )
     return path
 
 
@@ -43,8 +45,27 @@ def run_gate(tmp_path: Path, mode: str, *extra: str) -> tuple[int, Path]:
     policy.write_text("version = 1\n[defaults]\nmin_recovery_lower = 0.6\nmax_hangs = 0\nmax_data_loss = 0\n")
     junit = tmp_path / f"junit-{mode}.xml"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    command = [sys.executable, "-m", "harness.cli", "gate", "--scenarios", str(scenario_file(tmp_path)), "--client-cmd", f"{KNOWN} {mode}",
-               "--client-name", mode, "--results", str(tmp_path / "results"), "--run-id", mode, "--policy", str(policy), "--junit", str(junit), *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "gate",
+        "--scenarios",
+        str(scenario_file(tmp_path)),
+        "--client-cmd",
+        f"{KNOWN} {mode}",
+        "--client-name",
+        mode,
+        "--results",
+        str(tmp_path / "results"),
+        "--run-id",
+        mode,
+        "--policy",
+        str(policy),
+        "--junit",
+        str(junit),
+        *extra,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     return done.returncode, junit
 
@@ -65,17 +86,36 @@ def test_gate_fails_a_client_that_never_retries_and_passes_one_that_does(tmp_pat
 def test_gate_judges_existing_results_with_flags(tmp_path):
     status, _ = run_gate(tmp_path, "partial-ok")
     assert status == 1  # data loss: the partial answers printed with exit 0
-    again = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--from", str(tmp_path / "results" / "partial-ok"),
-                            "--max-data-loss", "100", "--min-recovery", "0"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "gate",
+            "--from",
+            str(tmp_path / "results" / "partial-ok"),
+            "--max-data-loss",
+            "100",
+            "--min-recovery",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert again.returncode == 0, again.stderr
 
 
-@pytest.mark.parametrize("text,key", [
-    ("version = 1\n[defaults]\nmin_recovery_lower = 2\n", "defaults.min_recovery_lower"),
-    ("version = 1\n[defaults]\nmax_hangs = 1.5\n", "defaults.max_hangs"),
-    ("version = 1\n[scenarios.x]\nmax_amplificaton = 2\n", "scenarios.x.max_amplificaton"),
-    ("versio = 1\n", "versio"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("version = 1\n[defaults]\nmin_recovery_lower = 2\n", "defaults.min_recovery_lower"),
+        ("version = 1\n[defaults]\nmax_hangs = 1.5\n", "defaults.max_hangs"),
+        ("version = 1\n[scenarios.x]\nmax_amplificaton = 2\n", "scenarios.x.max_amplificaton"),
+        ("versio = 1\n", "versio"),
+    ],
+)
 def test_bad_policies_name_the_key(tmp_path, text, key):
     path = tmp_path / "p.toml"
     path.write_text(text)

@@ -47,10 +47,13 @@ def test_go_sdk_accumulates_the_generated_answer(simulator, api_key, client, mod
 @pytest.mark.parametrize("mode", ["h2-tls", "http1"])
 def test_go_sdk_multi_turn_tool_use_then_text(simulator, api_key, client, mode):
     tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
-    plan = {"model": "claude-sonnet-4-6", "turns": [
-        {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
-        {"prompt": "and now summarize", "tools": tools},
-    ]}
+    plan = {
+        "model": "claude-sonnet-4-6",
+        "turns": [
+            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
+            {"prompt": "and now summarize", "tools": tools},
+        ],
+    }
     run = run_client(client, contract_env(base_url(simulator, mode), api_key, plan, simulator.ca_file), deadline_s=30)
     assert run.exit_code == 0, run.stdout + run.stderr
     first, second = run.turns
@@ -61,18 +64,36 @@ def test_go_sdk_multi_turn_tool_use_then_text(simulator, api_key, client, mode):
     # The second request as the Python client builds it: the assistant turn echoed block by block,
     # then the tool result as a plain string. The Go client's (Message.ToParam) must be the same
     # conversation, or the generator would answer something else.
-    first_answer = generate(SEED, parse_messages_request(json.dumps({
-        "model": plan["model"], "max_tokens": 1024, "tools": tools,
-        "messages": [{"role": "user", "content": [{"type": "text", "text": plan["turns"][0]["prompt"]}]}],
-    }).encode()), 40)
-    second_body = {"model": plan["model"], "max_tokens": 1024, "tools": tools, "messages": [
-        {"role": "user", "content": [{"type": "text", "text": plan["turns"][0]["prompt"]}]},
-        {"role": "assistant", "content": [b.to_message_content() for b in first_answer.blocks]},
-        {"role": "user", "content": [
-            {"type": "tool_result", "tool_use_id": first["tool_uses"][0]["id"], "content": "ok"},
-            {"type": "text", "text": plan["turns"][1]["prompt"]},
-        ]},
-    ]}
+    first_answer = generate(
+        SEED,
+        parse_messages_request(
+            json.dumps(
+                {
+                    "model": plan["model"],
+                    "max_tokens": 1024,
+                    "tools": tools,
+                    "messages": [{"role": "user", "content": [{"type": "text", "text": plan["turns"][0]["prompt"]}]}],
+                }
+            ).encode()
+        ),
+        40,
+    )
+    second_body = {
+        "model": plan["model"],
+        "max_tokens": 1024,
+        "tools": tools,
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": plan["turns"][0]["prompt"]}]},
+            {"role": "assistant", "content": [b.to_message_content() for b in first_answer.blocks]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "tool_result", "tool_use_id": first["tool_uses"][0]["id"], "content": "ok"},
+                    {"type": "text", "text": plan["turns"][1]["prompt"]},
+                ],
+            },
+        ],
+    }
     want_second = generate(SEED, parse_messages_request(json.dumps(second_body).encode()), 40).summary()
     assert_turn_matches(second, want_second)
     assert second["stop_reason"] == "end_turn" and second["text"]

@@ -41,8 +41,11 @@ def run_h2spec(binary: str, port: int, tls: bool, report) -> dict[str, str | Non
                 problem = case.find("error")
             skipped = case.find("skipped")
             key = f"{suite.get('package')}/{index}"
-            cases[key] = None if problem is None and skipped is None else (
-                "skipped" if problem is None else (problem.text or problem.get("message") or "failed"))
+            cases[key] = (
+                None
+                if problem is None and skipped is None
+                else ("skipped" if problem is None else (problem.text or problem.get("message") or "failed"))
+            )
     return cases
 
 

@@ -21,7 +21,8 @@ KNOWN = f"{sys.executable} {Path(__file__).parent / 'clients' / 'known_client.py
 
 def write_scenario(tmp_path: Path, name: str, faults: str, trials: int, extra: str = "") -> scenario.Scenario:
     path = tmp_path / f"{name}.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         version = 1
         name = "{name}"
         seed = 3
@@ -33,7 +34,9 @@ def write_scenario(tmp_path: Path, name: str, faults: str, trials: int, extra: s
         [conversation]
         words = 60
         deltas = 30
-    """) + textwrap.dedent(faults))
+    """)
+        + textwrap.dedent(faults)
+    )
     return scenario.load(path)
 
 
@@ -80,7 +83,7 @@ def test_fixed_backoff_is_measured_and_independent_faults_give_a_flat_decay(tmp_
     # never less. Idle, the median is ~310 ms; the upper bound only catches a measured backoff far
     # from the declared 300 ms, leaving 700 ms for reconnecting on fully busy cores.
     assert backoff["p10"] >= 300 and backoff["p50"] < 1000, backoff
-    analytic_success = 1 - 0.5 ** 4
+    analytic_success = 1 - 0.5**4
     assert row["recovery_ci"][0] <= analytic_success <= row["recovery_ci"][1]
     for point in row["decay"]:
         if point["tried"] >= 8:  # flat: each attempt recovers with 1 - p (a 99.9 % band: one seed is one draw)
@@ -89,23 +92,33 @@ def test_fixed_backoff_is_measured_and_independent_faults_give_a_flat_decay(tmp_
 
 
 def test_partial_answer_with_exit_zero_is_data_loss(tmp_path):
-    item = write_scenario(tmp_path, "trunc", """
+    item = write_scenario(
+        tmp_path,
+        "trunc",
+        """
 [[faults]]
 type = "truncated_clean"
 trigger = { at = "events", value = 12 }
-""", trials=4)
+""",
+        trials=4,
+    )
     records, row = run_known(tmp_path, "partial-ok", item)
     assert row["data_loss"] == 4 and row["recovered"] == 0
     assert all(r["outcome"] == "data_loss" and "truncated" in r["integrity"][0] for r in records)
 
 
 def test_repeated_text_on_retry_is_flagged_as_duplication(tmp_path):
-    item = write_scenario(tmp_path, "reset1", """
+    item = write_scenario(
+        tmp_path,
+        "reset1",
+        """
 [[faults]]
 type = "tcp_reset"
 trigger = { at = "events", value = 12 }
 select = { attempts = [1] }
-""", trials=3)
+""",
+        trials=3,
+    )
     records, row = run_known(tmp_path, "repeat-on-retry", item)
     assert row["duplicated"] == 3 and row["recovered"] == 0
     assert all(r["outcome"] == "duplicated" for r in records)
@@ -114,12 +127,18 @@ select = { attempts = [1] }
 
 
 def test_a_hang_is_killed_at_the_deadline_with_nothing_left_running(tmp_path):
-    item = write_scenario(tmp_path, "stall", """
+    item = write_scenario(
+        tmp_path,
+        "stall",
+        """
 [[faults]]
 type = "stall"
 seconds = "inf"
 trigger = { at = "events", value = 5 }
-""", trials=2, extra="")
+""",
+        trials=2,
+        extra="",
+    )
     records, row = run_known(tmp_path, "hang", scenario_with_deadline(item, 2.0))
     assert row["hangs"] == 2
     for record in records:

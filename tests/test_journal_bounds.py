@@ -27,7 +27,10 @@ def control(sim: SimulatorProcess, method: str, path: str, body: bytes | None = 
 def fill(sim: SimulatorProcess, count: int, key: str = "sk-fill", words: int = 40) -> None:
     with KeepAlive("127.0.0.1", sim.port) as conn:
         for number in range(count):
-            assert conn.request("POST", "/v1/messages", messages_body(f"record {number}\n@sc words={words}", max_tokens=words + 10), key=key).status == 200
+            assert (
+                conn.request("POST", "/v1/messages", messages_body(f"record {number}\n@sc words={words}", max_tokens=words + 10), key=key).status
+                == 200
+            )
 
 
 def test_memory_is_bounded_by_bytes_oldest_first_and_the_file_keeps_everything(tmp_path):
@@ -54,9 +57,13 @@ def test_journal_reads_are_paged_with_a_cursor_and_capped(monkeypatch):
         assert status == 200 and rest["next"] is None and {r["seq"] for r in first["records"]}.isdisjoint(r.get("seq") for r in rest["records"])
         status, keyed = control(sim, "GET", "/journal?key=sk-page&limit=600")
         assert status == 200 and len(keyed["records"]) == 600 and keyed["next"] is not None
-        for bad, fragment in [("key=", "key must not be empty"), ("limit=0", "limit must be between 1 and"),
-                              (f"limit={PAGE_RECORDS_MAX + 1}", "limit must be between 1 and"), ("since=abc", "since must be a whole number"),
-                              ("since=%C2%B2", "since must be a whole number")]:
+        for bad, fragment in [
+            ("key=", "key must not be empty"),
+            ("limit=0", "limit must be between 1 and"),
+            (f"limit={PAGE_RECORDS_MAX + 1}", "limit must be between 1 and"),
+            ("since=abc", "since must be a whole number"),
+            ("since=%C2%B2", "since must be a whole number"),
+        ]:
             status, body = control(sim, "GET", f"/journal?{bad}")
             assert status == 400 and fragment in body["error"], (bad, body)
         # The harness's client pages through: every record once, in order.
@@ -98,14 +105,17 @@ def test_the_journal_file_rotates_past_its_size(tmp_path):
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))) and seqs[-1] == 151  # the newest, contiguous (150 requests, 1 connection)
 
 
-@pytest.mark.parametrize("body, status, fragment", [
-    (b"x" * (1024 * 1024 + 1), 413, "larger than 1048576 bytes"),
-    (b'{"faults":[{"type":"tcp_reset","trigger":{"at":"events","value":Infinity}}]}', 400, "Infinity is not a number JSON allows"),
-    (b'{"faults":[{"type":"tcp_reset","trigger":{"at":"events","value":NaN}}]}', 400, "NaN is not a number JSON allows"),
-    (b'{"faults":[{"type":"tcp_reset","trigger":{"at":"events","value":1e999}}]}', 400, "out of range for a finite number"),
-    (b'{"faults":' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested more than"),
-    (b"not json", 400, "plan is not JSON"),
-])
+@pytest.mark.parametrize(
+    "body, status, fragment",
+    [
+        (b"x" * (1024 * 1024 + 1), 413, "larger than 1048576 bytes"),
+        (b'{"faults":[{"type":"tcp_reset","trigger":{"at":"events","value":Infinity}}]}', 400, "Infinity is not a number JSON allows"),
+        (b'{"faults":[{"type":"tcp_reset","trigger":{"at":"events","value":NaN}}]}', 400, "NaN is not a number JSON allows"),
+        (b'{"faults":[{"type":"tcp_reset","trigger":{"at":"events","value":1e999}}]}', 400, "out of range for a finite number"),
+        (b'{"faults":' + b"[" * 5000 + b"]" * 5000 + b"}", 400, "nested more than"),
+        (b"not json", 400, "plan is not JSON"),
+    ],
+)
 def test_control_bodies_are_capped_and_numbers_finite(sim_for_control, body, status, fragment):
     got, answer = control(sim_for_control, "PUT", "/plan", body, {"content-type": "application/json"})
     assert got == status and fragment in answer["error"], answer
@@ -119,6 +129,11 @@ def sim_for_control():
 
 
 def test_every_control_failure_is_a_json_answer(sim_for_control):
-    for method, path, body in [("DELETE", "/lanes/abc", None), ("POST", "/lanes", b"[1]"), ("POST", "/lanes", b'{"trial": 5}'), ("GET", "/nope", None)]:
+    for method, path, body in [
+        ("DELETE", "/lanes/abc", None),
+        ("POST", "/lanes", b"[1]"),
+        ("POST", "/lanes", b'{"trial": 5}'),
+        ("GET", "/nope", None),
+    ]:
         status, answer = control(sim_for_control, method, path, body)
         assert status in (400, 404) and answer["error"], (method, path, answer)

@@ -87,10 +87,13 @@ def test_js_sdk_accumulates_the_generated_answer(simulator, api_key, name, shape
 @pytest.mark.parametrize("name", ["node-tls", "bun-tls", "bun-h2-flag"])
 def test_js_sdk_multi_turn_tool_use_then_text(simulator, api_key, name):
     tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
-    plan = {"model": "claude-sonnet-4-6", "turns": [
-        {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
-        {"prompt": "and now summarize", "tools": tools},
-    ]}
+    plan = {
+        "model": "claude-sonnet-4-6",
+        "turns": [
+            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
+            {"prompt": "and now summarize", "tools": tools},
+        ],
+    }
     run = run_js(simulator, api_key, name, plan)
     assert run.exit_code == 0, run.stdout + run.stderr
     first, second = run.turns
@@ -119,10 +122,13 @@ def test_js_sdk_reports_an_api_error_and_exits_1(simulator, api_key, name):
     assert got["error"].startswith("BadRequestError: 400 ") and "invalid_request_error" in got["error"]
 
 
-@pytest.mark.parametrize("runtime, cause", [
-    ("node", "APIConnectionError: Connection error. (cause: fetch failed: "),
-    ("bun", "APIConnectionError: Connection error. (cause: "),
-])
+@pytest.mark.parametrize(
+    "runtime, cause",
+    [
+        ("node", "APIConnectionError: Connection error. (cause: fetch failed: "),
+        ("bun", "APIConnectionError: Connection error. (cause: "),
+    ],
+)
 def test_js_sdk_reports_the_cause_of_a_connection_error(simulator, api_key, runtime, cause):
     # a TLS client that does not trust the simulator's CA: a connection error on either runtime, no retry
     plan = {"turns": [{"prompt": "hello"}]}

@@ -35,6 +35,7 @@ PY = sys.executable
 
 # -- pure: the ruleset, the format, the audit ------------------------------------------------------
 
+
 def test_ruleset_renders_exactly_for_every_key():
     text = ruleset.render(Network(nat_idle_s=20, on_evicted="reset", loss_up=0.05, loss_down=0.1, reset_after_bytes=5000))
     assert text == textwrap.dedent("""\
@@ -84,8 +85,11 @@ def test_ruleset_of_a_plain_nat_only_drops_what_conntrack_forgot():
     assert "reject" not in text and "numgen" not in text and "ct reply bytes" not in text
     assert text.count('ct state invalid counter name "evicted" drop') == 2
     assert ruleset.sysctls(Network(nat_idle_s=2)) == {
-        "net.ipv4.ip_forward": "1", "net.netfilter.nf_conntrack_acct": "1", "net.netfilter.nf_conntrack_tcp_loose": "0",
-        "net.netfilter.nf_conntrack_tcp_timeout_established": "2"}
+        "net.ipv4.ip_forward": "1",
+        "net.netfilter.nf_conntrack_acct": "1",
+        "net.netfilter.nf_conntrack_tcp_loose": "0",
+        "net.netfilter.nf_conntrack_tcp_timeout_established": "2",
+    }
     assert "nf_conntrack_tcp_timeout_established" not in ruleset.sysctls(Network())
 
 
@@ -96,26 +100,43 @@ def load_text(tmp_path: Path, text: str) -> scenario.Scenario:
 
 
 def test_network_section_loads():
-    item = scenario.from_data({"version": 1, "network": {"nat_idle_s": 20, "on_evicted": "reset", "loss": {"up": 0.05, "down": 0.1},
-                                                         "blackhole": [{"at_s": 1, "for_s": 2}, {"at_s": 5, "for_s": 1}],
-                                                         "reset_after_bytes": 9000}}, "x.toml")
+    item = scenario.from_data(
+        {
+            "version": 1,
+            "network": {
+                "nat_idle_s": 20,
+                "on_evicted": "reset",
+                "loss": {"up": 0.05, "down": 0.1},
+                "blackhole": [{"at_s": 1, "for_s": 2}, {"at_s": 5, "for_s": 1}],
+                "reset_after_bytes": 9000,
+            },
+        },
+        "x.toml",
+    )
     assert item.needs_lab
     assert item.network == Network(20.0, "reset", 0.05, 0.1, (Blackhole(1.0, 2.0), Blackhole(5.0, 1.0)), 9000)
 
 
-@pytest.mark.parametrize("text,key,fix", [
-    ("[network]\nnat_idle = 5\n", "network.nat_idle", "did you mean 'nat_idle_s'"),
-    ("[network]\nnat_idle_s = 0.5\n", "network.nat_idle_s", ">= 1"),
-    ("[network]\nnat_idle_s = 5\non_evicted = 'rst'\n", "network.on_evicted", "drop, reset"),
-    ("[network]\non_evicted = 'reset'\n", "network.on_evicted", "needs nat_idle_s"),
-    ("[network]\nloss = { up = 0.7 }\n", "network.loss.up", "between 0 and 0.5"),
-    ("[network]\nloss = { sideways = 0.1 }\n", "network.loss.sideways", "unknown key"),
-    ("[network]\n[[network.blackhole]]\nat_s = 1\n", "network.blackhole[0]", "needs at_s and for_s"),
-    ("[network]\n[[network.blackhole]]\nat_s = 1\nfor_s = 0\n", "network.blackhole[0].for_s", "> 0"),
-    ("[network]\n[[network.blackhole]]\nat_s = 5\nfor_s = 2\n[[network.blackhole]]\nat_s = 6\nfor_s = 1\n", "network.blackhole[1].at_s", "not overlap"),
-    ("[network]\nreset_after_bytes = 0\n", "network.reset_after_bytes", "at least 1"),
-    ("time_scale = 0.1\n[network]\nnat_idle_s = 5\n", "time_scale", "real time"),
-])
+@pytest.mark.parametrize(
+    "text,key,fix",
+    [
+        ("[network]\nnat_idle = 5\n", "network.nat_idle", "did you mean 'nat_idle_s'"),
+        ("[network]\nnat_idle_s = 0.5\n", "network.nat_idle_s", ">= 1"),
+        ("[network]\nnat_idle_s = 5\non_evicted = 'rst'\n", "network.on_evicted", "drop, reset"),
+        ("[network]\non_evicted = 'reset'\n", "network.on_evicted", "needs nat_idle_s"),
+        ("[network]\nloss = { up = 0.7 }\n", "network.loss.up", "between 0 and 0.5"),
+        ("[network]\nloss = { sideways = 0.1 }\n", "network.loss.sideways", "unknown key"),
+        ("[network]\n[[network.blackhole]]\nat_s = 1\n", "network.blackhole[0]", "needs at_s and for_s"),
+        ("[network]\n[[network.blackhole]]\nat_s = 1\nfor_s = 0\n", "network.blackhole[0].for_s", "> 0"),
+        (
+            "[network]\n[[network.blackhole]]\nat_s = 5\nfor_s = 2\n[[network.blackhole]]\nat_s = 6\nfor_s = 1\n",
+            "network.blackhole[1].at_s",
+            "not overlap",
+        ),
+        ("[network]\nreset_after_bytes = 0\n", "network.reset_after_bytes", "at least 1"),
+        ("time_scale = 0.1\n[network]\nnat_idle_s = 5\n", "time_scale", "real time"),
+    ],
+)
 def test_bad_network_sections_name_the_file_the_key_and_the_fix(tmp_path, text, key, fix):
     with pytest.raises(scenario.ScenarioError) as error:
         load_text(tmp_path, "version = 1\n" + text)
@@ -125,20 +146,32 @@ def test_bad_network_sections_name_the_file_the_key_and_the_fix(tmp_path, text, 
 
 SS_SAMPLE = (
     'ESTAB 0      0      198.19.0.2:41156 198.18.0.1:33087 users:(("python3",pid=5336,fd=3)) timer:(keepalive,6.424ms,0) ino:190261 sk:6 <->\n'
-    '\t ts sack bbr wscale:10,10 rto:204 rtt:0.117/0.058 mss:1448 cwnd:10 bytes_acked:1 retrans:0/3 segs_out:2\n'
+    "\t ts sack bbr wscale:10,10 rto:204 rtt:0.117/0.058 mss:1448 cwnd:10 bytes_acked:1 retrans:0/3 segs_out:2\n"
     'ESTAB 0      0      198.19.0.2:41166 198.18.0.1:33087 users:(("bun",pid=5337,fd=14)) timer:(on,1.2s,2) ino:190263 sk:7 <->\n'
-    '\t ts sack cubic wscale:10,10 rto:204 mss:1448 cwnd:10\n'
-    'ESTAB 0      0      198.19.0.2:41170 10.0.0.9:443 ino:190264 sk:8 <->\n')
+    "\t ts sack cubic wscale:10,10 rto:204 mss:1448 cwnd:10\n"
+    "ESTAB 0      0      198.19.0.2:41170 10.0.0.9:443 ino:190264 sk:8 <->\n"
+)
 
 
 def test_socket_audit_parses_ss_and_summarizes_per_connection():
     parsed = audit.parse(SS_SAMPLE)
     assert [s["local"] for s in parsed] == ["198.19.0.2:41156", "198.19.0.2:41166", "198.19.0.2:41170"]
-    assert parsed[0] | {} == {"state": "ESTAB", "local": "198.19.0.2:41156", "peer": "198.18.0.1:33087", "timer": "keepalive",
-                              "timer_left": "6.424ms", "process": "python3", "pid": 5336, "fd": 3, "retrans": 3}
+    assert parsed[0] | {} == {
+        "state": "ESTAB",
+        "local": "198.19.0.2:41156",
+        "peer": "198.18.0.1:33087",
+        "timer": "keepalive",
+        "timer_left": "6.424ms",
+        "process": "python3",
+        "pid": 5336,
+        "fd": 3,
+        "retrans": 3,
+    }
     assert parsed[1]["timer"] == "on" and parsed[1]["retrans"] == 0
-    first = [dict(parsed[0], keepalive=True, keepidle_s=15, keepintvl_s=15, keepcnt=4, user_timeout_ms=0),
-             dict(parsed[1], keepalive=False, keepidle_s=7200, user_timeout_ms=10000)]
+    first = [
+        dict(parsed[0], keepalive=True, keepidle_s=15, keepintvl_s=15, keepcnt=4, user_timeout_ms=0),
+        dict(parsed[1], keepalive=False, keepidle_s=7200, user_timeout_ms=10000),
+    ]
     summary = audit.summarize([first, first], server_port=33087, server_host=LAB_HOST)
     assert summary["samples"] == 2 and len(summary["sockets"]) == 2  # the 10.0.0.9 socket is not the server's
     assert summary["keepalive"] == "on (15 s)" and summary["user_timeout_ms"] == 10000 and summary["retransmits"] == 3
@@ -152,10 +185,13 @@ def test_counter_events_report_what_grew():
     before = {"evicted": {"packets": 1, "bytes": 52}, "loss_up": {"packets": 0, "bytes": 0}}
     after = {"evicted": {"packets": 3, "bytes": 156}, "loss_up": {"packets": 0, "bytes": 0}, "middlebox_reset": {"packets": 1, "bytes": 52}}
     assert netns.counter_events(before, after, 10.0, "reset") == [
-        {"t": 10.0, "event": "flow_evicted_reset", "packets": 2}, {"t": 10.0, "event": "middlebox_reset", "packets": 1}]
+        {"t": 10.0, "event": "flow_evicted_reset", "packets": 2},
+        {"t": 10.0, "event": "middlebox_reset", "packets": 1},
+    ]
 
 
 # -- on the wire, as root --------------------------------------------------------------------------
+
 
 @pytest.fixture
 def lab_ok():
@@ -461,14 +497,29 @@ def test_after_kill_9_the_next_start_sweeps_only_dead_owners(lab_ok):
 
 @pytest.mark.slow
 def test_without_cap_net_admin_one_clear_reason_and_lab_scenarios_skip(tmp_path, lab_ok):
-    code = ("from harness.network.lab.netns import available; import json; print(json.dumps(available()))")
+    code = "from harness.network.lab.netns import available; import json; print(json.dumps(available()))"
     drop = ["setpriv", "--bounding-set=-net_admin,-sys_admin", "--inh-caps=-net_admin,-sys_admin"]
     done = subprocess.run([*drop, PY, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=30)
     ok, why = json.loads(done.stdout)
     assert not ok and "CAP_NET_ADMIN" in why
     env = {k: v for k, v in os.environ.items() if k != "CI"}
-    args = [*drop, PY, "-m", "harness.cli", "run", "--scenarios", "middlebox_reset", "--clients", "curl", "--trials", "1", "--results", str(tmp_path),
-            "--run-id", "nocap"]
+    args = [
+        *drop,
+        PY,
+        "-m",
+        "harness.cli",
+        "run",
+        "--scenarios",
+        "middlebox_reset",
+        "--clients",
+        "curl",
+        "--trials",
+        "1",
+        "--results",
+        str(tmp_path),
+        "--run-id",
+        "nocap",
+    ]
     subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=60, env=env)
     (record,) = runner.load_records(tmp_path / "nocap")
     assert record["outcome"] == "skipped" and "CAP_NET_ADMIN" in record["skipped"]
@@ -479,10 +530,19 @@ def test_without_cap_net_admin_one_clear_reason_and_lab_scenarios_skip(tmp_path,
 
 # -- through the harness: real clients in the lab --------------------------------------------------
 
+
 def lab_scenario(network: dict, idle_s: float, deadline_s: float = 40.0, **more) -> scenario.Scenario:
-    data = {"version": 1, "name": "lab_test", "seed": 3, "trials": 1, "tls": True, "deadline_s": deadline_s,
-            "conversation": {"turns": 2, "words": 30, "turn": [{"prompt": "one"}, {"prompt": "two", "idle_before_s": idle_s}]},
-            "network": network, **more}
+    data = {
+        "version": 1,
+        "name": "lab_test",
+        "seed": 3,
+        "trials": 1,
+        "tls": True,
+        "deadline_s": deadline_s,
+        "conversation": {"turns": 2, "words": 30, "turn": [{"prompt": "one"}, {"prompt": "two", "idle_before_s": idle_s}]},
+        "network": network,
+        **more,
+    }
     return scenario.from_data(data, "lab_test.toml")
 
 
@@ -572,17 +632,43 @@ def test_faults_outside_the_simulator_make_a_trial_faulted_never_clean():
     from harness.network.lab import trial as lab_trial
 
     def record(extra: dict) -> TrialRecord:
-        return TrialRecord(run_id="r", scenario="s", client="c", trial=0, key="k", outcome="clean", exit_code=0, hung=False, elapsed_s=1.0,
-                           error_line=None, answers_expected=1, answers_intact=1, integrity=[], faults_fired=0,
-                           attempts=[[{"ok": True, "t_start": 12.0, "t_end": 12.5}]], backoff_ms=[], time_to_recover_ms=None, bytes_out=1,
-                           bytes_needed=1, events_out=1, connections=1, extra=extra)
+        return TrialRecord(
+            run_id="r",
+            scenario="s",
+            client="c",
+            trial=0,
+            key="k",
+            outcome="clean",
+            exit_code=0,
+            hung=False,
+            elapsed_s=1.0,
+            error_line=None,
+            answers_expected=1,
+            answers_intact=1,
+            integrity=[],
+            faults_fired=0,
+            attempts=[[{"ok": True, "t_start": 12.0, "t_end": 12.5}]],
+            backoff_ms=[],
+            time_to_recover_ms=None,
+            bytes_out=1,
+            bytes_needed=1,
+            events_out=1,
+            connections=1,
+            extra=extra,
+        )
 
     harmless = record({"network": {"events": [{"t": 10.0, "event": "evicted_close_dropped", "packets": 2}, {"t": 11.0, "event": "blackhole_off"}]}})
     lab_trial.count_outside_faults(harmless)
     assert harmless.outcome == "clean" and harmless.faults_fired == 0
-    touched = record({"network": {"events": [{"t": 11.0, "event": "flow_evicted_drop", "packets": 1}]},
-                      "toxic_steps": [{"t": 10.0, "event": "toxiproxy_step", "action": "disable p", "error": None},
-                                      {"t": 10.5, "event": "toxiproxy_step", "action": "enable p", "error": "503"}]})
+    touched = record(
+        {
+            "network": {"events": [{"t": 11.0, "event": "flow_evicted_drop", "packets": 1}]},
+            "toxic_steps": [
+                {"t": 10.0, "event": "toxiproxy_step", "action": "disable p", "error": None},
+                {"t": 10.5, "event": "toxiproxy_step", "action": "enable p", "error": "503"},
+            ],
+        }
+    )
     lab_trial.count_outside_faults(touched)
     assert touched.outcome == "recovered" and touched.faults_fired == 2  # the failed step was not applied
     assert lab_trial.time_to_recover_ms(touched) == 2500.0  # from the first fault to the answer
@@ -593,9 +679,30 @@ def test_faults_outside_the_simulator_make_a_trial_faulted_never_clean():
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_streamchaos_run_interrupted_mid_trial_leaves_no_lab(tmp_path, lab_ok, sig):
     """The whole CLI, a trial idling inside its lab: interrupted, it deletes every namespace and link."""
-    process = subprocess.Popen([PY, "-m", "harness.cli", "run", "--scenarios", "nat_eviction_kernel", "--clients", "ref-sdk-default",
-                                "--trials", "2", "--workers", "2", "--results", str(tmp_path), "--run-id", "stop"],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "harness.cli",
+            "run",
+            "--scenarios",
+            "nat_eviction_kernel",
+            "--clients",
+            "ref-sdk-default",
+            "--trials",
+            "2",
+            "--workers",
+            "2",
+            "--results",
+            str(tmp_path),
+            "--run-id",
+            "stop",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(ours(process.pid)[0]) < 4:  # two trials, two namespaces each

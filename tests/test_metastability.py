@@ -19,10 +19,10 @@ from contextlib import ExitStack
 import pytest
 import trio
 
-from harness.measure.loadgen import LoadSpec, run_load, run_many
-from harness.measure.studies import DipExperiment, OccExperiment
 from harness.drive.simulator_process import SimulatorProcess
+from harness.measure.loadgen import LoadSpec, run_load, run_many
 from harness.measure.strategies import Strategy
+from harness.measure.studies import DipExperiment, OccExperiment
 
 pytestmark = pytest.mark.slow
 
@@ -58,14 +58,18 @@ def test_a_dip_leaves_naive_retries_in_a_metastable_storm_while_budgeted_clients
         sim.load_plan(e.plan())  # dip windows count from here
     started = time.monotonic()
     results = dict(zip(names, trio.run(run_many, [(e.spec(strategies[name]), sim.port) for name, sim in zip(names, sims)])))
-    print(f"\ncapacity {e.capacity_per_s:.0f}/s, dip to {e.dip_limit / e.service_s:.0f}/s in {e.dip_s} s; "
-          f"goodput (successful logical requests/s) before {e.pre_s} and after {e.post_s}; {time.monotonic() - started:.1f} s")
+    print(
+        f"\ncapacity {e.capacity_per_s:.0f}/s, dip to {e.dip_limit / e.service_s:.0f}/s in {e.dip_s} s; "
+        f"goodput (successful logical requests/s) before {e.pre_s} and after {e.post_s}; {time.monotonic() - started:.1f} s"
+    )
     rows = {}
     for name, r in results.items():
         pre, post = r.goodput(*e.pre_s), r.goodput(*e.post_s)
         rows[name] = (pre, post, r.offered(*e.post_s))
-        print(f"  {name:18s} before {pre:5.1f}  after {post:5.1f} ({post / max(pre, 1e-9):4.0%})  offered after {rows[name][2]:5.1f}/s  "
-              f"per second: {[round(x) for x in r.goodput_series()]}  {r.outcomes()}")
+        print(
+            f"  {name:18s} before {pre:5.1f}  after {post:5.1f} ({post / max(pre, 1e-9):4.0%})  offered after {rows[name][2]:5.1f}/s  "
+            f"per second: {[round(x) for x in r.goodput_series()]}  {r.outcomes()}"
+        )
     for name, (pre, _, _) in rows.items():
         assert pre >= 45, f"{name}: the system was not in its good state before the dip"
     naive_pre, naive_post, naive_offered = rows["naive"]
@@ -92,8 +96,10 @@ def test_backoff_study_ordering_no_jitter_worst_full_jitter_fewest_calls(sims):
             measured.setdefault(backoff, []).append((r.calls, r.completion_s))
     calls = {b: statistics.mean(c for c, _ in m) for b, m in measured.items()}
     times = {b: statistics.mean(t for _, t in m) for b, m in measured.items()}
-    print(f"\nN={e.clients} OCC writes, backoff base {e.base_s * e.backoff_scale * 1e3:g} ms cap {e.cap_s * e.backoff_scale:g} s, "
-          f"window {e.window_s * 1e3:g} ms (Brooker, published: none 625 / 36.7 s, full 333 / 2.93 s, decorrelated 376 / 2.34 s)")
+    print(
+        f"\nN={e.clients} OCC writes, backoff base {e.base_s * e.backoff_scale * 1e3:g} ms cap {e.cap_s * e.backoff_scale:g} s, "
+        f"window {e.window_s * 1e3:g} ms (Brooker, published: none 625 / 36.7 s, full 333 / 2.93 s, decorrelated 376 / 2.34 s)"
+    )
     for backoff, m in measured.items():
         print(f"  {backoff:20s} calls {calls[backoff]:6.1f}  completion {times[backoff]:6.2f} s   runs {m}")
     assert calls["exponential"] > max(calls["full_jitter"], calls["decorrelated_jitter"])

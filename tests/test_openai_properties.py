@@ -16,9 +16,14 @@ from simulator.api.request import parse_messages_request
 
 SEED = 3
 prompts = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
-shapes = st.fixed_dictionaries({
-    "words": st.integers(1, 60), "deltas": st.one_of(st.none(), st.integers(1, 30)), "tool": st.booleans(), "max_tokens": st.integers(1, 80),
-})
+shapes = st.fixed_dictionaries(
+    {
+        "words": st.integers(1, 60),
+        "deltas": st.one_of(st.none(), st.integers(1, 30)),
+        "tool": st.booleans(),
+        "max_tokens": st.integers(1, 80),
+    }
+)
 
 
 def directive(shape: dict) -> str:
@@ -27,8 +32,12 @@ def directive(shape: dict) -> str:
 
 
 def messages_answer(prompt: str, max_tokens: int):
-    body = {"model": "m", "max_tokens": max_tokens, "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
-            "tools": [{"name": "Bash", "input_schema": {"type": "object"}}]}
+    body = {
+        "model": "m",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+        "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+    }
     return generate(SEED, parse_messages_request(json.dumps(body).encode()), 40)
 
 
@@ -40,8 +49,14 @@ def splits(data: bytes, cuts: list[int]) -> list[bytes]:
 @given(prompts, shapes, st.lists(st.integers(0, 10**6), max_size=8))
 def test_chat_chunks_carry_the_messages_answer(text, shape, cuts):
     prompt = f"{text}\n{directive(shape)}"
-    body = {"model": "gpt-5", "messages": [{"role": "user", "content": prompt}], "max_completion_tokens": shape["max_tokens"], "stream": True,
-            "stream_options": {"include_usage": True}, "tools": [{"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}]}
+    body = {
+        "model": "gpt-5",
+        "messages": [{"role": "user", "content": prompt}],
+        "max_completion_tokens": shape["max_tokens"],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "tools": [{"type": "function", "function": {"name": "Bash", "parameters": {"type": "object"}}}],
+    }
     request, include_usage = chat.parse(json.dumps(body).encode())
     answer = generate(SEED, request, 40)
     want = messages_answer(prompt, shape["max_tokens"])
@@ -62,8 +77,13 @@ def test_chat_chunks_carry_the_messages_answer(text, shape, cuts):
 @given(prompts, shapes)
 def test_responses_events_carry_the_messages_answer_in_sequence(text, shape):
     prompt = f"{text}\n{directive(shape)}"
-    body = {"model": "gpt-5", "input": [{"role": "user", "content": [{"type": "input_text", "text": prompt}]}],
-            "max_output_tokens": shape["max_tokens"], "stream": True, "tools": [{"type": "function", "name": "Bash", "parameters": {"type": "object"}}]}
+    body = {
+        "model": "gpt-5",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": prompt}]}],
+        "max_output_tokens": shape["max_tokens"],
+        "stream": True,
+        "tools": [{"type": "function", "name": "Bash", "parameters": {"type": "object"}}],
+    }
     request = responses.parse(json.dumps(body).encode())
     answer = generate(SEED, request, 40)
     want = messages_answer(prompt, shape["max_tokens"])

@@ -19,12 +19,23 @@ from harness.drive import runner
 pytestmark = [pytest.mark.clients, pytest.mark.slow]
 
 CLIENTS = ("openai-python", "openai-python-h2", "openai-node", "ai-sdk-node")
-SCENARIOS = ("openai_reset_mid_stream", "openai_responses_reset_mid_stream", "openai_errors_429_503_retry_after",
-             "openai_stream_error_after_200", "openai_silent_truncation", "openai_stall", "openai_goaway_graceful_in_flight",
-             "openai_nat_eviction")
-FAULT_END = {"openai_reset_mid_stream": "fault:tcp_reset", "openai_responses_reset_mid_stream": "fault:tcp_reset",
-             "openai_stream_error_after_200": "fault:sse_error", "openai_silent_truncation": "fault:truncated_clean",
-             "openai_stall": "fault:stall"}
+SCENARIOS = (
+    "openai_reset_mid_stream",
+    "openai_responses_reset_mid_stream",
+    "openai_errors_429_503_retry_after",
+    "openai_stream_error_after_200",
+    "openai_silent_truncation",
+    "openai_stall",
+    "openai_goaway_graceful_in_flight",
+    "openai_nat_eviction",
+)
+FAULT_END = {
+    "openai_reset_mid_stream": "fault:tcp_reset",
+    "openai_responses_reset_mid_stream": "fault:tcp_reset",
+    "openai_stream_error_after_200": "fault:sse_error",
+    "openai_silent_truncation": "fault:truncated_clean",
+    "openai_stall": "fault:stall",
+}
 
 
 @pytest.fixture(scope="module")
@@ -38,8 +49,15 @@ def results(tmp_path_factory):
     # shape needs its timeout then a retry to fit in the deadline)
     slow = ("openai_stall",)
     for names, time_scale in ((tuple(n for n in SCENARIOS if n not in slow), None), (slow, 0.005)):
-        config = runner.RunConfig(tuple(scenario.load(scenario.find(name)) for name in names), clients, results_dir=directory, run_id="oa",
-                                  trials=1, workers=2, time_scale=time_scale)
+        config = runner.RunConfig(
+            tuple(scenario.load(scenario.find(name)) for name in names),
+            clients,
+            results_dir=directory,
+            run_id="oa",
+            trials=1,
+            workers=2,
+            time_scale=time_scale,
+        )
         out = runner.run(config)
     records = {(r["scenario"], r["client"]): r for r in runner.load_records(out)}
     return out, records
@@ -125,8 +143,24 @@ def test_graceful_goaway_and_nat_eviction(results):
 
 
 def test_compare_runs_the_reference_strategies_against_a_chat_stream(tmp_path, capsys):
-    code = cli.main(["compare", "--strategies", "none", "full-jitter", "--scenarios", "openai_reset_mid_stream", "--trials", "2",
-                     "--results", str(tmp_path), "--run-id", "cmp", "--workers", "2"])
+    code = cli.main(
+        [
+            "compare",
+            "--strategies",
+            "none",
+            "full-jitter",
+            "--scenarios",
+            "openai_reset_mid_stream",
+            "--trials",
+            "2",
+            "--results",
+            str(tmp_path),
+            "--run-id",
+            "cmp",
+            "--workers",
+            "2",
+        ]
+    )
     assert code == 0
     directory = tmp_path / "cmp"
     rows = {row["strategy"]: row for row in json.loads((directory / "compare.json").read_text())["rows"]}
@@ -137,8 +171,14 @@ def test_compare_runs_the_reference_strategies_against_a_chat_stream(tmp_path, c
 
 
 def test_ai_sdk_stream_retries_recover_an_error_event_but_not_a_reset(tmp_path):
-    config = runner.RunConfig((scenario.load(scenario.find("openai_stream_error_after_200")), scenario.load(scenario.find("openai_reset_mid_stream"))),
-                              (registry.get("ai-sdk-node-stream-retries"),), results_dir=tmp_path, run_id="sr", trials=1, workers=2)
+    config = runner.RunConfig(
+        (scenario.load(scenario.find("openai_stream_error_after_200")), scenario.load(scenario.find("openai_reset_mid_stream"))),
+        (registry.get("ai-sdk-node-stream-retries"),),
+        results_dir=tmp_path,
+        run_id="sr",
+        trials=1,
+        workers=2,
+    )
     records = {r["scenario"]: r for r in runner.load_records(runner.run(config))}
     retried = records["openai_stream_error_after_200"]
     assert retried["outcome"] == "recovered" and retried["integrity"] == []  # the whole answer, once

@@ -15,8 +15,8 @@ import sys
 
 import pytest
 
-from harness.clients.launch import contract_env, run_client
 from harness.clients.adapters.openai_node import OPENAI_JS_DIR
+from harness.clients.launch import contract_env, run_client
 from tests.support import expected_first_turn, require
 
 pytestmark = pytest.mark.clients
@@ -25,7 +25,10 @@ SEED = 7  # the session simulator's seed
 TOOLS = [{"name": "Bash", "description": "run a command", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
 PLANS = {
     "text": {"model": "gpt-5", "turns": [{"prompt": "Tell me about rivers.\n@sc words=120"}]},
-    "tool": {"model": "gpt-5", "turns": [{"prompt": 'Run it.\n@sc tool=Bash input={"command": "sleep 2", "description": "wait a bit"}', "tools": TOOLS}]},
+    "tool": {
+        "model": "gpt-5",
+        "turns": [{"prompt": 'Run it.\n@sc tool=Bash input={"command": "sleep 2", "description": "wait a bit"}', "tools": TOOLS}],
+    },
     "max_tokens": {"model": "gpt-5", "turns": [{"prompt": "Long.\n@sc words=500", "max_tokens": 37}]},
 }
 PYTHON = [sys.executable, "-m", "harness.clients.programs.openai_python_client"]
@@ -105,8 +108,10 @@ def test_openai_python_max_tokens(simulator, api_key, api, stream):
         # Both stream helpers refuse an answer cut by the token limit, each its own way: chat's
         # raises on finish_reason "length"; responses' wants response.completed, not response.incomplete.
         assert run.exit_code == 1
-        error = {"chat": "LengthFinishReasonError: Could not parse response content as the length limit was reached",
-                 "responses": "RuntimeError: Didn't receive a `response.completed` event."}[api]
+        error = {
+            "chat": "LengthFinishReasonError: Could not parse response content as the length limit was reached",
+            "responses": "RuntimeError: Didn't receive a `response.completed` event.",
+        }[api]
         assert run.turns[0]["error"].startswith(error), run.turns
         return
     assert run.exit_code == 0, run.stdout + run.stderr
@@ -116,10 +121,14 @@ def test_openai_python_max_tokens(simulator, api_key, api, stream):
 def test_openai_python_multi_turn_tool_call_then_text(simulator, api_key):
     for api in ("chat", "responses"):
         key = f"{api_key}-{api}"
-        plan = {"api": api, "model": "gpt-5", "turns": [
-            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
-            {"prompt": "and now summarize", "tools": TOOLS},
-        ]}
+        plan = {
+            "api": api,
+            "model": "gpt-5",
+            "turns": [
+                {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
+                {"prompt": "and now summarize", "tools": TOOLS},
+            ],
+        }
         run = run_client(PYTHON, contract_env(simulator.base_url, key, plan, None), deadline_s=60)
         assert run.exit_code == 0, run.stdout + run.stderr
         first, second = run.turns
@@ -183,10 +192,14 @@ def test_node_clients_max_tokens(simulator, api_key, client, api):
 def test_node_clients_multi_turn_tool_call_then_text(simulator, api_key, client):
     for api in ("chat", "responses"):
         key = f"{api_key}-{api}"
-        plan = {"api": api, "model": "gpt-5", "turns": [
-            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
-            {"prompt": "and now summarize", "tools": TOOLS},
-        ]}
+        plan = {
+            "api": api,
+            "model": "gpt-5",
+            "turns": [
+                {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
+                {"prompt": "and now summarize", "tools": TOOLS},
+            ],
+        }
         run = run_node(simulator, key, client, plan, False)
         assert run.exit_code == 0, run.stdout + run.stderr
         first, second = run.turns

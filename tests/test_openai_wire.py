@@ -24,7 +24,12 @@ from simulator.api.request import parse_messages_request
 SEED = 9
 CHAT = "/v1/chat/completions"
 RESPONSES = "/v1/responses"
-TOOLS = [{"type": "function", "function": {"name": "Bash", "description": "run", "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}}}]
+TOOLS = [
+    {
+        "type": "function",
+        "function": {"name": "Bash", "description": "run", "parameters": {"type": "object", "properties": {"command": {"type": "string"}}}},
+    }
+]
 _keys = itertools.count(1)
 
 
@@ -125,11 +130,21 @@ def test_responses_stream_is_the_typed_event_sequence(plain):
     types = [p["type"] for p in payloads]
     deltas = types.count("response.output_text.delta")
     arguments = types.count("response.function_call_arguments.delta")
-    assert types == ["response.created", "response.in_progress",
-                     "response.output_item.added", "response.content_part.added", *["response.output_text.delta"] * deltas,
-                     "response.output_text.done", "response.content_part.done", "response.output_item.done",
-                     "response.output_item.added", *["response.function_call_arguments.delta"] * arguments,
-                     "response.function_call_arguments.done", "response.output_item.done", "response.completed"]
+    assert types == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        *["response.output_text.delta"] * deltas,
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        *["response.function_call_arguments.delta"] * arguments,
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     text = "".join(p["delta"] for p in payloads if p["type"] == "response.output_text.delta")
     assert text == messages_text(prompt) and payloads[5 + deltas - 1]["text"] == text
     args = "".join(p["delta"] for p in payloads if p["type"] == "response.function_call_arguments.delta")
@@ -212,8 +227,12 @@ def test_sse_error_is_each_apis_own_form(sim):
     events = list(sse.decode_all(responses.content))
     assert len(events) == 6 and events[-1].name == "error"
     assert events[-1].json() == {"type": "error", "code": "overloaded", "message": "Overloaded", "param": None, "sequence_number": 5}
-    messages = httpx.post(sim.base_url + "/v1/messages", headers={"x-api-key": key()}, timeout=30,
-                          json={"model": "m", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "Rivers."}]})
+    messages = httpx.post(
+        sim.base_url + "/v1/messages",
+        headers={"x-api-key": key()},
+        timeout=30,
+        json={"model": "m", "max_tokens": 100, "stream": True, "messages": [{"role": "user", "content": "Rivers."}]},
+    )
     last = list(sse.decode_all(messages.content))[-1]
     assert last.name == "error" and last.json() == {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
 

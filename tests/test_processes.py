@@ -41,8 +41,10 @@ def test_stop_kills_what_ignores_sigterm_after_the_grace() -> None:
 
 
 def test_stop_a_group_kills_what_the_leader_left_behind() -> None:
-    script = ("import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', " + repr(IGNORES_TERM) + "], stdout=subprocess.PIPE); "
-              "child.stdout.readline(); print(child.pid, flush=True)")
+    script = (
+        "import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', " + repr(IGNORES_TERM) + "], stdout=subprocess.PIPE); "
+        "child.stdout.readline(); print(child.pid, flush=True)"
+    )
     leader = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, start_new_session=True)
     orphan = int(leader.stdout.readline())
     leader.stdout.close()
@@ -77,9 +79,11 @@ def test_stop_a_group_without_its_leader_waits_the_grace_then_kills() -> None:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")
 def test_die_with_parent_kills_the_child_and_only_main_thread_for_servers() -> None:
-    script = ("import subprocess, sys; from harness import processes; "
-              "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=processes.die_with_parent()); "
-              "print(child.pid, flush=True); import time; time.sleep(60)")
+    script = (
+        "import subprocess, sys; from harness import processes; "
+        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'], preexec_fn=processes.die_with_parent()); "
+        "print(child.pid, flush=True); import time; time.sleep(60)"
+    )
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     child = int(parent.stdout.readline())
     parent.kill()

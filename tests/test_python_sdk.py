@@ -27,10 +27,18 @@ PLANS = {
     "thinking": {"model": "claude-opus-4-7", "turns": [{"prompt": "Think first.\n@sc words=30 thinking_words=50", "thinking": True}]},
     "tool": {
         "model": "claude-sonnet-4-6",
-        "turns": [{
-            "prompt": 'Run it.\n@sc tool=Bash input={"command": "sleep 2", "description": "wait a bit"}',
-            "tools": [{"name": "Bash", "description": "run a command", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}],
-        }],
+        "turns": [
+            {
+                "prompt": 'Run it.\n@sc tool=Bash input={"command": "sleep 2", "description": "wait a bit"}',
+                "tools": [
+                    {
+                        "name": "Bash",
+                        "description": "run a command",
+                        "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}},
+                    }
+                ],
+            }
+        ],
     },
     "max_tokens": {"model": "claude-sonnet-4-6", "turns": [{"prompt": "Long.\n@sc words=500", "max_tokens": 37}]},
 }
@@ -55,10 +63,13 @@ def test_python_sdk_accumulates_the_generated_answer(simulator, api_key, mode, s
 
 def test_python_sdk_multi_turn_tool_use_then_text(simulator, api_key):
     tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
-    plan = {"model": "claude-sonnet-4-6", "turns": [
-        {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
-        {"prompt": "and now summarize", "tools": tools},
-    ]}
+    plan = {
+        "model": "claude-sonnet-4-6",
+        "turns": [
+            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
+            {"prompt": "and now summarize", "tools": tools},
+        ],
+    }
     run = run_client(CLIENT, contract_env(simulator.base_url, api_key, plan, None), deadline_s=60)
     assert run.exit_code == 0, run.stderr
     first, second = run.turns

@@ -66,9 +66,32 @@ def test_records_round_trip_through_their_json_line_and_keep_runtime_state_out()
     assert read_request["writes"] == [[2, 40, read_request["t_first_byte"]]] and read_request["end"] == "complete"
 
 
-SUMMARY_KEYS = ["scenario", "client", "skipped", "trials", "recovered", "recovery_rate", "recovery_ci", "faulted", "recovered_faulted", "hangs",
-                "data_loss", "duplicated", "failed", "harness_errors", "clear_errors", "outcomes", "decay", "backoff_ms", "time_to_recover_ms",
-                "amplification", "bytes_resent", "mean_elapsed_s", "error_lines", "keepalive"]
+SUMMARY_KEYS = [
+    "scenario",
+    "client",
+    "skipped",
+    "trials",
+    "recovered",
+    "recovery_rate",
+    "recovery_ci",
+    "faulted",
+    "recovered_faulted",
+    "hangs",
+    "data_loss",
+    "duplicated",
+    "failed",
+    "harness_errors",
+    "clear_errors",
+    "outcomes",
+    "decay",
+    "backoff_ms",
+    "time_to_recover_ms",
+    "amplification",
+    "bytes_resent",
+    "mean_elapsed_s",
+    "error_lines",
+    "keepalive",
+]
 
 
 def test_summary_rows_are_typed_and_summary_json_keeps_its_keys(tmp_path):
@@ -79,12 +102,27 @@ def test_summary_rows_are_typed_and_summary_json_keeps_its_keys(tmp_path):
     from harness.present import gate, report
 
     def trial(client, outcome, ttr=None, error=None):
-        return {"scenario": "cut", "client": client, "trial": 0, "outcome": outcome, "faults_fired": 1, "error_line": error,
-                "backoff_ms": [500.0], "time_to_recover_ms": ttr, "bytes_needed": 100, "bytes_out": 150, "elapsed_s": 2.0,
-                "attempts": [[{"ok": False, "t_start": 0.0, "t_end": 0.1}, {"ok": outcome == "recovered", "t_start": 0.6, "t_end": 1.0}]]}
+        return {
+            "scenario": "cut",
+            "client": client,
+            "trial": 0,
+            "outcome": outcome,
+            "faults_fired": 1,
+            "error_line": error,
+            "backoff_ms": [500.0],
+            "time_to_recover_ms": ttr,
+            "bytes_needed": 100,
+            "bytes_out": 150,
+            "elapsed_s": 2.0,
+            "attempts": [[{"ok": False, "t_start": 0.0, "t_end": 0.1}, {"ok": outcome == "recovered", "t_start": 0.6, "t_end": 1.0}]],
+        }
 
-    records = [trial("a", "recovered", 800.0), trial("a", "failed", error="boom"), trial("b", "hung"),
-               {"scenario": "cut", "client": "c", "skipped": "needs h2"}]
+    records = [
+        trial("a", "recovered", 800.0),
+        trial("a", "failed", error="boom"),
+        trial("b", "hung"),
+        {"scenario": "cut", "client": "c", "skipped": "needs h2"},
+    ]
     rows = metrics.summarize(records)
     assert all(isinstance(row, metrics.SummaryRow) for row in rows) and [r.client for r in rows] == ["a", "b", "c"]
     a = rows[0]
@@ -98,6 +136,10 @@ def test_summary_rows_are_typed_and_summary_json_keeps_its_keys(tmp_path):
     assert [metrics.SummaryRow.from_json(row) for row in written] == rows
     with open(tmp_path / "summary.csv", newline="") as handle:
         table = list(csv.DictReader(handle))
-    assert [(r["client"], r["trials"], r["recovered"], r["skipped"]) for r in table] == [("a", "2", "1", ""), ("b", "1", "0", ""), ("c", "0", "0", "needs h2")]
+    assert [(r["client"], r["trials"], r["recovered"], r["skipped"]) for r in table] == [
+        ("a", "2", "1", ""),
+        ("b", "1", "0", ""),
+        ("c", "0", "0", "needs h2"),
+    ]
     verdicts = gate.evaluate(rows, gate.Policy())
     assert [v.passed for v in verdicts] == [True, False, True] and "hang" in verdicts[1].reasons[0]

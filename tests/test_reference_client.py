@@ -18,24 +18,29 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness import cli
-
-from harness.present import compare
-
-from harness.measure import strategies
 from harness.clients import registry
-from harness.clients.launch import contract_env, run_client
 from harness.clients.adapter import Launch
+from harness.clients.launch import contract_env, run_client
 from harness.clients.reference.accumulator import Accumulator
 from harness.clients.reference.client import ReferenceClient
 from harness.clients.reference.failures import (
-    ConnectionFailure, IncompleteStream, MalformedStream, StatusFailure, StreamErrorEvent, retry_after_s, status_failure,
+    ConnectionFailure,
+    IncompleteStream,
+    MalformedStream,
+    StatusFailure,
+    StreamErrorEvent,
+    retry_after_s,
+    status_failure,
 )
 from harness.clients.reference.pool import http_client_factory
 from harness.clients.reference.transcript import Transcript
 from harness.drive.simulator_process import SimulatorProcess
+from harness.measure import strategies
+from harness.present import compare
 from simulator import sse
 
 CLIENT = (sys.executable, "-m", "harness.clients.reference")
@@ -43,6 +48,7 @@ _keys = itertools.count(1)
 
 
 # -- strategies: delays, budget, throttle -----------------------------------------------------------
+
 
 def test_delays_per_backoff():
     rng = random.Random(1)
@@ -132,6 +138,7 @@ def test_jittered_delays_stay_in_their_bounds(retry, base, cap, previous, seed):
 
 # -- the client's pieces, no sockets -----------------------------------------------------------------
 
+
 def stream_events(text_pieces, thinking=(), tool=None, stop=True) -> list[sse.Event]:
     raw = [sse.encode("message_start", {"type": "message_start", "message": {"usage": {"input_tokens": 7, "output_tokens": 1}}})]
     index = 0
@@ -147,8 +154,13 @@ def stream_events(text_pieces, thinking=(), tool=None, stop=True) -> list[sse.Ev
     raw.append(sse.encode("content_block_stop", {"index": index}))
     if tool:
         index += 1
-        raw.append(sse.encode("content_block_start", {"index": index, "content_block": {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}}))
-        raw += [sse.encode("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": p}}) for p in ('{"comm', 'and": "ls"}')]
+        raw.append(
+            sse.encode("content_block_start", {"index": index, "content_block": {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}})
+        )
+        raw += [
+            sse.encode("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": p}})
+            for p in ('{"comm', 'and": "ls"}')
+        ]
         raw.append(sse.encode("content_block_stop", {"index": index}))
     raw.append(sse.encode("message_delta", {"delta": {"stop_reason": "tool_use" if tool else "end_turn"}, "usage": {"output_tokens": 12}}))
     if stop:
@@ -166,7 +178,8 @@ def test_accumulator_builds_the_message_and_the_next_request_s_assistant_content
     assert acc.tool_uses() == [{"id": "toolu_1", "name": "Bash", "input": {"command": "ls"}}]
     assert (acc.input_tokens, acc.output_tokens) == (7, 12)
     assert acc.assistant_content() == [
-        {"type": "thinking", "thinking": "hmm", "signature": "sig"}, {"type": "text", "text": "Hello world"},
+        {"type": "thinking", "thinking": "hmm", "signature": "sig"},
+        {"type": "text", "text": "Hello world"},
         {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}},
     ]
     assert seen == [("thinking", "hm"), ("thinking", "m"), ("text", "Hello"), ("text", " world")]
@@ -249,7 +262,9 @@ def whole_answer() -> Accumulator:
     return acc
 
 
-def loop(strategy: str, outcomes: list, scale: float = 1.0, controller_rng: int = 6) -> tuple[list[float], list[int], BaseException | None, ReferenceClient]:
+def loop(
+    strategy: str, outcomes: list, scale: float = 1.0, controller_rng: int = 6
+) -> tuple[list[float], list[int], BaseException | None, ReferenceClient]:
     """Run ReferenceClient.ask with ``attempt`` replaced by the given outcomes, in order; the sleeps
     it asked for, the attempt numbers it made, and what it raised."""
     chosen = strategies.scaled(strategies.get(strategy), scale)
@@ -259,8 +274,14 @@ def loop(strategy: str, outcomes: list, scale: float = 1.0, controller_rng: int 
         sleeps.append(seconds)
 
     async def scenario() -> tuple[list[int], BaseException | None, ReferenceClient]:
-        client = ReferenceClient(chosen, "http://127.0.0.1:9", "k", http_client_factory(5.0),
-                                 controller=strategies.RetryController(chosen, random.Random(controller_rng)), sleep=sleep)
+        client = ReferenceClient(
+            chosen,
+            "http://127.0.0.1:9",
+            "k",
+            http_client_factory(5.0),
+            controller=strategies.RetryController(chosen, random.Random(controller_rng)),
+            sleep=sleep,
+        )
         numbers: list[int] = []
         pending = iter(outcomes)
 
@@ -276,7 +297,7 @@ def loop(strategy: str, outcomes: list, scale: float = 1.0, controller_rng: int 
         try:
             await client.ask({"stream": True})
             error = None
-        except BaseException as raised:  # noqa: BLE001 - the test inspects it
+        except BaseException as raised:
             error = raised
         await client.aclose()
         return numbers, error, client
@@ -326,6 +347,7 @@ def test_the_budget_stops_the_loop_before_max_attempts():
 
 # -- the registry and the CLI's default selection -----------------------------------------------------
 
+
 def test_reference_clients_are_built_in_but_not_run_by_default(tmp_path):
     names = [f"ref-{name}" for name in strategies.STRATEGIES] + ["ref-resilient-h2"]
     assert all(name in registry.BUILT_IN for name in names)
@@ -340,17 +362,36 @@ def test_reference_clients_are_built_in_but_not_run_by_default(tmp_path):
     assert float(invocation.env["STREAMCHAOS_TIME_SCALE"]) == pytest.approx(1 / 30)  # the trial's scale
     unscaled = registry.get("ref-idle-watchdog").invocation(Launch("http://127.0.0.1:1", "k", None, script, 1200.0, tmp_path))
     assert "STREAMCHAOS_TIME_SCALE" not in unscaled.env
-    pinned = registry.reference_client("hedging", time_scale=0.5).invocation(Launch("http://127.0.0.1:1", "k", None, script, 40.0, tmp_path, time_scale=1 / 30))
+    pinned = registry.reference_client("hedging", time_scale=0.5).invocation(
+        Launch("http://127.0.0.1:1", "k", None, script, 40.0, tmp_path, time_scale=1 / 30)
+    )
     assert pinned.env["STREAMCHAOS_TIME_SCALE"] == "0.5"
 
 
 def test_compare_rows_order_strategies_and_count_time_to_recover_over_recovered_trials_only():
     def record(client, scenario, outcome, ttr):
-        return {"scenario": scenario, "client": client, "trial": 0, "outcome": outcome, "faults_fired": 1, "error_line": None,
-                "backoff_ms": [], "time_to_recover_ms": ttr, "bytes_needed": 100, "bytes_out": 150, "elapsed_s": 1.0, "attempts": []}
+        return {
+            "scenario": scenario,
+            "client": client,
+            "trial": 0,
+            "outcome": outcome,
+            "faults_fired": 1,
+            "error_line": None,
+            "backoff_ms": [],
+            "time_to_recover_ms": ttr,
+            "bytes_needed": 100,
+            "bytes_out": 150,
+            "elapsed_s": 1.0,
+            "attempts": [],
+        }
 
-    records = [record("ref-full-jitter", "b", "recovered", 300.0), record("ref-full-jitter", "b", "hung", 20000.0),
-               record("ref-none", "b", "failed", None), record("ref-none", "a", "recovered", 100.0), record("python-sdk", "a", "failed", None)]
+    records = [
+        record("ref-full-jitter", "b", "recovered", 300.0),
+        record("ref-full-jitter", "b", "hung", 20000.0),
+        record("ref-none", "b", "failed", None),
+        record("ref-none", "a", "recovered", 100.0),
+        record("python-sdk", "a", "failed", None),
+    ]
     table = compare.rows(records, ["none", "full-jitter"], ["a", "b"])
     assert [(r["strategy"], r["scenario"]) for r in table] == [("none", "a"), ("none", "b"), ("full-jitter", "b")]
     jitter = table[-1]
@@ -362,6 +403,7 @@ def test_compare_rows_order_strategies_and_count_time_to_recover_over_recovered_
 
 # -- on the wire ---------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def sim():
     with SimulatorProcess(["--seed", "9"]) as process:
@@ -372,14 +414,20 @@ def sim():
 def faults(sim):
     def load(*rules):
         sim.load_plan({"seed": 1, "faults": list(rules)})
+
     yield load
     sim.load_plan({"faults": []})
 
 
 def run_ref(sim, strategy: str, plan: dict, scale: float = 0.1, deadline_s: float = 20.0, extra: dict | None = None, tls: bool = False):
     key = f"sk-ref-{strategy}-{next(_keys)}"
-    env = contract_env(sim.lane_url(sim.port, tls), key, plan, sim.ca_file if tls else None,
-                       {"STREAMCHAOS_STRATEGY": strategy, "STREAMCHAOS_TIME_SCALE": str(scale), **(extra or {})})
+    env = contract_env(
+        sim.lane_url(sim.port, tls),
+        key,
+        plan,
+        sim.ca_file if tls else None,
+        {"STREAMCHAOS_STRATEGY": strategy, "STREAMCHAOS_TIME_SCALE": str(scale), **(extra or {})},
+    )
     result = run_client(CLIENT, env, deadline_s)
     requests = sorted((r for r in sim.journal(key) if r["kind"] == "request"), key=lambda r: r["t_headers"])
     return result, requests
@@ -444,8 +492,10 @@ def test_idle_watchdog_recovers_from_a_stall_where_sdk_default_hangs(sim, faults
 def test_fresh_connection_recovers_from_idle_eviction_where_full_jitter_reuses_the_dead_pool(sim, faults):
     faults({"type": "idle_eviction", "idle_s": 0.4})
     # five pooled connections after turn 1; turn 2 comes after they went idle past the NAT's timeout
-    plan = {"timeout_s": 0.5, "turns": [{"prompt": "Start.\n@sc words=20", "parallel": 5},
-                                        {"prompt": "The tool finished.\n@sc words=20", "idle_before_s": 0.6}]}
+    plan = {
+        "timeout_s": 0.5,
+        "turns": [{"prompt": "Start.\n@sc words=20", "parallel": 5}, {"prompt": "The tool finished.\n@sc words=20", "idle_before_s": 0.6}],
+    }
     (fresh, fresh_requests), (jitter, jitter_requests) = both((run_ref, sim, "fresh-connection", plan), (run_ref, sim, "full-jitter", plan))
 
     assert fresh.exit_code == 0, fresh.stderr
@@ -503,8 +553,24 @@ def test_over_h2_a_goaway_is_retried_on_a_new_connection(sim, faults, mode, tls)
 
 @pytest.mark.slow
 def test_compare_end_to_end_writes_the_table_and_plots(tmp_path, capsys):
-    code = cli.main(["compare", "--strategies", "none", "full-jitter", "--scenarios", "reset_mid_thinking", "--trials", "3",
-                     "--results", str(tmp_path), "--run-id", "cmp", "--time-scale", "0.1"])
+    code = cli.main(
+        [
+            "compare",
+            "--strategies",
+            "none",
+            "full-jitter",
+            "--scenarios",
+            "reset_mid_thinking",
+            "--trials",
+            "3",
+            "--results",
+            str(tmp_path),
+            "--run-id",
+            "cmp",
+            "--time-scale",
+            "0.1",
+        ]
+    )
     assert code == 0
     directory = tmp_path / "cmp"
     for name in ("compare_recovery", "compare_time_to_recover", "compare_amplification", "outcomes"):

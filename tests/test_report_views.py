@@ -17,13 +17,10 @@ from pathlib import Path
 import pytest
 
 from harness import cli, scenario
-
-from harness.present import diff, report_html
-
-from harness.measure import metrics
-
-from harness.drive import runner
 from harness.clients import registry
+from harness.drive import runner
+from harness.measure import metrics
+from harness.present import diff, report_html
 from tests.support import require
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +30,8 @@ BROWSER = ROOT / "tests" / "browser"
 
 def _scenario(tmp_path: Path, name: str, faults: str, trials: int = 4, transports: str = '["http/1.1"]') -> scenario.Scenario:
     path = tmp_path / f"{name}.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         version = 1
         name = "{name}"
         title = "{name} title"
@@ -50,7 +48,9 @@ def _scenario(tmp_path: Path, name: str, faults: str, trials: int = 4, transport
         [field]
         never-retry = "the field saw this client give up"
         retry-decay = "attempt 2: 60 % of 10; 3: 20 % of 5"
-    """) + textwrap.dedent(faults))
+    """)
+        + textwrap.dedent(faults)
+    )
     return scenario.load(path)
 
 
@@ -90,8 +90,11 @@ def two_runs(tmp_path_factory):
     retries in A and retries in B. That matters in reset_first (only the first attempt is cut)
     and nowhere else: every attempt is cut in always_cut, and h2_only is skipped."""
     tmp_path = tmp_path_factory.mktemp("runs")
-    items = [_scenario(tmp_path, "reset_first", RESET_FIRST), _scenario(tmp_path, "always_cut", ALWAYS_CUT, trials=2),
-             _scenario(tmp_path, "h2_only", H2_ONLY, transports='["h2"]')]
+    items = [
+        _scenario(tmp_path, "reset_first", RESET_FIRST),
+        _scenario(tmp_path, "always_cut", ALWAYS_CUT, trials=2),
+        _scenario(tmp_path, "h2_only", H2_ONLY, transports='["h2"]'),
+    ]
     stable = [_known("never-retry", protocols=("http/1.1",)), _known("fixed-retry", protocols=("http/1.1",))]
     a = _run(tmp_path, "run-a", items, [*stable, _known("never-retry", "changing", ("http/1.1",))])
     b = _run(tmp_path, "run-b", items, [*stable, _known("fixed-retry", "changing", ("http/1.1",))])
@@ -161,14 +164,56 @@ def test_page_structure_matrix_first_skips_and_field_points(two_runs):
 
 
 def test_extra_fields_and_versioned_clients_render(tmp_path):
-    record = {"run_id": "x", "scenario": "s", "client": "claude-code@2.1.104", "trial": 0, "key": "k0", "outcome": "failed", "exit_code": 1,
-              "hung": False, "elapsed_s": 1.0, "error_line": "API Error: boom", "answers_expected": 1, "answers_intact": 0, "integrity": [],
-              "faults_fired": 1, "attempts": [[{"ok": False, "end": "fault:tcp_reset", "status": 200, "conn": 1, "t_start": 1.0, "t_end": 1.1,
-                                                 "events_out": 5, "bytes_out": 500, "faults": ["tcp_reset"]},
-                                                {"ok": False, "end": "fault:tcp_reset", "status": 200, "conn": 2, "t_start": 1.7, "t_end": 1.8,
-                                                 "events_out": 5, "bytes_out": 500, "faults": ["tcp_reset"]}]],
-              "backoff_ms": [600.0], "time_to_recover_ms": None, "bytes_out": 1000, "bytes_needed": 900, "events_out": 10, "connections": 2,
-              "sockets": {"keepalive": False}, "extra": {"lab_events": ["nat evicted"]}}
+    record = {
+        "run_id": "x",
+        "scenario": "s",
+        "client": "claude-code@2.1.104",
+        "trial": 0,
+        "key": "k0",
+        "outcome": "failed",
+        "exit_code": 1,
+        "hung": False,
+        "elapsed_s": 1.0,
+        "error_line": "API Error: boom",
+        "answers_expected": 1,
+        "answers_intact": 0,
+        "integrity": [],
+        "faults_fired": 1,
+        "attempts": [
+            [
+                {
+                    "ok": False,
+                    "end": "fault:tcp_reset",
+                    "status": 200,
+                    "conn": 1,
+                    "t_start": 1.0,
+                    "t_end": 1.1,
+                    "events_out": 5,
+                    "bytes_out": 500,
+                    "faults": ["tcp_reset"],
+                },
+                {
+                    "ok": False,
+                    "end": "fault:tcp_reset",
+                    "status": 200,
+                    "conn": 2,
+                    "t_start": 1.7,
+                    "t_end": 1.8,
+                    "events_out": 5,
+                    "bytes_out": 500,
+                    "faults": ["tcp_reset"],
+                },
+            ]
+        ],
+        "backoff_ms": [600.0],
+        "time_to_recover_ms": None,
+        "bytes_out": 1000,
+        "bytes_needed": 900,
+        "events_out": 10,
+        "connections": 2,
+        "sockets": {"keepalive": False},
+        "extra": {"lab_events": ["nat evicted"]},
+    }
     rows = metrics.summarize([record])
     page = report_html.render(rows, {"run_id": "x"}, [record], tmp_path)
     assert "claude-code<br><span class=ver>@2.1.104</span>" in page
@@ -205,8 +250,9 @@ def test_report_in_headless_chromium(two_runs, tmp_path):
     require(BROWSER / "node_modules" / "playwright-core", "playwright-core (npm ci in tests/browser)")
     node = require("node", "node")
     _, b = two_runs
-    done = subprocess.run([node, str(BROWSER / "check_report.mjs"), str(b / "report.html"), str(tmp_path)], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [node, str(BROWSER / "check_report.mjs"), str(b / "report.html"), str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     rows = metrics.summarize(runner.only_latest(runner.load_records(b)))
@@ -245,7 +291,9 @@ def test_diff_pairs_versions_and_follows_the_policy():
 
 
 def test_error_lines_group_by_shape():
-    lines = ["*net.OpError: read tcp 127.0.0.1:60098->127.0.0.1:42009: read: connection reset by peer",
-             "*net.OpError: read tcp 127.0.0.1:56984->127.0.0.1:36583: read: connection reset by peer"]
+    lines = [
+        "*net.OpError: read tcp 127.0.0.1:60098->127.0.0.1:42009: read: connection reset by peer",
+        "*net.OpError: read tcp 127.0.0.1:56984->127.0.0.1:36583: read: connection reset by peer",
+    ]
     assert len({report_html.error_shape(line) for line in lines}) == 1
     assert "connection reset by peer" in report_html.error_shape(lines[0])

@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, scenario
+from harness import cli, processes, scenario
 from harness.clients import registry
-from harness import processes
 from harness.drive import rundir, runner
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +42,8 @@ def own_tmp(tmp_path, monkeypatch):
 
 def small_scenario(tmp_path: Path, trials: int = 3) -> Path:
     path = tmp_path / "small.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         version = 1
         name = "small"
         seed = 5
@@ -53,7 +53,8 @@ def small_scenario(tmp_path: Path, trials: int = 3) -> Path:
         deadline_s = 20.0
         [conversation]
         words = 20
-    """))
+    """)
+    )
     return path
 
 
@@ -104,8 +105,24 @@ def test_repair_torn_tail_keeps_whole_lines(tmp_path):
 def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
     scenario_file = small_scenario(tmp_path, trials=2)
     slow = f"{sys.executable} {Path(__file__).parent / 'clients' / 'sleepy_client.py'} 2"
-    command = [sys.executable, "-m", "harness.cli", "run", "--scenarios", str(scenario_file), "--client-cmd", slow, "--client-name", "c",
-               "--results", str(tmp_path / "results"), "--run-id", "shared", "--workers", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--scenarios",
+        str(scenario_file),
+        "--client-cmd",
+        slow,
+        "--client-name",
+        "c",
+        "--results",
+        str(tmp_path / "results"),
+        "--run-id",
+        "shared",
+        "--workers",
+        "2",
+    ]
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -114,8 +131,21 @@ def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip() == str(first.pid)):
             time.sleep(0.05)
         assert lock.read_text().strip() == str(first.pid)
-        code = cli.main(["run", "--scenarios", str(scenario_file), "--client-cmd", slow, "--client-name", "c",
-                         "--results", str(tmp_path / "results"), "--run-id", "shared"])
+        code = cli.main(
+            [
+                "run",
+                "--scenarios",
+                str(scenario_file),
+                "--client-cmd",
+                slow,
+                "--client-name",
+                "c",
+                "--results",
+                str(tmp_path / "results"),
+                "--run-id",
+                "shared",
+            ]
+        )
         assert code == 2
         err = " ".join(capsys.readouterr().err.split())
         assert "in use by another streamchaos run" in err and f"pid {first.pid}" in err

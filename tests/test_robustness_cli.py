@@ -43,11 +43,20 @@ def test_time_scale_must_be_finite_and_in_range(capsys, command, value):
     assert "--time-scale" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("option,value", [
-    ("--trials", "0"), ("--trials", "-1"), ("--trials", "1000000000000"), ("--trials", "2.5"),
-    ("--max-trials", "0"), ("--max-trials", "-2"), ("--max-trials", str(limits.MAX_TRIALS + 1)),
-    ("--workers", "0"), ("--workers", "-3"),
-])
+@pytest.mark.parametrize(
+    "option,value",
+    [
+        ("--trials", "0"),
+        ("--trials", "-1"),
+        ("--trials", "1000000000000"),
+        ("--trials", "2.5"),
+        ("--max-trials", "0"),
+        ("--max-trials", "-2"),
+        ("--max-trials", str(limits.MAX_TRIALS + 1)),
+        ("--workers", "0"),
+        ("--workers", "-3"),
+    ],
+)
 def test_counts_must_be_positive_and_bounded(capsys, option, value):
     err = usage_error(capsys, ["run", f"{option}={value}"])
     assert option in err and ("between" in err or "whole number" in err)
@@ -89,6 +98,7 @@ def test_a_directory_is_not_a_scenario(capsys, tmp_path):
 
 # -- scenario files ----------------------------------------------------------------------------
 
+
 def bad_file(tmp_path: Path, text: str) -> scenario.ScenarioError:
     path = tmp_path / "bad.toml"
     path.write_text(textwrap.dedent(text))
@@ -105,36 +115,39 @@ tokens_per_second = 50.0
 """
 
 
-@pytest.mark.parametrize("text,key", [
-    ("deadline_s = 1e300\n", "deadline_s"),
-    ("deadline_s = inf\n", "deadline_s"),
-    ("time_scale = 1e300\n", "time_scale"),
-    ("time_scale = nan\n", "time_scale"),
-    ("time_scale = 0.0\n", "time_scale"),
-    ("trials = 1000000000000\n", "trials"),
-    ("concurrency = 1000000000\n", "concurrency"),
-    ("[client]\ntimeout_s = 1e300\n", "client.timeout_s"),
-    ("[conversation]\nidle_before_s = 1e300\n", "conversation.idle_before_s"),
-    ("[conversation]\nturns = 1001\n", "conversation.turns"),
-    ("[conversation]\nturns = 1000000000\n", "conversation.turns"),
-    ("[conversation]\nwords = 1000000000000\n", "conversation.words"),
-    ("[conversation]\nmax_tokens = 1000000000000\n", "conversation.max_tokens"),
-    ("[conversation]\nturns = 1000\ncontext_kb = 32768\n", "conversation.context_kb"),
-    ("[conversation]\nturns = 2\ncontext_kb = 20000\n", "conversation.context_kb"),
-    ("[[faults]]\ntype = \"tcp_reset\"\ntrigger = { at = \"ms\", value = inf }\n", "faults[0].trigger.value"),
-    ("[[faults]]\ntype = \"tcp_reset\"\ntrigger = { at = \"events\", value = inf }\n", "faults[0].trigger.value"),
-    ("[[faults]]\ntype = \"tcp_reset\"\ntrigger = { at = \"events\", value = 1e300 }\n", "faults[0].trigger.value"),
-    ("[[faults]]\ntype = \"tcp_reset\"\nselect = { window_s = [nan, nan] }\n", "faults[0].select.window_s"),
-    ("[[faults]]\ntype = \"tcp_reset\"\nselect = { window_s = [0.0, inf] }\n", "faults[0].select.window_s"),
-    ("[[faults]]\ntype = \"stall\"\nseconds = 1e300\n", "faults[0].seconds"),
-    ("[[faults]]\ntype = \"stall\"\nseconds = nan\n", "faults[0].seconds"),
-    ("[[faults]]\ntype = \"goaway\"\ngrace_s = \"inf\"\n", "faults[0].grace_s"),
-    ("[[faults]]\ntype = \"slow\"\ntokens_per_second = inf\n", "faults[0].tokens_per_second"),
-    ("[[faults]]\ntype = \"http_error\"\nretry_after = 1e300\n", "faults[0].retry_after"),
-    ("[[faults]]\ntype = \"idle_eviction\"\nidle_s = 200000.0\n", "faults[0].idle_s"),
-    ("[[toxics]]\naction = \"down\"\nat_s = 1e300\n", "toxics[0].at_s"),
-    ("[[toxics]]\naction = \"down\"\non = \"first_answer_complete\"\ndelay_s = inf\n", "toxics[0].delay_s"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("deadline_s = 1e300\n", "deadline_s"),
+        ("deadline_s = inf\n", "deadline_s"),
+        ("time_scale = 1e300\n", "time_scale"),
+        ("time_scale = nan\n", "time_scale"),
+        ("time_scale = 0.0\n", "time_scale"),
+        ("trials = 1000000000000\n", "trials"),
+        ("concurrency = 1000000000\n", "concurrency"),
+        ("[client]\ntimeout_s = 1e300\n", "client.timeout_s"),
+        ("[conversation]\nidle_before_s = 1e300\n", "conversation.idle_before_s"),
+        ("[conversation]\nturns = 1001\n", "conversation.turns"),
+        ("[conversation]\nturns = 1000000000\n", "conversation.turns"),
+        ("[conversation]\nwords = 1000000000000\n", "conversation.words"),
+        ("[conversation]\nmax_tokens = 1000000000000\n", "conversation.max_tokens"),
+        ("[conversation]\nturns = 1000\ncontext_kb = 32768\n", "conversation.context_kb"),
+        ("[conversation]\nturns = 2\ncontext_kb = 20000\n", "conversation.context_kb"),
+        ('[[faults]]\ntype = "tcp_reset"\ntrigger = { at = "ms", value = inf }\n', "faults[0].trigger.value"),
+        ('[[faults]]\ntype = "tcp_reset"\ntrigger = { at = "events", value = inf }\n', "faults[0].trigger.value"),
+        ('[[faults]]\ntype = "tcp_reset"\ntrigger = { at = "events", value = 1e300 }\n', "faults[0].trigger.value"),
+        ('[[faults]]\ntype = "tcp_reset"\nselect = { window_s = [nan, nan] }\n', "faults[0].select.window_s"),
+        ('[[faults]]\ntype = "tcp_reset"\nselect = { window_s = [0.0, inf] }\n', "faults[0].select.window_s"),
+        ('[[faults]]\ntype = "stall"\nseconds = 1e300\n', "faults[0].seconds"),
+        ('[[faults]]\ntype = "stall"\nseconds = nan\n', "faults[0].seconds"),
+        ('[[faults]]\ntype = "goaway"\ngrace_s = "inf"\n', "faults[0].grace_s"),
+        ('[[faults]]\ntype = "slow"\ntokens_per_second = inf\n', "faults[0].tokens_per_second"),
+        ('[[faults]]\ntype = "http_error"\nretry_after = 1e300\n', "faults[0].retry_after"),
+        ('[[faults]]\ntype = "idle_eviction"\nidle_s = 200000.0\n', "faults[0].idle_s"),
+        ('[[toxics]]\naction = "down"\nat_s = 1e300\n', "toxics[0].at_s"),
+        ('[[toxics]]\naction = "down"\non = "first_answer_complete"\ndelay_s = inf\n', "toxics[0].delay_s"),
+    ],
+)
 def test_scenario_numbers_are_finite_and_bounded(tmp_path, text, key):
     started = time.monotonic()
     error = bad_file(tmp_path, "version = 1\n" + text)
@@ -162,14 +175,17 @@ def test_time_scale_zero_with_a_slow_fault_is_an_error_not_a_zero_division(tmp_p
             item.plan(factor)
 
 
-@pytest.mark.parametrize("rule", [
-    {"type": "tcp_reset", "trigger": {"at": "events", "value": float("inf")}},
-    {"type": "tcp_reset", "trigger": {"at": "events", "value": "inf"}},
-    {"type": "tcp_reset", "trigger": {"at": "ms", "value": 1e300}},
-    {"type": "tcp_reset", "select": {"window_s": [float("nan"), float("nan")]}},
-    {"type": "goaway", "grace_s": float("inf")},
-    {"type": "malformed_sse", "mode": "split", "gap_s": "forever"},
-])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"type": "tcp_reset", "trigger": {"at": "events", "value": float("inf")}},
+        {"type": "tcp_reset", "trigger": {"at": "events", "value": "inf"}},
+        {"type": "tcp_reset", "trigger": {"at": "ms", "value": 1e300}},
+        {"type": "tcp_reset", "select": {"window_s": [float("nan"), float("nan")]}},
+        {"type": "goaway", "grace_s": float("inf")},
+        {"type": "malformed_sse", "mode": "split", "gap_s": "forever"},
+    ],
+)
 def test_fault_plans_refuse_non_finite_numbers(rule):
     with pytest.raises(PlanError):
         FaultPlan.from_data({"faults": [rule]})
@@ -222,20 +238,25 @@ def test_trials_are_generated_lazily(tmp_path, monkeypatch):
 
 # -- serve --------------------------------------------------------------------------------------
 
+
 def serve(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL
+    )
 
 
-@pytest.mark.parametrize("args,words", [
-    (["--port", "-1"], "--port"),
-    (["--port", "99999"], "--port"),
-    (["--control-port", "70000"], "--control-port"),
-    (["--host", "8.8.8.8"], "cannot listen on 8.8.8.8"),
-    (["--journal", "/nonexistent/x"], "/nonexistent"),
-    (["--scenario", "DIR"], "is a directory"),
-    (["--journal", "DIR"], "is a directory"),
-])
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (["--port", "-1"], "--port"),
+        (["--port", "99999"], "--port"),
+        (["--control-port", "70000"], "--control-port"),
+        (["--host", "8.8.8.8"], "cannot listen on 8.8.8.8"),
+        (["--journal", "/nonexistent/x"], "/nonexistent"),
+        (["--scenario", "DIR"], "is a directory"),
+        (["--journal", "DIR"], "is a directory"),
+    ],
+)
 def test_serve_refuses_bad_options_without_a_traceback(tmp_path, args, words):
     args = [str(tmp_path) if a == "DIR" else a for a in args]
     result = serve(tmp_path, *args)
@@ -245,6 +266,7 @@ def test_serve_refuses_bad_options_without_a_traceback(tmp_path, args, words):
 
 
 # -- children's output is drained ----------------------------------------------------------------
+
 
 def test_a_simulator_that_writes_a_lot_to_stderr_does_not_block(monkeypatch):
     """PYTHONVERBOSE makes the simulator write ~180 KB to stderr: with a pipe nobody reads it

@@ -59,7 +59,9 @@ def still_serving(sim: SimulatorProcess) -> None:
 
 
 # -- HEAD -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("path, status", [("/", 404), ("/v1/models", 200), ("/v1/models/claude-opus-4-7", 200), ("/v1/messages", 405), ("/nope", 404)])
+@pytest.mark.parametrize(
+    "path, status", [("/", 404), ("/v1/models", 200), ("/v1/models/claude-opus-4-7", 200), ("/v1/messages", 405), ("/nope", 404)]
+)
 def test_head_is_answered_without_a_body_over_http11(sim, path, status):
     with KeepAlive("127.0.0.1", sim.port) as conn:
         head = conn.request("HEAD", path)
@@ -97,22 +99,27 @@ def test_non_ascii_digits_in_a_directive_are_a_400_naming_it(sim, key, digit):
 
 def test_scenario_validate_refuses_a_non_ascii_digit(tmp_path):
     path = tmp_path / "superscript.toml"
-    path.write_text('version = 1\nname = "superscript"\ntitle = "t"\nshape = "s"\nexpect = "e"\n'
-                    '[conversation]\nprompt = "hi\\n@sc ping_every=\u00b2"\n')
-    done = subprocess.run([sys.executable, "-m", "harness.cli", "scenarios", "validate", str(path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    path.write_text(
+        'version = 1\nname = "superscript"\ntitle = "t"\nshape = "s"\nexpect = "e"\n[conversation]\nprompt = "hi\\n@sc ping_every=\u00b2"\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "scenarios", "validate", str(path)], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 1
     assert f"{path}: conversation.prompt: @sc directive: ping_every must be a whole number" in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("directive, fragment", [
-    ("words=1000000000000", f"words must be at most {MAX_WORDS}"),
-    (f"words={MAX_WORDS + 1}", f"words must be at most {MAX_WORDS}"),
-    ("deltas=99999999999999999999999999", "deltas must be at most"),
-    ("thinking_words=1000000000000", "thinking_words must be at most"),
-    ("tool_turns=1000000", "tool_turns must be at most"),
-    ("ping_every=1" + "0" * 4000, "ping_every must be at most"),
-])
+@pytest.mark.parametrize(
+    "directive, fragment",
+    [
+        ("words=1000000000000", f"words must be at most {MAX_WORDS}"),
+        (f"words={MAX_WORDS + 1}", f"words must be at most {MAX_WORDS}"),
+        ("deltas=99999999999999999999999999", "deltas must be at most"),
+        ("thinking_words=1000000000000", "thinking_words must be at most"),
+        ("tool_turns=1000000", "tool_turns must be at most"),
+        ("ping_every=1" + "0" * 4000, "ping_every must be at most"),
+    ],
+)
 def test_huge_directive_values_are_refused(sim, directive, fragment):
     with KeepAlive("127.0.0.1", sim.port) as conn:
         assert_api_error(conn.request("POST", "/v1/messages", messages_body(f"hi\n@sc {directive}")), 400, "invalid_request_error", fragment)
@@ -122,7 +129,12 @@ def test_huge_directive_values_are_refused(sim, directive, fragment):
 def test_huge_max_tokens_is_refused(sim):
     with KeepAlive("127.0.0.1", sim.port) as conn:
         body = messages_body("hi\n@sc words=1000000", max_tokens=10**12)
-        assert_api_error(conn.request("POST", "/v1/messages", body), 400, "invalid_request_error", f"max_tokens: Input should be less than or equal to {MAX_TOKENS}")
+        assert_api_error(
+            conn.request("POST", "/v1/messages", body),
+            400,
+            "invalid_request_error",
+            f"max_tokens: Input should be less than or equal to {MAX_TOKENS}",
+        )
     still_serving(sim)
 
 
@@ -167,7 +179,9 @@ def test_a_million_word_answer_does_not_stall_other_streams(sim):
     def long_stream() -> None:
         with KeepAlive("127.0.0.1", sim.port, timeout_s=120) as conn:
             started = time.monotonic()
-            response = conn.request("POST", "/v1/messages", messages_body("long\n@sc words=1000000", stream=True, max_tokens=2_000_000), key="sk-long")
+            response = conn.request(
+                "POST", "/v1/messages", messages_body("long\n@sc words=1000000", stream=True, max_tokens=2_000_000), key="sk-long"
+            )
             result.update(status=response.status, size=len(response.body), tail=response.body[-200:], seconds=time.monotonic() - started)
 
     thread = threading.Thread(target=long_stream)
@@ -183,11 +197,15 @@ def test_a_million_word_answer_does_not_stall_other_streams(sim):
             assert response.status == 200 and response.events()[-1].name == "message_stop"
             time.sleep(0.01)  # a steady trickle, not a competing flood
     thread.join(5)
-    assert result["status"] == 200 and result["size"] > 50_000_000 and result["tail"].endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    assert (
+        result["status"] == 200 and result["size"] > 50_000_000 and result["tail"].endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    )
     latencies.sort()
     p50, worst = latencies[len(latencies) // 2], latencies[-1]
-    print(f"\nlong answer: {result['size']} bytes in {result['seconds']:.2f} s; "
-          f"{len(latencies)} short streams meanwhile: p50 {p50 * 1000:.1f} ms, max {worst * 1000:.1f} ms")
+    print(
+        f"\nlong answer: {result['size']} bytes in {result['seconds']:.2f} s; "
+        f"{len(latencies)} short streams meanwhile: p50 {p50 * 1000:.1f} ms, max {worst * 1000:.1f} ms"
+    )
     assert len(latencies) >= 5
     assert worst < 0.75, f"a short stream waited {worst:.2f} s behind the long answer"
     (record,) = [r for r in sim.journal("sk-long") if r["kind"] == "request"]
@@ -264,6 +282,7 @@ def test_a_failing_connection_is_closed_and_the_server_goes_on(monkeypatch):
     from simulator.transport import h1
 
     with InProcess() as live:
+
         async def broken(*args, **kwargs):
             raise KeyError("injected connection bug")
 
@@ -352,7 +371,11 @@ values = st.one_of(
     st.builds(lambda a, b: a + b, st.integers(0, 99).map(str), unicode_digits),
 )
 keys = st.sampled_from(["words", "deltas", "thinking_words", "tool_turns", "ping_every", "tool", "bogus", ""])
-nested = st.recursive(st.none() | st.integers() | st.text(max_size=4), lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3), max_leaves=20)
+nested = st.recursive(
+    st.none() | st.integers() | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=20,
+)
 tool_inputs = st.one_of(st.integers(1, 6000).map(deep), nested.map(json.dumps), st.text(max_size=12))
 
 
@@ -367,7 +390,11 @@ def directive_lines(draw) -> str:
 
 def well_formed(response) -> None:
     if response.status == 200:
-        assert response.events()[-1].name == "message_stop" if response.headers.get("content-type", "").startswith("text/event-stream") else response.json()["type"] == "message"
+        assert (
+            response.events()[-1].name == "message_stop"
+            if response.headers.get("content-type", "").startswith("text/event-stream")
+            else response.json()["type"] == "message"
+        )
     else:
         assert response.status == 400, (response.status, response.body[:200])
         body = response.json()
@@ -384,7 +411,11 @@ def test_fuzzed_directives_get_a_well_formed_answer_and_the_server_stays_up(sim,
 
 
 @settings(max_examples=40)
-@given(depth=st.integers(1, 20_000), where=st.sampled_from(["metadata", "tools", "messages"]), path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]))
+@given(
+    depth=st.integers(1, 20_000),
+    where=st.sampled_from(["metadata", "tools", "messages"]),
+    path=st.sampled_from(["/v1/messages", "/v1/messages/count_tokens"]),
+)
 def test_fuzzed_nesting_gets_a_well_formed_answer_and_the_server_stays_up(sim, depth, where, path):
     value = json.loads(deep(min(depth, 500))) if depth <= 500 else None
     body = messages_body("nest", max_tokens=50)
@@ -405,8 +436,10 @@ def test_fuzzed_nesting_gets_a_well_formed_answer_and_the_server_stays_up(sim, d
 def test_a_non_ascii_digit_in_the_retry_count_header_is_ignored(sim):
     with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as raw:
         body = json.dumps(messages_body("retry header")).encode()
-        raw.sendall(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: sk-retry\r\nx-stainless-retry-count: \xb2\r\n"
-                    b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body)
+        raw.sendall(
+            b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: sk-retry\r\nx-stainless-retry-count: \xb2\r\n"
+            b"connection: close\r\ncontent-length: %d\r\n\r\n" % len(body) + body
+        )
         data = b""
         while chunk := raw.recv(65536):
             data += chunk

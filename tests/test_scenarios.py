@@ -9,13 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
-
-from harness.drive import runner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness import scenario
 from harness.clients import registry
 from harness.clients.adapter import ClientAdapter
+from harness.drive import runner
 from harness.drive.simulator_process import SimulatorProcess
 
 LIBRARY = scenario.library()
@@ -48,34 +48,71 @@ def bad(tmp_path: Path, text: str) -> scenario.ScenarioError:
     return error.value
 
 
-@pytest.mark.parametrize("text,key,fix", [
-    ("name = 'x'\n", "version", "required"),
-    ("version = 2\n", "version", "reads version 1"),
-    ("version = 1\nwrods = 3\n", "wrods", "unknown key"),
-    ("version = 1\n[conversation]\nwrods = 3\n", "conversation.wrods", "did you mean 'words'"),
-    ("version = 1\ntrials = 'ten'\n", "trials", "whole number"),
-    ("version = 1\ntime_scale = 0\n", "time_scale", "> 0"),
-    ("version = 1\ntransports = ['h3']\n", "transports[0]", "http/1.1, h2"),
-    ("version = 1\ntransports = ['http/1.1']\n[[faults]]\ntype = 'rst_stream'\n", "faults[0].type", "needs HTTP/2"),
-    ("version = 1\n[conversation]\nwords = 10\n[[faults]]\ntype = 'tcp_reset'\ntrigger = { at = 'events', value = 500 }\n", "faults[0].trigger.value", "at most"),
-    ("version = 1\n[[faults]]\ntype = 'tcp_reset'\ntrigger = { at = 'events', value = 3, block = 'thinking' }\n", "faults[0].trigger.block", "thinking = true"),
-    ("version = 1\n[[faults]]\ntype = 'stall'\nseconds = -5\n", "faults[0].seconds", ">= 0"),
-    ("version = 1\n[[toxics]]\naction = 'add'\n", "toxics[0]", "exactly one of at_s"),
-    ("version = 1\n[[toxics]]\naction = 'explode'\nat_s = 1\n", "toxics[0].action", "one of add"),
-    ("version = 1\n[client]\nmax_retries = 99\n", "client.max_retries", "between 0 and 15"),
-    ("version = 1\n[conversation]\ntool_input = { a = 1 }\n", "conversation.tool_input", "needs tool"),
-    ("version = = 1\n", "", "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,key,fix",
+    [
+        ("name = 'x'\n", "version", "required"),
+        ("version = 2\n", "version", "reads version 1"),
+        ("version = 1\nwrods = 3\n", "wrods", "unknown key"),
+        ("version = 1\n[conversation]\nwrods = 3\n", "conversation.wrods", "did you mean 'words'"),
+        ("version = 1\ntrials = 'ten'\n", "trials", "whole number"),
+        ("version = 1\ntime_scale = 0\n", "time_scale", "> 0"),
+        ("version = 1\ntransports = ['h3']\n", "transports[0]", "http/1.1, h2"),
+        ("version = 1\ntransports = ['http/1.1']\n[[faults]]\ntype = 'rst_stream'\n", "faults[0].type", "needs HTTP/2"),
+        (
+            "version = 1\n[conversation]\nwords = 10\n[[faults]]\ntype = 'tcp_reset'\ntrigger = { at = 'events', value = 500 }\n",
+            "faults[0].trigger.value",
+            "at most",
+        ),
+        (
+            "version = 1\n[[faults]]\ntype = 'tcp_reset'\ntrigger = { at = 'events', value = 3, block = 'thinking' }\n",
+            "faults[0].trigger.block",
+            "thinking = true",
+        ),
+        ("version = 1\n[[faults]]\ntype = 'stall'\nseconds = -5\n", "faults[0].seconds", ">= 0"),
+        ("version = 1\n[[toxics]]\naction = 'add'\n", "toxics[0]", "exactly one of at_s"),
+        ("version = 1\n[[toxics]]\naction = 'explode'\nat_s = 1\n", "toxics[0].action", "one of add"),
+        ("version = 1\n[client]\nmax_retries = 99\n", "client.max_retries", "between 0 and 15"),
+        ("version = 1\n[conversation]\ntool_input = { a = 1 }\n", "conversation.tool_input", "needs tool"),
+        ("version = = 1\n", "", "not valid TOML"),
+    ],
+)
 def test_invalid_files_name_the_file_the_key_and_the_fix(tmp_path, text, key, fix):
     error = bad(tmp_path, text)
     assert error.path == key
     assert fix in error.message
 
 
-keys = st.sampled_from(["version", "name", "trials", "seed", "time_scale", "transports", "tls", "conversation", "faults", "toxics",
-                        "client", "words", "turns", "turn", "type", "trigger", "select", "at", "value", "action", "at_s"]) | st.text(max_size=5)
-values = st.recursive(st.none() | st.booleans() | st.integers(-3, 600) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
-                      lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4), max_leaves=25)
+keys = st.sampled_from(
+    [
+        "version",
+        "name",
+        "trials",
+        "seed",
+        "time_scale",
+        "transports",
+        "tls",
+        "conversation",
+        "faults",
+        "toxics",
+        "client",
+        "words",
+        "turns",
+        "turn",
+        "type",
+        "trigger",
+        "select",
+        "at",
+        "value",
+        "action",
+        "at_s",
+    ]
+) | st.text(max_size=5)
+values = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 600) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=25,
+)
 
 
 @settings(max_examples=300)
@@ -92,15 +129,25 @@ def test_arbitrary_documents_never_crash_the_loader(document, versioned):
         assert item.version == 1 and item.turns and item.plan() is not None
 
 
-valid_turn = st.fixed_dictionaries({}, optional={"words": st.integers(1, 200), "thinking": st.booleans(), "stream": st.booleans(),
-                                                 "idle_before_s": st.floats(0, 100), "parallel": st.integers(1, 4)})
-valid_fault = st.sampled_from([
-    {"type": "tcp_reset", "trigger": {"at": "events", "value": 3}},
-    {"type": "fin", "select": {"attempts": [1]}},
-    {"type": "http_error", "status": 529},
-    {"type": "stall", "seconds": 2.0, "trigger": {"at": "events", "value": 2}},
-    {"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"connections": [1], "probability": 0.5}},
-])
+valid_turn = st.fixed_dictionaries(
+    {},
+    optional={
+        "words": st.integers(1, 200),
+        "thinking": st.booleans(),
+        "stream": st.booleans(),
+        "idle_before_s": st.floats(0, 100),
+        "parallel": st.integers(1, 4),
+    },
+)
+valid_fault = st.sampled_from(
+    [
+        {"type": "tcp_reset", "trigger": {"at": "events", "value": 3}},
+        {"type": "fin", "select": {"attempts": [1]}},
+        {"type": "http_error", "status": 529},
+        {"type": "stall", "seconds": 2.0, "trigger": {"at": "events", "value": 2}},
+        {"type": "tcp_reset", "trigger": {"at": "accept"}, "select": {"connections": [1], "probability": 0.5}},
+    ]
+)
 
 
 @given(valid_turn, st.lists(valid_fault, max_size=3), st.floats(0.01, 1.0), st.integers(0, 10_000))
@@ -129,8 +176,13 @@ def client_for(item: scenario.Scenario) -> ClientAdapter:
 
 
 FAST = {  # run slow scenarios faster still; relative timings are kept by time_scale
-    "agentic_nat_eviction": 0.005, "stall_forever": 0.01, "stall_30s": 0.02, "stale_pooled_connection": 0.2,
-    "cross_client_cascade": 0.5, "large_context_decay": 1.0, "openai_stall": 0.005,
+    "agentic_nat_eviction": 0.005,
+    "stall_forever": 0.01,
+    "stall_30s": 0.02,
+    "stale_pooled_connection": 0.2,
+    "cross_client_cascade": 0.5,
+    "large_context_decay": 1.0,
+    "openai_stall": 0.005,
 }
 # Trials per scenario: enough for every rule to fire. Trial keys are fixed (run id "lib"), so the
 # keyed draws of probability and doomed selectors give the same decisions on every run.
@@ -170,17 +222,34 @@ def check_clock_rule(index: int, rule, loaded: tuple[float, float], journal: lis
 # truncated text silently (data_loss). Toxiproxy steps count as faults: a trial they touched and
 # the client survived is "recovered", never "clean".
 OUTCOMES: dict[str, set[str]] = {
-    "agentic_nat_eviction": {"recovered"}, "cross_client_cascade": {"failed", "recovered"},
-    "errors_500_429_retry_after": {"recovered"}, "fin_mid_body": {"failed"}, "goaway_graceful_in_flight": {"failed"},
-    "goaway_last_stream_zero": {"failed"}, "large_context_decay": {"failed", "recovered"}, "network_blip": {"failed", "recovered"},
-    "overload_529_burst": {"failed"}, "overload_sse_error": {"failed"}, "refused_stream": {"recovered"},
-    "reset_mid_thinking": {"failed"}, "rst_stream_internal_error": {"failed"}, "silent_truncation": {"data_loss"},
-    "slow_sliced_network": {"recovered"}, "stale_pooled_connection": {"recovered"}, "stall_30s": {"recovered"},
-    "stall_forever": {"failed"}, "startup_burst": {"recovered"},
+    "agentic_nat_eviction": {"recovered"},
+    "cross_client_cascade": {"failed", "recovered"},
+    "errors_500_429_retry_after": {"recovered"},
+    "fin_mid_body": {"failed"},
+    "goaway_graceful_in_flight": {"failed"},
+    "goaway_last_stream_zero": {"failed"},
+    "large_context_decay": {"failed", "recovered"},
+    "network_blip": {"failed", "recovered"},
+    "overload_529_burst": {"failed"},
+    "overload_sse_error": {"failed"},
+    "refused_stream": {"recovered"},
+    "reset_mid_thinking": {"failed"},
+    "rst_stream_internal_error": {"failed"},
+    "silent_truncation": {"data_loss"},
+    "slow_sliced_network": {"recovered"},
+    "stale_pooled_connection": {"recovered"},
+    "stall_30s": {"recovered"},
+    "stall_forever": {"failed"},
+    "startup_burst": {"recovered"},
     # openai-python (its own retries: 429/503 twice, never once a stream started).
-    "openai_errors_429_503_retry_after": {"recovered"}, "openai_goaway_graceful_in_flight": {"failed"},
-    "openai_reset_mid_stream": {"failed"}, "openai_responses_reset_mid_stream": {"failed"}, "openai_silent_truncation": {"data_loss"},
-    "openai_stall": {"failed"}, "openai_stream_error_after_200": {"failed"}, "openai_nat_eviction": {"recovered"},
+    "openai_errors_429_503_retry_after": {"recovered"},
+    "openai_goaway_graceful_in_flight": {"failed"},
+    "openai_reset_mid_stream": {"failed"},
+    "openai_responses_reset_mid_stream": {"failed"},
+    "openai_silent_truncation": {"data_loss"},
+    "openai_stall": {"failed"},
+    "openai_stream_error_after_200": {"failed"},
+    "openai_nat_eviction": {"recovered"},
 }
 SIMULATED = [p for p in LIBRARY if not scenario.load(p).needs_lab]  # [network] scenarios run in real time: tests/test_lab.py
 # Which trials a clock rule or a toxiproxy down window hits depends on how fast the clients
@@ -209,14 +278,18 @@ def test_library_scenario_runs_and_its_faults_fire_as_specified(tmp_path, path, 
     scale = FAST.get(item.name, item.time_scale)
     # A deadline of at least 30 s of wall time: a client that starts slowly on a busy machine is
     # not "hung" (Python SDK clients took over 6 s to start at a load average of 19).
-    item = replace(item, trials=TRIALS.get(item.name) or (min(item.trials, item.concurrency, 8) if item.concurrency > 1 else 1),
-                   deadline_s=max(item.deadline_s, 30.0 / scale))
+    item = replace(
+        item,
+        trials=TRIALS.get(item.name) or (min(item.trials, item.concurrency, 8) if item.concurrency > 1 else 1),
+        deadline_s=max(item.deadline_s, 30.0 / scale),
+    )
     client = client_for(item)
     config = runner.RunConfig((item,), (client,), results_dir=tmp_path, run_id="lib", time_scale=scale, workers=max(2, min(item.trials, 5)))
     directory = runner.run(config)
     records = runner.load_records(directory)
-    assert records and not [r for r in records if r.get("skipped") or r["outcome"] in ("error", "skipped")], \
-        [(r["outcome"], r.get("skipped"), r.get("error_line")) for r in records]  # the harness ran every trial
+    assert records and not [r for r in records if r.get("skipped") or r["outcome"] in ("error", "skipped")], [
+        (r["outcome"], r.get("skipped"), r.get("error_line")) for r in records
+    ]  # the harness ran every trial
     journal = [json.loads(line) for line in (directory / f"journal-{item.name}.jsonl").read_text().splitlines()]
     fired = [(record, note) for record in journal for note in record.get("faults", []) if "not_reached" not in note and "skipped" not in note]
     # The shape fired: every rule, whatever selects it (probability, window, idle, doomed).
@@ -251,5 +324,7 @@ def test_library_scenario_runs_and_its_faults_fire_as_specified(tmp_path, path, 
     # What the client did: the outcomes this client has in this scenario, pinned.
     outcomes = {r["outcome"] for r in records}
     want = OUTCOMES[item.name]
-    assert outcomes <= want if item.name in TIMING_DEPENDENT else outcomes == want, \
-        (sorted(outcomes), [(r["outcome"], r["error_line"]) for r in records])
+    assert outcomes <= want if item.name in TIMING_DEPENDENT else outcomes == want, (
+        sorted(outcomes),
+        [(r["outcome"], r["error_line"]) for r in records],
+    )

@@ -13,9 +13,8 @@ from pathlib import Path
 import junitparser
 import pytest
 
-from harness.present import sequential
+from harness.present import gate, sequential
 from harness.present.sequential import Plan, exact_error, judge_cell, looks_at
-from harness.present import gate
 
 ROOT = Path(__file__).resolve().parent.parent
 KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"
@@ -47,8 +46,20 @@ def test_without_the_correction_repeated_looks_inflate_the_error():
 def records(outcomes: str, scenario: str = "s", client: str = "c") -> list[dict]:
     """'r' recovered, 'f' failed, 'h' hung, 'd' data loss: one trial each, in order."""
     names = {"r": "recovered", "f": "failed", "h": "hung", "d": "data_loss", "k": "clean"}
-    return [{"scenario": scenario, "client": client, "trial": i, "outcome": names[o], "elapsed_s": 1.0, "attempts": [], "faults_fired": 1,
-             "bytes_out": 0, "bytes_needed": 0} for i, o in enumerate(outcomes)]
+    return [
+        {
+            "scenario": scenario,
+            "client": client,
+            "trial": i,
+            "outcome": names[o],
+            "elapsed_s": 1.0,
+            "attempts": [],
+            "faults_fired": 1,
+            "bytes_out": 0,
+            "bytes_needed": 0,
+        }
+        for i, o in enumerate(outcomes)
+    ]
 
 
 LIMITS = gate.Thresholds(min_recovery_lower=0.6)
@@ -90,9 +101,11 @@ def test_policy_key_and_errors(tmp_path):
     assert sequential.options(policy, None, False) == Plan(batch=8, inconclusive="pass")
     assert sequential.options(policy, 3, False).batch == 3
     assert sequential.options(None, None, False) is None
-    for text, says in (("batch = 0", "sequential.batch: must be a whole number >= 1"),
-                       ('inconclusive = "maybe"', "sequential.inconclusive: must be one of fail, pass"),
-                       ("bach = 5", "sequential.bach: unknown key")):
+    for text, says in (
+        ("batch = 0", "sequential.batch: must be a whole number >= 1"),
+        ('inconclusive = "maybe"', "sequential.inconclusive: must be one of fail, pass"),
+        ("bach = 5", "sequential.bach: unknown key"),
+    ):
         policy.write_text(f"version = 1\n[sequential]\nenabled = true\n{text}\n")
         with pytest.raises(gate.PolicyError, match=says):
             sequential.options(policy, None, False)
@@ -100,15 +113,21 @@ def test_policy_key_and_errors(tmp_path):
 
 # -- gate --sequential, end to end -----------------------------------------------------------------------
 
+
 def scenario(tmp_path: Path, name: str, probability: float | None, trials: int) -> Path:
-    fault = "" if probability is None else textwrap.dedent(f"""
+    fault = (
+        ""
+        if probability is None
+        else textwrap.dedent(f"""
         [[faults]]
         type = "tcp_reset"
         trigger = {{ at = "events", value = 8 }}
         select = {{ probability = {probability} }}
     """)
+    )
     path = tmp_path / f"{name}.toml"
-    path.write_text(textwrap.dedent(f"""
+    path.write_text(
+        textwrap.dedent(f"""
         version = 1
         name = "{name}"
         seed = 3
@@ -118,16 +137,37 @@ def scenario(tmp_path: Path, name: str, probability: float | None, trials: int) 
         [conversation]
         words = 40
         deltas = 20
-    """) + fault)
+    """)
+        + fault
+    )
     return path
 
 
 def sequential_gate(tmp_path: Path, mode: str, scenario_path: Path, policy_text: str, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
     policy = tmp_path / f"policy-{mode}.toml"
     policy.write_text(policy_text)
-    command = [sys.executable, "-m", "harness.cli", "gate", "--sequential", "--scenarios", str(scenario_path), "--client-cmd", f"{KNOWN} {mode}",
-               "--client-name", mode, "--results", str(tmp_path / "results"), "--run-id", f"seq-{mode}-{scenario_path.stem}", "--policy",
-               str(policy), "--workers", "2", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "gate",
+        "--sequential",
+        "--scenarios",
+        str(scenario_path),
+        "--client-cmd",
+        f"{KNOWN} {mode}",
+        "--client-name",
+        mode,
+        "--results",
+        str(tmp_path / "results"),
+        "--run-id",
+        f"seq-{mode}-{scenario_path.stem}",
+        "--policy",
+        str(policy),
+        "--workers",
+        "2",
+        *extra,
+    ]
     done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=300, cwd=ROOT)
     return done, tmp_path / "results" / f"seq-{mode}-{scenario_path.stem}"
 
@@ -166,7 +206,25 @@ def test_inconclusive_cells_count_as_the_policy_says(tmp_path):
     # the same trials judged again, by a policy that lets inconclusive cells through: no trial runs
     lenient = tmp_path / "lenient.toml"
     lenient.write_text(POLICY_TEXT.replace('"fail"', '"pass"'))
-    again = subprocess.run([sys.executable, "-m", "harness.cli", "gate", "--sequential", "--from", str(directory), "--policy", str(lenient),
-                            "--junit", str(tmp_path / "lenient.xml")], env=ENV, capture_output=True, text=True, timeout=120, cwd=ROOT)
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "gate",
+            "--sequential",
+            "--from",
+            str(directory),
+            "--policy",
+            str(lenient),
+            "--junit",
+            str(tmp_path / "lenient.xml"),
+        ],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert again.returncode == 0, again.stderr
     assert "<skipped" in (tmp_path / "lenient.xml").read_text()

@@ -69,8 +69,27 @@ def streamchaos(*args: str, env: dict | None = None, timeout: float = 300) -> su
 
 
 def run_args(tmp_path: Path, results: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "harness.cli", "run", "--scenarios", *scenario_files(tmp_path), "--client-cmd", f"{KNOWN} fixed-retry",
-            "--client-name", "fixed", "--clients", "curl", "--results", str(results), "--run-id", "same-seed", "--workers", "2", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--scenarios",
+        *scenario_files(tmp_path),
+        "--client-cmd",
+        f"{KNOWN} fixed-retry",
+        "--client-name",
+        "fixed",
+        "--clients",
+        "curl",
+        "--results",
+        str(results),
+        "--run-id",
+        "same-seed",
+        "--workers",
+        "2",
+        *extra,
+    ]
 
 
 def decisions(path: Path) -> dict:
@@ -84,6 +103,7 @@ def decisions(path: Path) -> dict:
 
 
 # -- the slice ----------------------------------------------------------------------------------------
+
 
 def library_config(**overrides) -> RunConfig:
     scenarios = tuple(load(path) for path in library())
@@ -140,13 +160,22 @@ def test_expected_cost_follows_the_scenario_not_the_machine():
 
 # -- four parallel shards against one run ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def four_shards(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("shards")
     shared = tmp_path / "shards"
-    processes = [subprocess.Popen(run_args(tmp_path, shared, "--shard", f"{i}/4"), env=dict(ENV, GITHUB_STEP_SUMMARY=str(tmp_path / f"summary-{i}.md")),
-                                  cwd=ROOT, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True) for i in range(1, 5)]
+    processes = [
+        subprocess.Popen(
+            run_args(tmp_path, shared, "--shard", f"{i}/4"),
+            env=dict(ENV, GITHUB_STEP_SUMMARY=str(tmp_path / f"summary-{i}.md")),
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(1, 5)
+    ]
     try:
         errors = [p.communicate(timeout=300)[1] for p in processes]
     finally:
@@ -185,15 +214,17 @@ def test_four_parallel_shards_merged_equal_one_unsharded_run(four_shards):
     rows = {(r["scenario"], r["client"]): r for r in json.loads((out / "summary.json").read_text())["rows"]}
     single_rows = {(r["scenario"], r["client"]): r for r in json.loads((whole / "summary.json").read_text())["rows"]}
     assert {k: (r["trials"], r["recovered"], r["faulted"]) for k, r in rows.items()} == {
-        k: (r["trials"], r["recovered"], r["faulted"]) for k, r in single_rows.items()}
+        k: (r["trials"], r["recovered"], r["faulted"]) for k, r in single_rows.items()
+    }
     journal_keys = {json.loads(line).get("key") for line in (out / "journal-half.jsonl").read_text().splitlines()}
     assert {k for (s, _, _), (_, _, _, k) in single.items() if s == "half"} <= journal_keys
     # gate --from and report work on the merge
     policy = tmp_path / "policy.toml"
     policy.write_text("version = 1\n[defaults]\nmin_recovery_lower = 0.0\nmax_hangs = 0\nmax_data_loss = 0\n")
     summary = tmp_path / "gate-summary.md"
-    gate = streamchaos("gate", "--from", str(out), "--policy", str(policy), "--junit", str(tmp_path / "gate.xml"),
-                       env=dict(ENV, GITHUB_STEP_SUMMARY=str(summary)))
+    gate = streamchaos(
+        "gate", "--from", str(out), "--policy", str(policy), "--junit", str(tmp_path / "gate.xml"), env=dict(ENV, GITHUB_STEP_SUMMARY=str(summary))
+    )
     assert gate.returncode == 0, gate.stderr
     assert "### streamchaos gate" in summary.read_text() and "| doomed | fixed | ✅ pass | 10 |" in summary.read_text()
     assert "merged from 4 shards" in summary.read_text()

@@ -61,12 +61,30 @@ def wait_until(predicate, timeout_s: float, step_s: float = 0.05):
 
 def start_run(tmp_path: Path, marker: str, sleep_s: float, log: Path, time_scale: float, workers: int) -> subprocess.Popen:
     env = {**os.environ, "SCTEST_MARK": marker, "TMPDIR": str(tmp_path / "tmp"), "PYTHONPATH": str(ROOT)}
-    command = [sys.executable, "-m", "harness.cli", "run", "--scenarios", "network_blip", "--client-cmd", f"{sys.executable} {SLEEPY} {sleep_s}",
-               "--client-name", "sleepy", "--trials", str(TRIALS), "--workers", str(workers), "--time-scale", str(time_scale),
-               "--results", str(tmp_path / "results"), "--run-id", "sig"]
+    command = [
+        sys.executable,
+        "-m",
+        "harness.cli",
+        "run",
+        "--scenarios",
+        "network_blip",
+        "--client-cmd",
+        f"{sys.executable} {SLEEPY} {sleep_s}",
+        "--client-name",
+        "sleepy",
+        "--trials",
+        str(TRIALS),
+        "--workers",
+        str(workers),
+        "--time-scale",
+        str(time_scale),
+        "--results",
+        str(tmp_path / "results"),
+        "--run-id",
+        "sig",
+    ]
     with open(log, "wb") as output:  # a file, not a pipe: nothing has to read it while the run goes on
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def check_nothing_left(tmp_path: Path, marker: str) -> None:
@@ -94,9 +112,16 @@ def check_results(directory: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum,status", [
-    (signal.SIGKILL, -signal.SIGKILL), (signal.SIGHUP, 129), (signal.SIGTERM, 143), (signal.SIGINT, 130),
-], ids=["kill-9", "SIGHUP", "SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum,status",
+    [
+        (signal.SIGKILL, -signal.SIGKILL),
+        (signal.SIGHUP, 129),
+        (signal.SIGTERM, 143),
+        (signal.SIGINT, 130),
+    ],
+    ids=["kill-9", "SIGHUP", "SIGTERM", "SIGINT"],
+)
 def test_a_signal_at_a_random_moment_leaves_nothing_and_resume_completes(tmp_path, signum, status):
     require(ROOT / "tools" / "bin" / "toxiproxy-server", "toxiproxy")
     (tmp_path / "tmp").mkdir()

@@ -56,7 +56,9 @@ def one(conn: KeepAlive, number: int) -> None:
     elif kind == 8:
         assert conn.request("HEAD", "/v1/models", key="sk-soak").status == 200
     else:
-        response = conn.request("POST", "/v1/messages/count_tokens", {"model": "m", "messages": [{"role": "user", "content": f"count {number}"}]}, key="sk-soak")
+        response = conn.request(
+            "POST", "/v1/messages/count_tokens", {"model": "m", "messages": [{"role": "user", "content": f"count {number}"}]}, key="sk-soak"
+        )
         assert response.status == 200
 
 
@@ -79,9 +81,15 @@ def test_ten_thousand_requests_stay_within_a_memory_bound():
             conn.close()
         elapsed = time.monotonic() - started
         health = sim._call("GET", "/health")
-        print("\nsoak: %d requests in %.1f s; RSS MiB %s; journal %s" % (
-            REQUESTS, elapsed, ", ".join(f"{n}: {v:.1f}" for n, v in samples.items()),
-            {k: health["journal"][k] for k in ("records", "bytes", "evicted")}))
+        print(
+            "\nsoak: %d requests in %.1f s; RSS MiB %s; journal %s"
+            % (
+                REQUESTS,
+                elapsed,
+                ", ".join(f"{n}: {v:.1f}" for n, v in samples.items()),
+                {k: health["journal"][k] for k in ("records", "bytes", "evicted")},
+            )
+        )
         assert health["server_errors"] == 0 and sim.process.poll() is None
         assert health["journal"]["bytes"] <= 4 * 1024 * 1024 and health["journal"]["evicted"] > 0
         assert samples[10_000] - samples[2_000] <= GROWTH_AFTER_2K_MIB, samples

@@ -7,9 +7,25 @@ from __future__ import annotations
 import pytest
 
 from harness.network.toxiproxy.errors import ToxicValidationError
-from harness.network.toxiproxy.toxics import (MAX_INT64, MAX_MS, MAX_RATE, MAX_US, TOXIC_KINDS, BandwidthToxic, LatencyToxic,
-                                              LimitDataToxic, ResetPeerToxic, SlicerToxic, SlowCloseToxic, TimeoutToxic, Toxic,
-                                              scaled_attributes, scaled_toxic, toxic_from_api, toxic_from_data)
+from harness.network.toxiproxy.toxics import (
+    MAX_INT64,
+    MAX_MS,
+    MAX_RATE,
+    MAX_US,
+    TOXIC_KINDS,
+    BandwidthToxic,
+    LatencyToxic,
+    LimitDataToxic,
+    ResetPeerToxic,
+    SlicerToxic,
+    SlowCloseToxic,
+    TimeoutToxic,
+    Toxic,
+    scaled_attributes,
+    scaled_toxic,
+    toxic_from_api,
+    toxic_from_data,
+)
 
 
 def round_trips(toxic: Toxic) -> None:
@@ -27,8 +43,15 @@ def rejects(cls: type[Toxic], attribute: str, **values) -> None:
 
 
 def test_the_table_has_one_entry_per_module():
-    assert TOXIC_KINDS == {"latency": LatencyToxic, "bandwidth": BandwidthToxic, "slow_close": SlowCloseToxic, "timeout": TimeoutToxic,
-                           "reset_peer": ResetPeerToxic, "slicer": SlicerToxic, "limit_data": LimitDataToxic}
+    assert {
+        "latency": LatencyToxic,
+        "bandwidth": BandwidthToxic,
+        "slow_close": SlowCloseToxic,
+        "timeout": TimeoutToxic,
+        "reset_peer": ResetPeerToxic,
+        "slicer": SlicerToxic,
+        "limit_data": LimitDataToxic,
+    } == TOXIC_KINDS
     assert all(cls.kind == kind for kind, cls in TOXIC_KINDS.items())
 
 

@@ -20,25 +20,55 @@ import time
 from pathlib import Path
 
 import pytest
+import toxiproxy.api
+import toxiproxy.exceptions
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import toxiproxy.api
-import toxiproxy.exceptions
 from harness.clients.launch import contract_env, run_client
 from harness.drive.simulator_process import SimulatorProcess
-from harness.processes import owns_listener
 from harness.network.toxiproxy.api import ToxiproxyClient, consumer_for
 from harness.network.toxiproxy.binary import TOOLS_BINARY, find_binary
-from harness.network.toxiproxy.errors import (InvalidToxic, NotFound, ProxyExists, ToxicValidationError, ToxiproxyAPIError,
-                                              ToxiproxyConnectionError, ToxiproxyServerError, ToxiproxyTimeout, ToxiproxyUnavailable)
+from harness.network.toxiproxy.errors import (
+    InvalidToxic,
+    NotFound,
+    ProxyExists,
+    ToxicValidationError,
+    ToxiproxyAPIError,
+    ToxiproxyConnectionError,
+    ToxiproxyServerError,
+    ToxiproxyTimeout,
+    ToxiproxyUnavailable,
+)
 from harness.network.toxiproxy.server import ToxiproxyServer, live_pids
-from harness.network.toxiproxy.timeline import (AddToxic, AfterFirstAnswer, At, Call, RemoveToxic, Step, TimelineError, ToxicTimeline,
-                                                WhenIdle, down_window)
-from harness.network.toxiproxy.toxics import (MAX_INT64, MAX_MS, MAX_RATE, MAX_US, TOXIC_KINDS, BandwidthToxic, LatencyToxic,
-                                              LimitDataToxic, ResetPeerToxic, SlicerToxic, TimeoutToxic)
-from tests.wire import dechunk, h1_exchange, post
+from harness.network.toxiproxy.timeline import (
+    AddToxic,
+    AfterFirstAnswer,
+    At,
+    Call,
+    RemoveToxic,
+    Step,
+    TimelineError,
+    ToxicTimeline,
+    WhenIdle,
+    down_window,
+)
+from harness.network.toxiproxy.toxics import (
+    MAX_INT64,
+    MAX_MS,
+    MAX_RATE,
+    MAX_US,
+    TOXIC_KINDS,
+    BandwidthToxic,
+    LatencyToxic,
+    LimitDataToxic,
+    ResetPeerToxic,
+    SlicerToxic,
+    TimeoutToxic,
+)
+from harness.processes import owns_listener
 from tests.support import ROOT, require
+from tests.wire import dechunk, h1_exchange, post
 
 HOST = "127.0.0.1"
 SEED = 3
@@ -82,6 +112,7 @@ def requests_of(sim: SimulatorProcess, key: str, count: int = 1, timeout_s: floa
 
 
 # -- fixtures ---------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def toxi_binary() -> Path:
@@ -136,6 +167,7 @@ def proxy(make_proxy, sim):
 
 # -- exactly N bytes, then RST ------------------------------------------------------------------
 
+
 def received(result) -> int:
     """Bytes on the wire (N is past the head here, so the blank line was there)."""
     assert result.body
@@ -183,6 +215,7 @@ def test_python_sdk_retry_is_cut_too_and_the_journal_says_so(proxy, sim, api_key
 
 
 # -- toxics on open connections -----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("armed", [True, False], ids=["linger-rst", "fin"])
 def test_reset_peer_added_mid_stream_hits_the_open_connection(make_proxy, slow_sim, api_key, armed):
@@ -307,6 +340,7 @@ def test_timeout_toxic_black_holes_new_connections_and_closes_with_fin_when_remo
 
 # -- the timeline ------------------------------------------------------------------------------
 
+
 def test_when_idle_fires_after_the_connection_was_idle(proxy, sim, api_key):
     seen = []
     steps = [Step(WhenIdle(api_key, 0.3), Call(lambda: seen.append(time.monotonic()), "note"), "idle")]
@@ -342,15 +376,17 @@ def test_timeline_lifetime_is_bounded_and_failures_are_raised(proxy):
 
 def test_scenario_toxic_steps_run_as_a_scaled_timeline(toxi, sim, api_key):
     """The runner's entry points: ``[[toxics]]`` steps of a scenario file, time-scaled by 0.1."""
-    from harness.scenario import ToxicStep
     from harness.network.toxiproxy.timeline import start_timeline
+    from harness.scenario import ToxicStep
 
     proxy = toxi.create_proxy(f"scenario-{api_key}", upstream_port=sim.port)
     # upstream: a downstream latency would still hold the answer when the journal says complete,
     # and the down step would cut it (AfterFirstAnswer's docstring)
-    steps = (ToxicStep("add", at_s=0.0, toxic={"type": "latency", "latency": 1500, "name": "slow", "stream": "upstream"}),
-             ToxicStep("down", on="first_answer_complete"),
-             ToxicStep("up", at_s=15.0))
+    steps = (
+        ToxicStep("add", at_s=0.0, toxic={"type": "latency", "latency": 1500, "name": "slow", "stream": "upstream"}),
+        ToxicStep("down", on="first_answer_complete"),
+        ToxicStep("up", at_s=15.0),
+    )
     try:
         timeline = start_timeline(toxi, proxy, steps, 0.1, sim, api_key)
         time.sleep(0.05)
@@ -391,8 +427,9 @@ def test_toxic_from_data_reads_scenario_tables():
 
 # -- the typed layer: errors, timeouts, isolation -----------------------------------------------
 
+
 class _Answers(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         if self.path == "/slow":
             time.sleep(1.5)
         status = {"/version": 503, "/proxies": 500, "/slow": 200, "/teapot": 418}.get(self.path, 404)
@@ -493,6 +530,7 @@ def test_two_servers_in_one_process_share_nothing(toxi, toxi_binary, sim):
 
 # -- lifecycle ---------------------------------------------------------------------------------
 
+
 def test_port_taken_by_another_toxiproxy_is_detected_and_retried(toxi, toxi_binary):
     server = ToxiproxyServer(binary=toxi_binary, port=toxi.port)
     with server:
@@ -551,8 +589,13 @@ HARNESS = textwrap.dedent("""
 @pytest.mark.parametrize("mode", ["exit", "raise", "sigint", "sigterm", "sigkill"])
 def test_no_toxiproxy_outlives_the_harness(toxi_binary, mode):
     """The harness exits normally, fails, is interrupted or killed: its toxiproxy is gone."""
-    process = subprocess.Popen([sys.executable, "-c", HARNESS.format(root=str(ROOT)), mode], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "-c", HARNESS.format(root=str(ROOT)), mode],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         ready, _, _ = select.select([process.stdout], [], [], 20)
         assert ready, process.stderr.read()
@@ -600,11 +643,22 @@ BOUNDS = {
     "slicer": {"average_size": (1, MAX_INT64), "size_variation": (0, MAX_INT64), "delay": (0, MAX_US)},
     "limit_data": {"bytes": (0, MAX_INT64)},
 }
-VALID = {"latency": {"latency": 1}, "bandwidth": {"rate": 1}, "slow_close": {"delay": 1}, "timeout": {"timeout": 1},
-         "reset_peer": {"timeout": 1}, "slicer": {"average_size": 10, "size_variation": 1, "delay": 1}, "limit_data": {"bytes": 1}}
+VALID = {
+    "latency": {"latency": 1},
+    "bandwidth": {"rate": 1},
+    "slow_close": {"delay": 1},
+    "timeout": {"timeout": 1},
+    "reset_peer": {"timeout": 1},
+    "slicer": {"average_size": 10, "size_variation": 1, "delay": 1},
+    "limit_data": {"bytes": 1},
+}
 ANY_VALUE = st.one_of(
-    st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from([0, 1, MAX_MS, MAX_MS + 1, MAX_INT64, MAX_INT64 + 1, -1]),
-    st.floats(allow_nan=True, allow_infinity=True), st.booleans(), st.none(), st.text(max_size=5),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.sampled_from([0, 1, MAX_MS, MAX_MS + 1, MAX_INT64, MAX_INT64 + 1, -1]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.none(),
+    st.text(max_size=5),
 )
 
 
@@ -636,9 +690,12 @@ def test_toxic_attributes_are_validated(kind, data, value):
 
 
 @settings(max_examples=200, deadline=None)
-@given(kind=st.sampled_from(sorted(BOUNDS)), toxicity=st.one_of(st.floats(allow_nan=True), st.integers(-3, 3), st.booleans(), st.text(max_size=3)),
-       stream=st.one_of(st.sampled_from(["upstream", "downstream", "Downstream", "both", ""]), st.text(max_size=4)),
-       name=st.one_of(st.none(), st.text(max_size=8), st.from_regex(r"\A[A-Za-z0-9_.\-]{1,20}\Z")))
+@given(
+    kind=st.sampled_from(sorted(BOUNDS)),
+    toxicity=st.one_of(st.floats(allow_nan=True), st.integers(-3, 3), st.booleans(), st.text(max_size=3)),
+    stream=st.one_of(st.sampled_from(["upstream", "downstream", "Downstream", "both", ""]), st.text(max_size=4)),
+    name=st.one_of(st.none(), st.text(max_size=8), st.from_regex(r"\A[A-Za-z0-9_.\-]{1,20}\Z")),
+)
 def test_common_fields_are_validated(kind, toxicity, stream, name):
     cls = TOXIC_KINDS[kind]
     toxicity_ok = type(toxicity) in (int, float) and math.isfinite(toxicity) and 0 <= toxicity <= 1
@@ -663,8 +720,13 @@ def valid_toxics():
         strategy = st.fixed_dictionaries(attrs)
         if kind == "slicer":
             strategy = strategy.filter(lambda a: a["size_variation"] < a["average_size"])
-        return st.builds(lambda a, s, t: TOXIC_KINDS[kind](**a, stream=s, toxicity=t), strategy,
-                         st.sampled_from(["upstream", "downstream"]), st.sampled_from([0, 0.25, 0.5, 1]))
+        return st.builds(
+            lambda a, s, t: TOXIC_KINDS[kind](**a, stream=s, toxicity=t),
+            strategy,
+            st.sampled_from(["upstream", "downstream"]),
+            st.sampled_from([0, 0.25, 0.5, 1]),
+        )
+
     return st.sampled_from(sorted(BOUNDS)).flatmap(build)
 
 

@@ -38,8 +38,10 @@ LITERAL = "API Error: The socket connection was closed unexpectedly. For more in
 
 def test_field_literal_matches_what_bun_printed_and_not_what_node_printed():
     row = fieldmatch.FieldRow(client="claude-code", error=LITERAL)
-    bun = ("API Error: ECONNRESET: The socket connection was closed unexpectedly. "
-           "For more information, pass `verbose: true` in the second argument to fetch()\n")
+    bun = (
+        "API Error: ECONNRESET: The socket connection was closed unexpectedly. "
+        "For more information, pass `verbose: true` in the second argument to fetch()\n"
+    )
     assert fieldmatch.find_literal(row, bun) == (True, ["ECONNRESET:"])
     assert fieldmatch.find_literal(row, "API Error: terminated\n") == (False, [])
     sdk = fieldmatch.FieldRow(client="python-sdk", error="httpx.ReadError: [Errno 104] Connection reset by peer")
@@ -62,10 +64,24 @@ def test_field_rows_structured_and_legacy_both_load(tmp_path):
 def test_field_check_reports_reproduced_different_and_not_run():
     rows = {"s": (fieldmatch.FieldRow(client="claude-code", error=LITERAL), fieldmatch.FieldRow(client="go-sdk", error="unexpected EOF"))}
     records = [
-        {"scenario": "s", "client": "claude-code-bun@2.1.104", "trial": 0, "outcome": "failed",
-         "error_line": "API Error: ECONNRESET: " + LITERAL[len("API Error: "):], "stdout_tail": "", "stderr_tail": ""},
-        {"scenario": "s", "client": "claude-code@2.1.104", "trial": 0, "outcome": "failed", "error_line": "API Error: terminated",
-         "stdout_tail": "API Error: terminated\n", "stderr_tail": ""},
+        {
+            "scenario": "s",
+            "client": "claude-code-bun@2.1.104",
+            "trial": 0,
+            "outcome": "failed",
+            "error_line": "API Error: ECONNRESET: " + LITERAL[len("API Error: ") :],
+            "stdout_tail": "",
+            "stderr_tail": "",
+        },
+        {
+            "scenario": "s",
+            "client": "claude-code@2.1.104",
+            "trial": 0,
+            "outcome": "failed",
+            "error_line": "API Error: terminated",
+            "stdout_tail": "API Error: terminated\n",
+            "stderr_tail": "",
+        },
     ]
     found = {(e["client"], e["status"]): fieldmatch.verdict(e) for e in fieldmatch.evaluate(rows, records)}
     assert found[("claude-code-bun@2.1.104", "reproduced")] == "reproduced (with 'ECONNRESET:' added)"
@@ -74,6 +90,7 @@ def test_field_check_reports_reproduced_different_and_not_run():
 
 
 # -- registries and the cache ---------------------------------------------------------------------
+
 
 @pytest.mark.versions
 def test_nonexistent_version_is_refused_naming_the_registry():
@@ -124,8 +141,24 @@ def test_node_client_installs_on_first_use_and_the_cache_is_reused(tmp_path):
 def test_two_versions_side_by_side_with_field_matches(tmp_path):
     """An old Python SDK beside the pinned one, an old Claude Code on Node beside the same release
     on Bun: version columns, and the seeds' literal reproduced by Bun only."""
-    result = streamchaos("run", "--scenarios", "fin_mid_body", "--clients", "python-sdk@0.49.0", "python-sdk", "claude-code@2.1.104",
-                         "claude-code-bun@2.1.104", "--trials", "1", "--workers", "2", "--results", str(tmp_path), "--run-id", "matrix")
+    result = streamchaos(
+        "run",
+        "--scenarios",
+        "fin_mid_body",
+        "--clients",
+        "python-sdk@0.49.0",
+        "python-sdk",
+        "claude-code@2.1.104",
+        "claude-code-bun@2.1.104",
+        "--trials",
+        "1",
+        "--workers",
+        "2",
+        "--results",
+        str(tmp_path),
+        "--run-id",
+        "matrix",
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads((tmp_path / "matrix" / "summary.json").read_text())
     tables = {t["client"]: t for t in summary["matrix"]}
@@ -154,6 +187,7 @@ def test_two_versions_side_by_side_with_field_matches(tmp_path):
 
 # -- bisect ---------------------------------------------------------------------------------------
 
+
 def test_bisect_finds_the_first_version_that_differs_and_spends_more_trials_when_undecided():
     releases = [f"2.1.{i}" for i in range(104, 331)]
     assert between(releases + ["2.1.200-beta"], "2.1.104", "2.1.330") == releases
@@ -181,7 +215,7 @@ def test_bisect_finds_the_first_version_that_differs_and_spends_more_trials_when
 
 # -- the wheel ------------------------------------------------------------------------------------
 
-PLUGIN_TEST = '''
+PLUGIN_TEST = """
 import httpx, pytest
 
 def test_apply_a_library_scenario(streamchaos):
@@ -194,7 +228,7 @@ def test_apply_a_library_scenario(streamchaos):
             for _ in response.iter_bytes():
                 pass
     assert "fin" in [f["type"] for f in streamchaos.faults()]
-'''
+"""
 
 
 @pytest.mark.versions
@@ -204,14 +238,20 @@ def test_wheel_installs_whole_outside_the_checkout(tmp_path):
     # wheel "already satisfied" and install no `streamchaos` command).
     clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV") and not k.startswith("PIP_")}
     dist = tmp_path / "dist"
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)], capture_output=True, text=True,
-                           timeout=300, env=clean)
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(dist)], capture_output=True, text=True, timeout=300, env=clean
+    )
     assert built.returncode == 0, built.stderr[-2000:]
     wheel = next(dist.glob("streamchaos-*.whl"))
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120, env=clean)
-    installed = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel), "pytest"],
-                               capture_output=True, text=True, timeout=600, env=clean)
+    installed = subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(wheel), "pytest"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=clean,
+    )
     assert installed.returncode == 0, installed.stderr[-2000:]
     work = tmp_path / "work"
     work.mkdir()
@@ -226,8 +266,14 @@ def test_wheel_installs_whole_outside_the_checkout(tmp_path):
     assert "missing" in node_line and "streamchaos setup --clients ts-sdk-node" in node_line
     assert "make setup`" not in node_line.split(" or ")[-1]
     started = time.monotonic()
-    run = subprocess.run([cli, "run", "--scenarios", "fin_mid_body", "--clients", "ts-sdk-node", "--trials", "1"], capture_output=True, text=True,
-                         cwd=work, env=env, timeout=600)
+    run = subprocess.run(
+        [cli, "run", "--scenarios", "fin_mid_body", "--clients", "ts-sdk-node", "--trials", "1"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "installing ts-sdk" in run.stderr and "(first use)" in run.stderr  # the pinned @anthropic-ai/sdk, from npm
     summary = json.loads(next((work / "results").glob("*/summary.json")).read_text())
@@ -238,8 +284,18 @@ def test_wheel_installs_whole_outside_the_checkout(tmp_path):
     assert next(line for line in after.splitlines() if line.startswith("ts-sdk-node ")).split()[2] == "installed"
     assert "ts-sdk-node@1.12.0" in after  # the pinned version, listed with the cache
     (work / "test_plugin.py").write_text(PLUGIN_TEST)
-    plugin = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plugin.py"],
-                            capture_output=True, text=True, cwd=work, env=env, timeout=300)
+    plugin = subprocess.run(
+        [str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_plugin.py"],
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=300,
+    )
     assert plugin.returncode == 0, plugin.stdout[-3000:] + plugin.stderr[-2000:]
-    assert str(ROOT) not in subprocess.run([str(venv / "bin" / "python"), "-c", "import harness; print(harness.__file__)"],
-                                           capture_output=True, text=True, cwd=work, env=env).stdout
+    assert (
+        str(ROOT)
+        not in subprocess.run(
+            [str(venv / "bin" / "python"), "-c", "import harness; print(harness.__file__)"], capture_output=True, text=True, cwd=work, env=env
+        ).stdout
+    )

@@ -66,10 +66,13 @@ def test_http11_keep_alive_serves_two_answers_on_one_connection(simulator):
     assert result.ended == "timeout"  # still open: keep-alive
 
 
-@pytest.mark.parametrize("path,method,status,error_type", [
-    ("/v1/nothing", "POST", 404, "not_found_error"),
-    ("/v1/messages", "GET", 405, "invalid_request_error"),
-])
+@pytest.mark.parametrize(
+    "path,method,status,error_type",
+    [
+        ("/v1/nothing", "POST", 404, "not_found_error"),
+        ("/v1/messages", "GET", 405, "invalid_request_error"),
+    ],
+)
 def test_routing_errors_have_the_real_body(simulator, path, method, status, error_type):
     raw = f"{method} {path} HTTP/1.1\r\nhost: x\r\nx-api-key: k\r\ncontent-length: 0\r\n\r\n".encode()
     result = h1_exchange("127.0.0.1", simulator.port, raw, timeout_s=1.0)

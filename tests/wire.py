@@ -68,12 +68,21 @@ class H2Probe:
     def send_frame(self, frame: Frame) -> None:
         self.sock.sendall(frame.serialize())
 
-    def request(self, path: str = "/v1/messages", body: dict | bytes | None = None, headers: dict | None = None, method: str = "POST", key: str = "probe") -> int:
+    def request(
+        self, path: str = "/v1/messages", body: dict | bytes | None = None, headers: dict | None = None, method: str = "POST", key: str = "probe"
+    ) -> int:
         stream_id = self._next_stream
         self._next_stream += 2
         payload = body if isinstance(body, bytes) else json.dumps(body or {}).encode()
-        head = [(":method", method), (":path", path), (":scheme", "https" if self.tls else "http"), (":authority", f"localhost:{self.port}"),
-                ("x-api-key", key), ("content-type", "application/json"), ("content-length", str(len(payload)))]
+        head = [
+            (":method", method),
+            (":path", path),
+            (":scheme", "https" if self.tls else "http"),
+            (":authority", f"localhost:{self.port}"),
+            ("x-api-key", key),
+            ("content-type", "application/json"),
+            ("content-length", str(len(payload))),
+        ]
         head += list((headers or {}).items())
         flags = ["END_HEADERS"] + ([] if payload else ["END_STREAM"])
         out = [HeadersFrame(stream_id, data=self._encoder.encode(head), flags=flags).serialize()]
@@ -191,8 +200,9 @@ class H1Result:
         return sse.Decoder().feed(dechunk(self.body))
 
 
-def h1_exchange(host: str, port: int, request: bytes, timeout_s: float = 5.0, tls: bool = False, ca_file: str | None = None,
-                until_complete: bool = False) -> H1Result:
+def h1_exchange(
+    host: str, port: int, request: bytes, timeout_s: float = 5.0, tls: bool = False, ca_file: str | None = None, until_complete: bool = False
+) -> H1Result:
     """Send raw bytes; read until the peer closes (or, with ``until_complete``, until the chunked
     body's last chunk) and say how it closed."""
     started = time.monotonic()
@@ -236,8 +246,10 @@ def h1_exchange(host: str, port: int, request: bytes, timeout_s: float = 5.0, tl
 
 def post(path: str, body: dict | bytes, key: str = "probe", extra: str = "") -> bytes:
     payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return (f"POST {path} HTTP/1.1\r\nhost: localhost\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(payload)}\r\n{extra}\r\n").encode() + payload
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: localhost\r\nx-api-key: {key}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(payload)}\r\n{extra}\r\n"
+    ).encode() + payload
 
 
 def dechunk(body: bytes) -> bytes:
@@ -258,4 +270,16 @@ def dechunk(body: bytes) -> bytes:
     return b"".join(out)
 
 
-__all__ = ["DataFrame", "GoAwayFrame", "H2Probe", "HeadersFrame", "PingFrame", "RstStreamFrame", "SettingsFrame", "WindowUpdateFrame", "dechunk", "h1_exchange", "post"]
+__all__ = [
+    "DataFrame",
+    "GoAwayFrame",
+    "H2Probe",
+    "HeadersFrame",
+    "PingFrame",
+    "RstStreamFrame",
+    "SettingsFrame",
+    "WindowUpdateFrame",
+    "dechunk",
+    "h1_exchange",
+    "post",
+]

@@ -9,9 +9,10 @@ backoff the simulator measured).
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from harness.clients.launch import contract_env
 
@@ -76,4 +77,6 @@ class ContractClient(ClientAdapter):
     env: Mapping[str, str] = field(default_factory=dict)
 
     def invocation(self, launch: Launch) -> Invocation:
-        return Invocation(self.argv, contract_env(launch.base_url, launch.api_key, launch.script, launch.ca_file, self.env, script_dir=launch.workdir))
+        return Invocation(
+            self.argv, contract_env(launch.base_url, launch.api_key, launch.script, launch.ca_file, self.env, script_dir=launch.workdir)
+        )

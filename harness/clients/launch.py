@@ -17,8 +17,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from harness.processes import die_with_parent, stop
 
@@ -56,17 +57,25 @@ class ClientRun:
 SCRIPT_IN_ENV_LIMIT = 64 * 1024  # one environment string may not exceed 128 KiB on Linux
 
 
-def contract_env(base_url: str, api_key: str, script: Mapping[str, Any], ca_file: str | None, extra: Mapping[str, str] | None = None,
-                 script_dir: str | os.PathLike | None = None) -> dict[str, str]:
+def contract_env(
+    base_url: str,
+    api_key: str,
+    script: Mapping[str, Any],
+    ca_file: str | None,
+    extra: Mapping[str, str] | None = None,
+    script_dir: str | os.PathLike | None = None,
+) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ANTHROPIC_", "STREAMCHAOS_", "OPENAI_"))}
-    env.update({
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": api_key,
-        "OPENAI_BASE_URL": base_url.rstrip("/") + "/v1",  # OpenAI-compatible clients (the script's "api")
-        "OPENAI_API_KEY": api_key,
-        "NO_PROXY": "127.0.0.1,localhost,::1",
-        "no_proxy": "127.0.0.1,localhost,::1",
-    })
+    env.update(
+        {
+            "ANTHROPIC_BASE_URL": base_url,
+            "ANTHROPIC_API_KEY": api_key,
+            "OPENAI_BASE_URL": base_url.rstrip("/") + "/v1",  # OpenAI-compatible clients (the script's "api")
+            "OPENAI_API_KEY": api_key,
+            "NO_PROXY": "127.0.0.1,localhost,::1",
+            "no_proxy": "127.0.0.1,localhost,::1",
+        }
+    )
     encoded = json.dumps(script)
     if len(encoded) <= SCRIPT_IN_ENV_LIMIT:
         env["STREAMCHAOS_SCRIPT"] = encoded
@@ -82,15 +91,27 @@ def contract_env(base_url: str, api_key: str, script: Mapping[str, Any], ca_file
     return env
 
 
-def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float, cwd: str | None = None,
-               on_start: Callable[[int], None] | None = None, stdin: bytes | None = None) -> ClientRun:
+def run_client(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    deadline_s: float,
+    cwd: str | None = None,
+    on_start: Callable[[int], None] | None = None,
+    stdin: bytes | None = None,
+) -> ClientRun:
     """Run to completion or to the deadline; on the deadline kill the whole process group.
     ``on_start`` gets the process group id at once (so an interrupted run can kill it too);
     ``stdin`` is written to the client's standard input (else it reads /dev/null)."""
     started = time.monotonic()
     process = subprocess.Popen(
-        list(command), env=dict(env), cwd=cwd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, preexec_fn=die_with_parent(),
+        list(command),
+        env=dict(env),
+        cwd=cwd,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=die_with_parent(),
     )
     if on_start is not None:
         on_start(process.pid)
@@ -106,8 +127,14 @@ def run_client(command: Sequence[str], env: Mapping[str, str], deadline_s: float
     ended = time.monotonic()
     out = stdout.decode("utf-8", "replace")
     return ClientRun(
-        command=tuple(command), exit_code=None if hung else process.returncode, stdout=out,
-        stderr=stderr.decode("utf-8", "replace"), started=started, ended=ended, hung=hung, turns=parse_turns(out),
+        command=tuple(command),
+        exit_code=None if hung else process.returncode,
+        stdout=out,
+        stderr=stderr.decode("utf-8", "replace"),
+        started=started,
+        ended=ended,
+        hung=hung,
+        turns=parse_turns(out),
     )
 
 
@@ -129,5 +156,3 @@ def parse_turns(stdout: str) -> tuple[dict[str, Any], ...]:
     if not turns and any(line.strip() for line in plain):
         turns.append({"turn": 0, "text": "\n".join(plain).strip()})
     return tuple(turns)
-
-

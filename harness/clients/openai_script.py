@@ -10,7 +10,8 @@ one text block, so the first turn of a conversation gets the same answer on ever
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 CHAT_FINISH = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use", "content_filter": "refusal"}
 
@@ -26,13 +27,17 @@ def _max_tokens(script: Mapping[str, Any], turn: Mapping[str, Any]) -> int:
 
 
 def chat_tools(turn: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"type": "function", "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema") or {}}}
-            for t in turn.get("tools") or []]
+    return [
+        {"type": "function", "function": {"name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema") or {}}}
+        for t in turn.get("tools") or []
+    ]
 
 
 def responses_tools(turn: Mapping[str, Any]) -> list[dict[str, Any]]:
-    return [{"type": "function", "name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema") or {}, "strict": False}
-            for t in turn.get("tools") or []]
+    return [
+        {"type": "function", "name": t["name"], "description": t.get("description", ""), "parameters": t.get("input_schema") or {}, "strict": False}
+        for t in turn.get("tools") or []
+    ]
 
 
 def chat_body(script: Mapping[str, Any], turn: Mapping[str, Any], messages: list, stream: bool | None = None) -> dict[str, Any]:

@@ -52,6 +52,7 @@ CLAUDE_CODE_LAST_CLI_JS = "2.1.112"  # 2.1.113 and later ship a native executabl
 
 # -- the families ---------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Family:
     name: str  # the client name on the command line
@@ -66,16 +67,19 @@ class Family:
         return pinned_version(self)
 
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (
-    Family("python-sdk", "pypi", "anthropic", "python-sdk"),
-    Family("python-sdk-h2", "pypi", "anthropic", "python-sdk", http2=True),
-    Family("ts-sdk-node", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="node"),
-    Family("ts-sdk-bun", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="bun"),
-    Family("ts-sdk-bun-h2", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="bun", bun_h2=True),
-    Family("go-sdk", "go", "github.com/anthropics/anthropic-sdk-go", "go-sdk"),
-    Family("claude-code", "npm", "@anthropic-ai/claude-code", "claude-code", runtime="node"),
-    Family("claude-code-bun", "npm", "@anthropic-ai/claude-code", "claude-code", runtime="bun"),
-)}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        Family("python-sdk", "pypi", "anthropic", "python-sdk"),
+        Family("python-sdk-h2", "pypi", "anthropic", "python-sdk", http2=True),
+        Family("ts-sdk-node", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="node"),
+        Family("ts-sdk-bun", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="bun"),
+        Family("ts-sdk-bun-h2", "npm", "@anthropic-ai/sdk", "ts-sdk", runtime="bun", bun_h2=True),
+        Family("go-sdk", "go", "github.com/anthropics/anthropic-sdk-go", "go-sdk"),
+        Family("claude-code", "npm", "@anthropic-ai/claude-code", "claude-code", runtime="node"),
+        Family("claude-code-bun", "npm", "@anthropic-ai/claude-code", "claude-code", runtime="bun"),
+    )
+}
 BUN = Family("bun", "npm", "bun", "bun")
 
 
@@ -119,6 +123,7 @@ def normalize(family: Family, version: str) -> str:
 
 # -- registries -----------------------------------------------------------------------------------
 
+
 def version_key(version: str) -> tuple:
     """Semantic-version order (numbers numerically; a pre-release before its release)."""
     core, _, pre = version.lstrip("v").partition("-")
@@ -150,12 +155,16 @@ def published(family: Family) -> list[str]:
         try:
             out = subprocess.run(argv, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S, cwd=scratch, env=env, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
-            raise VersionError(f"cannot reach the {family.registry} registry ({' '.join(argv[:4])} took over {QUERY_TIMEOUT_S:.0f} s): "
-                               f"are you offline? Install ahead of time with `streamchaos setup --clients ...`") from None
+            raise VersionError(
+                f"cannot reach the {family.registry} registry ({' '.join(argv[:4])} took over {QUERY_TIMEOUT_S:.0f} s): "
+                f"are you offline? Install ahead of time with `streamchaos setup --clients ...`"
+            ) from None
     if out.returncode != 0:
         detail = last_lines(out.stderr or out.stdout)
-        raise VersionError(f"cannot list the versions of {family.package} from the {family.registry} registry "
-                           f"(`{' '.join(argv[:5])}` failed: {detail}); offline? Installed versions still run: see `streamchaos clients`")
+        raise VersionError(
+            f"cannot list the versions of {family.package} from the {family.registry} registry "
+            f"(`{' '.join(argv[:5])}` failed: {detail}); offline? Installed versions still run: see `streamchaos clients`"
+        )
     if family.registry == "npm":
         value = json.loads(out.stdout)
         versions = [value] if isinstance(value, str) else list(value)
@@ -187,11 +196,14 @@ def check_published(family: Family, version: str) -> None:
         above = [v for v in versions if version_key(v) > key][:2]
     except (TypeError, ValueError):
         below, above = [], []
-    raise VersionError(f"{family.name}@{version}: the {family.registry} registry has no version {version} of {family.package} "
-                       f"(nearest: {', '.join(below + above) or 'none'}; newest: {versions[-1] if versions else 'none'})")
+    raise VersionError(
+        f"{family.name}@{version}: the {family.registry} registry has no version {version} of {family.package} "
+        f"(nearest: {', '.join(below + above) or 'none'}; newest: {versions[-1] if versions else 'none'})"
+    )
 
 
 # -- the cache ------------------------------------------------------------------------------------
+
 
 def install_dir(family: Family, version: str) -> Path:
     return cache_root() / "clients" / family.cache_name / version
@@ -223,8 +235,18 @@ def ensure(family: Family, version: str, check_registry: bool = True) -> Path:
             shutil.rmtree(scratch, ignore_errors=True)
             raise
         seconds = time.monotonic() - started
-        (scratch / MARKER).write_text(json.dumps({"client": family.cache_name, "package": family.package, "version": version,
-                                                  "registry": family.registry, "installed_s": round(seconds, 1), "at": time.time()}))
+        (scratch / MARKER).write_text(
+            json.dumps(
+                {
+                    "client": family.cache_name,
+                    "package": family.package,
+                    "version": version,
+                    "registry": family.registry,
+                    "installed_s": round(seconds, 1),
+                    "at": time.time(),
+                }
+            )
+        )
         shutil.rmtree(target, ignore_errors=True)
         scratch.rename(target)
         say(f"installed {family.cache_name} {version} in {seconds:.1f} s")
@@ -237,8 +259,11 @@ def _install_npm(family: Family, version: str, scratch: Path) -> None:
     if family.package == "@anthropic-ai/claude-code" and version_key(version) <= version_key(CLAUDE_CODE_LAST_CLI_JS):
         omit = ["--omit=optional"]  # cli.js releases: the optional dependencies are image codecs only
     (scratch / "package.json").write_text(json.dumps({"name": f"streamchaos-{family.cache_name}", "private": True, "type": "module"}))
-    run_tool([npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *omit, f"{family.package}@{version}"], scratch,
-         f"installing {family.package}@{version} with npm")
+    run_tool(
+        [npm, "install", "--no-audit", "--no-fund", "--loglevel=error", *omit, f"{family.package}@{version}"],
+        scratch,
+        f"installing {family.package}@{version} with npm",
+    )
     if family.package == "@anthropic-ai/sdk":
         _js_program(scratch)
 
@@ -259,8 +284,11 @@ def _js_program(directory: Path) -> Path:
 
 def _install_pypi(family: Family, version: str, scratch: Path) -> None:
     run_tool([sys.executable, "-m", "venv", str(scratch / "venv")], scratch, "making a venv")
-    run_tool([str(scratch / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{family.package}=={version}", "h2"],
-         scratch, f"installing {family.package}=={version} with pip")
+    run_tool(
+        [str(scratch / "venv" / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", f"{family.package}=={version}", "h2"],
+        scratch,
+        f"installing {family.package}=={version} with pip",
+    )
 
 
 def _install_go(family: Family, version: str, scratch: Path) -> None:
@@ -274,16 +302,24 @@ def _install_go(family: Family, version: str, scratch: Path) -> None:
     run_tool([go, "mod", "edit", f"-require={family.package}@{version}"], source, "go mod edit", env)
     run_tool([go, "mod", "tidy"], source, f"resolving {family.package}@{version}", env)
     try:
-        run_tool([go, "build", "-o", str(scratch / "streamchaos-go-client"), "."], source, f"building the Go client against {family.package}@{version}", env)
+        run_tool(
+            [go, "build", "-o", str(scratch / "streamchaos-go-client"), "."],
+            source,
+            f"building the Go client against {family.package}@{version}",
+            env,
+        )
     except VersionError as error:
-        raise VersionError(f"go-sdk@{version}: the streamchaos Go client (harness/clients/go/main.go) does not compile against "
-                           f"{family.package} {version}; supported: v1.2.0 (the first v1 release) and later ({error})") from None
+        raise VersionError(
+            f"go-sdk@{version}: the streamchaos Go client (harness/clients/go/main.go) does not compile against "
+            f"{family.package} {version}; supported: v1.2.0 (the first v1 release) and later ({error})"
+        ) from None
 
 
 INSTALLERS: dict[str, Callable[[Family, str, Path], None]] = {"npm": _install_npm, "pypi": _install_pypi, "go": _install_go}
 
 
 # -- adapters -------------------------------------------------------------------------------------
+
 
 def family_of(name: str) -> Family:
     if name not in FAMILIES:
@@ -316,8 +352,10 @@ def resolve(spec: str, install: bool = True):
     family = family_of(name)
     version = normalize(family, version)
     if family.name == "claude-code-bun" and version_key(version) > version_key(CLAUDE_CODE_LAST_CLI_JS):
-        raise VersionError(f"claude-code-bun@{version}: Claude Code {version} ships a native executable, not cli.js; claude-code-bun runs "
-                           f"the JavaScript releases (up to {CLAUDE_CODE_LAST_CLI_JS}) on Bun. Use claude-code@{version} instead")
+        raise VersionError(
+            f"claude-code-bun@{version}: Claude Code {version} ships a native executable, not cli.js; claude-code-bun runs "
+            f"the JavaScript releases (up to {CLAUDE_CODE_LAST_CLI_JS}) on Bun. Use claude-code@{version} instead"
+        )
     if install:
         ensure(family, version)
     return adapter(family, version)
@@ -357,17 +395,31 @@ def adapter(family: Family, version: str, name: str | None = None):
         env = {"PYTHONPATH": str(_python_shim(directory))}
         if family.http2:
             env["STREAMCHAOS_HTTP2"] = "1"
-        return ContractClient(label, f"anthropic {version} (PyPI, own venv){', h2' if family.http2 else ', HTTP/1.1'}",
-                              ("h2",) if family.http2 else ("http/1.1",), SDK_POLICY, requires=requires,
-                              argv=(str(python), "-m", PYTHON_SDK_PROGRAM), env=env)
+        return ContractClient(
+            label,
+            f"anthropic {version} (PyPI, own venv){', h2' if family.http2 else ', HTTP/1.1'}",
+            ("h2",) if family.http2 else ("http/1.1",),
+            SDK_POLICY,
+            requires=requires,
+            argv=(str(python), "-m", PYTHON_SDK_PROGRAM),
+            env=env,
+        )
     if family.registry == "go":
-        return ContractClient(label, f"anthropic-sdk-go {version}, h2 over TLS", ("h2",), GO_POLICY, requires=requires,
-                              argv=(str(directory / "streamchaos-go-client"),))
+        return ContractClient(
+            label, f"anthropic-sdk-go {version}, h2 over TLS", ("h2",), GO_POLICY, requires=requires, argv=(str(directory / "streamchaos-go-client"),)
+        )
     if family.package == "@anthropic-ai/sdk":
         runtime = _bun_launcher() if family.runtime == "bun" else (NODE_BIN,)
         env = {"BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT": "1"} if family.bun_h2 else {}
-        return ContractClient(label, f"@anthropic-ai/sdk {version} on {family.runtime.title()}", ("h2",) if family.bun_h2 else ("http/1.1",),
-                              SDK_POLICY, requires=requires, argv=(*runtime, str(_js_program(directory))), env=env)
+        return ContractClient(
+            label,
+            f"@anthropic-ai/sdk {version} on {family.runtime.title()}",
+            ("h2",) if family.bun_h2 else ("http/1.1",),
+            SDK_POLICY,
+            requires=requires,
+            argv=(*runtime, str(_js_program(directory))),
+            env=env,
+        )
     package = directory / "node_modules" / "@anthropic-ai" / "claude-code"
     cli_js = package / "cli.js"
     if family.runtime == "bun":
@@ -379,8 +431,16 @@ def adapter(family: Family, version: str, name: str | None = None):
     else:
         launcher = (str(directory / "node_modules" / ".bin" / "claude"),)
         how = "native executable (Bun inside)"
-    return VersionedClaudeCode(label, f"Claude Code {version} (npm), {how}, HTTP/1.1", ("http/1.1",), CLAUDE_POLICY, requires=requires,
-                               parallel=False, final_answer_only=True, launcher=launcher)
+    return VersionedClaudeCode(
+        label,
+        f"Claude Code {version} (npm), {how}, HTTP/1.1",
+        ("http/1.1",),
+        CLAUDE_POLICY,
+        requires=requires,
+        parallel=False,
+        final_answer_only=True,
+        launcher=launcher,
+    )
 
 
 def _bun_launcher() -> tuple[str, ...]:
@@ -421,6 +481,7 @@ class VersionedClaudeCode(ClaudeCodeClient):
 
 
 # -- listing --------------------------------------------------------------------------------------
+
 
 def cached() -> list[dict]:
     """What the cache holds: one entry per installed client version."""

@@ -31,9 +31,10 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness import processes
 
@@ -48,6 +49,7 @@ class ReplayError(ValueError):
 
 # -- capture -------------------------------------------------------------------------------------
 
+
 @dataclass
 class Capture:
     """tcpdump on loopback for one port, started and stopped by its pid."""
@@ -57,13 +59,18 @@ class Capture:
     process: subprocess.Popen | None = None
     log: str = ""
 
-    def start(self) -> "Capture":
+    def start(self) -> Capture:
         tcpdump = shutil.which("tcpdump") or "/usr/bin/tcpdump"
         if not Path(tcpdump).exists():
             raise ReplayError("tcpdump not found (Debian package tcpdump; `make setup` installs it) - or pass --no-pcap")
         # -U: write each packet as it comes; -Z root: keep the rights to write the bundle.
-        self.process = subprocess.Popen([tcpdump, "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-n", "-Z", "root", "-w", str(self.path), f"tcp port {self.port}"],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        self.process = subprocess.Popen(
+            [tcpdump, "-i", "lo", "--immediate-mode", "-U", "-s", "0", "-n", "-Z", "root", "-w", str(self.path), f"tcp port {self.port}"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         ready = threading.Event()
         lines: list[str] = []
 
@@ -117,6 +124,7 @@ class _CapturingSimulator:
 
 # -- the trial -----------------------------------------------------------------------------------
 
+
 def find_record(directory: Path, scenario: str, client: str, trial: int) -> dict[str, Any]:
     from harness.drive.runner import load_records, only_latest
 
@@ -135,8 +143,8 @@ def find_record(directory: Path, scenario: str, client: str, trial: int) -> dict
 def replay(directory: Path, scenario_name: str, client_name: str, trial: int, out: Path | None = None, pcap: bool = True) -> dict[str, Any]:
     """Run the trial again; write the bundle; return a summary (paths, both outcomes, wire facts)."""
     from harness import scenario as scenarios
-    from harness.clients.launch import run_client
     from harness.clients.adapter import Launch
+    from harness.clients.launch import run_client
     from harness.clients.registry import get
     from harness.drive.runner import expected_answers, transport_for
     from harness.drive.simulator_process import SimulatorProcess
@@ -184,7 +192,9 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
                     timeline = start_timeline(toxiproxy, proxy, item.toxics, time_scale, process, key)
                 base_url = process.lane_url(port, tls)
                 deadline = item.deadline(time_scale)
-                invocation = client.invocation(Launch(base_url, key, process.ca_file if tls else None, item.client_script(time_scale), deadline, workdir, time_scale))
+                invocation = client.invocation(
+                    Launch(base_url, key, process.ca_file if tls else None, item.client_script(time_scale), deadline, workdir, time_scale)
+                )
                 result = run_client(invocation.argv, invocation.env, deadline, cwd=invocation.cwd, stdin=invocation.stdin)
             finally:
                 if timeline is not None:
@@ -212,9 +222,16 @@ def replay(directory: Path, scenario_name: str, client_name: str, trial: int, ou
     if pcap:
         wire = wire_facts(out / "trial.pcap", keylog if tls else None, lane, journal, out / "sse")
         _write_json(out / "wire.json", wire)
-    summary = {"bundle": str(out), "original_outcome": original["outcome"], "replay_outcome": record.outcome, "lane": lane, "tls": tls,
-               "attempts_original": [[a["events_out"] for a in g] for g in original.get("attempts", [])],
-               "attempts_replay": [[a["events_out"] for a in g] for g in record.attempts], "wire": wire.get("attempts")}
+    summary = {
+        "bundle": str(out),
+        "original_outcome": original["outcome"],
+        "replay_outcome": record.outcome,
+        "lane": lane,
+        "tls": tls,
+        "attempts_original": [[a["events_out"] for a in g] for g in original.get("attempts", [])],
+        "attempts_replay": [[a["events_out"] for a in g] for g in record.attempts],
+        "wire": wire.get("attempts"),
+    }
     (out / "README.txt").write_text(_readme(item.name, client.name, trial, key, summary, tls), encoding="utf-8")
     return summary
 
@@ -237,6 +254,7 @@ def original_journal(directory: Path, original: Mapping[str, Any]) -> list[dict[
 
 
 # -- reading the capture back: tshark ------------------------------------------------------------
+
 
 def tshark(*args: str) -> str:
     binary = shutil.which("tshark") or "/usr/bin/tshark"
@@ -285,17 +303,23 @@ def wire_facts(pcap: Path, keylog: Path | None, lane: int, journal: Sequence[Map
     the RSTs and whether any server data followed them; transcripts written to ``sse_dir``."""
     sse_dir.mkdir(parents=True, exist_ok=True)
     streams: dict[int, int] = {}  # tcp.stream -> client port
-    for line in tshark("-r", str(pcap), "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0", "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport").splitlines():
+    for line in tshark(
+        "-r", str(pcap), "-Y", "tcp.flags.syn==1 && tcp.flags.ack==0", "-T", "fields", "-e", "tcp.stream", "-e", "tcp.srcport"
+    ).splitlines():
         parts = line.split("\t")
         if len(parts) == 2 and parts[0]:
             streams[int(parts[0])] = int(parts[1])
     data_filter = f"tcp.srcport=={lane} && " + ("tls.app_data" if keylog else "tcp.len>0")
     last_data: dict[int, int] = {}
-    for line in tshark("-r", str(pcap), *_tls_options(keylog), "-Y", data_filter, "-T", "fields", "-e", "frame.number", "-e", "tcp.stream").splitlines():
+    for line in tshark(
+        "-r", str(pcap), *_tls_options(keylog), "-Y", data_filter, "-T", "fields", "-e", "frame.number", "-e", "tcp.stream"
+    ).splitlines():
         frame, tcp_stream = line.split("\t")
         last_data[int(tcp_stream)] = max(last_data.get(int(tcp_stream), 0), int(frame))
     resets: dict[int, list[dict[str, Any]]] = {}
-    for line in tshark("-r", str(pcap), "-Y", "tcp.flags.reset==1", "-T", "fields", "-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.srcport").splitlines():
+    for line in tshark(
+        "-r", str(pcap), "-Y", "tcp.flags.reset==1", "-T", "fields", "-e", "frame.number", "-e", "tcp.stream", "-e", "tcp.srcport"
+    ).splitlines():
         frame, tcp_stream, source = line.split("\t")
         resets.setdefault(int(tcp_stream), []).append({"frame": int(frame), "from": "server" if int(source) == lane else "client"})
     connections = {r["conn"]: r for r in journal if r.get("kind") == "connection"}
@@ -307,8 +331,13 @@ def wire_facts(pcap: Path, keylog: Path | None, lane: int, journal: Sequence[Map
     controls: dict[int, list[dict[str, Any]]] = {}
     for request in requests:
         stream = stream_of_port.get(port_of_conn.get(request["conn"], -1))
-        item: dict[str, Any] = {"request_id": request["request_id"], "conn": request["conn"], "tcp_stream": stream, "journal_events_out": request.get("events_out"),
-                                "journal_end": request.get("end")}
+        item: dict[str, Any] = {
+            "request_id": request["request_id"],
+            "conn": request["conn"],
+            "tcp_stream": stream,
+            "journal_events_out": request.get("events_out"),
+            "journal_end": request.get("end"),
+        }
         if stream is not None:
             if stream not in bodies:
                 _, server = follow(pcap, keylog, stream)
@@ -318,10 +347,17 @@ def wire_facts(pcap: Path, keylog: Path | None, lane: int, journal: Sequence[Map
             body_key = request.get("stream_id") if request.get("protocol") == "h2" else on_conn.index(request)
             body = bodies[stream].get(body_key, b"")
             events = sse_events(body)
-            item.update({"events": len(events), "names": [n for n, _ in events], "last": events[-1][1][:300] if events else None,
-                         "resets": resets.get(stream, []), "last_server_data_frame": last_data.get(stream),
-                         "h2_frames": [f for f in controls[stream] if f.get("stream") in (None, request.get("stream_id"))],
-                         "reset_after_last_data": any(r["from"] == "server" and r["frame"] > last_data.get(stream, 0) for r in resets.get(stream, []))})
+            item.update(
+                {
+                    "events": len(events),
+                    "names": [n for n, _ in events],
+                    "last": events[-1][1][:300] if events else None,
+                    "resets": resets.get(stream, []),
+                    "last_server_data_frame": last_data.get(stream),
+                    "h2_frames": [f for f in controls[stream] if f.get("stream") in (None, request.get("stream_id"))],
+                    "reset_after_last_data": any(r["from"] == "server" and r["frame"] > last_data.get(stream, 0) for r in resets.get(stream, [])),
+                }
+            )
             attempt_number = [r["conversation"] for r in requests[: requests.index(request) + 1]].count(request.get("conversation"))
             (sse_dir / f"attempt-{attempt_number}-{request['request_id']}.sse").write_bytes(body)
         attempts.append(item)
@@ -360,12 +396,12 @@ def _h1_bodies(data: bytes) -> dict[Any, bytes]:
                 if size == 0:
                     position = data.find(b"\r\n", position) + 2 if data.find(b"\r\n", position) >= 0 else len(data)
                     break
-                body += data[position:position + size]
+                body += data[position : position + size]
                 position += size + 2
         else:
             match = re.search(r"content-length:\s*(\d+)", head)
             size = int(match.group(1)) if match else len(data) - position
-            body += data[position:position + size]
+            body += data[position : position + size]
             position += size
         bodies[index] = bytes(body)
         index += 1
@@ -376,14 +412,14 @@ def _h2_bodies(data: bytes) -> dict[Any, bytes]:
     bodies: dict[Any, bytes] = {}
     position = 0
     while position + 9 <= len(data):
-        length = int.from_bytes(data[position:position + 3], "big")
+        length = int.from_bytes(data[position : position + 3], "big")
         kind, flags = data[position + 3], data[position + 4]
-        stream = int.from_bytes(data[position + 5:position + 9], "big") & 0x7FFFFFFF
-        payload = data[position + 9:position + 9 + length]
+        stream = int.from_bytes(data[position + 5 : position + 9], "big") & 0x7FFFFFFF
+        payload = data[position + 9 : position + 9 + length]
         position += 9 + length
         if kind == 0:  # DATA
             if flags & 0x8 and payload:  # PADDED
-                payload = payload[1:len(payload) - payload[0]]
+                payload = payload[1 : len(payload) - payload[0]]
             bodies[stream] = bodies.get(stream, b"") + payload
         elif kind == 1:
             bodies.setdefault(stream, b"")
@@ -398,16 +434,21 @@ def h2_control_frames(data: bytes) -> list[dict[str, Any]]:
     out = []
     position = 0
     while position + 9 <= len(data):
-        length = int.from_bytes(data[position:position + 3], "big")
+        length = int.from_bytes(data[position : position + 3], "big")
         kind = data[position + 3]
-        stream = int.from_bytes(data[position + 5:position + 9], "big") & 0x7FFFFFFF
-        payload = data[position + 9:position + 9 + length]
+        stream = int.from_bytes(data[position + 5 : position + 9], "big") & 0x7FFFFFFF
+        payload = data[position + 9 : position + 9 + length]
         position += 9 + length
         if kind == 3 and len(payload) >= 4:
             out.append({"frame": "RST_STREAM", "stream": stream, "error_code": int.from_bytes(payload[:4], "big")})
         elif kind == 7 and len(payload) >= 8:
-            out.append({"frame": "GOAWAY", "last_stream_id": int.from_bytes(payload[:4], "big") & 0x7FFFFFFF,
-                        "error_code": int.from_bytes(payload[4:8], "big")})
+            out.append(
+                {
+                    "frame": "GOAWAY",
+                    "last_stream_id": int.from_bytes(payload[:4], "big") & 0x7FFFFFFF,
+                    "error_code": int.from_bytes(payload[4:8], "big"),
+                }
+            )
     return out
 
 
@@ -428,6 +469,7 @@ def sse_events(body: bytes) -> list[tuple[str, str]]:
 
 # -- files ---------------------------------------------------------------------------------------
 
+
 def _write_json(path: Path, value: Any) -> None:
     path.write_text(json.dumps(value, indent=2), encoding="utf-8")
 
@@ -439,11 +481,11 @@ def _write_lines(path: Path, items: Sequence[Mapping[str, Any]]) -> None:
 def _readme(scenario: str, client: str, trial: int, key: str, summary: Mapping[str, Any], tls: bool) -> str:
     open_cmd = "wireshark -r trial.pcap" + (" -o tls.keylog_file:tls-keys.log" if tls else "")
     return f"""streamchaos replay of {scenario} / {client} trial {trial} (key {key})
-original outcome: {summary['original_outcome']}; replay outcome: {summary['replay_outcome']}
-events per attempt, original journal: {summary['attempts_original']}; replay journal: {summary['attempts_replay']}
+original outcome: {summary["original_outcome"]}; replay outcome: {summary["replay_outcome"]}
+events per attempt, original journal: {summary["attempts_original"]}; replay journal: {summary["attempts_replay"]}
 
-trial.pcap            the trial's traffic (tcpdump on lo, tcp port {summary['lane']}: the simulator lane)
-tls-keys.log          TLS secrets, SSLKEYLOGFILE format{'' if tls else ' (this trial ran in cleartext)'}
+trial.pcap            the trial's traffic (tcpdump on lo, tcp port {summary["lane"]}: the simulator lane)
+tls-keys.log          TLS secrets, SSLKEYLOGFILE format{"" if tls else " (this trial ran in cleartext)"}
 sse/                  the response body of each attempt, as the client received it
 wire.json             per attempt: SSE events seen on the wire, RSTs and where they fell
 journal.jsonl         the simulator's journal for this replay; original-journal.jsonl the run's
@@ -451,7 +493,7 @@ record.json           the replay's trial record; original-record.json the run's
 stdout.txt stderr.txt the client's output in full
 
 open it:  {open_cmd}
-   or:    tshark -r trial.pcap {'-o tls.keylog_file:tls-keys.log ' if tls else ''}-Y 'http || http2 || tcp.flags.reset==1'
+   or:    tshark -r trial.pcap {"-o tls.keylog_file:tls-keys.log " if tls else ""}-Y 'http || http2 || tcp.flags.reset==1'
 """
 
 
@@ -466,8 +508,13 @@ def command(args: Any) -> int:
     print(f"replayed {args.scenario} / {args.client} trial {args.trial}: original {summary['original_outcome']}, replay {summary['replay_outcome']}")
     print(f"events per attempt: original {summary['attempts_original']}, replay {summary['attempts_replay']}")
     for attempt in summary.get("wire") or []:
-        resets = ", ".join([f"RST from {r['from']} (frame {r['frame']})" for r in attempt.get("resets", [])]
-                           + [f"{f['frame']} error {f['error_code']}" for f in attempt.get("h2_frames", [])]) or "no RST"
+        resets = (
+            ", ".join(
+                [f"RST from {r['from']} (frame {r['frame']})" for r in attempt.get("resets", [])]
+                + [f"{f['frame']} error {f['error_code']}" for f in attempt.get("h2_frames", [])]
+            )
+            or "no RST"
+        )
         print(f"  {attempt['request_id']}: {attempt.get('events', '?')} events on the wire (journal {attempt['journal_events_out']}), {resets}")
     print(f"bundle: {summary['bundle']}")
     return 0

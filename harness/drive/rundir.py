@@ -36,8 +36,9 @@ class RunLock:
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             finally:
                 os.close(fd)
-            raise RunLocked(f"{self.path.parent} is in use by another streamchaos run (pid {holder}); "
-                            "wait for it to finish or choose another --run-id") from None
+            raise RunLocked(
+                f"{self.path.parent} is in use by another streamchaos run (pid {holder}); wait for it to finish or choose another --run-id"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

@@ -18,20 +18,19 @@ import shutil
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
-from harness import limits
-
-from harness import processes
-from harness.drive import rundir
+from harness import limits, processes
 from harness.clients.adapter import ClientAdapter, Launch
 from harness.clients.launch import run_client
-from harness.scenario import Scenario
+from harness.drive import rundir
 from harness.drive.simulator_process import SimulatorProcess
 from harness.drive.trial import TrialRecord, build
+from harness.scenario import Scenario
 
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 if not (RESULTS.parent / "pyproject.toml").exists():  # issue 14: installed from a wheel, results go where it runs
@@ -55,7 +54,7 @@ class RunConfig:
 class Progress:
     total: int = 0
     done: int = 0
-    on_update: Callable[["Progress", TrialRecord | None], None] | None = None
+    on_update: Callable[[Progress, TrialRecord | None], None] | None = None
 
     def advance(self, record: TrialRecord | None) -> None:
         self.done += 1
@@ -111,8 +110,11 @@ def check_config(config: RunConfig) -> None:
             raise ValueError(f"{name} must be a whole number between 1 and {limits.MAX_TRIALS}, not {value!r}")
     if isinstance(config.workers, bool) or not isinstance(config.workers, int) or not 1 <= config.workers <= limits.MAX_WORKERS:
         raise ValueError(f"workers must be a whole number between 1 and {limits.MAX_WORKERS}, not {config.workers!r}")
-    if config.time_scale is not None and not (isinstance(config.time_scale, (int, float)) and not isinstance(config.time_scale, bool)
-                                              and limits.MIN_TIME_SCALE <= config.time_scale <= limits.MAX_TIME_SCALE):
+    if config.time_scale is not None and not (
+        isinstance(config.time_scale, (int, float))
+        and not isinstance(config.time_scale, bool)
+        and limits.MIN_TIME_SCALE <= config.time_scale <= limits.MAX_TIME_SCALE
+    ):
         raise ValueError(f"time_scale must be a number between {limits.MIN_TIME_SCALE:g} and {limits.MAX_TIME_SCALE:g}, not {config.time_scale!r}")
 
 
@@ -216,9 +218,13 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
 
             lab_session = LabSession().__enter__()
         for scenario in config.scenarios:
+
             def pending(client: ClientAdapter, scenario: Scenario = scenario) -> Iterable[int]:  # lazily: counts may be large
-                return (i for i in range(trials_for(scenario, config))
-                        if (scenario.name, client.name, i) not in done and (config.only is None or (scenario.name, client.name, i) in config.only))
+                return (
+                    i
+                    for i in range(trials_for(scenario, config))
+                    if (scenario.name, client.name, i) not in done and (config.only is None or (scenario.name, client.name, i) in config.only)
+                )
 
             able = []
             for client in config.clients:
@@ -281,12 +287,25 @@ def _pending_count(config: RunConfig, done: set[tuple[str, str, int]]) -> int:
         trials = {s.name: trials_for(s, config) for s in config.scenarios}
         clients = {c.name for c in config.clients}
         return sum(1 for key in config.only if key not in done and key[1] in clients and 0 <= key[2] < trials.get(key[0], 0))
-    return sum(trials_for(s, config) - len({k for k in done if k[0] == s.name and k[1] == c.name and 0 <= k[2] < trials_for(s, config)})
-               for s in config.scenarios for c in config.clients)
+    return sum(
+        trials_for(s, config) - len({k for k in done if k[0] == s.name and k[1] == c.name and 0 <= k[2] < trials_for(s, config)})
+        for s in config.scenarios
+        for c in config.clients
+    )
 
 
-def _run_scenario(config: RunConfig, run_id: str, scenario: Scenario, trials: Iterable[tuple[ClientAdapter, int]], simulator: SimulatorProcess,
-                  toxiproxy: Any, recorder: Recorder, progress: Progress, active: _Active, journal: str = "") -> None:
+def _run_scenario(
+    config: RunConfig,
+    run_id: str,
+    scenario: Scenario,
+    trials: Iterable[tuple[ClientAdapter, int]],
+    simulator: SimulatorProcess,
+    toxiproxy: Any,
+    recorder: Recorder,
+    progress: Progress,
+    active: _Active,
+    journal: str = "",
+) -> None:
     """Every pending (client, trial) of one scenario under one plan load: trials are told apart by
     key and lane, so clients can share the simulator and run at once. Trials are submitted as
     workers free up (at most twice the parallelism queued), so a large trial count costs no memory."""
@@ -321,13 +340,21 @@ def trial_key(run_id: str, scenario: str, client: str, index: int) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", raw)
 
 
-def _run_trial_safely(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, simulator: SimulatorProcess, toxiproxy: Any,
-                      time_scale: float, active: _Active) -> TrialRecord:
+def _run_trial_safely(
+    run_id: str,
+    scenario: Scenario,
+    client: ClientAdapter,
+    index: int,
+    simulator: SimulatorProcess,
+    toxiproxy: Any,
+    time_scale: float,
+    active: _Active,
+) -> TrialRecord:
     """A trial the harness could not run (an adapter or toxiproxy failure) is recorded as an
     ``error``, with the reason; it does not stop the other trials."""
     try:
         return _run_trial(run_id, scenario, client, index, simulator, toxiproxy, time_scale, active)
-    except Exception as error:  # noqa: BLE001 - recorded, never swallowed silently
+    except Exception as error:
         record = _skipped(run_id, scenario, client, index, "")
         record.outcome, record.skipped = "error", None
         record.key = trial_key(run_id, scenario.name, client.name, index)
@@ -335,8 +362,16 @@ def _run_trial_safely(run_id: str, scenario: Scenario, client: ClientAdapter, in
         return record
 
 
-def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, simulator: SimulatorProcess, toxiproxy: Any,
-               time_scale: float, active: _Active) -> TrialRecord:
+def _run_trial(
+    run_id: str,
+    scenario: Scenario,
+    client: ClientAdapter,
+    index: int,
+    simulator: SimulatorProcess,
+    toxiproxy: Any,
+    time_scale: float,
+    active: _Active,
+) -> TrialRecord:
     if active.stopping.is_set():
         raise KeyboardInterrupt
     key = trial_key(run_id, scenario.name, client.name, index)
@@ -376,7 +411,9 @@ def _run_trial(run_id: str, scenario: Scenario, client: ClientAdapter, index: in
             base_url = lab_url(port, tls)
             monitor = Monitor(lab, max_duration_s=scenario.deadline(time_scale) + 30)
         deadline = scenario.deadline(time_scale)
-        invocation = client.invocation(Launch(base_url, key, simulator.ca_file if tls else None, scenario.client_script(time_scale), deadline, workdir, time_scale))
+        invocation = client.invocation(
+            Launch(base_url, key, simulator.ca_file if tls else None, scenario.client_script(time_scale), deadline, workdir, time_scale)
+        )
         argv, env = invocation.argv, invocation.env
         if lab is not None:
             from harness.network.lab.trial import lab_env
@@ -429,7 +466,7 @@ def _cleanup_steps(*steps: Callable[[], Any]) -> None:
     for step in steps:
         try:
             step()
-        except BaseException as error:  # noqa: BLE001 - re-raised below
+        except BaseException as error:
             first = first or error
     if first is not None:
         raise first
@@ -476,9 +513,28 @@ def _lab_ci_error(record: TrialRecord, scenario: Scenario) -> None:
 
 def _skipped(run_id: str, scenario: Scenario, client: ClientAdapter, index: int, reason: str) -> TrialRecord:
     return TrialRecord(
-        run_id=run_id, scenario=scenario.name, client=client.name, trial=index, key="", outcome="skipped", exit_code=None, hung=False,
-        elapsed_s=0.0, error_line=None, answers_expected=0, answers_intact=0, integrity=[], faults_fired=0, attempts=[], backoff_ms=[],
-        time_to_recover_ms=None, bytes_out=0, bytes_needed=0, events_out=0, connections=0, skipped=reason,
+        run_id=run_id,
+        scenario=scenario.name,
+        client=client.name,
+        trial=index,
+        key="",
+        outcome="skipped",
+        exit_code=None,
+        hung=False,
+        elapsed_s=0.0,
+        error_line=None,
+        answers_expected=0,
+        answers_intact=0,
+        integrity=[],
+        faults_fired=0,
+        attempts=[],
+        backoff_ms=[],
+        time_to_recover_ms=None,
+        bytes_out=0,
+        bytes_needed=0,
+        events_out=0,
+        connections=0,
+        skipped=reason,
     )
 
 

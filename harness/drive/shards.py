@@ -41,8 +41,16 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Seconds a client takes to start and finish one clean request here: only their ratios matter,
 # they are constants so the assignment does not depend on the machine computing it.
-STARTUP_S = {"python-sdk": 0.6, "python-sdk-h2": 0.7, "ts-sdk-node": 0.45, "ts-sdk-bun": 0.25, "ts-sdk-bun-h2": 0.25, "go-sdk": 0.08,
-             "claude-code": 2.5, "curl": 0.03}
+STARTUP_S = {
+    "python-sdk": 0.6,
+    "python-sdk-h2": 0.7,
+    "ts-sdk-node": 0.45,
+    "ts-sdk-bun": 0.25,
+    "ts-sdk-bun-h2": 0.25,
+    "go-sdk": 0.08,
+    "claude-code": 2.5,
+    "curl": 0.03,
+}
 DEFAULT_STARTUP_S = 0.4
 RETRY_BACKOFF_S = 0.75  # one SDK backoff, the mean of min(0.5*2^n, 8)*(1-0.25U) at n=1
 
@@ -86,14 +94,17 @@ def from_env(env: Mapping[str, str] | None = None, count: int | None = None) -> 
         if count is None:
             given = env.get("STREAMCHAOS_SHARD_COUNT", "")
             if not given.strip().isdigit():
-                raise ShardError("JOB_COMPLETION_INDEX is set but the shard count is not: pass --shard-count N or set "
-                                 "STREAMCHAOS_SHARD_COUNT (the Job's completions)")
+                raise ShardError(
+                    "JOB_COMPLETION_INDEX is set but the shard count is not: pass --shard-count N or set "
+                    "STREAMCHAOS_SHARD_COUNT (the Job's completions)"
+                )
             count = int(given)
         return parse(f"{int(raw) + 1}/{count}", f"JOB_COMPLETION_INDEX={raw} (0-based) with count {count}")
     raise ShardError("--shard-from-env: neither STREAMCHAOS_SHARD (i/n) nor JOB_COMPLETION_INDEX is set")
 
 
 # -- expected cost and assignment -------------------------------------------------------------------
+
 
 def shared_state(scenario: Any) -> bool:
     """Trials of this scenario interact through the server, so they stay on one shard."""
@@ -173,6 +184,7 @@ def planned_load(config: Any, shard: Shard) -> float:
 
 # -- configuration digest, versions, manifest -------------------------------------------------------
 
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
@@ -202,9 +214,18 @@ def describe_scenario(scenario: Any, config: Any) -> dict[str, Any]:
 
     scale = config.time_scale if config.time_scale is not None else scenario.time_scale
     return {
-        "name": scenario.name, "format": scenario.version, "seed": scenario.seed, "trials": trials_for(scenario, config), "time_scale": scale,
-        "transports": list(scenario.transports), "tls": scenario.tls, "concurrency": scenario.concurrency, "deadline_s": scenario.deadline(scale),
-        "plan": _plain(scenario.plan(scale).to_data()), "client_plan": _plain(scenario.client_script(scale)), "toxics": _plain(scenario.toxics),
+        "name": scenario.name,
+        "format": scenario.version,
+        "seed": scenario.seed,
+        "trials": trials_for(scenario, config),
+        "time_scale": scale,
+        "transports": list(scenario.transports),
+        "tls": scenario.tls,
+        "concurrency": scenario.concurrency,
+        "deadline_s": scenario.deadline(scale),
+        "plan": _plain(scenario.plan(scale).to_data()),
+        "client_plan": _plain(scenario.client_script(scale)),
+        "toxics": _plain(scenario.toxics),
     }
 
 
@@ -213,7 +234,9 @@ def configuration(config: Any) -> dict[str, Any]:
     return {
         "scenarios": [describe_scenario(s, config) for s in config.scenarios],
         "clients": [describe_client(c) for c in config.clients],
-        "trials": config.trials, "max_trials": config.max_trials, "time_scale": config.time_scale,
+        "trials": config.trials,
+        "max_trials": config.max_trials,
+        "time_scale": config.time_scale,
     }
 
 
@@ -368,13 +391,18 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         if key not in data:
             raise ShardError(f"{path}: missing key {key!r}")
     shard = data["shard"]
-    if not (isinstance(shard, dict) and isinstance(shard.get("index"), int) and isinstance(shard.get("count"), int)
-            and 1 <= shard["index"] <= shard["count"]):
-        raise ShardError(f"{path}: shard: must be {{\"index\": i, \"count\": n}} with 1 <= i <= n, not {shard!r}")
+    if not (
+        isinstance(shard, dict)
+        and isinstance(shard.get("index"), int)
+        and isinstance(shard.get("count"), int)
+        and 1 <= shard["index"] <= shard["count"]
+    ):
+        raise ShardError(f'{path}: shard: must be {{"index": i, "count": n}} with 1 <= i <= n, not {shard!r}')
     return data
 
 
 # -- the command line's side ------------------------------------------------------------------------
+
 
 def shard_dirname(shard: Shard) -> str:
     return f"shard-{shard.index}-of-{shard.count}"
@@ -408,10 +436,12 @@ def prepare(args: Any, config: Any) -> Any:
         old = read_manifest(directory)
         sharded = old["shard"]["count"] > 1 or data["shard"]["count"] > 1  # an unsharded run may resume with other options
         if sharded and (old["config_digest"] != data["config_digest"] or old["shard"] != data["shard"]):
-            raise ShardError(f"{directory}: holds results of another configuration or shard (manifest digest "
-                             f"{old['config_digest'][:12]}, shard {old['shard']['index']}/{old['shard']['count']}); "
-                             f"this run is {data['config_digest'][:12]}, shard {data['shard']['index']}/{data['shard']['count']}: "
-                             "choose another --run-id or --results")
+            raise ShardError(
+                f"{directory}: holds results of another configuration or shard (manifest digest "
+                f"{old['config_digest'][:12]}, shard {old['shard']['index']}/{old['shard']['count']}); "
+                f"this run is {data['config_digest'][:12]}, shard {data['shard']['index']}/{data['shard']['count']}: "
+                "choose another --run-id or --results"
+            )
     directory.mkdir(parents=True, exist_ok=True)
     write_manifest(directory, data)
     return config

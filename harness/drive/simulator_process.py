@@ -31,14 +31,20 @@ class SimulatorProcess:
     control_url: str = ""
     ca_file: str = ""
     control_token: str | None = None
-    _stderr: "_Drain | None" = field(default=None, init=False, repr=False)
-    _stdout: "_Drain | None" = field(default=None, init=False, repr=False)
+    _stderr: _Drain | None = field(default=None, init=False, repr=False)
+    _stdout: _Drain | None = field(default=None, init=False, repr=False)
 
-    def start(self) -> "SimulatorProcess":
+    def start(self) -> SimulatorProcess:
         command = [sys.executable, "-m", "harness.cli", "serve", *self.args]
         self.process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.env, text=True, start_new_session=True,
-            cwd=Path(__file__).resolve().parents[2], preexec_fn=processes.die_with_parent(signal.SIGTERM, outlives_thread=True),
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env,
+            text=True,
+            start_new_session=True,
+            cwd=Path(__file__).resolve().parents[2],
+            preexec_fn=processes.die_with_parent(signal.SIGTERM, outlives_thread=True),
         )
         # stderr is read all the time (a pipe nobody reads blocks the simulator once 64 KiB of
         # log fill it); the last STDERR_TAIL bytes are kept for error messages.
@@ -91,7 +97,9 @@ class SimulatorProcess:
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(f"{self.control_url}{path}", data=data, method=method, headers={"content-type": "application/json", **self.control_headers()})
+        request = urllib.request.Request(
+            f"{self.control_url}{path}", data=data, method=method, headers={"content-type": "application/json", **self.control_headers()}
+        )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 return json.load(response)
@@ -132,7 +140,7 @@ class SimulatorProcess:
             self._stderr.join(1.0)
         return self._stderr.text()
 
-    def __enter__(self) -> "SimulatorProcess":
+    def __enter__(self) -> SimulatorProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -151,7 +159,7 @@ class _Drain:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="simulator-output", daemon=True)
 
-    def start(self) -> "_Drain":
+    def start(self) -> _Drain:
         self._thread.start()
         return self
 

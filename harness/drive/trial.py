@@ -7,12 +7,12 @@ simulator generated for that conversation (journaled with every request).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
-
-from simulator import sse
+from typing import Any
 
 from harness.clients.launch import ClientRun
+from simulator import sse
 
 OUTCOMES = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung", "error")  # error: the harness could not run it
 
@@ -126,9 +126,17 @@ def logical_requests(records: Iterable[dict[str, Any]]) -> list[LogicalRequest]:
     for conversation, items in groups.items():
         attempts = tuple(
             Attempt(
-                request_id=r["request_id"], conn=r["conn"], protocol=r.get("protocol"), status=r.get("status"), end=r.get("end", "open"),
-                t_start=r["t_headers"], t_end=r.get("t_end", r["t_headers"]), events_out=r.get("events_out", 0), bytes_out=r.get("bytes_out", 0),
-                faults=tuple(f["type"] for f in r.get("faults", []) if "not_reached" not in f and "skipped" not in f), retry_count=r.get("retry_count"),
+                request_id=r["request_id"],
+                conn=r["conn"],
+                protocol=r.get("protocol"),
+                status=r.get("status"),
+                end=r.get("end", "open"),
+                t_start=r["t_headers"],
+                t_end=r.get("t_end", r["t_headers"]),
+                events_out=r.get("events_out", 0),
+                bytes_out=r.get("bytes_out", 0),
+                faults=tuple(f["type"] for f in r.get("faults", []) if "not_reached" not in f and "skipped" not in f),
+                retry_count=r.get("retry_count"),
             )
             for r in items
         )
@@ -192,8 +200,9 @@ def time_to_recover_ms(groups: Sequence[LogicalRequest], fault_times: Sequence[f
     return round((max(recovered) - min(fault_times)) * 1000, 3)
 
 
-def build(run_id: str, scenario: str, client: str, trial: int, key: str, run: ClientRun, output: str,
-          records: list[dict[str, Any]], expected_count: int) -> TrialRecord:
+def build(
+    run_id: str, scenario: str, client: str, trial: int, key: str, run: ClientRun, output: str, records: list[dict[str, Any]], expected_count: int
+) -> TrialRecord:
     groups = logical_requests(records)
     answers = printed_answers(run, output)
     intact, notes = judge(answers, [g.answer_text for g in groups], expected_count)
@@ -203,14 +212,45 @@ def build(run_id: str, scenario: str, client: str, trial: int, key: str, run: Cl
         outcome = "clean"  # nothing fired: nothing to recover from
     bytes_out = sum(r.get("bytes_out", 0) for r in records if r["kind"] == "request")
     return TrialRecord(
-        run_id=run_id, scenario=scenario, client=client, trial=trial, key=key, outcome=outcome, exit_code=run.exit_code, hung=run.hung,
-        elapsed_s=round(run.elapsed_s, 4), error_line=run.error_line, answers_expected=expected_count, answers_intact=intact, integrity=notes,
+        run_id=run_id,
+        scenario=scenario,
+        client=client,
+        trial=trial,
+        key=key,
+        outcome=outcome,
+        exit_code=run.exit_code,
+        hung=run.hung,
+        elapsed_s=round(run.elapsed_s, 4),
+        error_line=run.error_line,
+        answers_expected=expected_count,
+        answers_intact=intact,
+        integrity=notes,
         faults_fired=len(fault_times),
-        attempts=[[{"ok": a.ok, "end": a.end, "status": a.status, "conn": a.conn, "protocol": a.protocol, "t_start": a.t_start, "t_end": a.t_end,
-                    "events_out": a.events_out, "bytes_out": a.bytes_out, "faults": list(a.faults), "retry_count": a.retry_count} for a in g.attempts]
-                  for g in groups],
-        backoff_ms=backoffs_ms(groups), time_to_recover_ms=time_to_recover_ms(groups, fault_times),
-        bytes_out=bytes_out, bytes_needed=sum(g.answer_bytes for g in groups), events_out=sum(r.get("events_out", 0) for r in records if r["kind"] == "request"),
+        attempts=[
+            [
+                {
+                    "ok": a.ok,
+                    "end": a.end,
+                    "status": a.status,
+                    "conn": a.conn,
+                    "protocol": a.protocol,
+                    "t_start": a.t_start,
+                    "t_end": a.t_end,
+                    "events_out": a.events_out,
+                    "bytes_out": a.bytes_out,
+                    "faults": list(a.faults),
+                    "retry_count": a.retry_count,
+                }
+                for a in g.attempts
+            ]
+            for g in groups
+        ],
+        backoff_ms=backoffs_ms(groups),
+        time_to_recover_ms=time_to_recover_ms(groups, fault_times),
+        bytes_out=bytes_out,
+        bytes_needed=sum(g.answer_bytes for g in groups),
+        events_out=sum(r.get("events_out", 0) for r in records if r["kind"] == "request"),
         connections=len([r for r in records if r["kind"] == "connection"]),
-        stdout_tail=run.stdout[-800:], stderr_tail=run.stderr[-800:],
+        stdout_tail=run.stdout[-800:],
+        stderr_tail=run.stderr[-800:],
     )

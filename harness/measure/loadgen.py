@@ -147,13 +147,19 @@ class LoadResult:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "strategy": self.spec.strategy.name, "clients": self.spec.clients, "logical": len(self.logicals),
-            "successes": self.successes, "calls": self.calls, "completion_s": round(self.completion_s, 3),
-            "amplification": round(self.calls / max(1, len(self.logicals)), 3), "outcomes": self.outcomes(),
+            "strategy": self.spec.strategy.name,
+            "clients": self.spec.clients,
+            "logical": len(self.logicals),
+            "successes": self.successes,
+            "calls": self.calls,
+            "completion_s": round(self.completion_s, 3),
+            "amplification": round(self.calls / max(1, len(self.logicals)), 3),
+            "outcomes": self.outcomes(),
         }
 
 
 # -- transports ---------------------------------------------------------------------------------
+
 
 class _H11Connection:
     """One client's keep-alive HTTP/1.1 connection, opened lazily."""
@@ -169,7 +175,9 @@ class _H11Connection:
             self.conn = h11.Connection(h11.CLIENT)
         conn = self.conn
         head = [("host", f"{self.host}:{self.port}"), ("content-length", str(len(body))), *headers]
-        await self.stream.send_all(conn.send(h11.Request(method="POST", target=path, headers=head)) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage()))
+        await self.stream.send_all(
+            conn.send(h11.Request(method="POST", target=path, headers=head)) + conn.send(h11.Data(data=body)) + conn.send(h11.EndOfMessage())
+        )
         status = None
         while True:
             event = conn.next_event()
@@ -220,6 +228,7 @@ def _httpx_client() -> Any:
 
 # -- the clients --------------------------------------------------------------------------------
 
+
 async def run_load(spec: LoadSpec, host: str, port: int) -> LoadResult:
     """Run the clients until each is done (or the deadline); return every attempt."""
     if host not in ("127.0.0.1", "localhost", "::1"):
@@ -248,8 +257,13 @@ async def _client(spec: LoadSpec, host: str, port: int, index: int, result: Load
                 return
             if budget[0] <= 0:
                 return
-            body = json.dumps({"model": "m", "max_tokens": 64, "messages": [
-                {"role": "user", "content": f"client {index} request {logical}\n@sc words={spec.words}"}]}).encode()
+            body = json.dumps(
+                {
+                    "model": "m",
+                    "max_tokens": 64,
+                    "messages": [{"role": "user", "content": f"client {index} request {logical}\n@sc words={spec.words}"}],
+                }
+            ).encode()
             t_start = time.monotonic()
             cancelled = True
             try:
@@ -266,8 +280,18 @@ async def _client(spec: LoadSpec, host: str, port: int, index: int, result: Load
         await connection.close()
 
 
-async def _logical(spec: LoadSpec, connection: Any, controller: RetryController, rng: random.Random, headers: list, body: bytes,
-                   index: int, logical: int, result: LoadResult, budget: list[int]) -> tuple[bool, int]:
+async def _logical(
+    spec: LoadSpec,
+    connection: Any,
+    controller: RetryController,
+    rng: random.Random,
+    headers: list,
+    body: bytes,
+    index: int,
+    logical: int,
+    result: LoadResult,
+    budget: list[int],
+) -> tuple[bool, int]:
     previous = 0.0
     number = 0
     while True:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import functools
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 Z95 = 1.959963984540054
 
@@ -108,7 +109,7 @@ class SummaryRow:
         return out
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "SummaryRow":
+    def from_json(cls, data: Mapping[str, Any]) -> SummaryRow:
         return cls(**{name: data[name] for name in _ROW_KEYS if name in data})
 
     # Read-only item access, for readers written against summary.json's objects.

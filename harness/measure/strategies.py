@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import random
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 BACKOFFS = ("none", "fixed", "exponential", "full_jitter", "equal_jitter", "decorrelated_jitter", "sdk")
 
@@ -75,29 +75,40 @@ class Strategy:
         return min(0.5 * 2**n, 8.0) * (1 - 0.25 * rng.random())  # sdk
 
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in (
-    Strategy("none", backoff="none", max_attempts=1),
-    Strategy("sdk-default", backoff="sdk", max_attempts=3),
-    Strategy("fixed", backoff="fixed", base_s=1.0, max_attempts=5, retry_mid_stream=True),
-    Strategy("exponential", backoff="exponential", max_attempts=5, retry_mid_stream=True),
-    Strategy("full-jitter", backoff="full_jitter", max_attempts=5, retry_mid_stream=True),
-    Strategy("equal-jitter", backoff="equal_jitter", max_attempts=5, retry_mid_stream=True),
-    Strategy("decorrelated-jitter", backoff="decorrelated_jitter", max_attempts=5, retry_mid_stream=True),
-    Strategy("retry-budget", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, budget_max_tokens=10),
-    Strategy("adaptive-throttle", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, throttle_k=2.0),
-    Strategy("resume", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, resume=True),
-    Strategy("idle-watchdog", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, idle_timeout_s=10.0, fresh_connection=True),
-    Strategy("fresh-connection", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, fresh_connection=True),
-    Strategy("hedging", backoff="full_jitter", max_attempts=3, retry_mid_stream=True, hedge_after_s=2.0),
-    # Same retries as sdk-default, but idle connections stay pooled 90 s (Go's IdleConnTimeout; Bun
-    # reuses them too): a socket option only matters on a connection that is reused after an idle.
-    # pooled-90s has no socket option; the other two add one (the network lab shows what each changes).
-    Strategy("pooled-90s", backoff="sdk", max_attempts=3, pool_idle_s=90.0),
-    Strategy("tcp-keepalive", backoff="sdk", max_attempts=3, pool_idle_s=90.0, keepalive_idle_s=15, keepalive_interval_s=15, keepalive_count=4),
-    Strategy("user-timeout", backoff="sdk", max_attempts=3, pool_idle_s=90.0, user_timeout_s=10.0),
-    Strategy("resilient", backoff="full_jitter", max_attempts=6, retry_mid_stream=True, resume=True, idle_timeout_s=10.0,
-             fresh_connection=True, budget_max_tokens=10),
-)}
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        Strategy("none", backoff="none", max_attempts=1),
+        Strategy("sdk-default", backoff="sdk", max_attempts=3),
+        Strategy("fixed", backoff="fixed", base_s=1.0, max_attempts=5, retry_mid_stream=True),
+        Strategy("exponential", backoff="exponential", max_attempts=5, retry_mid_stream=True),
+        Strategy("full-jitter", backoff="full_jitter", max_attempts=5, retry_mid_stream=True),
+        Strategy("equal-jitter", backoff="equal_jitter", max_attempts=5, retry_mid_stream=True),
+        Strategy("decorrelated-jitter", backoff="decorrelated_jitter", max_attempts=5, retry_mid_stream=True),
+        Strategy("retry-budget", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, budget_max_tokens=10),
+        Strategy("adaptive-throttle", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, throttle_k=2.0),
+        Strategy("resume", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, resume=True),
+        Strategy("idle-watchdog", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, idle_timeout_s=10.0, fresh_connection=True),
+        Strategy("fresh-connection", backoff="full_jitter", max_attempts=5, retry_mid_stream=True, fresh_connection=True),
+        Strategy("hedging", backoff="full_jitter", max_attempts=3, retry_mid_stream=True, hedge_after_s=2.0),
+        # Same retries as sdk-default, but idle connections stay pooled 90 s (Go's IdleConnTimeout; Bun
+        # reuses them too): a socket option only matters on a connection that is reused after an idle.
+        # pooled-90s has no socket option; the other two add one (the network lab shows what each changes).
+        Strategy("pooled-90s", backoff="sdk", max_attempts=3, pool_idle_s=90.0),
+        Strategy("tcp-keepalive", backoff="sdk", max_attempts=3, pool_idle_s=90.0, keepalive_idle_s=15, keepalive_interval_s=15, keepalive_count=4),
+        Strategy("user-timeout", backoff="sdk", max_attempts=3, pool_idle_s=90.0, user_timeout_s=10.0),
+        Strategy(
+            "resilient",
+            backoff="full_jitter",
+            max_attempts=6,
+            retry_mid_stream=True,
+            resume=True,
+            idle_timeout_s=10.0,
+            fresh_connection=True,
+            budget_max_tokens=10,
+        ),
+    )
+}
 
 
 def get(name: str) -> Strategy:
@@ -113,9 +124,12 @@ def socket_options(strategy: Strategy) -> list[tuple[int, int, int]]:
 
     options: list[tuple[int, int, int]] = []
     if strategy.keepalive_idle_s is not None:
-        options += [(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1), (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(strategy.keepalive_idle_s)),
-                    (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, int(strategy.keepalive_interval_s)),
-                    (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, int(strategy.keepalive_count))]
+        options += [
+            (socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, int(strategy.keepalive_idle_s)),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, int(strategy.keepalive_interval_s)),
+            (socket.IPPROTO_TCP, socket.TCP_KEEPCNT, int(strategy.keepalive_count)),
+        ]
     if strategy.user_timeout_s is not None:
         options.append((socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(strategy.user_timeout_s * 1000)))
     return options
@@ -123,12 +137,19 @@ def socket_options(strategy: Strategy) -> list[tuple[int, int, int]]:
 
 def scaled(strategy: Strategy, factor: float) -> Strategy:
     """The same strategy with its durations multiplied by ``factor`` (a scenario's time_scale)."""
+
     def times(value: float | None) -> float | None:
         return None if value is None else value * factor
 
-    return replace(strategy, base_s=strategy.base_s * factor, cap_s=strategy.cap_s * factor, idle_timeout_s=times(strategy.idle_timeout_s),
-                   hedge_after_s=times(strategy.hedge_after_s), throttle_window_s=strategy.throttle_window_s * factor,
-                   pool_idle_s=times(strategy.pool_idle_s))
+    return replace(
+        strategy,
+        base_s=strategy.base_s * factor,
+        cap_s=strategy.cap_s * factor,
+        idle_timeout_s=times(strategy.idle_timeout_s),
+        hedge_after_s=times(strategy.hedge_after_s),
+        throttle_window_s=strategy.throttle_window_s * factor,
+        pool_idle_s=times(strategy.pool_idle_s),
+    )
 
 
 @dataclass

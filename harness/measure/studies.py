@@ -39,17 +39,35 @@ class DipExperiment:
     post_s: tuple[float, float] = (10.0, 15.0)  # the throttle's window keeps the dip's failures for a while
 
     def plan(self, seed: int = 1) -> dict[str, Any]:
-        return {"seed": seed, "capacity": {"limit": self.limit, "service_s": self.service_s, "queue": self.queue,
-                                           "queue_timeout_s": self.queue_timeout_s,
-                                           "dips": [{"window_s": list(self.dip_s), "limit": self.dip_limit}]}}
+        return {
+            "seed": seed,
+            "capacity": {
+                "limit": self.limit,
+                "service_s": self.service_s,
+                "queue": self.queue,
+                "queue_timeout_s": self.queue_timeout_s,
+                "dips": [{"window_s": list(self.dip_s), "limit": self.dip_limit}],
+            },
+        }
 
     def spec(self, strategy: Strategy, seed: int = 1) -> LoadSpec:
-        return LoadSpec(self.clients, strategy, duration_s=self.duration_s, deadline_s=self.duration_s + 1, think_s=self.think_s,
-                        attempt_timeout_s=self.attempt_timeout_s, start_spread_s=self.start_spread_s, seed=seed, key_prefix=strategy.name)
+        return LoadSpec(
+            self.clients,
+            strategy,
+            duration_s=self.duration_s,
+            deadline_s=self.duration_s + 1,
+            think_s=self.think_s,
+            attempt_timeout_s=self.attempt_timeout_s,
+            start_spread_s=self.start_spread_s,
+            seed=seed,
+            key_prefix=strategy.name,
+        )
 
     def strategies(self) -> dict[str, Strategy]:
-        return {"naive": NAIVE, **{name: strategies.scaled(strategies.get(name), self.strategy_scale)
-                                   for name in ("full-jitter", "retry-budget", "adaptive-throttle")}}
+        return {
+            "naive": NAIVE,
+            **{name: strategies.scaled(strategies.get(name), self.strategy_scale) for name in ("full-jitter", "retry-budget", "adaptive-throttle")},
+        }
 
     @property
     def capacity_per_s(self) -> float:
@@ -84,14 +102,22 @@ class OccExperiment:
     BACKOFFS = ("exponential", "full_jitter", "decorrelated_jitter")
 
     @classmethod
-    def published(cls) -> "OccExperiment":
+    def published(cls) -> OccExperiment:
         return cls(window_s=0.02, net_delay_s=(0.01, 0.002), backoff_scale=1.0)
 
     def plan(self, seed: int = 1) -> dict[str, Any]:
         return {"seed": seed, "capacity": {"limit": 10_000, "service_s": self.window_s, "jitter": self.jitter, "overload": "conflict"}}
 
     def spec(self, backoff: str, seed: int = 1) -> LoadSpec:
-        strategy = Strategy(backoff, backoff=backoff, base_s=self.base_s * self.backoff_scale, cap_s=self.cap_s * self.backoff_scale,
-                            max_attempts=100_000)
-        return LoadSpec(self.clients, strategy, requests_per_client=1, net_delay_s=self.net_delay_s, deadline_s=self.deadline_s,
-                        seed=seed, key_prefix=f"occ-{backoff}-{seed}")
+        strategy = Strategy(
+            backoff, backoff=backoff, base_s=self.base_s * self.backoff_scale, cap_s=self.cap_s * self.backoff_scale, max_attempts=100_000
+        )
+        return LoadSpec(
+            self.clients,
+            strategy,
+            requests_per_client=1,
+            net_delay_s=self.net_delay_s,
+            deadline_s=self.deadline_s,
+            seed=seed,
+            key_prefix=f"occ-{backoff}-{seed}",
+        )

@@ -74,7 +74,7 @@ Runner = Callable[[str, int], Measure]  # (version, total trials wanted) -> meas
 
 
 def classify(measure: Measure, bad: Measure, good: Measure) -> str | None:
-    """"differs from bad", "like bad", or None when the interval overlaps both ends'."""
+    """ "differs from bad", "like bad", or None when the interval overlaps both ends'."""
     if not overlap(measure.ci, bad.ci):
         return "differs from bad"
     if not overlap(measure.ci, good.ci):
@@ -152,7 +152,7 @@ def between(versions: list[str], bad: str, good: str) -> list[str]:
 
     releases = sorted({v for v in versions if is_release(v)} | {bad, good}, key=version_key)
     i, j = releases.index(bad), releases.index(good)
-    return releases[i:j + 1] if i <= j else list(reversed(releases[j:i + 1]))
+    return releases[i : j + 1] if i <= j else list(reversed(releases[j : i + 1]))
 
 
 def command(args: argparse.Namespace) -> int:
@@ -183,8 +183,16 @@ def command(args: argparse.Namespace) -> int:
 
     def measure(version: str, wanted: int) -> Measure:
         adapter = versions.resolve(f"{args.client}@{version}")
-        config = runner.RunConfig(scenarios=(item,), clients=(adapter,), results_dir=results, run_id=run_id, trials=wanted, max_trials=None,
-                                  workers=args.workers, time_scale=args.time_scale)
+        config = runner.RunConfig(
+            scenarios=(item,),
+            clients=(adapter,),
+            results_dir=results,
+            run_id=run_id,
+            trials=wanted,
+            max_trials=None,
+            workers=args.workers,
+            time_scale=args.time_scale,
+        )
         directory = runner.run(config)
         records = [r for r in runner.only_latest(runner.load_records(directory)) if r["client"] == adapter.name and r["trial"] < wanted]
         ran = [r for r in records if not r.get("skipped")]
@@ -217,8 +225,10 @@ def render(result: Result) -> str:
     for number, step in enumerate(result.steps):
         m = step.measure
         label = "end" if step.decided_by == "measured first" else f"step {number - 1}"
-        lines.append(f"  {label:<8} {step.version:<10} {m['recovered']}/{m['trials']} recovered, {m['rate']:.0%} "
-                     f"[{m['ci'][0]:.0%}, {m['ci'][1]:.0%}]  {step.verdict}  ({step.decided_by})")
+        lines.append(
+            f"  {label:<8} {step.version:<10} {m['recovered']}/{m['trials']} recovered, {m['rate']:.0%} "
+            f"[{m['ci'][0]:.0%}, {m['ci'][1]:.0%}]  {step.verdict}  ({step.decided_by})"
+        )
     if not result.ends_differ:
         lines.append("the good and bad ends recover alike at this trial count: no version to find (raise --trials, or pick another scenario)")
     else:

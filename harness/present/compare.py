@@ -18,25 +18,42 @@ import csv
 import io
 import json
 import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from harness.measure import metrics
-
-from harness.present import report
-
-from harness.drive import runner
 from harness.clients import registry
-from harness.scenario import Scenario
+from harness.drive import runner
+from harness.measure import metrics
 from harness.measure.strategies import STRATEGIES
+from harness.present import report
+from harness.scenario import Scenario
 
 PREFIX = "ref-"
 DEFAULT_STRATEGIES = ("sdk-default", "full-jitter", "idle-watchdog", "resilient")
-PLOTS = {"compare_recovery": "Recovery per strategy (95% Wilson interval)", "compare_time_to_recover": "Time to recover",
-         "compare_amplification": "Amplification (bytes sent / bytes of one answer)"}
-CSV_COLUMNS = ("strategy", "scenario", "trials", "recovered", "recovery_rate", "recovery_ci_low", "recovery_ci_high", "hangs",
-               "data_loss", "failed", "ttr_mean_ms", "ttr_p50_ms", "ttr_p90_ms", "amplification", "mean_elapsed_s")
+PLOTS = {
+    "compare_recovery": "Recovery per strategy (95% Wilson interval)",
+    "compare_time_to_recover": "Time to recover",
+    "compare_amplification": "Amplification (bytes sent / bytes of one answer)",
+}
+CSV_COLUMNS = (
+    "strategy",
+    "scenario",
+    "trials",
+    "recovered",
+    "recovery_rate",
+    "recovery_ci_low",
+    "recovery_ci_high",
+    "hangs",
+    "data_loss",
+    "failed",
+    "ttr_mean_ms",
+    "ttr_p50_ms",
+    "ttr_p90_ms",
+    "amplification",
+    "mean_elapsed_s",
+)
 
 
 @dataclass(frozen=True)
@@ -63,7 +80,7 @@ def client_name(strategy: str, http2: bool = False) -> str:
 
 
 def strategy_of(client: str) -> str:
-    name = client[len(PREFIX):] if client.startswith(PREFIX) else client
+    name = client[len(PREFIX) :] if client.startswith(PREFIX) else client
     return name[:-3] if name.endswith("-h2") and name[:-3] in STRATEGIES else name
 
 
@@ -75,8 +92,9 @@ def run(config: CompareConfig, on_update: Callable[[int, int, Any], None] | None
     directory = config.results_dir / run_id
     for item in config.scenarios:
         scale = config.time_scale if config.time_scale is not None else item.time_scale
-        clients = tuple(registry.reference_client(name, http2=config.http2, time_scale=scale, name=client_name(name, config.http2))
-                        for name in config.strategies)
+        clients = tuple(
+            registry.reference_client(name, http2=config.http2, time_scale=scale, name=client_name(name, config.http2)) for name in config.strategies
+        )
         base = done
 
         def update(progress: runner.Progress, record: Any, base: int = base) -> None:
@@ -84,8 +102,18 @@ def run(config: CompareConfig, on_update: Callable[[int, int, Any], None] | None
                 on_update(base + progress.done, total, record)
 
         progress = runner.Progress(on_update=update)
-        directory = runner.run(runner.RunConfig(scenarios=(item,), clients=clients, results_dir=config.results_dir, run_id=run_id,
-                                                trials=config.trials, workers=config.workers, time_scale=config.time_scale), progress)
+        directory = runner.run(
+            runner.RunConfig(
+                scenarios=(item,),
+                clients=clients,
+                results_dir=config.results_dir,
+                run_id=run_id,
+                trials=config.trials,
+                workers=config.workers,
+                time_scale=config.time_scale,
+            ),
+            progress,
+        )
         done = base + runner.trials_for(item, runner.RunConfig((item,), (), trials=config.trials)) * len(config.strategies)
     return directory
 
@@ -138,10 +166,21 @@ def _compact(row: StrategyRow) -> dict[str, Any]:
     ci = row.recovery_ci or [None, None]
     ttr = row.time_to_recover_ms or {}
     return {
-        "strategy": row.strategy, "scenario": row.scenario, "trials": row.trials, "recovered": row.recovered,
-        "recovery_rate": row.recovery_rate, "recovery_ci_low": ci[0], "recovery_ci_high": ci[1], "hangs": row.hangs,
-        "data_loss": row.data_loss, "failed": row.failed, "ttr_mean_ms": row.ttr_mean_ms, "ttr_p50_ms": ttr.get("p50"),
-        "ttr_p90_ms": ttr.get("p90"), "amplification": row.amplification, "mean_elapsed_s": row.mean_elapsed_s,
+        "strategy": row.strategy,
+        "scenario": row.scenario,
+        "trials": row.trials,
+        "recovered": row.recovered,
+        "recovery_rate": row.recovery_rate,
+        "recovery_ci_low": ci[0],
+        "recovery_ci_high": ci[1],
+        "hangs": row.hangs,
+        "data_loss": row.data_loss,
+        "failed": row.failed,
+        "ttr_mean_ms": row.ttr_mean_ms,
+        "ttr_p50_ms": ttr.get("p50"),
+        "ttr_p90_ms": ttr.get("p90"),
+        "amplification": row.amplification,
+        "mean_elapsed_s": row.mean_elapsed_s,
     }
 
 
@@ -171,8 +210,13 @@ def print_table(table: Sequence[StrategyRow], console: Any = None) -> None:
             continue
         ci = row.recovery_ci
         out.add_row(
-            row.strategy, row.scenario, str(row.trials), f"{row.recovery_rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]",
-            str(row.hangs), str(row.data_loss), "-" if row.ttr_mean_ms is None else f"{row.ttr_mean_ms:.0f} ms",
+            row.strategy,
+            row.scenario,
+            str(row.trials),
+            f"{row.recovery_rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]",
+            str(row.hangs),
+            str(row.data_loss),
+            "-" if row.ttr_mean_ms is None else f"{row.ttr_mean_ms:.0f} ms",
             "-" if row.amplification is None else f"{row.amplification:.2f}",
             *([f"{row.faulted}/{row.trials}", row.keepalive or ""] if audit else []),
         )
@@ -195,8 +239,14 @@ def plots(table: Sequence[StrategyRow]) -> dict[str, bytes]:
     width = 0.8 / len(strategies)
     out: dict[str, bytes] = {}
 
-    def grouped(value: Callable[[StrategyRow], float | None], errors: Callable[[StrategyRow], tuple[float, float]] | None,
-                ylabel: str, title: str, points: Callable[[StrategyRow], list[float]] | None = None, ylim: tuple[float, float] | None = None) -> bytes:
+    def grouped(
+        value: Callable[[StrategyRow], float | None],
+        errors: Callable[[StrategyRow], tuple[float, float]] | None,
+        ylabel: str,
+        title: str,
+        points: Callable[[StrategyRow], list[float]] | None = None,
+        ylim: tuple[float, float] | None = None,
+    ) -> bytes:
         figure, axis = plt.subplots(figsize=(max(6.0, 1.6 * len(scenarios) * max(1, len(strategies)) / 2), 4.0))
         for i, strategy in enumerate(strategies):
             xs, ys, low, high = [], [], [], []
@@ -230,10 +280,16 @@ def plots(table: Sequence[StrategyRow]) -> dict[str, bytes]:
         plt.close(figure)
         return buffer.getvalue()
 
-    out["compare_recovery"] = grouped(lambda r: r.recovery_rate, lambda r: tuple(r.recovery_ci), "recovered share of trials",
-                                      PLOTS["compare_recovery"], ylim=(0, 1.05))
-    out["compare_time_to_recover"] = grouped(lambda r: r.ttr_mean_ms, None, "ms, first fault to the answer\n(recovered trials: mean; dots: each)",
-                                             PLOTS["compare_time_to_recover"], points=lambda r: list(r.ttr_ms))
+    out["compare_recovery"] = grouped(
+        lambda r: r.recovery_rate, lambda r: tuple(r.recovery_ci), "recovered share of trials", PLOTS["compare_recovery"], ylim=(0, 1.05)
+    )
+    out["compare_time_to_recover"] = grouped(
+        lambda r: r.ttr_mean_ms,
+        None,
+        "ms, first fault to the answer\n(recovered trials: mean; dots: each)",
+        PLOTS["compare_time_to_recover"],
+        points=lambda r: list(r.ttr_ms),
+    )
     out["compare_amplification"] = grouped(lambda r: r.amplification, None, "bytes sent / bytes of one answer", PLOTS["compare_amplification"])
     return out
 
@@ -241,7 +297,8 @@ def plots(table: Sequence[StrategyRow]) -> dict[str, bytes]:
 def command(args: Any) -> int:
     """The CLI: ``streamchaos compare --strategies ... --scenarios ...``."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     from harness.scenario import ScenarioError, find, load
 
@@ -249,9 +306,14 @@ def command(args: Any) -> int:
     try:
         scenarios = tuple(load(find(name)) for name in args.scenarios)
         config = CompareConfig(
-            strategies=tuple(args.strategies or DEFAULT_STRATEGIES), scenarios=scenarios, results_dir=args.results or runner.RESULTS,
-            run_id=args.run_id or runner.new_run_id(), trials=args.trials, workers=args.workers or max(2, os.cpu_count() or 2),
-            time_scale=args.time_scale, http2=bool(getattr(args, "http2", False)),
+            strategies=tuple(args.strategies or DEFAULT_STRATEGIES),
+            scenarios=scenarios,
+            results_dir=args.results or runner.RESULTS,
+            run_id=args.run_id or runner.new_run_id(),
+            trials=args.trials,
+            workers=args.workers or max(2, os.cpu_count() or 2),
+            time_scale=args.time_scale,
+            http2=bool(getattr(args, "http2", False)),
         )
     except (ScenarioError, KeyError, ValueError) as error:
         console.print(f"[red]streamchaos compare:[/red] {error}")
@@ -266,13 +328,19 @@ def command(args: Any) -> int:
         try:
             directory = run(config, update)
         except KeyboardInterrupt:
-            console.print(f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}; "
-                          f"resume with --run-id {config.run_id}")
+            console.print(
+                f"[yellow]interrupted[/yellow]: recorded trials are in {config.results_dir / config.run_id}; resume with --run-id {config.run_id}"
+            )
             return 130
     records = runner.only_latest(runner.load_records(directory))
     table = rows(records, config.strategies, [s.name for s in scenarios])
-    meta = {"run_id": directory.name, "strategies": ", ".join(config.strategies), "scenarios": ", ".join(s.name for s in scenarios),
-            "time scale": "each scenario's" if config.time_scale is None else config.time_scale, "trials recorded": len([r for r in records if not r.get("skipped")])}
+    meta = {
+        "run_id": directory.name,
+        "strategies": ", ".join(config.strategies),
+        "scenarios": ", ".join(s.name for s in scenarios),
+        "time scale": "each scenario's" if config.time_scale is None else config.time_scale,
+        "trials recorded": len([r for r in records if not r.get("skipped")]),
+    }
     paths = write(directory, table, meta)
     print_table(table)
     console.print("results: " + ", ".join(str(paths[k]) for k in ("compare_csv", "json", "html", *PLOTS) if k in paths))

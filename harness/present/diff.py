@@ -23,8 +23,9 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.measure.metrics import SummaryRow
 
@@ -68,8 +69,8 @@ def _log_comb(n: int, k: int) -> float:
 
 
 def load_rows(directory: Path) -> list[SummaryRow]:
-    from harness.measure import metrics
     from harness.drive import runner
+    from harness.measure import metrics
 
     directory = Path(directory)
     if not (directory / "trials.jsonl").exists():
@@ -83,14 +84,19 @@ def _index(rows: Sequence[SummaryRow], strip_versions: bool, label: str) -> dict
         client = row.client.partition("@")[0] if strip_versions else row.client
         key = (row.scenario, client)
         if key in out:
-            raise DiffError(f"{label}: two clients become {client!r} without their versions ({out[key].client}, {row.client}); "
-                            "drop --strip-versions")
+            raise DiffError(f"{label}: two clients become {client!r} without their versions ({out[key].client}, {row.client}); drop --strip-versions")
         out[key] = row
     return out
 
 
-def compare(rows_a: Sequence[SummaryRow], rows_b: Sequence[SummaryRow], alpha: float = 0.05, strip_versions: bool = False,
-            label_a: str = "A", label_b: str = "B") -> dict[str, Any]:
+def compare(
+    rows_a: Sequence[SummaryRow],
+    rows_b: Sequence[SummaryRow],
+    alpha: float = 0.05,
+    strip_versions: bool = False,
+    label_a: str = "A",
+    label_b: str = "B",
+) -> dict[str, Any]:
     """Every cell of both runs, with its changes; ``changed`` lists those with any difference."""
     a, b = _index(rows_a, strip_versions, label_a), _index(rows_b, strip_versions, label_b)
     cells, changed = [], []
@@ -105,15 +111,25 @@ def compare(rows_a: Sequence[SummaryRow], rows_b: Sequence[SummaryRow], alpha: f
                 continue
             p = fisher_exact(x1, n1 - x1, x2, n2 - x2)
             better = (x2 / n2 > x1 / n1) == higher_better
-            changes.append({"metric": name, "a": [x1, n1], "b": [x2, n2], "p": p, "significant": p < alpha, "direction": "better" if better else "worse"})
+            changes.append(
+                {"metric": name, "a": [x1, n1], "b": [x2, n2], "p": p, "significant": p < alpha, "direction": "better" if better else "worse"}
+            )
         cell = {"scenario": key[0], "client": key[1], "client_a": left.client, "client_b": right.client, "changes": changes}
         cells.append(cell)
         if changes:
             changed.append(cell)
     only_a = sorted(f"{s} / {c}" for s, c in a if (s, c) not in b)
     only_b = sorted(f"{s} / {c}" for s, c in b if (s, c) not in a)
-    return {"a": label_a, "b": label_b, "alpha": alpha, "test": "Fisher's exact test, two-sided", "compared": len(cells), "changed": changed,
-            "only_a": only_a, "only_b": only_b}
+    return {
+        "a": label_a,
+        "b": label_b,
+        "alpha": alpha,
+        "test": "Fisher's exact test, two-sided",
+        "compared": len(cells),
+        "changed": changed,
+        "only_a": only_a,
+        "only_b": only_b,
+    }
 
 
 def exit_code(result: Mapping[str, Any], policy: str = "worse") -> int:
@@ -140,8 +156,10 @@ def print_result(result: Mapping[str, Any], console: Any = None) -> None:
     console = console or Console()
     console.width = max(console.width, 140)
     significant = [(cell, c) for cell in result["changed"] for c in cell["changes"] if c["significant"]]
-    console.print(f"diff {result['a']} -> {result['b']}: {result['compared']} cells compared, {len(result['changed'])} changed, "
-                  f"{len(significant)} significant change(s) at alpha {result['alpha']:g} ({result['test']})")
+    console.print(
+        f"diff {result['a']} -> {result['b']}: {result['compared']} cells compared, {len(result['changed'])} changed, "
+        f"{len(significant)} significant change(s) at alpha {result['alpha']:g} ({result['test']})"
+    )
     for cell in sorted(result["changed"], key=lambda c: min(x["p"] for x in c["changes"])):
         marks = "; ".join(describe(c) for c in cell["changes"])
         worst = any(c["significant"] and c["direction"] == "worse" for c in cell["changes"])
@@ -160,14 +178,28 @@ def render_html(result: Mapping[str, Any]) -> str:
         for change in cell["changes"]:
             css = change["direction"] if change["significant"] else ""
             (x1, n1), (x2, n2) = change["a"], change["b"]
-            rows.append(f"<tr><td>{e(cell['scenario'])}</td><td>{e(cell['client'])}</td><td>{e(change['metric'])}</td><td>{x1}/{n1}</td><td>{x2}/{n2}</td>"
-                        f"<td>{change['p']:.3g}</td><td class='{css}'>{e(change['direction'])}{' (significant)' if change['significant'] else ''}</td></tr>")
-    table = ("<table class=diff><tr><th>scenario</th><th>client</th><th>metric</th><th>baseline</th><th>this run</th><th>p</th><th>change</th></tr>"
-             + "".join(rows) + "</table>") if rows else "<p>No cell changed.</p>"
-    extra = "".join(f"<p class=note>{e(label)}: {e(', '.join(items))}</p>" for label, items in
-                    (("only in the baseline", result["only_a"]), ("only in this run", result["only_b"])) if items)
-    return (f"<h2 id=baseline>Against the baseline {e(str(result['a']))}</h2><p class=note>{result['compared']} cells compared; "
-            f"{e(result['test'])} per metric, significant at p &lt; {result['alpha']:g}.</p>{table}{extra}")
+            rows.append(
+                f"<tr><td>{e(cell['scenario'])}</td><td>{e(cell['client'])}</td><td>{e(change['metric'])}</td><td>{x1}/{n1}</td><td>{x2}/{n2}</td>"
+                f"<td>{change['p']:.3g}</td><td class='{css}'>{e(change['direction'])}{' (significant)' if change['significant'] else ''}</td></tr>"
+            )
+    table = (
+        (
+            "<table class=diff><tr><th>scenario</th><th>client</th><th>metric</th><th>baseline</th><th>this run</th><th>p</th><th>change</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+        if rows
+        else "<p>No cell changed.</p>"
+    )
+    extra = "".join(
+        f"<p class=note>{e(label)}: {e(', '.join(items))}</p>"
+        for label, items in (("only in the baseline", result["only_a"]), ("only in this run", result["only_b"]))
+        if items
+    )
+    return (
+        f"<h2 id=baseline>Against the baseline {e(str(result['a']))}</h2><p class=note>{result['compared']} cells compared; "
+        f"{e(result['test'])} per metric, significant at p &lt; {result['alpha']:g}.</p>{table}{extra}"
+    )
 
 
 def command(args: Any) -> int:
@@ -177,8 +209,14 @@ def command(args: Any) -> int:
     try:
         if not 0 < args.alpha < 1:
             raise DiffError(f"--alpha must be between 0 and 1, not {args.alpha}")
-        result = compare(load_rows(args.run_a), load_rows(args.run_b), alpha=args.alpha, strip_versions=args.strip_versions,
-                         label_a=Path(args.run_a).name, label_b=Path(args.run_b).name)
+        result = compare(
+            load_rows(args.run_a),
+            load_rows(args.run_b),
+            alpha=args.alpha,
+            strip_versions=args.strip_versions,
+            label_a=Path(args.run_a).name,
+            label_b=Path(args.run_b).name,
+        )
         code = exit_code(result, args.fail_on)
     except DiffError as error:
         print(f"streamchaos diff: {error}", file=__import__("sys").stderr)

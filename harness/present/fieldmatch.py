@@ -44,6 +44,7 @@ MAX_ADDED_WORDS = 3
 
 # -- matching -------------------------------------------------------------------------------------
 
+
 def family(client: str) -> str:
     base = client.split("@", 1)[0]
     return RUNTIME_VARIANTS.get(base, base)
@@ -107,7 +108,12 @@ def check(row: FieldRow, client: str, records: Sequence[Mapping[str, Any]]) -> d
     if row.outcome:
         hits = [r for r in ran if r.get("outcome") == row.outcome]
         if hits:
-            return {**result, "status": "reproduced", "printed": f"outcome {row.outcome} in {len(hits)}/{len(ran)} trials", "trial": hits[0].get("trial")}
+            return {
+                **result,
+                "status": "reproduced",
+                "printed": f"outcome {row.outcome} in {len(hits)}/{len(ran)} trials",
+                "trial": hits[0].get("trial"),
+            }
         outcomes = sorted({str(r.get("outcome")) for r in ran})
         return {**result, "status": "different", "printed": f"outcome {', '.join(outcomes)} (field: {row.behaviour})"}
     return {**result, "status": "not checkable", "printed": "a behaviour without an outcome to compare"}
@@ -178,6 +184,7 @@ def verdict(entry: Mapping[str, Any]) -> str:
 
 
 # -- persistence beside the results ---------------------------------------------------------------
+
 
 def save(directory: Path, scenarios: Iterable[Any]) -> None:
     """``field.json``: the field rows of the run's scenarios, so ``streamchaos report`` can check

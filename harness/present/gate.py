@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import tomllib
 import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.measure.metrics import SummaryRow
 
@@ -29,7 +30,7 @@ class Thresholds:
     max_data_loss: int = 0
     max_amplification: float | None = None
 
-    def check(self, source: str, path: str) -> "Thresholds":
+    def check(self, source: str, path: str) -> Thresholds:
         if not 0 <= self.min_recovery_lower <= 1:
             raise PolicyError(source, f"{path}.min_recovery_lower", "must be between 0 and 1 (the lower bound of the 95% interval)")
         for name in ("max_hangs", "max_data_loss"):
@@ -112,7 +113,9 @@ def with_overrides(policy: Policy, **overrides: Any) -> Policy:
     given = {k: v for k, v in overrides.items() if v is not None}
     if not given:
         return policy
-    return Policy(replace(policy.defaults, **given).check("flags", "--"), {k: replace(v, **given) for k, v in policy.scenarios.items()}, policy.skipped_fails)
+    return Policy(
+        replace(policy.defaults, **given).check("flags", "--"), {k: replace(v, **given) for k, v in policy.scenarios.items()}, policy.skipped_fails
+    )
 
 
 def evaluate(rows: Sequence[SummaryRow], policy: Policy) -> list[Verdict]:
@@ -126,8 +129,10 @@ def evaluate(rows: Sequence[SummaryRow], policy: Policy) -> list[Verdict]:
         low = row.recovery_ci[0]
         reasons = []
         if low < limits.min_recovery_lower:
-            reasons.append(f"recovery {row.recovered}/{row.trials} = {row.recovery_rate:.0%}, 95% interval "
-                           f"[{low:.0%}, {row.recovery_ci[1]:.0%}]: lower bound below {limits.min_recovery_lower:.0%}")
+            reasons.append(
+                f"recovery {row.recovered}/{row.trials} = {row.recovery_rate:.0%}, 95% interval "
+                f"[{low:.0%}, {row.recovery_ci[1]:.0%}]: lower bound below {limits.min_recovery_lower:.0%}"
+            )
         if row.hangs > limits.max_hangs:
             reasons.append(f"{row.hangs} hang(s) > {limits.max_hangs}")
         if row.data_loss > limits.max_data_loss:
@@ -145,8 +150,16 @@ def junit_xml(verdicts: Sequence[Verdict], suite: str = "streamchaos") -> str:
     skipped = sum(1 for v in verdicts if v.skipped)
     errors = sum(1 for v in verdicts if v.skipped and not v.passed)
     root = ET.Element("testsuites", name=suite, tests=str(len(verdicts)), failures=str(failures), errors=str(errors))
-    testsuite = ET.SubElement(root, "testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures),
-                              errors=str(errors), skipped=str(skipped - errors), time=f"{sum(v.seconds for v in verdicts):.3f}")
+    testsuite = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(verdicts)),
+        failures=str(failures),
+        errors=str(errors),
+        skipped=str(skipped - errors),
+        time=f"{sum(v.seconds for v in verdicts):.3f}",
+    )
     for verdict in verdicts:
         case = ET.SubElement(testsuite, "testcase", classname=f"{suite}.{verdict.scenario}", name=verdict.client, time=f"{verdict.seconds:.3f}")
         if verdict.skipped:

@@ -62,10 +62,12 @@ def _differ(shards: Sequence[ShardDir], what: str, value: Any) -> str | None:
 def check(shards: Sequence[ShardDir]) -> list[str]:
     """Every problem that stops a merge, each naming the shards and directories concerned."""
     problems = []
-    for what, value in (("run ids", lambda s: s.manifest["run_id"]),
-                        ("configurations (digest)", lambda s: s.manifest["config_digest"][:16]),
-                        ("streamchaos versions", lambda s: s.manifest["streamchaos_version"]),
-                        ("shard counts", lambda s: s.manifest["shard"]["count"])):
+    for what, value in (
+        ("run ids", lambda s: s.manifest["run_id"]),
+        ("configurations (digest)", lambda s: s.manifest["config_digest"][:16]),
+        ("streamchaos versions", lambda s: s.manifest["streamchaos_version"]),
+        ("shard counts", lambda s: s.manifest["shard"]["count"]),
+    ):
         problem = _differ(shards, what, value)
         if problem:
             problems.append(problem)
@@ -86,8 +88,11 @@ def check(shards: Sequence[ShardDir]) -> list[str]:
             problems.append(f"shard {index}/{count} given {len(same)} times (run twice?): " + ", ".join(str(s.path) for s in same))
     missing = [i for i in range(1, count + 1) if i not in by_index]
     if missing:
-        problems.append("missing " + ", ".join(f"shard {i}/{count}" for i in missing)
-                        + f" (given: {', '.join(f'{i}/{count}' for i in sorted(by_index)) or 'none'})")
+        problems.append(
+            "missing "
+            + ", ".join(f"shard {i}/{count}" for i in missing)
+            + f" (given: {', '.join(f'{i}/{count}' for i in sorted(by_index)) or 'none'})"
+        )
 
     grid = {(s, c, i) for s, c, n in shards[0].manifest["grid"] for i in range(n)}
     owner: dict[tuple[str, str, int], ShardDir] = {}
@@ -101,8 +106,10 @@ def check(shards: Sequence[ShardDir]) -> list[str]:
             problems.append(f"{shard.label} recorded {len(stray)} trial(s) it was not assigned, e.g. {_trial(stray[0])}")
         absent = sorted(assigned - recorded)
         if absent:
-            problems.append(f"{shard.label} is incomplete: {len(absent)} of {len(assigned)} assigned trials not recorded, "
-                            f"e.g. {_trial(absent[0])} (resume it with the same --run-id and --shard)")
+            problems.append(
+                f"{shard.label} is incomplete: {len(absent)} of {len(assigned)} assigned trials not recorded, "
+                f"e.g. {_trial(absent[0])} (resume it with the same --run-id and --shard)"
+            )
         for trial in sorted(recorded | assigned):
             other = owner.get(trial)
             if other is not None and other is not shard:
@@ -144,8 +151,15 @@ def merge(directories: Sequence[Path], out: Path) -> dict[str, Any]:
     scenario_order = {s["name"]: n for n, s in enumerate(first.get("configuration", {}).get("scenarios", []))}
     client_order = {c["name"]: n for n, c in enumerate(first.get("configuration", {}).get("clients", []))}
     records = [r for s in shards for r in s.records]
-    records.sort(key=lambda r: (scenario_order.get(r["scenario"], len(scenario_order)), r["scenario"],
-                                client_order.get(r["client"], len(client_order)), r["client"], r["trial"]))
+    records.sort(
+        key=lambda r: (
+            scenario_order.get(r["scenario"], len(scenario_order)),
+            r["scenario"],
+            client_order.get(r["client"], len(client_order)),
+            r["client"],
+            r["trial"],
+        )
+    )
     tmp = out / "trials.jsonl.tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
         for record in records:
@@ -166,13 +180,22 @@ def merge(directories: Sequence[Path], out: Path) -> dict[str, Any]:
                 target.write(data if data.endswith(b"\n") or not data else data + b"\n")
 
     manifest = {key: value for key, value in first.items() if key not in ("assigned", "planned_cost_s")}
-    manifest.update({
-        "manifest_version": MANIFEST_VERSION,
-        "shard": {"index": 1, "count": 1},
-        "merged_from": [{"index": s.manifest["shard"]["index"], "count": s.manifest["shard"]["count"], "directory": str(s.path),
-                         "trials": len(s.records), "planned_cost_s": s.manifest.get("planned_cost_s")}
-                        for s in sorted(shards, key=lambda s: s.manifest["shard"]["index"])],
-    })
+    manifest.update(
+        {
+            "manifest_version": MANIFEST_VERSION,
+            "shard": {"index": 1, "count": 1},
+            "merged_from": [
+                {
+                    "index": s.manifest["shard"]["index"],
+                    "count": s.manifest["shard"]["count"],
+                    "directory": str(s.path),
+                    "trials": len(s.records),
+                    "planned_cost_s": s.manifest.get("planned_cost_s"),
+                }
+                for s in sorted(shards, key=lambda s: s.manifest["shard"]["index"])
+            ],
+        }
+    )
     write_manifest(out, manifest)
     return manifest
 
@@ -185,9 +208,12 @@ def write_reports(out: Path, manifest: dict[str, Any], policy: Any) -> tuple[lis
 
     records = runner.only_latest(runner.load_records(out))
     rows = metrics.summarize(records)
-    meta = {"run_id": manifest["run_id"], "trials recorded": len([r for r in records if not r.get("skipped")]),
-            "merged from": ", ".join(f"shard {m['index']}/{m['count']}" for m in manifest["merged_from"]),
-            "configuration": manifest["config_digest"][:12]}
+    meta = {
+        "run_id": manifest["run_id"],
+        "trials recorded": len([r for r in records if not r.get("skipped")]),
+        "merged from": ", ".join(f"shard {m['index']}/{m['count']}" for m in manifest["merged_from"]),
+        "configuration": manifest["config_digest"][:12],
+    }
     report.write_all(out, rows, meta)
     verdicts = gate.evaluate(rows, policy)
     (out / "junit.xml").write_text(gate.junit_xml(verdicts))
@@ -213,7 +239,9 @@ def command(args: Any) -> int:
     rows, _verdicts = write_reports(args.out, manifest, policy)
     report_html.print_summary(rows)
     total = sum(m["trials"] for m in manifest["merged_from"])
-    console.print(f"merged {len(manifest['merged_from'])} shards, {total} trials, run {manifest['run_id']} -> {args.out} "
-                  f"(trials.jsonl, summary.json/csv, report.html, junit.xml)")
+    console.print(
+        f"merged {len(manifest['merged_from'])} shards, {total} trials, run {manifest['run_id']} -> {args.out} "
+        f"(trials.jsonl, summary.json/csv, report.html, junit.xml)"
+    )
     step_summary.for_directory(f"streamchaos merge ({len(manifest['merged_from'])} shards)", args.out)
     return 0

@@ -6,20 +6,45 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from harness.measure.metrics import SummaryRow
 
 CSV_COLUMNS = (
-    "scenario", "client", "skipped", "trials", "recovered", "recovery_rate", "recovery_ci_low", "recovery_ci_high", "faulted",
-    "recovered_faulted", "hangs", "data_loss", "duplicated", "failed", "clear_errors", "backoff_ms_p50", "backoff_ms_p90",
-    "time_to_recover_ms_p50", "amplification", "bytes_resent", "mean_elapsed_s", "decay",
+    "scenario",
+    "client",
+    "skipped",
+    "trials",
+    "recovered",
+    "recovery_rate",
+    "recovery_ci_low",
+    "recovery_ci_high",
+    "faulted",
+    "recovered_faulted",
+    "hangs",
+    "data_loss",
+    "duplicated",
+    "failed",
+    "clear_errors",
+    "backoff_ms_p50",
+    "backoff_ms_p90",
+    "time_to_recover_ms_p50",
+    "amplification",
+    "bytes_resent",
+    "mean_elapsed_s",
+    "decay",
 )
 
 
-def write_all(directory: Path, rows: Sequence[SummaryRow], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
-              records: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Path]:
+def write_all(
+    directory: Path,
+    rows: Sequence[SummaryRow],
+    meta: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None = None,
+    records: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Path]:
     """Everything a run leaves besides trials.jsonl; returns the paths written. report.html is
     harness/present/report_html.py's page (matrix, scenarios, drill-downs; ``baseline``: a diff result);
     the PNG plots stay beside it for those who want image files."""
@@ -39,11 +64,16 @@ def write_all(directory: Path, rows: Sequence[SummaryRow], meta: Mapping[str, An
     return paths
 
 
-def render_page(directory: Path, rows: Sequence[SummaryRow], meta: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
-                records: Sequence[Mapping[str, Any]] | None = None) -> str:
+def render_page(
+    directory: Path,
+    rows: Sequence[SummaryRow],
+    meta: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None = None,
+    records: Sequence[Mapping[str, Any]] | None = None,
+) -> str:
     """The report page; the trial records are read from ``directory`` unless given."""
-    from harness.present import report_html
     from harness.drive.runner import load_records, only_latest
+    from harness.present import report_html
 
     if records is None:
         records = only_latest(load_records(directory)) if (directory / "trials.jsonl").exists() else []
@@ -56,13 +86,32 @@ def write_csv(path: Path, rows: Sequence[SummaryRow]) -> None:
         writer.writerow(CSV_COLUMNS)
         for row in rows:
             ci = row.recovery_ci or [None, None]
-            writer.writerow([
-                row.scenario, row.client, row.skipped or "", row.trials, row.recovered, _num(row.recovery_rate),
-                _num(ci[0]), _num(ci[1]), row.faulted, row.recovered_faulted, row.hangs, row.data_loss, row.duplicated,
-                row.failed, row.clear_errors, _num(row.backoff_ms.get("p50")), _num(row.backoff_ms.get("p90")),
-                _num(row.time_to_recover_ms.get("p50")), _num(row.amplification), row.bytes_resent, _num(row.mean_elapsed_s),
-                " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row.decay),
-            ])
+            writer.writerow(
+                [
+                    row.scenario,
+                    row.client,
+                    row.skipped or "",
+                    row.trials,
+                    row.recovered,
+                    _num(row.recovery_rate),
+                    _num(ci[0]),
+                    _num(ci[1]),
+                    row.faulted,
+                    row.recovered_faulted,
+                    row.hangs,
+                    row.data_loss,
+                    row.duplicated,
+                    row.failed,
+                    row.clear_errors,
+                    _num(row.backoff_ms.get("p50")),
+                    _num(row.backoff_ms.get("p90")),
+                    _num(row.time_to_recover_ms.get("p50")),
+                    _num(row.amplification),
+                    row.bytes_resent,
+                    _num(row.mean_elapsed_s),
+                    " ".join(f"{d['attempt']}:{d['recovered']}/{d['tried']}" for d in row.decay),
+                ]
+            )
 
 
 def _num(value: Any) -> str:
@@ -72,6 +121,7 @@ def _num(value: Any) -> str:
 
 
 # -- plots ---------------------------------------------------------------------------------------
+
 
 def make_plots(rows: Sequence[SummaryRow]) -> dict[str, bytes]:
     import matplotlib
@@ -134,8 +184,15 @@ def make_plots(rows: Sequence[SummaryRow]) -> dict[str, bytes]:
 
     # Outcomes per client over all scenarios.
     outcomes = ("recovered", "clean", "failed", "data_loss", "duplicated", "hung", "error")
-    colours = {"recovered": "#2a9d8f", "clean": "#a8dadc", "failed": "#e9c46a", "data_loss": "#e76f51", "duplicated": "#9d4edd", "hung": "#264653",
-               "error": "#888888"}
+    colours = {
+        "recovered": "#2a9d8f",
+        "clean": "#a8dadc",
+        "failed": "#e9c46a",
+        "data_loss": "#e76f51",
+        "duplicated": "#9d4edd",
+        "hung": "#264653",
+        "error": "#888888",
+    }
     clients = sorted({r.client for r in ran})
     figure, axis = plt.subplots(figsize=(max(6, 1.2 * len(clients)), 3.6))
     bottom = [0] * len(clients)

@@ -29,27 +29,58 @@ import json
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from harness.measure.metrics import SummaryRow, summarize_group, wilson
 
 BAD_OUTCOMES = ("failed", "hung", "data_loss", "duplicated", "error")
 KNOWN_FIELDS = {
-    "run_id", "scenario", "client", "trial", "key", "outcome", "exit_code", "hung", "elapsed_s", "error_line", "answers_expected",
-    "answers_intact", "integrity", "faults_fired", "attempts", "backoff_ms", "time_to_recover_ms", "bytes_out", "bytes_needed",
-    "events_out", "connections", "stdout_tail", "stderr_tail", "skipped", "extra",
+    "run_id",
+    "scenario",
+    "client",
+    "trial",
+    "key",
+    "outcome",
+    "exit_code",
+    "hung",
+    "elapsed_s",
+    "error_line",
+    "answers_expected",
+    "answers_intact",
+    "integrity",
+    "faults_fired",
+    "attempts",
+    "backoff_ms",
+    "time_to_recover_ms",
+    "bytes_out",
+    "bytes_needed",
+    "events_out",
+    "connections",
+    "stdout_tail",
+    "stderr_tail",
+    "skipped",
+    "extra",
 }
 KNOWN_EXTRA = {"tls", "base_url", "time_scale"}
 MAX_DRILLDOWNS = 3000
-LINKS_PER_CELL = 40  # trial links shown per cell in its scenario's table  # beyond this, the first failures per cell are kept (the page says how many)
+LINKS_PER_CELL = (
+    40  # trial links shown per cell in its scenario's table  # beyond this, the first failures per cell are kept (the page says how many)
+)
 e = html.escape
 
 
 # -- entry point ---------------------------------------------------------------------------------
 
-def render(rows: Sequence[SummaryRow], meta: Mapping[str, Any], records: Sequence[Mapping[str, Any]] = (),
-           directory: Path | None = None, baseline: Mapping[str, Any] | None = None) -> str:
+
+def render(
+    rows: Sequence[SummaryRow],
+    meta: Mapping[str, Any],
+    records: Sequence[Mapping[str, Any]] = (),
+    directory: Path | None = None,
+    baseline: Mapping[str, Any] | None = None,
+) -> str:
     """The whole page. ``records`` are the run's trial records (latest per trial); ``directory``
     is where the journals are; ``baseline`` is a :func:`harness.present.diff.compare` result."""
     scenarios = _scenario_files({r.scenario for r in rows}, directory)
@@ -70,7 +101,9 @@ def render(rows: Sequence[SummaryRow], meta: Mapping[str, Any], records: Sequenc
         _baseline_section(baseline) if baseline else "",
         "<h2 id=scenarios>Scenarios, worst first</h2>",
         *(_scenario_section(name, scenarios.get(name), matrix, by_cell, set(data)) for name in matrix.scenarios),
-        f"<p class=note>{dropped} more bad trials are not drilled into (the page keeps {LINKS_PER_CELL} per cell, {MAX_DRILLDOWNS} in all).</p>" if dropped else "",
+        f"<p class=note>{dropped} more bad trials are not drilled into (the page keeps {LINKS_PER_CELL} per cell, {MAX_DRILLDOWNS} in all).</p>"
+        if dropped
+        else "",
         _dialog(),
         f"<script type=application/json id=trial-data>{_json_for_script(data)}</script>",
         f"<script>{SCRIPT}</script></body></html>",
@@ -84,6 +117,7 @@ def _json_for_script(data: Any) -> str:
 
 
 # -- the matrix ----------------------------------------------------------------------------------
+
 
 class Matrix:
     """Cells by (scenario, client), rows and columns sorted worst first."""
@@ -113,15 +147,21 @@ class Matrix:
         body = []
         for scenario in self.scenarios:
             cells = "".join(_cell(self.cells.get((scenario, client)), scenario, client) for client in self.clients)
-            body.append(f"<tr><th class=row><a href='#s-{_slug(scenario)}'>{e(scenario)}</a></th>{cells}{_total_cell(self._row_total(scenario))}</tr>")
+            body.append(
+                f"<tr><th class=row><a href='#s-{_slug(scenario)}'>{e(scenario)}</a></th>{cells}{_total_cell(self._row_total(scenario))}</tr>"
+            )
         totals = "".join(_total_cell(self._column_total(client)) for client in self.clients)
         everything = _total_cell(_total([r for r in self.cells.values() if r.trials]))
-        legend = ("<p class=legend>Cell: share of trials that ended with the complete answer (recovered or clean), its 95&nbsp;% Wilson "
-                  "interval and n. <span class=mark-h>H</span> hung trials, <span class=mark-l>L</span> data loss (truncated, corrupted "
-                  "or duplicated answer), grey: skipped (hover for why). Rows and columns: worst first. Click a row for its story.</p>")
-        return (f"<h2 id=matrix>Which client survives what</h2>{legend}<div class=scroll><table class=matrix><thead><tr><th class=corner>"
-                f"scenario \\ client</th>{head}<th class=col>all clients</th></tr></thead><tbody>{''.join(body)}</tbody><tfoot><tr><th class=row>"
-                f"total per client</th>{totals}{everything}</tr></tfoot></table></div>")
+        legend = (
+            "<p class=legend>Cell: share of trials that ended with the complete answer (recovered or clean), its 95&nbsp;% Wilson "
+            "interval and n. <span class=mark-h>H</span> hung trials, <span class=mark-l>L</span> data loss (truncated, corrupted "
+            "or duplicated answer), grey: skipped (hover for why). Rows and columns: worst first. Click a row for its story.</p>"
+        )
+        return (
+            f"<h2 id=matrix>Which client survives what</h2>{legend}<div class=scroll><table class=matrix><thead><tr><th class=corner>"
+            f"scenario \\ client</th>{head}<th class=col>all clients</th></tr></thead><tbody>{''.join(body)}</tbody><tfoot><tr><th class=row>"
+            f"total per client</th>{totals}{everything}</tr></tfoot></table></div>"
+        )
 
     def _row_total(self, scenario: str) -> SummaryRow:
         return _total([r for (s, _), r in self.cells.items() if s == scenario and r.trials], scenario=scenario)
@@ -134,9 +174,15 @@ def _total(rows: Sequence[SummaryRow], scenario: str = "", client: str = "") -> 
     """The cells' counts added up, as one row (only the counts and the recovery are filled in)."""
     n = sum(r.trials for r in rows)
     recovered = sum(r.recovered for r in rows)
-    return dataclasses.replace(summarize_group(scenario, client, []), trials=n, recovered=recovered, hangs=sum(r.hangs for r in rows),
-                               data_loss=sum(r.data_loss for r in rows), recovery_rate=recovered / n if n else None,
-                               recovery_ci=list(wilson(recovered, n)) if n else None)
+    return dataclasses.replace(
+        summarize_group(scenario, client, []),
+        trials=n,
+        recovered=recovered,
+        hangs=sum(r.hangs for r in rows),
+        data_loss=sum(r.data_loss for r in rows),
+        recovery_rate=recovered / n if n else None,
+        recovery_ci=list(wilson(recovered, n)) if n else None,
+    )
 
 
 def _client_label(client: str) -> str:
@@ -179,7 +225,9 @@ def _filled_cell(row: SummaryRow, href: str | None, title: str, css: str = "cell
     audit = f"<small class=ka>keepalive {e(row.keepalive)}</small>" if row.keepalive else ""  # the network lab's socket audit
     if audit:
         tip += f", keepalive {row.keepalive}"
-    inner = (f"<b>{rate:.0%}</b><small>[{ci[0] * 100:.0f}&ndash;{ci[1] * 100:.0f}]</small><small>n={n}</small>{audit}{marks}" if rate is not None else "")
+    inner = (
+        f"<b>{rate:.0%}</b><small>[{ci[0] * 100:.0f}&ndash;{ci[1] * 100:.0f}]</small><small>n={n}</small>{audit}{marks}" if rate is not None else ""
+    )
     if href:
         inner = f"<a href='{href}'>{inner}</a>"
     return f"<td class='{css}' style='background:{colour(rate)}' title='{e(tip)}' data-rate='{rate:.4f}'>{inner}</td>"
@@ -191,6 +239,7 @@ def _slug(text: str) -> str:
 
 # -- scenario sections ---------------------------------------------------------------------------
 
+
 def _scenario_files(names: Iterable[str], directory: Path | None = None) -> dict[str, Any]:
     """The scenario files the rows name: ``<results>/scenarios/<name>.toml`` when the results carry
     their own, else the library's (a run may use files that are gone: then no prose)."""
@@ -201,7 +250,7 @@ def _scenario_files(names: Iterable[str], directory: Path | None = None) -> dict
         local = directory / "scenarios" / f"{name}.toml" if directory else None
         try:
             found[name] = scenario.load(local if local is not None and local.exists() else scenario.find(name))
-        except Exception:  # noqa: BLE001 - a missing or changed file only loses the prose
+        except Exception:
             continue
     return found
 
@@ -243,25 +292,30 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
             out.append("<p class=note>Reproduces: " + "; ".join(e(x) for x in item.reproduces) + "</p>")
     else:
         out.append("<p class=note>The scenario file is not in the library any more: only the results are shown.</p>")
-    general = {k: v for k, v in field.items() if not any(c == k or c.partition('@')[0] == k for c in matrix.clients)}
+    general = {k: v for k, v in field.items() if not any(c == k or c.partition("@")[0] == k for c in matrix.clients)}
     for key, text in general.items():
         out.append(f"<p class=field><b>Field, {e(key)}:</b> {e(text)}</p>")
-    out.append("<table class=clients><thead><tr><th>client</th><th>what the field saw</th><th>what happened here</th><th>what it said</th>"
-               "<th>trials to open</th></tr></thead><tbody>")
+    out.append(
+        "<table class=clients><thead><tr><th>client</th><th>what the field saw</th><th>what happened here</th><th>what it said</th>"
+        "<th>trials to open</th></tr></thead><tbody>"
+    )
     for client in matrix.clients:
         row = matrix.cells.get((name, client))
         if row is None:
             continue
         seen = _field_for(field, client)
         if row.skipped and not row.trials:
-            out.append(f"<tr class=skip><td>{_client_label(client)}</td><td>{e(seen or '')}</td><td colspan=3>skipped: {e(str(row.skipped))}</td></tr>")
+            out.append(
+                f"<tr class=skip><td>{_client_label(client)}</td><td>{e(seen or '')}</td><td colspan=3>skipped: {e(str(row.skipped))}</td></tr>"
+            )
             continue
         records = by_cell.get((name, client), [])
         counts = Counter(r["outcome"] for r in records) if records else Counter(row.outcomes or {})
         badges = " ".join(f"<span class='badge o-{e(o)}'>{e(o.replace('_', ' '))} {c}</span>" for o, c in sorted(counts.items(), key=lambda x: -x[1]))
         errors = Counter(error_shape(r["error_line"]) for r in records if r.get("error_line")) if records else Counter(row.error_lines or [])
-        said = "".join(f"<li><code>{e(line[:400])}</code>{f' <span class=count>&times;{c}</span>' if c > 1 else ''}</li>"
-                       for line, c in errors.most_common(6))
+        said = "".join(
+            f"<li><code>{e(line[:400])}</code>{f' <span class=count>&times;{c}</span>' if c > 1 else ''}</li>" for line, c in errors.most_common(6)
+        )
         if len(errors) > 6:
             said += f"<li class=note>{len(errors) - 6} more distinct lines</li>"
         extras = _extra_summary(records)
@@ -270,28 +324,38 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
             f"<a href='#t-{e(r['key'])}' class='trial o-{e(r['outcome'])}' data-key='{e(r['key'])}'>#{r.get('trial', 0)} {e(r['outcome'].replace('_', ' '))}</a>"
             for r in openable[:LINKS_PER_CELL]
         ) + (f" <span class=note>+{len(openable) - LINKS_PER_CELL} more</span>" if len(openable) > LINKS_PER_CELL else "")
-        out.append(f"<tr><td>{_client_label(client)}</td><td class=seen>{e(seen or '')}</td><td>{badges}{extras}</td>"
-                   f"<td><ul class=errors>{said}</ul></td><td class=links>{links}</td></tr>")
+        out.append(
+            f"<tr><td>{_client_label(client)}</td><td class=seen>{e(seen or '')}</td><td>{badges}{extras}</td>"
+            f"<td><ul class=errors>{said}</ul></td><td class=links>{links}</td></tr>"
+        )
     out.append("</tbody></table>")
     rows = [matrix.cells[(name, c)] for c in matrix.clients if (name, c) in matrix.cells and matrix.cells[(name, c)].trials]
     plots = []
     decay_svg = decay_plot(rows, field_decay(field))
     if decay_svg:
-        plots.append(f"<figure>{decay_svg}<figcaption>Retry decay: of the requests whose attempts 1..k-1 failed, the share attempt k "
-                     "recovered, with 95&nbsp;% Wilson intervals.</figcaption></figure>")
+        plots.append(
+            f"<figure>{decay_svg}<figcaption>Retry decay: of the requests whose attempts 1..k-1 failed, the share attempt k "
+            "recovered, with 95&nbsp;% Wilson intervals.</figcaption></figure>"
+        )
     backoff_svg = backoff_plot({c: [r for r in by_cell.get((name, c), [])] for c in matrix.clients})
     if backoff_svg:
-        plots.append(f"<figure>{backoff_svg}<figcaption>Backoff before each retry as the server measured it (end of a failed attempt to the "
-                     "start of the next; bars, coloured by retry number), against the client's declared policy for that retry (shaded band "
-                     "rN).</figcaption></figure>")
+        plots.append(
+            f"<figure>{backoff_svg}<figcaption>Backoff before each retry as the server measured it (end of a failed attempt to the "
+            "start of the next; bars, coloured by retry number), against the client's declared policy for that retry (shaded band "
+            "rN).</figcaption></figure>"
+        )
     if plots:
         out.append("<div class=plots>" + "".join(plots) + "</div>")
     out.append("</section>")
     return "".join(out)
 
 
-SHAPES = ((re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[::1\]):\d+"), r"\1:<port>"), (re.compile(r"\breq_[A-Za-z0-9]+"), "req_<id>"),
-          (re.compile(r"\bmsg_[A-Za-z0-9]+"), "msg_<id>"), (re.compile(r"\btoolu_[A-Za-z0-9]+"), "toolu_<id>"))
+SHAPES = (
+    (re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}|localhost|\[::1\]):\d+"), r"\1:<port>"),
+    (re.compile(r"\breq_[A-Za-z0-9]+"), "req_<id>"),
+    (re.compile(r"\bmsg_[A-Za-z0-9]+"), "msg_<id>"),
+    (re.compile(r"\btoolu_[A-Za-z0-9]+"), "toolu_<id>"),
+)
 
 
 def error_shape(line: str) -> str:
@@ -342,8 +406,10 @@ def decay_plot(rows: Sequence[SummaryRow], field: Sequence[Mapping[str, Any]] = 
     y = lambda v: upper + (1 - v) * plot_h  # noqa: E731
     parts = [_svg_open(width, height, "retry decay")]
     for v in (0, 0.25, 0.5, 0.75, 1):
-        parts.append(f"<line x1={left} x2={left + plot_w} y1={y(v):.1f} y2={y(v):.1f} class=grid />"
-                     f"<text x={left - 6} y={y(v) + 4:.1f} text-anchor=end>{v:.0%}</text>")
+        parts.append(
+            f"<line x1={left} x2={left + plot_w} y1={y(v):.1f} y2={y(v):.1f} class=grid />"
+            f"<text x={left - 6} y={y(v) + 4:.1f} text-anchor=end>{v:.0%}</text>"
+        )
     for k in range(1, top + 1):
         parts.append(f"<text x={x(k):.1f} y={upper + plot_h + 16} text-anchor=middle>{k}</text>")
     parts.append(f"<text x={left + plot_w / 2:.1f} y={height - 4} text-anchor=middle>attempt k</text>")
@@ -358,22 +424,30 @@ def decay_plot(rows: Sequence[SummaryRow], field: Sequence[Mapping[str, Any]] = 
         parts.append(f"<polyline fill=none stroke='{col}' stroke-width=2 points='" + " ".join(f"{cx:.1f},{cy:.1f}" for cx, cy, _ in coords) + "' />")
         for cx, cy, p in coords:
             lo, hi = p["ci"]
-            parts.append(f"<line x1={cx:.1f} x2={cx:.1f} y1={y(lo):.1f} y2={y(hi):.1f} stroke='{col}' />"
-                         f"<circle cx={cx:.1f} cy={cy:.1f} r=3.5 fill='{col}'><title>{e(client)} attempt {p['attempt']}: "
-                         f"{p['recovered']}/{p['tried']} ({p['rate']:.0%}, CI {lo:.0%}-{hi:.0%})</title></circle>")
-        parts.append(f"<rect x={width - right + 10} y={legend_y - 8} width=10 height=10 fill='{col}' />"
-                     f"<text x={width - right + 24} y={legend_y + 1}>{e(client[:22])}</text>")
+            parts.append(
+                f"<line x1={cx:.1f} x2={cx:.1f} y1={y(lo):.1f} y2={y(hi):.1f} stroke='{col}' />"
+                f"<circle cx={cx:.1f} cy={cy:.1f} r=3.5 fill='{col}'><title>{e(client)} attempt {p['attempt']}: "
+                f"{p['recovered']}/{p['tried']} ({p['rate']:.0%}, CI {lo:.0%}-{hi:.0%})</title></circle>"
+            )
+        parts.append(
+            f"<rect x={width - right + 10} y={legend_y - 8} width=10 height=10 fill='{col}' />"
+            f"<text x={width - right + 24} y={legend_y + 1}>{e(client[:22])}</text>"
+        )
         legend_y += 16
     if field:
         dx = shift(len(series))
         for p in field:
             cx, cy = x(p["attempt"]) + dx, y(p["rate"])
             lo, hi = p["ci"]
-            parts.append(f"<line x1={cx:.1f} x2={cx:.1f} y1={y(lo):.1f} y2={y(hi):.1f} stroke='#222' stroke-dasharray='2,2' />"
-                         f"<path d='M{cx:.1f},{cy - 5:.1f} l5,5 l-5,5 l-5,-5 z' fill=white stroke='#222'><title>field, attempt {p['attempt']}: "
-                         f"{p['rate']:.1%} of {p['tried']}</title></path>")
-        parts.append(f"<path d='M{width - right + 15},{legend_y - 9} l5,5 l-5,5 l-5,-5 z' fill=white stroke='#222' />"
-                     f"<text x={width - right + 24} y={legend_y + 1}>field report</text>")
+            parts.append(
+                f"<line x1={cx:.1f} x2={cx:.1f} y1={y(lo):.1f} y2={y(hi):.1f} stroke='#222' stroke-dasharray='2,2' />"
+                f"<path d='M{cx:.1f},{cy - 5:.1f} l5,5 l-5,5 l-5,-5 z' fill=white stroke='#222'><title>field, attempt {p['attempt']}: "
+                f"{p['rate']:.1%} of {p['tried']}</title></path>"
+            )
+        parts.append(
+            f"<path d='M{width - right + 15},{legend_y - 9} l5,5 l-5,5 l-5,-5 z' fill=white stroke='#222' />"
+            f"<text x={width - right + 24} y={legend_y + 1}>field report</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -384,13 +458,13 @@ def declared_range_ms(client: str, retry: int, time_scale: float = 1.0) -> tuple
     base = client.partition("@")[0]
     n = retry - 1
     if base.startswith(("python-sdk", "ts-sdk", "ref-sdk-default")):
-        delay = min(0.5 * 2 ** n, 8.0)
+        delay = min(0.5 * 2**n, 8.0)
         return (delay * 750, delay * 1000)
     if base.startswith("go-sdk"):
-        delay = min(0.5 * 2 ** n, 8.0)
+        delay = min(0.5 * 2**n, 8.0)
         return (delay * 750, delay * 1000)
     if base.startswith("claude-code"):
-        delay = min(32.0, 0.5 * 2 ** n)
+        delay = min(32.0, 0.5 * 2**n)
         return (delay * 1000, delay * 1250)
     if base.startswith("ref-"):  # the reference client: its strategy, scaled like the scenario
         from harness.measure.strategies import STRATEGIES
@@ -398,11 +472,15 @@ def declared_range_ms(client: str, retry: int, time_scale: float = 1.0) -> tuple
         strategy = STRATEGIES.get(base[4:].removesuffix("-h2"))
         if strategy is None:
             return None
-        ceiling = min(strategy.cap_s, strategy.base_s * 2 ** n)
+        ceiling = min(strategy.cap_s, strategy.base_s * 2**n)
         low, high = {
-            "none": (0.0, 0.0), "fixed": (strategy.base_s, strategy.base_s), "exponential": (ceiling, ceiling), "full_jitter": (0.0, ceiling),
-            "equal_jitter": (ceiling / 2, ceiling), "decorrelated_jitter": (strategy.base_s, strategy.cap_s),
-        }.get(strategy.backoff, (0.75 * min(0.5 * 2 ** n, 8.0), min(0.5 * 2 ** n, 8.0)))
+            "none": (0.0, 0.0),
+            "fixed": (strategy.base_s, strategy.base_s),
+            "exponential": (ceiling, ceiling),
+            "full_jitter": (0.0, ceiling),
+            "equal_jitter": (ceiling / 2, ceiling),
+            "decorrelated_jitter": (strategy.base_s, strategy.cap_s),
+        }.get(strategy.backoff, (0.75 * min(0.5 * 2**n, 8.0), min(0.5 * 2**n, 8.0)))
         return (low * 1000 * time_scale, high * 1000 * time_scale)
     return None
 
@@ -439,11 +517,13 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
     width = 560
     height = upper + sum(strips) + 34
     plot_w = width - left - right
-    x = lambda ms: left + (math.log10(max(ms, 10 ** lo)) - lo) / (hi - lo) * plot_w  # noqa: E731
+    x = lambda ms: left + (math.log10(max(ms, 10**lo)) - lo) / (hi - lo) * plot_w  # noqa: E731
     parts = [_svg_open(width, height, "backoff distribution")]
     for decade in range(lo, hi + 1):
-        parts.append(f"<line x1={x(10 ** decade):.1f} x2={x(10 ** decade):.1f} y1={upper} y2={height - 30} class=grid />"
-                     f"<text x={x(10 ** decade):.1f} y={height - 16} text-anchor=middle>{_ms_label(10 ** decade)}</text>")
+        parts.append(
+            f"<line x1={x(10**decade):.1f} x2={x(10**decade):.1f} y1={upper} y2={height - 30} class=grid />"
+            f"<text x={x(10**decade):.1f} y={height - 16} text-anchor=middle>{_ms_label(10**decade)}</text>"
+        )
     parts.append(f"<text x={left + plot_w / 2:.1f} y={height - 2} text-anchor=middle>gap before the retry (log scale)</text>")
     bins = 40
     for row, (client, gaps) in enumerate(clients):
@@ -454,16 +534,18 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
         band_h = (strip - 10) / max(1, len(retries))
         for position, (k, band) in enumerate(zip(retries, declared[client])):
             if band:  # one thin band per retry number, stacked, so overlapping ranges stay readable
-                x0, x1 = x(max(band[0], 10 ** lo)), x(max(band[1], 10 ** lo))
+                x0, x1 = x(max(band[0], 10**lo)), x(max(band[1], 10**lo))
                 y0 = top + 2 + position * band_h
                 colour_k = RETRY_COLOURS[(k - 1) % len(RETRY_COLOURS)]
-                parts.append(f"<rect x={x0:.1f} y={y0:.1f} width={max(2.0, x1 - x0):.1f} height={max(2.0, band_h - 1):.1f} fill='{colour_k}' "
-                             f"class=declared><title>declared before retry {k}: {_ms_label(band[0])} to {_ms_label(band[1])}</title></rect>"
-                             + (f"<text x={x1 + 2:.1f} y={y0 + min(band_h - 1, 9):.1f} class=small>r{k}</text>" if band_h >= 6 else ""))
+                parts.append(
+                    f"<rect x={x0:.1f} y={y0:.1f} width={max(2.0, x1 - x0):.1f} height={max(2.0, band_h - 1):.1f} fill='{colour_k}' "
+                    f"class=declared><title>declared before retry {k}: {_ms_label(band[0])} to {_ms_label(band[1])}</title></rect>"
+                    + (f"<text x={x1 + 2:.1f} y={y0 + min(band_h - 1, 9):.1f} class=small>r{k}</text>" if band_h >= 6 else "")
+                )
         # Measured gaps, stacked by retry number in the colour of that retry's declared band.
         counts: dict[int, list[int]] = {k: [0] * bins for k in retries}
         for k, gap in gaps:
-            position = (math.log10(max(gap, 10 ** lo)) - lo) / (hi - lo)
+            position = (math.log10(max(gap, 10**lo)) - lo) / (hi - lo)
             counts[k][min(bins - 1, max(0, int(position * bins)))] += 1
         tallest = max(sum(counts[k][i] for k in retries) for i in range(bins))
         bar_w = plot_w / bins
@@ -476,11 +558,15 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
                 h = (strip - 14) * count / tallest
                 y_top = base_y - (strip - 14) * stacked / tallest - h
                 stacked += count
-                parts.append(f"<rect x={left + index * bar_w:.1f} y={y_top:.1f} width={bar_w - 1:.1f} height={h:.1f} fill='{RETRY_COLOURS[(k - 1) % len(RETRY_COLOURS)]}'>"
-                             f"<title>retry {k}: {count} gap(s) near {_ms_label(10 ** (lo + (index + 0.5) / bins * (hi - lo)))}</title></rect>")
-        parts.append(f"<line x1={left} x2={left + plot_w} y1={base_y} y2={base_y} class=axis />"
-                     f"<text x={left - 6} y={base_y - 14} text-anchor=end>{e(client[:18])}</text>"
-                     f"<text x={left - 6} y={base_y - 2} text-anchor=end class=small>n={len(gaps)}</text>")
+                parts.append(
+                    f"<rect x={left + index * bar_w:.1f} y={y_top:.1f} width={bar_w - 1:.1f} height={h:.1f} fill='{RETRY_COLOURS[(k - 1) % len(RETRY_COLOURS)]}'>"
+                    f"<title>retry {k}: {count} gap(s) near {_ms_label(10 ** (lo + (index + 0.5) / bins * (hi - lo)))}</title></rect>"
+                )
+        parts.append(
+            f"<line x1={left} x2={left + plot_w} y1={base_y} y2={base_y} class=axis />"
+            f"<text x={left - 6} y={base_y - 14} text-anchor=end>{e(client[:18])}</text>"
+            f"<text x={left - 6} y={base_y - 2} text-anchor=end class=small>n={len(gaps)}</text>"
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -490,14 +576,19 @@ def _ms_label(ms: float) -> str:
 
 
 def _svg_open(width: int, height: int, label: str) -> str:
-    return (f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width={width} height={height} role=img "
-            f"aria-label='{e(label)}' class=plot>")
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 {width} {height}' width={width} height={height} role=img "
+        f"aria-label='{e(label)}' class=plot>"
+    )
 
 
 # -- drill-down ----------------------------------------------------------------------------------
 
+
 def _drilldown_records(matrix: Matrix, by_cell: Mapping[tuple[str, str], list]) -> tuple[list[Mapping[str, Any]], int]:
-    bad = [[r for r in by_cell.get((s, c), []) if r.get("outcome") in BAD_OUTCOMES and r.get("key")] for s in matrix.scenarios for c in matrix.clients]
+    bad = [
+        [r for r in by_cell.get((s, c), []) if r.get("outcome") in BAD_OUTCOMES and r.get("key")] for s in matrix.scenarios for c in matrix.clients
+    ]
     total = sum(len(b) for b in bad)
     bad = [items[:LINKS_PER_CELL] for items in bad]
     chosen: list[Mapping[str, Any]] = []
@@ -557,10 +648,19 @@ def _trial_data(record: Mapping[str, Any], journal: Sequence[Mapping[str, Any]] 
     extras = {k: v for k, v in record.items() if k not in KNOWN_FIELDS}
     extras.update({k: v for k, v in (record.get("extra") or {}).items() if k not in KNOWN_EXTRA})
     data: dict[str, Any] = {
-        "scenario": record["scenario"], "client": record["client"], "trial": record.get("trial", 0), "key": record.get("key", ""),
-        "outcome": record.get("outcome"), "exit_code": record.get("exit_code"), "elapsed_s": record.get("elapsed_s"),
-        "error_line": record.get("error_line"), "integrity": record.get("integrity") or [], "stdout": record.get("stdout_tail") or "",
-        "stderr": record.get("stderr_tail") or "", "faults_fired": record.get("faults_fired", 0), "extras": _trim(extras),
+        "scenario": record["scenario"],
+        "client": record["client"],
+        "trial": record.get("trial", 0),
+        "key": record.get("key", ""),
+        "outcome": record.get("outcome"),
+        "exit_code": record.get("exit_code"),
+        "elapsed_s": record.get("elapsed_s"),
+        "error_line": record.get("error_line"),
+        "integrity": record.get("integrity") or [],
+        "stdout": record.get("stdout_tail") or "",
+        "stderr": record.get("stderr_tail") or "",
+        "faults_fired": record.get("faults_fired", 0),
+        "extras": _trim(extras),
     }
     data["timeline"] = timeline(record, journal or ())
     return data
@@ -590,23 +690,60 @@ def timeline(record: Mapping[str, Any], journal: Sequence[Mapping[str, Any]]) ->
             order[conversation] += 1
             writes = request.get("writes") or []
             step = max(1, math.ceil(len(writes) / 24))
-            attempts.append({
-                "id": request.get("request_id"), "conn": request.get("conn"), "stream": request.get("stream_id"), "logical": conversation,
-                "n": order[conversation], "t0": request.get("t_headers"), "t1": request.get("t_end", request.get("t_headers")),
-                "status": request.get("status"), "end": request.get("end", "open"), "events": request.get("events_out", 0),
-                "bytes": request.get("bytes_out", 0), "path": request.get("path"), "retry_count": request.get("retry_count"),
-                "writes": [[w[0], w[2]] for w in writes[::step]] + ([[writes[-1][0], writes[-1][2]]] if writes and (len(writes) - 1) % step else []),
-                "faults": [_fault(f) for f in request.get("faults") or []],
-            })
+            attempts.append(
+                {
+                    "id": request.get("request_id"),
+                    "conn": request.get("conn"),
+                    "stream": request.get("stream_id"),
+                    "logical": conversation,
+                    "n": order[conversation],
+                    "t0": request.get("t_headers"),
+                    "t1": request.get("t_end", request.get("t_headers")),
+                    "status": request.get("status"),
+                    "end": request.get("end", "open"),
+                    "events": request.get("events_out", 0),
+                    "bytes": request.get("bytes_out", 0),
+                    "path": request.get("path"),
+                    "retry_count": request.get("retry_count"),
+                    "writes": [[w[0], w[2]] for w in writes[::step]]
+                    + ([[writes[-1][0], writes[-1][2]]] if writes and (len(writes) - 1) % step else []),
+                    "faults": [_fault(f) for f in request.get("faults") or []],
+                }
+            )
     else:  # no journal beside the results: the record's attempts carry most of it
         for index, group in enumerate(record.get("attempts") or ()):
             for n, attempt in enumerate(group, start=1):
-                attempts.append({"id": f"request {index + 1}.{n}", "conn": attempt.get("conn"), "logical": str(index), "n": n, "t0": attempt.get("t_start"),
-                                 "t1": attempt.get("t_end"), "status": attempt.get("status"), "end": attempt.get("end"), "events": attempt.get("events_out", 0),
-                                 "bytes": attempt.get("bytes_out", 0), "writes": [], "faults": [{"type": f} for f in attempt.get("faults") or []]})
-    conns = [{"conn": c.get("conn"), "t0": c.get("t_accept"), "t1": c.get("t_close", c.get("t_accept")), "end": c.get("end", "open"),
-              "protocol": c.get("protocol"), "tls": c.get("tls"), "alpn": c.get("alpn"), "peer": c.get("peer"), "requests": c.get("requests"),
-              "faults": [_fault(f) for f in c.get("faults") or []]} for c in connections]
+                attempts.append(
+                    {
+                        "id": f"request {index + 1}.{n}",
+                        "conn": attempt.get("conn"),
+                        "logical": str(index),
+                        "n": n,
+                        "t0": attempt.get("t_start"),
+                        "t1": attempt.get("t_end"),
+                        "status": attempt.get("status"),
+                        "end": attempt.get("end"),
+                        "events": attempt.get("events_out", 0),
+                        "bytes": attempt.get("bytes_out", 0),
+                        "writes": [],
+                        "faults": [{"type": f} for f in attempt.get("faults") or []],
+                    }
+                )
+    conns = [
+        {
+            "conn": c.get("conn"),
+            "t0": c.get("t_accept"),
+            "t1": c.get("t_close", c.get("t_accept")),
+            "end": c.get("end", "open"),
+            "protocol": c.get("protocol"),
+            "tls": c.get("tls"),
+            "alpn": c.get("alpn"),
+            "peer": c.get("peer"),
+            "requests": c.get("requests"),
+            "faults": [_fault(f) for f in c.get("faults") or []],
+        }
+        for c in connections
+    ]
     times = [t for a in attempts for t in (a["t0"], a["t1"]) if t is not None] + [t for c in conns for t in (c["t0"], c["t1"]) if t is not None]
     origin = min(times) if times else 0.0
     for item in (*attempts, *conns):
@@ -634,6 +771,7 @@ def _fault(fault: Mapping[str, Any]) -> dict[str, Any]:
 
 # -- the rest of the page ------------------------------------------------------------------------
 
+
 def _baseline_section(result: Mapping[str, Any]) -> str:
     from harness.present.diff import render_html
 
@@ -648,20 +786,24 @@ def _meta_block(meta: Mapping[str, Any], rows: Sequence[SummaryRow], records: Se
     loss = sum(r.data_loss for r in ran)
     skipped = sum(1 for r in rows if r.skipped and not r.trials)
     facts = "".join(f"<span><b>{e(str(v))}</b> {e(str(k))}</span>" for k, v in meta.items() if k != "run_id")
-    return (f"<header><h1>streamchaos <span class=run>{e(str(meta.get('run_id', '')))}</span></h1><div class=facts>"
-            f"<span><b>{trials}</b> trials</span><span><b>{recovered}</b> recovered or clean</span><span><b>{hangs}</b> hung</span>"
-            f"<span><b>{loss}</b> data loss</span><span><b>{skipped}</b> cells skipped</span>{facts}</div>"
-            "<nav><a href='#matrix'>matrix</a> <a href='#scenarios'>scenarios</a>"
-            f"{' <a href=#baseline>against the baseline</a>' if 'baseline' in meta else ''}</nav></header>")
+    return (
+        f"<header><h1>streamchaos <span class=run>{e(str(meta.get('run_id', '')))}</span></h1><div class=facts>"
+        f"<span><b>{trials}</b> trials</span><span><b>{recovered}</b> recovered or clean</span><span><b>{hangs}</b> hung</span>"
+        f"<span><b>{loss}</b> data loss</span><span><b>{skipped}</b> cells skipped</span>{facts}</div>"
+        "<nav><a href='#matrix'>matrix</a> <a href='#scenarios'>scenarios</a>"
+        f"{' <a href=#baseline>against the baseline</a>' if 'baseline' in meta else ''}</nav></header>"
+    )
 
 
 def _head(meta: Mapping[str, Any]) -> str:
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-            f"<link rel=icon href='data:,'><title>streamchaos report {e(str(meta.get('run_id', '')))}</title><style>{STYLE}</style></head><body>")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<link rel=icon href='data:,'><title>streamchaos report {e(str(meta.get('run_id', '')))}</title><style>{STYLE}</style></head><body>"
+    )
 
 
 def _dialog() -> str:
-    return ("<dialog id=trial><form method=dialog><button class=close aria-label=close>&times;</button></form><div id=trial-body></div></dialog>")
+    return "<dialog id=trial><form method=dialog><button class=close aria-label=close>&times;</button></form><div id=trial-body></div></dialog>"
 
 
 STYLE = """
@@ -771,6 +913,7 @@ if(location.hash.indexOf('#t-')===0)open(decodeURIComponent(location.hash.slice(
 
 # -- the terminal: the same order, matrix first, then the worst cells ------------------------------
 
+
 def print_summary(rows: Sequence[SummaryRow], console: Any = None, worst: int = 8) -> None:
     """The matrix (recovery per cell, H hangs, L data loss, - skipped), then the worst cells with
     their interval and what the client said: instead of one line per (scenario, client)."""
@@ -798,15 +941,20 @@ def print_summary(rows: Sequence[SummaryRow], console: Any = None, worst: int = 
                 cells.append(_terminal_cell(row))
         table.add_row(scenario, *cells)
     table.add_section()
-    table.add_row("[b]all scenarios[/b]", *(_terminal_cell(matrix._column_total(c)) if matrix._column_total(c).trials else "" for c in matrix.clients))
+    table.add_row(
+        "[b]all scenarios[/b]", *(_terminal_cell(matrix._column_total(c)) if matrix._column_total(c).trials else "" for c in matrix.clients)
+    )
     console.print(table)
     console.print("[dim]cell: recovered share; H hung, L data loss; - skipped[/dim]")
     audited = [r for r in rows if r.keepalive and r.trials]
     if audited:  # network lab runs: what the kernel saw on the client's sockets, beside the outcome
         console.print("[b]socket audit[/b] (network lab)")
         for row in audited:
-            console.print(f"  {row.scenario} / {row.client}: keepalive {row.keepalive}; {row.recovered}/{row.trials} recovered"
-                          + (f", {row.hangs} hung" if row.hangs else ""), highlight=False)
+            console.print(
+                f"  {row.scenario} / {row.client}: keepalive {row.keepalive}; {row.recovered}/{row.trials} recovered"
+                + (f", {row.hangs} hung" if row.hangs else ""),
+                highlight=False,
+            )
     bad = [r for r in matrix.worst(worst) if (r.recovery_rate or 0) < 1 or r.hangs or r.data_loss]
     if not bad:
         console.print("worst cells: none (every cell recovered every trial, with no hang and no data loss)")
@@ -815,10 +963,14 @@ def print_summary(rows: Sequence[SummaryRow], console: Any = None, worst: int = 
         for row in bad:
             ci = row.recovery_ci or [0, 1]
             line = " ".join((row.error_lines or [""])[0].split())
-            console.print(f"  {row.scenario} / {row.client}: {row.recovered}/{row.trials} recovered "
-                          f"[{ci[0]:.0%}, {ci[1]:.0%}]" + (f", {row.hangs} hung" if row.hangs else "")
-                          + (f", {row.data_loss} data loss" if row.data_loss else "") + (f"\n      {escape(line[:130])}" if line else ""),
-                          highlight=False)
+            console.print(
+                f"  {row.scenario} / {row.client}: {row.recovered}/{row.trials} recovered "
+                f"[{ci[0]:.0%}, {ci[1]:.0%}]"
+                + (f", {row.hangs} hung" if row.hangs else "")
+                + (f", {row.data_loss} data loss" if row.data_loss else "")
+                + (f"\n      {escape(line[:130])}" if line else ""),
+                highlight=False,
+            )
 
 
 def _short(client: str) -> str:

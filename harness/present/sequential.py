@@ -88,7 +88,7 @@ def options(policy_path: Path | None, batch: int | None, flag: bool) -> Plan | N
             data = {}  # gate.load_policy has already reported these
         table = data.get("sequential", {})
         if not isinstance(table, Mapping):
-            raise PolicyError(source, "sequential", "must be a table: [sequential] enabled = true, batch = 5, inconclusive = \"fail\"")
+            raise PolicyError(source, "sequential", 'must be a table: [sequential] enabled = true, batch = 5, inconclusive = "fail"')
     allowed = {"enabled", "batch", "inconclusive", "alpha"}
     for key in table:
         if key not in allowed:
@@ -100,8 +100,9 @@ def options(policy_path: Path | None, batch: int | None, flag: bool) -> Plan | N
         return None
     size = batch if batch is not None else table.get("batch", DEFAULT_BATCH)
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise PolicyError(source if batch is None else "flags", "sequential.batch" if batch is None else "--batch",
-                          f"must be a whole number >= 1, not {size!r}")
+        raise PolicyError(
+            source if batch is None else "flags", "sequential.batch" if batch is None else "--batch", f"must be a whole number >= 1, not {size!r}"
+        )
     inconclusive = table.get("inconclusive", "fail")
     if inconclusive not in INCONCLUSIVE:
         raise PolicyError(source, "sequential.inconclusive", f"must be one of {', '.join(INCONCLUSIVE)}, not {inconclusive!r}")
@@ -112,6 +113,7 @@ def options(policy_path: Path | None, batch: int | None, flag: bool) -> Plan | N
 
 
 # -- the statistics ---------------------------------------------------------------------------------
+
 
 def looks_at(max_trials: int, batch: int) -> list[int]:
     """Trial counts after which a cell is judged: batch, 2*batch, ..., and always max_trials."""
@@ -175,8 +177,9 @@ def boundary(recovered: int, n: int, threshold: float, look_alpha: float) -> str
     return "open"
 
 
-def decide(recovered: int, n: int, hangs: int, data_loss: int, amplification: float | None, limits: Thresholds, look_alpha: float,
-           last: bool) -> tuple[str, list[str], Look]:
+def decide(
+    recovered: int, n: int, hangs: int, data_loss: int, amplification: float | None, limits: Thresholds, look_alpha: float, last: bool
+) -> tuple[str, list[str], Look]:
     """(pass | fail | continue | inconclusive, reasons, the look)."""
     low, high = clopper_pearson(recovered, n, look_alpha)
     look = Look(n, recovered, low, high)
@@ -202,8 +205,9 @@ def decide(recovered: int, n: int, hangs: int, data_loss: int, amplification: fl
     return "continue", [], look
 
 
-def judge_cell(scenario: str, client: str, records: Sequence[Mapping[str, Any]], max_trials: int, limits: Thresholds, plan: Plan,
-               policy: Policy) -> CellVerdict:
+def judge_cell(
+    scenario: str, client: str, records: Sequence[Mapping[str, Any]], max_trials: int, limits: Thresholds, plan: Plan, policy: Policy
+) -> CellVerdict:
     """Walk a cell's trials in index order, look after each batch, stop at the first decision."""
     ordered = sorted(records, key=lambda r: r["trial"])
     skipped = next((r["skipped"] for r in ordered if r.get("skipped")), None)
@@ -221,15 +225,25 @@ def judge_cell(scenario: str, client: str, records: Sequence[Mapping[str, Any]],
             state, reasons = "pending", []
             break
         row = summarize_group(scenario, client, prefix)
-        state, reasons, look = decide(row["recovered"], n, row["hangs"], row["data_loss"], row.get("amplification"), limits, look_alpha, n == points[-1])
+        state, reasons, look = decide(
+            row["recovered"], n, row["hangs"], row["data_loss"], row.get("amplification"), limits, look_alpha, n == points[-1]
+        )
         looks.append(look)
         if state != "continue":
             break
     prefix = [r for r in ran if r["trial"] < n]
     row = summarize_group(scenario, client, prefix) if prefix else {}
-    numbers = {"trials": n, "max_trials": max_trials, "recovered": row.get("recovered"), "recovery_rate": row.get("recovery_rate"),
-               "corrected_ci": [round(looks[-1].low, 4), round(looks[-1].high, 4)] if looks else None, "look_level": round(1 - look_alpha, 5),
-               "hangs": row.get("hangs"), "data_loss": row.get("data_loss"), "amplification": row.get("amplification")}
+    numbers = {
+        "trials": n,
+        "max_trials": max_trials,
+        "recovered": row.get("recovered"),
+        "recovery_rate": row.get("recovery_rate"),
+        "corrected_ci": [round(looks[-1].low, 4), round(looks[-1].high, 4)] if looks else None,
+        "look_level": round(1 - look_alpha, 5),
+        "hangs": row.get("hangs"),
+        "data_loss": row.get("data_loss"),
+        "amplification": row.get("amplification"),
+    }
     passed = state == "pass" or (state == "inconclusive" and plan.inconclusive == "pass")
     seconds = sum(r.get("elapsed_s", 0.0) for r in prefix)
     return CellVerdict(scenario, client, state, passed, None, tuple(reasons), numbers, seconds, n, max_trials, tuple(looks))
@@ -246,8 +260,7 @@ def judge(records: Sequence[Mapping[str, Any]], max_trials: Mapping[tuple[str, s
     return out
 
 
-def exact_error(p: float, threshold: float, max_trials: int, batch: int, look_alpha: float | None = None,
-                rule: str = "exact") -> tuple[float, float]:
+def exact_error(p: float, threshold: float, max_trials: int, batch: int, look_alpha: float | None = None, rule: str = "exact") -> tuple[float, float]:
     """Exact probabilities, for a true recovery rate p, that the boundaries ever pass or ever fail
     over the looks: a recursion over the binomial paths, no simulation. With p = threshold these are
     the false-pass and false-fail rates. ``rule``: "exact" (the gate's boundaries) or "wilson"
@@ -285,6 +298,7 @@ def exact_error(p: float, threshold: float, max_trials: int, batch: int, look_al
 
 # -- JUnit and the table ----------------------------------------------------------------------------
 
+
 def junit_xml(verdicts: Sequence[CellVerdict], suite: str = "streamchaos") -> str:
     """As gate.junit_xml; an inconclusive cell is a <failure type="StreamchaosInconclusive"> when
     the policy counts it as failing, else <skipped>, and every case carries a ``verdict`` property."""
@@ -292,8 +306,16 @@ def junit_xml(verdicts: Sequence[CellVerdict], suite: str = "streamchaos") -> st
     skipped = sum(1 for v in verdicts if v.state == "skip" or (v.state == "inconclusive" and v.passed))
     errors = sum(1 for v in verdicts if v.state == "skip" and not v.passed)
     root = ET.Element("testsuites", name=suite, tests=str(len(verdicts)), failures=str(failures), errors=str(errors))
-    testsuite = ET.SubElement(root, "testsuite", name=suite, tests=str(len(verdicts)), failures=str(failures), errors=str(errors),
-                              skipped=str(skipped - errors), time=f"{sum(v.seconds for v in verdicts):.3f}")
+    testsuite = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(len(verdicts)),
+        failures=str(failures),
+        errors=str(errors),
+        skipped=str(skipped - errors),
+        time=f"{sum(v.seconds for v in verdicts):.3f}",
+    )
     for verdict in verdicts:
         case = ET.SubElement(testsuite, "testcase", classname=f"{suite}.{verdict.scenario}", name=verdict.client, time=f"{verdict.seconds:.3f}")
         properties = ET.SubElement(case, "properties")
@@ -326,8 +348,15 @@ def print_table(verdicts: Sequence[CellVerdict], console: Any) -> None:
     marks = {"pass": "[green]PASS[/green]", "fail": "[red]FAIL[/red]", "inconclusive": "[yellow]INCONCLUSIVE[/yellow]", "skip": "SKIP"}
     for v in verdicts:
         ci = v.numbers.get("corrected_ci")
-        table.add_row(v.scenario, v.client, marks.get(v.state, v.state), f"{v.spent} of {v.max_trials}", str(v.numbers.get("recovered", "")),
-                      f"[{ci[0]:.0%}, {ci[1]:.0%}]" if ci else "", (f"skipped: {v.skipped}" if v.skipped else "; ".join(v.reasons))[:90])
+        table.add_row(
+            v.scenario,
+            v.client,
+            marks.get(v.state, v.state),
+            f"{v.spent} of {v.max_trials}",
+            str(v.numbers.get("recovered", "")),
+            f"[{ci[0]:.0%}, {ci[1]:.0%}]" if ci else "",
+            (f"skipped: {v.skipped}" if v.skipped else "; ".join(v.reasons))[:90],
+        )
     console.print(table)
     for v in verdicts:
         detail = f"skipped: {v.skipped}" if v.skipped else "; ".join(v.reasons)
@@ -336,15 +365,30 @@ def print_table(verdicts: Sequence[CellVerdict], console: Any) -> None:
 
 def write_outcome(directory: Path, verdicts: Sequence[CellVerdict], plan: Plan) -> Path:
     path = directory / "sequential.json"
-    data = {"method": "exact binomial (Clopper-Pearson) interval at level 1 - alpha/K per look (Bonferroni over the K planned looks)", "plan": dataclasses.asdict(plan),
-            "cells": [{"scenario": v.scenario, "client": v.client, "verdict": v.state, "counts_as": "pass" if v.passed else "fail",
-                       "spent": v.spent, "max_trials": v.max_trials, "reasons": list(v.reasons), "skipped": v.skipped,
-                       "looks": [dataclasses.asdict(look) for look in v.looks]} for v in verdicts]}
+    data = {
+        "method": "exact binomial (Clopper-Pearson) interval at level 1 - alpha/K per look (Bonferroni over the K planned looks)",
+        "plan": dataclasses.asdict(plan),
+        "cells": [
+            {
+                "scenario": v.scenario,
+                "client": v.client,
+                "verdict": v.state,
+                "counts_as": "pass" if v.passed else "fail",
+                "spent": v.spent,
+                "max_trials": v.max_trials,
+                "reasons": list(v.reasons),
+                "skipped": v.skipped,
+                "looks": [dataclasses.asdict(look) for look in v.looks],
+            }
+            for v in verdicts
+        ],
+    }
     path.write_text(json.dumps(data, indent=2) + "\n")
     return path
 
 
 # -- the command ------------------------------------------------------------------------------------
+
 
 def command(args: Any, policy: Policy, plan: Plan, console: Any, *, run_config: Callable[..., Any], summarize: Callable[..., int]) -> int:
     """gate --sequential: from a results directory (what the gate would have spent and decided on
@@ -383,8 +427,10 @@ def command(args: Any, policy: Policy, plan: Plan, console: Any, *, run_config: 
     counts = {state: sum(1 for v in verdicts if v.state == state) for state in ("pass", "fail", "inconclusive", "skip")}
     spent = sum(v.spent for v in verdicts)
     planned = sum(v.max_trials for v in verdicts if v.state != "skip")
-    console.print(f"gate --sequential: {counts['pass']} passed, {counts['fail']} failed, {counts['inconclusive']} inconclusive "
-                  f"(counted as {plan.inconclusive}), {counts['skip']} skipped; {spent} of {planned} trials; JUnit XML: {junit}")
+    console.print(
+        f"gate --sequential: {counts['pass']} passed, {counts['fail']} failed, {counts['inconclusive']} inconclusive "
+        f"(counted as {plan.inconclusive}), {counts['skip']} skipped; {spent} of {planned} trials; JUnit XML: {junit}"
+    )
     step_summary.for_verdicts(f"streamchaos gate --sequential ({spent} of {planned} trials)", verdicts, directory)
     return 0 if all(v.passed for v in verdicts) else 1
 

@@ -57,10 +57,22 @@ def results_markdown(title: str, directory: Path) -> str:
             body.append([row["scenario"], row["client"], "-", "-", f"skipped: {row['skipped']}", "", ""])
             continue
         low, high = row["recovery_ci"]
-        body.append([row["scenario"], row["client"], row["trials"], row["recovered"], f"{row['recovery_rate']:.0%} [{low:.0%}, {high:.0%}]",
-                     row["hangs"], row["data_loss"]])
-    return f"### {title}\n\n" + _manifest_line(directory) + table(
-        ("scenario", "client", "trials", "recovered", "rate [95% CI]", "hangs", "data loss"), body)
+        body.append(
+            [
+                row["scenario"],
+                row["client"],
+                row["trials"],
+                row["recovered"],
+                f"{row['recovery_rate']:.0%} [{low:.0%}, {high:.0%}]",
+                row["hangs"],
+                row["data_loss"],
+            ]
+        )
+    return (
+        f"### {title}\n\n"
+        + _manifest_line(directory)
+        + table(("scenario", "client", "trials", "recovered", "rate [95% CI]", "hangs", "data loss"), body)
+    )
 
 
 def for_directory(title: str, directory: Path, env: Mapping[str, str] | None = None) -> bool:

@@ -8,22 +8,33 @@ from __future__ import annotations
 import dataclasses
 import html
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from harness.present import fieldmatch
 from harness.clients.versions import version_key
+from harness.present import fieldmatch
 
 
 def extend(directory: Path, rows: list[dict[str, Any]], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     names = list(dict.fromkeys(r["scenario"] for r in records))
     field = fieldmatch.evaluate(fieldmatch.load(directory, names), records)
     for index, row in enumerate(rows):  # the rows are frozen: each is replaced by one with its field checks
-        rows[index] = dataclasses.replace(row, field=[
-            {"field_client": e.get("field_client"), "field_version": e.get("field_version"), "source": e.get("field_source"),
-             "literal": e.get("field_error") or e.get("field_behaviour"), "status": e["status"], "verdict": fieldmatch.verdict(e)}
-            for e in field if e["scenario"] == row.scenario and e["client"] == row.client
-        ])
+        rows[index] = dataclasses.replace(
+            row,
+            field=[
+                {
+                    "field_client": e.get("field_client"),
+                    "field_version": e.get("field_version"),
+                    "source": e.get("field_source"),
+                    "literal": e.get("field_error") or e.get("field_behaviour"),
+                    "status": e["status"],
+                    "verdict": fieldmatch.verdict(e),
+                }
+                for e in field
+                if e["scenario"] == row.scenario and e["client"] == row.client
+            ],
+        )
     return {"field": field, "matrix": matrix(rows)}
 
 
@@ -59,8 +70,13 @@ def _cell(row: Mapping[str, Any] | None) -> dict[str, Any]:
         return {"text": f"skipped: {row['skipped'][:40]}"}
     ci = row.get("recovery_ci") or [0, 1]
     rate = row.get("recovery_rate")
-    return {"recovered": row["recovered"], "trials": row["trials"], "rate": rate, "ci": ci,
-            "text": f"{row['recovered']}/{row['trials']} {rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]" if rate is not None else "-"}
+    return {
+        "recovered": row["recovered"],
+        "trials": row["trials"],
+        "rate": rate,
+        "ci": ci,
+        "text": f"{row['recovered']}/{row['trials']} {rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]" if rate is not None else "-",
+    }
 
 
 def finish(paths: Mapping[str, Path], extra: Mapping[str, Any]) -> None:
@@ -83,16 +99,23 @@ def render_html(extra: Mapping[str, Any]) -> str:
         head = "".join(f"<th>{e(c)}</th>" for c in table["columns"])
         body = "".join(
             f"<tr><td>{e(line['scenario'])}</td>" + "".join(f"<td>{e(line['cells'][c]['text'])}</td>" for c in table["columns"]) + "</tr>"
-            for line in table["rows"])
-        out.append(f"<h2>Versions side by side: {e(table['client'])} (recovered/trials, rate [95% CI])</h2>"
-                   f"<table><tr><th>scenario</th>{head}</tr>{body}</table>")
+            for line in table["rows"]
+        )
+        out.append(
+            f"<h2>Versions side by side: {e(table['client'])} (recovered/trials, rate [95% CI])</h2>"
+            f"<table><tr><th>scenario</th>{head}</tr>{body}</table>"
+        )
     if extra.get("field"):
         body = "".join(
             f"<tr><td>{e(f['scenario'])}</td><td>{e(f['client'])}</td><td>{e(str(f.get('field_version') or ''))}</td>"
             f"<td><code>{e(f.get('field_error') or f.get('field_behaviour') or '')}</code></td><td>{e(f.get('field_source') or '')}</td>"
-            f"<td>{e(fieldmatch.verdict(f))}</td></tr>" for f in extra["field"])
-        out.append("<h2>Field reports: did the client print what the field saw?</h2><table><tr><th>scenario</th><th>client</th>"
-                   f"<th>field version</th><th>field's literal error or behaviour</th><th>source</th><th>field</th></tr>{body}</table>")
+            f"<td>{e(fieldmatch.verdict(f))}</td></tr>"
+            for f in extra["field"]
+        )
+        out.append(
+            "<h2>Field reports: did the client print what the field saw?</h2><table><tr><th>scenario</th><th>client</th>"
+            f"<th>field version</th><th>field's literal error or behaviour</th><th>source</th><th>field</th></tr>{body}</table>"
+        )
     return "".join(out)
 
 
@@ -115,6 +138,11 @@ def print_tables(extra: Mapping[str, Any], console: Any = None) -> None:
         for column in ("scenario", "client", "field version", "field", "field's literal"):
             table.add_column(column, overflow="fold")
         for f in extra["field"]:
-            table.add_row(f["scenario"], f["client"], str(f.get("field_version") or ""), fieldmatch.verdict(f)[:160],
-                          (f.get("field_error") or f.get("field_behaviour") or "")[:90])
+            table.add_row(
+                f["scenario"],
+                f["client"],
+                str(f.get("field_version") or ""),
+                fieldmatch.verdict(f)[:160],
+                (f.get("field_error") or f.get("field_behaviour") or "")[:90],
+            )
         console.print(table)

@@ -133,7 +133,11 @@ def generate_steps(seed: int, request: MessagesRequest, default_words: int):
         used += count
     if tool:
         name, schema = tool
-        tool_input = request.directives.tool_input if request.directives.tool == name and request.directives.tool_input is not None else _input_for(rng, schema)
+        tool_input = (
+            request.directives.tool_input
+            if request.directives.tool == name and request.directives.tool_input is not None
+            else _input_for(rng, schema)
+        )
         encoded = json.dumps(tool_input, separators=(",", ":"))
         pieces = _json_pieces(rng, encoded)
         blocks.append(Block("tool_use", pieces, tool_id="toolu_" + _base62(rng, 24), tool_name=name))

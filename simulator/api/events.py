@@ -80,10 +80,14 @@ def _block_events(index: int, block: Block, ping_every: int | None) -> Iterator[
         start = {"type": "tool_use", "id": block.tool_id, "name": block.tool_name, "input": {}}
         delta_type, field = "input_json_delta", "partial_json"
     kind = block.type
-    yield WireEvent("content_block_start", kind, sse.encode("content_block_start", {"type": "content_block_start", "index": index, "content_block": start}))
+    yield WireEvent(
+        "content_block_start", kind, sse.encode("content_block_start", {"type": "content_block_start", "index": index, "content_block": start})
+    )
     # What sse.encode makes of {"type": "content_block_delta", "index": i, "delta": {...}},
     # around json.dumps of the piece: the same bytes, several times faster on long answers.
-    prefix = ('event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"%s","%s":' % (index, delta_type, field)).encode()
+    prefix = (
+        'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":{"type":"%s","%s":' % (index, delta_type, field)
+    ).encode()
     for number, piece in enumerate(block.pieces, start=1):
         tokens = len(piece.split()) if field != "partial_json" else 1
         yield WireEvent("content_block_delta", kind, prefix + json.dumps(piece).encode() + b"}}\n\n", tokens)

@@ -66,7 +66,9 @@ def parse(body: bytes) -> tuple[MessagesRequest, bool]:
                 function = call.get("function") if isinstance(call, dict) else None
                 if not isinstance(function, dict):
                     raise invalid(f"Missing required parameter: '{path}.tool_calls[{number}].function'.")
-                blocks.append(tool_use_block(call.get("id"), function.get("name"), function.get("arguments"), f"{path}.tool_calls[{number}].function"))
+                blocks.append(
+                    tool_use_block(call.get("id"), function.get("name"), function.get("arguments"), f"{path}.tool_calls[{number}].function")
+                )
             turns.append({"role": "assistant", "content": blocks})
         elif role == "tool":
             turns.append({"role": "user", "content": [tool_result_block(message.get("tool_call_id"), message.get("content"))]})
@@ -76,8 +78,14 @@ def parse(body: bytes) -> tuple[MessagesRequest, bool]:
     if not isinstance(options, dict):
         raise invalid("Invalid type for 'stream_options': expected an object.")
     stream = require_bool(data, "stream")
-    request = messages_request(model, positive_int(data, "max_completion_tokens", "max_tokens"), merge_turns(turns), stream,
-                               functions_as_tools(data.get("tools"), "tools", nested=True), tool_choice_of(data.get("tool_choice"), nested=True))
+    request = messages_request(
+        model,
+        positive_int(data, "max_completion_tokens", "max_tokens"),
+        merge_turns(turns),
+        stream,
+        functions_as_tools(data.get("tools"), "tools", nested=True),
+        tool_choice_of(data.get("tool_choice"), nested=True),
+    )
     return request, bool(options.get("include_usage"))
 
 
@@ -87,7 +95,8 @@ def call_id(tool_id: str) -> str:
 
 def usage(answer: Answer) -> dict[str, Any]:
     return {
-        "prompt_tokens": answer.input_tokens, "completion_tokens": answer.output_tokens,
+        "prompt_tokens": answer.input_tokens,
+        "completion_tokens": answer.output_tokens,
         "total_tokens": answer.input_tokens + answer.output_tokens,
         "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
@@ -102,9 +111,14 @@ def completion(answer: Answer, completion_id: str, model: str) -> dict[str, Any]
     if calls:
         message["tool_calls"] = calls
     return {
-        "id": completion_id, "object": "chat.completion", "created": now(), "model": model,
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": now(),
+        "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": FINISH.get(answer.stop_reason, "stop")}],
-        "usage": usage(answer), "service_tier": "default", "system_fingerprint": FINGERPRINT,
+        "usage": usage(answer),
+        "service_tier": "default",
+        "system_fingerprint": FINGERPRINT,
     }
 
 
@@ -112,17 +126,24 @@ def chunks(answer: Answer, completion_id: str, model: str, include_usage: bool) 
     created = now()
 
     def chunk(delta: dict[str, Any] | None, finish: str | None = None, usage_value: Any = None, choices: bool = True) -> bytes:
-        payload: dict[str, Any] = {"id": completion_id, "object": "chat.completion.chunk", "created": created, "model": model,
-                                   "service_tier": "default", "system_fingerprint": FINGERPRINT,
-                                   "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else []}
+        payload: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "service_tier": "default",
+            "system_fingerprint": FINGERPRINT,
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if choices else [],
+        }
         if include_usage:
             payload["usage"] = usage_value
         return sse_data(payload)
 
     blocks = [b for b in answer.blocks if b.type != "thinking"]
     first_kind = "text" if blocks and blocks[0].type == "text" else None
-    events = [WireEvent("content_block_start" if first_kind else "message_start", first_kind,
-                        chunk({"role": "assistant", "content": "", "refusal": None}))]
+    events = [
+        WireEvent("content_block_start" if first_kind else "message_start", first_kind, chunk({"role": "assistant", "content": "", "refusal": None}))
+    ]
     tool_index = 0
     for block in blocks:
         if block.type == "text":
@@ -132,7 +153,9 @@ def chunks(answer: Answer, completion_id: str, model: str, include_usage: bool) 
         start = {"index": tool_index, "id": call_id(block.tool_id), "type": "function", "function": {"name": block.tool_name, "arguments": ""}}
         events.append(WireEvent("content_block_start", "tool_use", chunk({"tool_calls": [start]})))
         for piece in block.pieces:
-            events.append(WireEvent("content_block_delta", "tool_use", chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": piece}}]}), 1))
+            events.append(
+                WireEvent("content_block_delta", "tool_use", chunk({"tool_calls": [{"index": tool_index, "function": {"arguments": piece}}]}), 1)
+            )
         tool_index += 1
     events.append(WireEvent("message_delta", None, chunk({}, FINISH.get(answer.stop_reason, "stop"))))
     if include_usage:

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from .. import sse
 from .errors import ApiError, invalid, retryable_status
@@ -37,13 +38,20 @@ OPENAI_ERRORS: dict[int, tuple[str, str | None, str]] = {
     504: ("timeout", None, "Gateway timeout."),
     529: ("server_error", "overloaded", "The server is overloaded or not ready yet."),
 }
-NO_KEY = ("You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth "
-          "(i.e. Authorization: Bearer YOUR_KEY).")
+NO_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth "
+    "(i.e. Authorization: Bearer YOUR_KEY)."
+)
 ANTHROPIC_TO_OPENAI_TYPE = {
-    "invalid_request_error": "invalid_request_error", "authentication_error": "invalid_request_error",
-    "permission_error": "invalid_request_error", "not_found_error": "invalid_request_error",
-    "request_too_large": "invalid_request_error", "rate_limit_error": "requests", "api_error": "server_error",
-    "timeout_error": "timeout", "overloaded_error": "server_error",
+    "invalid_request_error": "invalid_request_error",
+    "authentication_error": "invalid_request_error",
+    "permission_error": "invalid_request_error",
+    "not_found_error": "invalid_request_error",
+    "request_too_large": "invalid_request_error",
+    "rate_limit_error": "requests",
+    "api_error": "server_error",
+    "timeout_error": "timeout",
+    "overloaded_error": "server_error",
 }
 
 
@@ -72,9 +80,12 @@ def stream_error_object(error_type: str, message: str) -> dict[str, Any]:
 
 def rate_limit_headers() -> tuple[tuple[bytes, bytes], ...]:
     return (
-        (b"x-ratelimit-limit-requests", b"10000"), (b"x-ratelimit-limit-tokens", b"30000000"),
-        (b"x-ratelimit-remaining-requests", b"9999"), (b"x-ratelimit-remaining-tokens", b"29999000"),
-        (b"x-ratelimit-reset-requests", b"6ms"), (b"x-ratelimit-reset-tokens", b"2ms"),
+        (b"x-ratelimit-limit-requests", b"10000"),
+        (b"x-ratelimit-limit-tokens", b"30000000"),
+        (b"x-ratelimit-remaining-requests", b"9999"),
+        (b"x-ratelimit-remaining-tokens", b"29999000"),
+        (b"x-ratelimit-reset-requests", b"6ms"),
+        (b"x-ratelimit-reset-tokens", b"2ms"),
     )
 
 
@@ -108,6 +119,7 @@ def now() -> int:
 
 
 # -- from an OpenAI conversation to the Messages form the generator reads ------------------------------------
+
 
 def text_blocks(content: Any, path: str, part_types: tuple[str, ...]) -> list[dict[str, Any]]:
     if isinstance(content, str):
@@ -185,9 +197,18 @@ def messages_request(model: str, max_tokens: int, turns: list[dict[str, Any]], s
         raise invalid("The conversation must contain at least one user message.")
     directives: Directives = parse_directives(_last_user_text(turns))
     return MessagesRequest(
-        model=model, max_tokens=max_tokens, messages=tuple(turns), stream=stream, thinking=False, thinking_budget=None,
-        tools=tools, tool_choice=tool_choice, directives=directives, tool_results=_count_tool_results(turns),
-        conversation_digest=conversation_digest(turns), input_chars=len(_canonical(turns)),
+        model=model,
+        max_tokens=max_tokens,
+        messages=tuple(turns),
+        stream=stream,
+        thinking=False,
+        thinking_budget=None,
+        tools=tools,
+        tool_choice=tool_choice,
+        directives=directives,
+        tool_results=_count_tool_results(turns),
+        conversation_digest=conversation_digest(turns),
+        input_chars=len(_canonical(turns)),
     )
 
 

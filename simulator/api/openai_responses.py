@@ -74,8 +74,14 @@ def parse(body: bytes) -> MessagesRequest:
             continue
         else:
             raise invalid(f"Invalid value for '{path}.type': {kind!r} is not supported by this simulator.")
-    return messages_request(model, positive_int(data, "max_output_tokens"), merge_turns(turns), require_bool(data, "stream"),
-                            functions_as_tools(data.get("tools"), "tools", nested=False), tool_choice_of(data.get("tool_choice"), nested=False))
+    return messages_request(
+        model,
+        positive_int(data, "max_output_tokens"),
+        merge_turns(turns),
+        require_bool(data, "stream"),
+        functions_as_tools(data.get("tools"), "tools", nested=False),
+        tool_choice_of(data.get("tool_choice"), nested=False),
+    )
 
 
 def _ids(response_id: str, index: int, block: Block) -> tuple[str, str]:
@@ -90,8 +96,14 @@ def _item(response_id: str, index: int, block: Block, done: bool) -> dict[str, A
     item_id, call_id = _ids(response_id, index, block)
     status = "completed" if done else "in_progress"
     if block.type == "tool_use":
-        return {"id": item_id, "type": "function_call", "status": status, "call_id": call_id, "name": block.tool_name,
-                "arguments": block.content if done else ""}
+        return {
+            "id": item_id,
+            "type": "function_call",
+            "status": status,
+            "call_id": call_id,
+            "name": block.tool_name,
+            "arguments": block.content if done else "",
+        }
     content = [_part(block.content)] if done else []
     return {"id": item_id, "type": "message", "status": status, "role": "assistant", "content": content}
 
@@ -101,24 +113,43 @@ def _part(text: str) -> dict[str, Any]:
 
 
 def usage(answer: Answer) -> dict[str, Any]:
-    return {"input_tokens": answer.input_tokens, "input_tokens_details": {"cached_tokens": 0},
-            "output_tokens": answer.output_tokens, "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": answer.input_tokens + answer.output_tokens}
+    return {
+        "input_tokens": answer.input_tokens,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": answer.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": answer.input_tokens + answer.output_tokens,
+    }
 
 
 def response_object(answer: Answer | None, response_id: str, model: str, max_output_tokens: int, created: int, final: bool) -> dict[str, Any]:
     blocks = [b for b in answer.blocks if b.type != "thinking"] if answer is not None else []
     cut = final and answer is not None and answer.stop_reason == "max_tokens"
     return {
-        "id": response_id, "object": "response", "created_at": created,
+        "id": response_id,
+        "object": "response",
+        "created_at": created,
         "status": ("incomplete" if cut else "completed") if final else "in_progress",
-        "background": False, "error": None, "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
-        "instructions": None, "max_output_tokens": max_output_tokens, "model": model,
+        "background": False,
+        "error": None,
+        "incomplete_details": {"reason": "max_output_tokens"} if cut else None,
+        "instructions": None,
+        "max_output_tokens": max_output_tokens,
+        "model": model,
         "output": [_item(response_id, i, b, True) for i, b in enumerate(blocks)] if final else [],
-        "parallel_tool_calls": True, "previous_response_id": None, "reasoning": {"effort": None, "summary": None},
-        "service_tier": "default", "store": False, "temperature": 1.0, "text": {"format": {"type": "text"}},
-        "tool_choice": "auto", "tools": [], "top_p": 1.0, "truncation": "disabled",
-        "usage": usage(answer) if final and answer is not None else None, "metadata": {},
+        "parallel_tool_calls": True,
+        "previous_response_id": None,
+        "reasoning": {"effort": None, "summary": None},
+        "service_tier": "default",
+        "store": False,
+        "temperature": 1.0,
+        "text": {"format": {"type": "text"}},
+        "tool_choice": "auto",
+        "tools": [],
+        "top_p": 1.0,
+        "truncation": "disabled",
+        "usage": usage(answer) if final and answer is not None else None,
+        "metadata": {},
     }
 
 
@@ -136,7 +167,11 @@ def events(answer: Answer, response_id: str, model: str, max_output_tokens: int)
     for index, block in enumerate(blocks):
         kind = block.type
         item_id, _ = _ids(response_id, index, block)
-        add("content_block_start", kind, {"type": "response.output_item.added", "output_index": index, "item": _item(response_id, index, block, False)})
+        add(
+            "content_block_start",
+            kind,
+            {"type": "response.output_item.added", "output_index": index, "item": _item(response_id, index, block, False)},
+        )
         if kind == "text":
             where = {"item_id": item_id, "output_index": index, "content_index": 0}
             add("content_part", kind, {"type": "response.content_part.added", **where, "part": _part("")})
@@ -148,7 +183,11 @@ def events(answer: Answer, response_id: str, model: str, max_output_tokens: int)
             where = {"item_id": item_id, "output_index": index}
             for piece in block.pieces:
                 add("content_block_delta", kind, {"type": "response.function_call_arguments.delta", **where, "delta": piece}, 1)
-            add("content_block_stop", kind, {"type": "response.function_call_arguments.done", **where, "name": block.tool_name, "arguments": block.content})
+            add(
+                "content_block_stop",
+                kind,
+                {"type": "response.function_call_arguments.done", **where, "name": block.tool_name, "arguments": block.content},
+            )
         add("output_item_done", kind, {"type": "response.output_item.done", "output_index": index, "item": _item(response_id, index, block, True)})
     final = response_object(answer, response_id, model, max_output_tokens, created, True)
     add("message_stop", None, {"type": "response.incomplete" if final["status"] == "incomplete" else "response.completed", "response": final})

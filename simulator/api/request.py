@@ -252,7 +252,5 @@ def _count_tool_results(messages: list[Any]) -> int:
     return sum(
         1
         for m in messages
-        if m.get("role") == "user"
-        and isinstance(m.get("content"), list)
-        and any(b.get("type") == "tool_result" for b in m["content"])
+        if m.get("role") == "user" and isinstance(m.get("content"), list) and any(b.get("type") == "tool_result" for b in m["content"])
     )

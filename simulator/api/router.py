@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from ..config import SimulatorConfig
 from . import answer as answers
 from .errors import ApiError, retryable_status
-from .events import WireEvent, body_events, count_body_events, iter_body_events, message_start
+from .events import WireEvent, body_events, message_start
 from .openai_router import OPENAI_PATHS, OpenAIApi, is_openai
 from .reply import JsonReply, Reply, StreamReply
 from .request import MessagesRequest, parse_count_tokens_request, parse_messages_request

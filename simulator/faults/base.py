@@ -11,8 +11,9 @@ The writer (:mod:`simulator.transport.exchange`) reads ``acts_as`` to know *wher
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from .facts import RequestFacts
 from .validate import coerce
@@ -40,7 +41,7 @@ class Fault:
     acts_as: ClassVar[str] = CUT
 
     @classmethod
-    def from_data(cls, data: Mapping[str, Any], path: str) -> "Fault":
+    def from_data(cls, data: Mapping[str, Any], path: str) -> Fault:
         """The fault from a rule's table (keys already checked against :meth:`keys`)."""
         return cls(**{f.name: coerce(data[f.name], f.type, f"{path}.{f.name}") for f in fields(cls) if f.name in data})
 
@@ -51,7 +52,7 @@ class Fault:
     def check(self, path: str) -> None:
         """Validate values; raise PlanError naming the key."""
 
-    def scaled(self, factor: float) -> "Fault":
+    def scaled(self, factor: float) -> Fault:
         """The same fault with its durations multiplied by ``factor`` (rates divided by it)."""
         return self
 

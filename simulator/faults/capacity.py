@@ -58,7 +58,7 @@ class Capacity:
 
     KEYS = ("limit", "service_s", "jitter", "queue", "queue_timeout_s", "overload", "retry_after", "dips", "path_prefix")
 
-    def check(self, path: str = "capacity") -> "Capacity":
+    def check(self, path: str = "capacity") -> Capacity:
         count(self.limit, f"{path}.limit", minimum=1)
         non_negative(self.service_s, f"{path}.service_s")
         if math.isinf(self.service_s):
@@ -98,17 +98,19 @@ class Capacity:
             return self.service_s
         return self.service_s * (1 + self.jitter * (2 * uniform(seed, "capacity", ordinal) - 1))
 
-    def scaled(self, factor: float) -> "Capacity":
+    def scaled(self, factor: float) -> Capacity:
         """Every duration (and dip window) multiplied by ``factor``."""
         return replace(
-            self, service_s=self.service_s * factor, queue_timeout_s=self.queue_timeout_s * factor,
+            self,
+            service_s=self.service_s * factor,
+            queue_timeout_s=self.queue_timeout_s * factor,
             retry_after=None if self.retry_after is None else self.retry_after * factor,
             dips=tuple(Dip((d.window_s[0] * factor, d.window_s[1] * factor), d.limit) for d in self.dips),
         )
 
     # -- plain data ----------------------------------------------------------------------------------
     @classmethod
-    def from_data(cls, data: Any, path: str = "capacity") -> "Capacity":
+    def from_data(cls, data: Any, path: str = "capacity") -> Capacity:
         data = mapping(data, path)
         only(data, set(cls.KEYS), path)
         if "limit" not in data:
@@ -121,7 +123,9 @@ class Capacity:
             values["queue"] = typed(data["queue"], int, join(path, "queue"))
         if "overload" in data:
             overload = data["overload"]
-            values["overload"] = str(overload) if isinstance(overload, int) and not isinstance(overload, bool) else typed(overload, str, join(path, "overload"))
+            values["overload"] = (
+                str(overload) if isinstance(overload, int) and not isinstance(overload, bool) else typed(overload, str, join(path, "overload"))
+            )
         if "path_prefix" in data:
             values["path_prefix"] = typed(data["path_prefix"], str, join(path, "path_prefix"))
         raw_dips = data.get("dips", [])
@@ -131,10 +135,16 @@ class Capacity:
         return cls(**values).check(path)
 
     def to_data(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"limit": self.limit, "service_s": self.service_s, "jitter": self.jitter, "queue": self.queue,
-                               "queue_timeout_s": "inf" if math.isinf(self.queue_timeout_s) else self.queue_timeout_s,
-                               "overload": self.overload, "path_prefix": self.path_prefix,
-                               "dips": [{"window_s": list(d.window_s), "limit": d.limit} for d in self.dips]}
+        out: dict[str, Any] = {
+            "limit": self.limit,
+            "service_s": self.service_s,
+            "jitter": self.jitter,
+            "queue": self.queue,
+            "queue_timeout_s": "inf" if math.isinf(self.queue_timeout_s) else self.queue_timeout_s,
+            "overload": self.overload,
+            "path_prefix": self.path_prefix,
+            "dips": [{"window_s": list(d.window_s), "limit": d.limit} for d in self.dips],
+        }
         if self.retry_after is not None:
             out["retry_after"] = self.retry_after
         return out

@@ -8,15 +8,15 @@ loader can prefix the file name and a user can fix the file without reading code
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, Mapping
+from typing import Any
 
 from . import kinds  # noqa: F401  (importing the package registers every fault type)
 from .base import Fault
 from .capacity import Capacity
 from .registry import FAULT_TYPES
 from .validate import MAX_SECONDS, MAX_VALUE, PlanError, bounded, coerce, join, mapping, only, typed
-
 
 # -- where and which ----------------------------------------------------------------------------
 
@@ -89,8 +89,9 @@ class Selector:
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise PlanError(f"{path}.{name}", f"must be between 0 and 1, not {value}")
-        if self.window_s is not None and (len(self.window_s) != 2 or not all(math.isfinite(v) for v in self.window_s)
-                                          or self.window_s[0] > self.window_s[1] or self.window_s[0] < 0):
+        if self.window_s is not None and (
+            len(self.window_s) != 2 or not all(math.isfinite(v) for v in self.window_s) or self.window_s[0] > self.window_s[1] or self.window_s[0] < 0
+        ):
             raise PlanError(f"{path}.window_s", f"must be [start, end] finite seconds with 0 <= start <= end, not {list(self.window_s)!r}")
 
 
@@ -106,7 +107,9 @@ class Rule:
         self.trigger.check(f"{path}.trigger")
         self.select.check(f"{path}.select")
         if self.trigger.at_connection and not self.fault.connection_level:
-            raise PlanError(f"{path}.trigger.at", f"{self.fault.kind} cannot fire at {self.trigger.at}: no request exists yet (use tcp_reset, fin or blackhole)")
+            raise PlanError(
+                f"{path}.trigger.at", f"{self.fault.kind} cannot fire at {self.trigger.at}: no request exists yet (use tcp_reset, fin or blackhole)"
+            )
         if self.trigger.at_connection and (self.select.attempts or self.select.requests or self.select.streaming is not None):
             raise PlanError(f"{path}.select", f"at {self.trigger.at} there is no request yet: select by connections, window_s or probability")
         if self.fault.headers_only and self.trigger.at != "headers":
@@ -121,7 +124,7 @@ class FaultPlan:
     seed: int = 0
     capacity: Capacity | None = None  # finite capacity (see .capacity)
 
-    def check(self, transports: tuple[str, ...] | None = None) -> "FaultPlan":
+    def check(self, transports: tuple[str, ...] | None = None) -> FaultPlan:
         for index, rule in enumerate(self.rules):
             rule.check(f"faults[{index}]", transports)
         check_durations(self, MAX_SECONDS)
@@ -129,7 +132,7 @@ class FaultPlan:
 
     # -- from plain data (JSON from the control API, TOML from a scenario) --------------------
     @classmethod
-    def from_data(cls, data: Mapping[str, Any], path: str = "") -> "FaultPlan":
+    def from_data(cls, data: Mapping[str, Any], path: str = "") -> FaultPlan:
         data = mapping(data, path or "plan")
         only(data, {"seed", "faults", "capacity"}, path)
         seed = typed(data.get("seed", 0), int, join(path, "seed"))
@@ -175,6 +178,7 @@ def rule_to_data(rule: Rule) -> dict[str, Any]:
 
 # -- small validators --------------------------------------------------------------------------
 
+
 def _fault_keys(kind: Any) -> set[str]:
     cls = FAULT_TYPES.get(kind) if isinstance(kind, str) else None
     return cls.keys() if cls else set()
@@ -207,7 +211,7 @@ def durations(rule: Rule) -> list[tuple[str, float]]:
     return out
 
 
-def check_durations(plan: "FaultPlan", limit: float) -> None:
+def check_durations(plan: FaultPlan, limit: float) -> None:
     """Every duration of the plan finite and at most ``limit`` seconds (PlanError naming the key)."""
     for index, rule in enumerate(plan.rules):
         for key, value in durations(rule):
@@ -216,6 +220,7 @@ def check_durations(plan: "FaultPlan", limit: float) -> None:
 
 
 # -- time scale ---------------------------------------------------------------------------------
+
 
 def scaled(plan: FaultPlan, factor: float) -> FaultPlan:
     """The same plan with every duration multiplied by ``factor`` (rates divided by it), so a

@@ -7,16 +7,28 @@ loader can prefix the file name and a user can fix the file without reading code
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 MAX_SECONDS = 1_000_000.0  # any duration of a plan as the simulator runs it (scaled): about 11.6 days
 MAX_VALUE = 1e12  # a trigger's value (events, bytes, ms, byte-seconds, seconds)
 MAX_RATE = 1e9  # tokens per second
 
 H2_ERROR_CODES = {
-    "NO_ERROR": 0, "PROTOCOL_ERROR": 1, "INTERNAL_ERROR": 2, "FLOW_CONTROL_ERROR": 3, "SETTINGS_TIMEOUT": 4,
-    "STREAM_CLOSED": 5, "FRAME_SIZE_ERROR": 6, "REFUSED_STREAM": 7, "CANCEL": 8, "COMPRESSION_ERROR": 9,
-    "CONNECT_ERROR": 10, "ENHANCE_YOUR_CALM": 11, "INADEQUATE_SECURITY": 12, "HTTP_1_1_REQUIRED": 13,
+    "NO_ERROR": 0,
+    "PROTOCOL_ERROR": 1,
+    "INTERNAL_ERROR": 2,
+    "FLOW_CONTROL_ERROR": 3,
+    "SETTINGS_TIMEOUT": 4,
+    "STREAM_CLOSED": 5,
+    "FRAME_SIZE_ERROR": 6,
+    "REFUSED_STREAM": 7,
+    "CANCEL": 8,
+    "COMPRESSION_ERROR": 9,
+    "CONNECT_ERROR": 10,
+    "ENHANCE_YOUR_CALM": 11,
+    "INADEQUATE_SECURITY": 12,
+    "HTTP_1_1_REQUIRED": 13,
 }
 
 

@@ -114,16 +114,18 @@ def retry_attempts(home: Path | str) -> list[RetryAttempt]:
             continue
         error = record.get("error") or {}
         connection = error.get("connection") or {}
-        attempts.append(RetryAttempt(
-            attempt=int(record["retryAttempt"]),
-            retry_in_ms=int(record.get("retryInMs") or 0),
-            max_retries=record.get("maxRetries"),
-            status=error.get("status"),
-            code=connection.get("code"),
-            message=str(error.get("formatted") or error.get("message") or ""),
-            source=record.get("source"),
-            timestamp=record.get("timestamp"),
-        ))
+        attempts.append(
+            RetryAttempt(
+                attempt=int(record["retryAttempt"]),
+                retry_in_ms=int(record.get("retryInMs") or 0),
+                max_retries=record.get("maxRetries"),
+                status=error.get("status"),
+                code=connection.get("code"),
+                message=str(error.get("formatted") or error.get("message") or ""),
+                source=record.get("source"),
+                timestamp=record.get("timestamp"),
+            )
+        )
     return attempts
 
 

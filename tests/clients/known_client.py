@@ -27,7 +27,9 @@ FIXED_BACKOFF_S = 0.3
 def stream_once(body: bytes, timeout: float | None) -> tuple[str, bool]:
     """One streaming attempt: (text received, whether message_stop came)."""
     request = urllib.request.Request(
-        os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages", data=body, method="POST",
+        os.environ["ANTHROPIC_BASE_URL"] + "/v1/messages",
+        data=body,
+        method="POST",
         headers={"x-api-key": os.environ["ANTHROPIC_API_KEY"], "content-type": "application/json", "anthropic-version": "2023-06-01"},
     )
     context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"))

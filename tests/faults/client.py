@@ -6,8 +6,13 @@ from tests.wire import h1_exchange, post
 
 SEED = 9  # the plan seed the fault-key tests were written with
 BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}
-THINKING = {"model": "m", "max_tokens": 4000, "stream": True, "thinking": {"type": "adaptive"},
-            "messages": [{"role": "user", "content": "think\n@sc words=30 thinking_words=60"}]}
+THINKING = {
+    "model": "m",
+    "max_tokens": 4000,
+    "stream": True,
+    "thinking": {"type": "adaptive"},
+    "messages": [{"role": "user", "content": "think\n@sc words=30 thinking_words=60"}],
+}
 
 
 def body(deltas: int = 30, stream: bool = True, content: str = "hello") -> dict:

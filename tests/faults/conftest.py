@@ -16,7 +16,9 @@ def sim():
 @pytest.fixture
 def plan(sim):
     """``plan(*rules, seed=1)`` loads a plan; the test's end loads the empty one."""
+
     def load(*faults, seed=1):
         sim.load_plan({"seed": seed, "faults": list(faults)})
+
     yield load
     sim.load_plan({"faults": []})

@@ -18,8 +18,10 @@ def test_abrupt_goaway_last_stream_zero_mid_stream(sim, plan):
 
 
 def test_graceful_goaway_lets_the_stream_in_flight_finish_and_refuses_new_ones(sim, plan):
-    plan({"type": "goaway", "last_stream_id": "current", "graceful": True, "trigger": {"at": "events", "value": 10}},
-         {"type": "slow", "tokens_per_second": 400})
+    plan(
+        {"type": "goaway", "last_stream_id": "current", "graceful": True, "trigger": {"at": "events", "value": 10}},
+        {"type": "slow", "tokens_per_second": 400},
+    )
     with H2Probe("127.0.0.1", sim.port) as probe:
         first = probe.request(body=BODY, key="graceful")
         assert probe.read_until(lambda p: bool(p.of(GoAwayFrame)))
@@ -45,8 +47,11 @@ def test_graceful_goaway_not_covering_the_stream_in_flight(sim, plan):
 
 def test_graceful_goaway_grace_s_bounds_the_wait_for_covered_streams(sim, plan):
     # The covered stream would take ~3 s at 10 tokens/s; grace_s = 0.5 ends the connection first.
-    plan({"type": "goaway", "last_stream_id": "current", "graceful": True, "grace_s": 0.5, "trigger": {"at": "events", "value": 3}},
-         {"type": "slow", "tokens_per_second": 10}, seed=SEED)
+    plan(
+        {"type": "goaway", "last_stream_id": "current", "graceful": True, "grace_s": 0.5, "trigger": {"at": "events", "value": 3}},
+        {"type": "slow", "tokens_per_second": 10},
+        seed=SEED,
+    )
     with H2Probe("127.0.0.1", sim.port) as probe:
         stream = probe.request(body=body(30), key="grace")
         assert probe.read_until(lambda p: p.closed is not None, timeout_s=10)

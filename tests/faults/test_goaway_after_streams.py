@@ -16,8 +16,18 @@ QUOTA = {"type": "goaway_after_streams", "streams": 3, "grace_s": 5}
 
 
 def facts(on_connection: int) -> RequestFacts:
-    return RequestFacts(trial="t", logical="L", attempt=1, connection=1, request=on_connection, elapsed_s=0.0,
-                        streaming=True, path="/v1/messages", protocol="h2", on_connection=on_connection)
+    return RequestFacts(
+        trial="t",
+        logical="L",
+        attempt=1,
+        connection=1,
+        request=on_connection,
+        elapsed_s=0.0,
+        streaming=True,
+        path="/v1/messages",
+        protocol="h2",
+        on_connection=on_connection,
+    )
 
 
 def test_it_takes_only_the_connections_nth_request():
@@ -25,13 +35,16 @@ def test_it_takes_only_the_connections_nth_request():
     assert [n for n in range(1, 8) if request_rules(plan, facts(n))] == [3]
 
 
-@pytest.mark.parametrize("bad,path", [
-    ({"streams": 0}, "faults[0].streams"),
-    ({"streams": 2.5}, "faults[0].streams"),
-    ({"grace_s": -1}, "faults[0].grace_s"),
-    ({"trigger": {"at": "events", "value": 3}}, "faults[0].trigger.at"),
-    ({"trigger": {"at": "accept"}}, "faults[0].trigger.at"),
-])
+@pytest.mark.parametrize(
+    "bad,path",
+    [
+        ({"streams": 0}, "faults[0].streams"),
+        ({"streams": 2.5}, "faults[0].streams"),
+        ({"grace_s": -1}, "faults[0].grace_s"),
+        ({"trigger": {"at": "events", "value": 3}}, "faults[0].trigger.at"),
+        ({"trigger": {"at": "accept"}}, "faults[0].trigger.at"),
+    ],
+)
 def test_invalid_keys_are_refused_with_their_path(bad, path):
     with pytest.raises(PlanError) as error:
         FaultPlan.from_data({"faults": [{"type": "goaway_after_streams", **bad}]})

@@ -20,10 +20,13 @@ def test_http_529_with_retry_headers(sim, plan):
     assert json.loads(result.body)["error"] == {"type": "overloaded_error", "message": "Overloaded"}
 
 
-@pytest.mark.parametrize("status,error_type,message,retry", [
-    (429, "rate_limit_error", "Number of requests has exceeded your rate limit.", "true"),
-    (500, "api_error", "Internal server error", "true"),
-])
+@pytest.mark.parametrize(
+    "status,error_type,message,retry",
+    [
+        (429, "rate_limit_error", "Number of requests has exceeded your rate limit.", "true"),
+        (500, "api_error", "Internal server error", "true"),
+    ],
+)
 def test_429_and_500_carry_the_real_body_and_headers(sim, plan, status, error_type, message, retry):
     plan({"type": "http_error", "status": status, "retry_after": 3}, seed=SEED)
     result = once(sim, "/v1/messages", body(), f"e{status}")

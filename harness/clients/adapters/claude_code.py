@@ -18,9 +18,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from harness.clients.adapter import CLIENTS_DIR, ClientAdapter, Invocation, Launch
 
@@ -74,24 +75,26 @@ def claude_code_command(
         (home / sub).mkdir(parents=True, exist_ok=True)
     env = {key: os.environ[key] for key in PASSED_THROUGH if key in os.environ}
     env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
-    env.update({
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "XDG_CACHE_HOME": str(home / ".cache"),
-        "XDG_DATA_HOME": str(home / ".local/share"),
-        "XDG_STATE_HOME": str(home / ".local/state"),
-        "TMPDIR": str(home / "tmp"),
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "ANTHROPIC_BASE_URL": base_url,
-        "ANTHROPIC_API_KEY": api_key,
-        "CLAUDE_CODE_MAX_RETRIES": str(options.max_retries),
-        "HTTPS_PROXY": REFUSING_PROXY,
-        "HTTP_PROXY": REFUSING_PROXY,
-        "https_proxy": REFUSING_PROXY,
-        "http_proxy": REFUSING_PROXY,
-        "NO_PROXY": NO_PROXY,
-        "no_proxy": NO_PROXY,
-    })
+    env.update(
+        {
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_CACHE_HOME": str(home / ".cache"),
+            "XDG_DATA_HOME": str(home / ".local/share"),
+            "XDG_STATE_HOME": str(home / ".local/state"),
+            "TMPDIR": str(home / "tmp"),
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "ANTHROPIC_BASE_URL": base_url,
+            "ANTHROPIC_API_KEY": api_key,
+            "CLAUDE_CODE_MAX_RETRIES": str(options.max_retries),
+            "HTTPS_PROXY": REFUSING_PROXY,
+            "HTTP_PROXY": REFUSING_PROXY,
+            "https_proxy": REFUSING_PROXY,
+            "http_proxy": REFUSING_PROXY,
+            "NO_PROXY": NO_PROXY,
+            "no_proxy": NO_PROXY,
+        }
+    )
     if ca_file:
         env["NODE_EXTRA_CA_CERTS"] = str(ca_file)
     if options.byte_watchdog_ms is not None:
@@ -128,9 +131,12 @@ class ClaudeCodeClient(ClientAdapter):
 
     def invocation(self, launch: Launch) -> Invocation:
         prompt = claude_code_prompt(launch.script["turns"])
-        options = ClaudeCodeOptions(max_retries=int(launch.script.get("max_retries", 2)), http2=self.http2,
-                                    byte_watchdog_ms=_watchdog_ms(launch.script))
-        command = claude_code_command(prompt, launch.base_url, launch.api_key, launch.ca_file, launch.deadline_s, launch.workdir / "home", options, CLAUDE_BIN)
+        options = ClaudeCodeOptions(
+            max_retries=int(launch.script.get("max_retries", 2)), http2=self.http2, byte_watchdog_ms=_watchdog_ms(launch.script)
+        )
+        command = claude_code_command(
+            prompt, launch.base_url, launch.api_key, launch.ca_file, launch.deadline_s, launch.workdir / "home", options, CLAUDE_BIN
+        )
         return Invocation(command.argv, command.env, command.cwd, output="text", stdin=command.stdin)
 
 
@@ -153,6 +159,13 @@ def _watchdog_ms(script: Mapping[str, Any]) -> int | None:
 
 
 CLIENTS = (
-    ClaudeCodeClient("claude-code", "Claude Code (npm), Bun fetch, HTTP/1.1", ("http/1.1",), CLAUDE_POLICY, requires=(CLAUDE_BIN,), parallel=False,
-                     final_answer_only=True),
+    ClaudeCodeClient(
+        "claude-code",
+        "Claude Code (npm), Bun fetch, HTTP/1.1",
+        ("http/1.1",),
+        CLAUDE_POLICY,
+        requires=(CLAUDE_BIN,),
+        parallel=False,
+        final_answer_only=True,
+    ),
 )

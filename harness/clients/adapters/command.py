@@ -21,11 +21,18 @@ class CommandClient(ClientAdapter):
     def invocation(self, launch: Launch) -> Invocation:
         script_file = launch.workdir / "script.json"
         script_file.write_text(json.dumps(launch.script))
-        values = {"base_url": launch.base_url, "api_key": launch.api_key, "ca_file": launch.ca_file or "", "script_file": str(script_file),
-                  "prompt": launch.script["turns"][0]["prompt"]}
+        values = {
+            "base_url": launch.base_url,
+            "api_key": launch.api_key,
+            "ca_file": launch.ca_file or "",
+            "script_file": str(script_file),
+            "prompt": launch.script["turns"][0]["prompt"],
+        }
         argv = tuple(part.format(**values) for part in shlex.split(self.template))
         # Run where streamchaos was started, so the template may use paths relative to it.
-        return Invocation(argv, contract_env(launch.base_url, launch.api_key, launch.script, launch.ca_file, script_dir=launch.workdir), None, self.output)
+        return Invocation(
+            argv, contract_env(launch.base_url, launch.api_key, launch.script, launch.ca_file, script_dir=launch.workdir), None, self.output
+        )
 
 
 def command_client(template: str, name: str = "custom", output: str = "contract", protocols: tuple[str, ...] = ("http/1.1", "h2")) -> CommandClient:
@@ -35,5 +42,6 @@ def command_client(template: str, name: str = "custom", output: str = "contract"
         shlex.split(template)
     except ValueError as error:
         raise ValueError(f"--client-cmd: cannot parse {template!r}: {error}") from None
-    return CommandClient(name, f"command: {template}", protocols, "declared by the command", template=template, output=output,
-                         apis=("messages", "chat", "responses"))
+    return CommandClient(
+        name, f"command: {template}", protocols, "declared by the command", template=template, output=output, apis=("messages", "chat", "responses")
+    )

@@ -12,5 +12,7 @@ PYTHON = (sys.executable, "-m", PROGRAM)
 
 CLIENTS = (
     ContractClient("python-sdk", "anthropic (PyPI), HTTP/1.1", ("http/1.1",), SDK_POLICY, argv=PYTHON),
-    ContractClient("python-sdk-h2", "anthropic (PyPI), DefaultHttpxClient(http2=True)", ("h2",), SDK_POLICY, argv=PYTHON, env={"STREAMCHAOS_HTTP2": "1"}),
+    ContractClient(
+        "python-sdk-h2", "anthropic (PyPI), DefaultHttpxClient(http2=True)", ("h2",), SDK_POLICY, argv=PYTHON, env={"STREAMCHAOS_HTTP2": "1"}
+    ),
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
-from harness.measure.strategies import STRATEGIES, Strategy, get as get_strategy
-
 from harness.clients.adapter import ContractClient, Invocation, Launch
 from harness.clients.launch import contract_env
+from harness.measure.strategies import STRATEGIES, Strategy
+from harness.measure.strategies import get as get_strategy
 
 REFERENCE = (sys.executable, "-m", "harness.clients.reference")
 
@@ -31,8 +31,11 @@ class ReferenceClient(ContractClient):
 
 def strategy_policy(strategy: Strategy) -> str:
     """A strategy in one line, as ``streamchaos clients`` shows a client's declared policy."""
-    parts = [f"{strategy.max_attempts} attempt(s)", f"backoff {strategy.backoff} (base {strategy.base_s:g} s, cap {strategy.cap_s:g} s)",
-             "mid-stream retried" if strategy.retry_mid_stream else "never mid-stream"]
+    parts = [
+        f"{strategy.max_attempts} attempt(s)",
+        f"backoff {strategy.backoff} (base {strategy.base_s:g} s, cap {strategy.cap_s:g} s)",
+        "mid-stream retried" if strategy.retry_mid_stream else "never mid-stream",
+    ]
     if strategy.resume:
         parts.append("resume without duplicates")
     if strategy.idle_timeout_s is not None:
@@ -60,8 +63,14 @@ def reference_client(strategy: str, http2: bool = False, time_scale: float | Non
     return ReferenceClient(
         name or f"ref-{strategy}{'-h2' if http2 else ''}",
         f"reference client (httpx{', h2' if http2 else ', HTTP/1.1'}), strategy {strategy}",
-        ("h2",) if http2 else ("http/1.1",), strategy_policy(chosen), on_by_default=False, argv=REFERENCE,
-        env={"STREAMCHAOS_HTTP2": "1"} if http2 else {}, strategy=strategy, time_scale=time_scale, apis=("messages", "chat"),
+        ("h2",) if http2 else ("http/1.1",),
+        strategy_policy(chosen),
+        on_by_default=False,
+        argv=REFERENCE,
+        env={"STREAMCHAOS_HTTP2": "1"} if http2 else {},
+        strategy=strategy,
+        time_scale=time_scale,
+        apis=("messages", "chat"),
     )
 
 

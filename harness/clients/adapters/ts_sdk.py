@@ -10,7 +10,24 @@ JS_CLIENT = str(JS_DIR / "client.mjs")
 BUN_BIN = JS_DIR / "node_modules" / ".bin" / "bun"
 
 CLIENTS = (
-    ContractClient("ts-sdk-node", "@anthropic-ai/sdk on Node 20 (undici), HTTP/1.1", ("http/1.1",), SDK_POLICY, requires=(JS_DIR / "node_modules" / "@anthropic-ai" / "sdk", NODE_BIN), argv=(NODE_BIN, JS_CLIENT)),
-    ContractClient("ts-sdk-bun", "@anthropic-ai/sdk on Bun, HTTP/1.1", ("http/1.1",), SDK_POLICY, requires=(BUN_BIN,), argv=(str(BUN_BIN), JS_CLIENT)),
-    ContractClient("ts-sdk-bun-h2", "@anthropic-ai/sdk on Bun with its experimental h2 client", ("h2",), SDK_POLICY, requires=(BUN_BIN,), argv=(str(BUN_BIN), JS_CLIENT), env={"BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT": "1"}),
+    ContractClient(
+        "ts-sdk-node",
+        "@anthropic-ai/sdk on Node 20 (undici), HTTP/1.1",
+        ("http/1.1",),
+        SDK_POLICY,
+        requires=(JS_DIR / "node_modules" / "@anthropic-ai" / "sdk", NODE_BIN),
+        argv=(NODE_BIN, JS_CLIENT),
+    ),
+    ContractClient(
+        "ts-sdk-bun", "@anthropic-ai/sdk on Bun, HTTP/1.1", ("http/1.1",), SDK_POLICY, requires=(BUN_BIN,), argv=(str(BUN_BIN), JS_CLIENT)
+    ),
+    ContractClient(
+        "ts-sdk-bun-h2",
+        "@anthropic-ai/sdk on Bun with its experimental h2 client",
+        ("h2",),
+        SDK_POLICY,
+        requires=(BUN_BIN,),
+        argv=(str(BUN_BIN), JS_CLIENT),
+        env={"BUN_FEATURE_FLAG_EXPERIMENTAL_HTTP2_CLIENT": "1"},
+    ),
 )

@@ -20,8 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import openai
 
-from harness.clients.script import read_script, sdk_client_options
 from harness.clients.openai_script import CHAT_FINISH, api_of, chat_body, part_prompts, responses_body
+from harness.clients.script import read_script, sdk_client_options
 
 
 def make_client(script: dict) -> openai.OpenAI:
@@ -41,7 +41,10 @@ def chat_summary(turn: int, completion, started: float) -> dict:
     calls = message.tool_calls or []
     usage = completion.usage
     return {
-        "turn": turn, "stop_reason": CHAT_FINISH.get(choice.finish_reason, choice.finish_reason), "text": message.content or "", "thinking": "",
+        "turn": turn,
+        "stop_reason": CHAT_FINISH.get(choice.finish_reason, choice.finish_reason),
+        "text": message.content or "",
+        "thinking": "",
         "tool_uses": [{"id": c.id, "name": c.function.name, "input": _arguments(c.function.arguments)} for c in calls],
         "usage": {"input_tokens": usage.prompt_tokens if usage else None, "output_tokens": usage.completion_tokens if usage else None},
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
@@ -56,7 +59,10 @@ def responses_summary(turn: int, response, started: float) -> dict:
         stop = "tool_use" if calls else "end_turn"
     usage = response.usage
     return {
-        "turn": turn, "stop_reason": stop, "text": response.output_text, "thinking": "",
+        "turn": turn,
+        "stop_reason": stop,
+        "text": response.output_text,
+        "thinking": "",
         "tool_uses": [{"id": c.call_id, "name": c.name, "input": _arguments(c.arguments)} for c in calls],
         "usage": {"input_tokens": usage.input_tokens if usage else None, "output_tokens": usage.output_tokens if usage else None},
         "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
@@ -126,7 +132,9 @@ def main() -> int:
             calls = message.tool_calls or []
             assistant: dict = {"role": "assistant", "content": message.content}
             if calls:
-                assistant["tool_calls"] = [{"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}} for c in calls]
+                assistant["tool_calls"] = [
+                    {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}} for c in calls
+                ]
             history = conversations[0] + [assistant]
             pending = [{"role": "tool", "tool_call_id": c.id, "content": "ok"} for c in calls]
     return 0

@@ -76,7 +76,11 @@ def main() -> int:
                 except Exception as error:  # the contract reports every failure the same way
                     outcomes.append(error)
         for part, outcome in enumerate(outcomes):
-            line = {"turn": index, "error": f"{type(outcome).__name__}: {outcome}"} if isinstance(outcome, Exception) else summarize(index, outcome, started)
+            line = (
+                {"turn": index, "error": f"{type(outcome).__name__}: {outcome}"}
+                if isinstance(outcome, Exception)
+                else summarize(index, outcome, started)
+            )
             if parts > 1:
                 line["part"] = part
             print(json.dumps(line), flush=True)
@@ -84,9 +88,7 @@ def main() -> int:
             return 1
         message = outcomes[0]
         messages = conversations[0] + [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]}]
-        pending_tool_results = [
-            {"type": "tool_result", "tool_use_id": b.id, "content": "ok"} for b in message.content if b.type == "tool_use"
-        ]
+        pending_tool_results = [{"type": "tool_result", "tool_use_id": b.id, "content": "ok"} for b in message.content if b.type == "tool_use"]
     return 0
 
 

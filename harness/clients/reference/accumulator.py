@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
-
-from simulator import sse
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from harness.clients.reference.failures import MalformedStream, StreamErrorEvent
+from simulator import sse
 
 RETRYABLE_SSE_ERRORS = frozenset({"overloaded_error", "api_error", "rate_limit_error", "timeout_error"})
 CHANNELS = ("thinking", "text")
@@ -85,7 +85,7 @@ class Accumulator:
             raise StreamErrorEvent(f"SSE error event {kind}: {error.get('message', '')}", retryable=kind in RETRYABLE_SSE_ERRORS, mid_stream=True)
 
     @classmethod
-    def from_message(cls, message: Mapping[str, Any], on_delta: Callable[[str, str], None] | None = None) -> "Accumulator":
+    def from_message(cls, message: Mapping[str, Any], on_delta: Callable[[str, str], None] | None = None) -> Accumulator:
         """A non-streaming answer: the Message object, whole."""
         acc = cls(on_delta)
         try:

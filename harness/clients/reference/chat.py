@@ -10,13 +10,13 @@ retryable for ``server_error`` and rate limits.
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Mapping
-
-from simulator import sse
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from harness.clients import openai_script
 from harness.clients.reference.accumulator import Accumulator
 from harness.clients.reference.failures import MalformedStream, StreamErrorEvent
+from simulator import sse
 
 FINISH = openai_script.CHAT_FINISH
 RETRYABLE_TYPES = frozenset({"server_error", "requests", "rate_limit_exceeded", "timeout", "overloaded"})
@@ -34,8 +34,11 @@ def chat_messages(messages: list) -> list[dict[str, Any]]:
         texts = [{"type": "text", "text": b["text"]} for b in content if b.get("type") == "text"]
         if message["role"] == "assistant":
             item: dict[str, Any] = {"role": "assistant", "content": "".join(t["text"] for t in texts) or None}
-            calls = [{"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": json.dumps(b.get("input", {}))}}
-                     for b in content if b.get("type") == "tool_use"]
+            calls = [
+                {"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": json.dumps(b.get("input", {}))}}
+                for b in content
+                if b.get("type") == "tool_use"
+            ]
             if calls:
                 item["tool_calls"] = calls
             out.append(item)
@@ -81,8 +84,11 @@ class ChatAccumulator(Accumulator):
         if isinstance(data.get("error"), dict):
             error = data["error"]
             kind = error.get("code") or error.get("type") or "error"
-            raise StreamErrorEvent(f"error chunk {kind}: {error.get('message', '')}",
-                                   retryable=bool({error.get("type"), error.get("code")} & RETRYABLE_TYPES), mid_stream=True)
+            raise StreamErrorEvent(
+                f"error chunk {kind}: {error.get('message', '')}",
+                retryable=bool({error.get("type"), error.get("code")} & RETRYABLE_TYPES),
+                mid_stream=True,
+            )
         usage = data.get("usage")
         if isinstance(usage, dict):
             self.input_tokens = usage.get("prompt_tokens", self.input_tokens)
@@ -99,7 +105,10 @@ class ChatAccumulator(Accumulator):
                     self._close("text")
                     self._block(key, {"type": "tool_use", "id": call.get("id", ""), "name": function.get("name", ""), "input": {}})
                 if function.get("arguments"):
-                    self._apply("content_block_delta", {"index": self._open[key], "delta": {"type": "input_json_delta", "partial_json": function["arguments"]}})
+                    self._apply(
+                        "content_block_delta",
+                        {"index": self._open[key], "delta": {"type": "input_json_delta", "partial_json": function["arguments"]}},
+                    )
             if choice.get("finish_reason"):
                 self._close_all()
                 self._finished = True
@@ -122,7 +131,7 @@ class ChatAccumulator(Accumulator):
             self._close(key)
 
     @classmethod
-    def from_message(cls, message: Mapping[str, Any], on_delta: Callable[[str, str], None] | None = None) -> "Accumulator":
+    def from_message(cls, message: Mapping[str, Any], on_delta: Callable[[str, str], None] | None = None) -> Accumulator:
         """A non-streaming ``chat.completion``, as the Message the base class reads."""
         try:
             choice = message["choices"][0]
@@ -132,8 +141,11 @@ class ChatAccumulator(Accumulator):
                 arguments = call["function"].get("arguments") or "{}"
                 content.append({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": json.loads(arguments)})
             usage = message.get("usage") or {}
-            translated = {"content": content, "stop_reason": FINISH.get(choice.get("finish_reason"), choice.get("finish_reason")),
-                          "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)}}
+            translated = {
+                "content": content,
+                "stop_reason": FINISH.get(choice.get("finish_reason"), choice.get("finish_reason")),
+                "usage": {"input_tokens": usage.get("prompt_tokens", 0), "output_tokens": usage.get("completion_tokens", 0)},
+            }
         except (KeyError, TypeError, IndexError, ValueError) as error:
             raise MalformedStream(f"a chat.completion without {error}") from None
         return Accumulator.from_message(translated, on_delta)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 
 import httpx
 from tenacity import AsyncRetrying
 
-from harness.measure import strategies
 from harness.clients import script as client_script
 from harness.clients.reference import chat
 from harness.clients.reference.accumulator import Accumulator
@@ -21,6 +21,7 @@ from harness.clients.reference.pool import Pool
 from harness.clients.reference.retrying import Decision
 from harness.clients.reference.transcript import Feed, Transcript
 from harness.clients.reference.watchdog import guarded
+from harness.measure import strategies
 from simulator import sse
 
 API_VERSION = "2023-06-01"
@@ -51,10 +52,17 @@ class ReferenceClient:
 
     api = "messages"  # or "chat": Chat Completions (chat.py), from the script's api
 
-    def __init__(self, strategy: strategies.Strategy, base_url: str, api_key: str, factory: Callable[[], httpx.AsyncClient],
-                 live: Callable[[str], None] | None = None, log: Callable[[str], None] | None = None,
-                 controller: strategies.RetryController | None = None,
-                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    def __init__(
+        self,
+        strategy: strategies.Strategy,
+        base_url: str,
+        api_key: str,
+        factory: Callable[[], httpx.AsyncClient],
+        live: Callable[[str], None] | None = None,
+        log: Callable[[str], None] | None = None,
+        controller: strategies.RetryController | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self.strategy = strategy
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
@@ -151,13 +159,17 @@ class ReferenceClient:
             await self.pool.renew(primary_client)  # the primary's connection gave no byte: do not reuse it
         return winner.result(), feeds[names[winner]]
 
-    async def _exchange(self, client: httpx.AsyncClient, body: dict[str, Any], number: int, feed: Feed,
-                        first_byte: asyncio.Event | None) -> Accumulator:
+    async def _exchange(
+        self, client: httpx.AsyncClient, body: dict[str, Any], number: int, feed: Feed, first_byte: asyncio.Event | None
+    ) -> Accumulator:
         idle = self.strategy.idle_timeout_s
         headers = {
-            "x-api-key": self.api_key, "anthropic-version": API_VERSION, "content-type": "application/json",
+            "x-api-key": self.api_key,
+            "anthropic-version": API_VERSION,
+            "content-type": "application/json",
             "accept": "text/event-stream" if body.get("stream") else "application/json",
-            "x-stainless-retry-count": str(number - 1), "user-agent": f"streamchaos-reference/{self.strategy.name}",
+            "x-stainless-retry-count": str(number - 1),
+            "user-agent": f"streamchaos-reference/{self.strategy.name}",
         }
         if self.api == "chat":
             headers["authorization"] = f"Bearer {self.api_key}"

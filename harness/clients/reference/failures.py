@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping
+from typing import Any
 
 import httpx
 
@@ -15,8 +16,16 @@ from simulator.api.errors import retryable_status
 class Failure(Exception):
     """One attempt's failure, carrying what the retry decision needs."""
 
-    def __init__(self, message: str, *, retryable: bool = True, mid_stream: bool = False, connection_level: bool = False,
-                 retry_after_s: float | None = None, reached_server: bool = True) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        mid_stream: bool = False,
+        connection_level: bool = False,
+        retry_after_s: float | None = None,
+        reached_server: bool = True,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.mid_stream = mid_stream  # the response headers had arrived: the request was committed

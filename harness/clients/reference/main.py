@@ -8,14 +8,15 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Callable, Mapping, TextIO
+from typing import Any, TextIO
 
-from harness.measure import strategies
 from harness.clients import script as client_script
 from harness.clients.reference.client import Answer, ReferenceClient, request_body
 from harness.clients.reference.failures import Failure
 from harness.clients.reference.pool import http_client_factory
+from harness.measure import strategies
 
 
 def strategy_from_env(environ: Mapping[str, str]) -> strategies.Strategy:
@@ -47,15 +48,17 @@ def live_sink(target: str | None) -> tuple[Callable[[str], None] | None, TextIO 
 async def converse(script: Mapping[str, Any], environ: Mapping[str, str], out: TextIO = sys.stdout) -> int:
     strategy = strategy_from_env(environ)
     timeout = float(environ.get("STREAMCHAOS_TIMEOUT_S") or script.get("timeout_s") or 600.0)
-    factory = http_client_factory(timeout, environ.get("STREAMCHAOS_HTTP2", ""), environ.get("SSL_CERT_FILE") or None,
-                                  strategies.socket_options(strategy), strategy.pool_idle_s)
+    factory = http_client_factory(
+        timeout, environ.get("STREAMCHAOS_HTTP2", ""), environ.get("SSL_CERT_FILE") or None, strategies.socket_options(strategy), strategy.pool_idle_s
+    )
     live, live_file = live_sink(environ.get("STREAMCHAOS_LIVE"))
 
     def log(line: str) -> None:
         print(f"[ref {strategy.name}] {line}", file=sys.stderr, flush=True)
 
-    client = ReferenceClient(strategy, environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"), environ.get("ANTHROPIC_API_KEY", ""),
-                             factory, live=live, log=log)
+    client = ReferenceClient(
+        strategy, environ.get("ANTHROPIC_BASE_URL", "https://api.anthropic.com"), environ.get("ANTHROPIC_API_KEY", ""), factory, live=live, log=log
+    )
     if script.get("api") not in (None, "messages", "chat"):
         raise SystemExit(f"the reference client speaks the messages and chat APIs, not {script.get('api')!r}")
     client.api = script.get("api") or "messages"
@@ -68,8 +71,10 @@ async def converse(script: Mapping[str, Any], environ: Mapping[str, str], out: T
             parts = len(conversations)
             started = time.monotonic()
             outcomes = await asyncio.gather(
-                *(client.ask(request_body(script, turn, conversation), f"turn {index}{f' part {p}' if parts > 1 else ''}: ")
-                  for p, conversation in enumerate(conversations)),
+                *(
+                    client.ask(request_body(script, turn, conversation), f"turn {index}{f' part {p}' if parts > 1 else ''}: ")
+                    for p, conversation in enumerate(conversations)
+                ),
                 return_exceptions=True,
             )
             for part, outcome in enumerate(outcomes):

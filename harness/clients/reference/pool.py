@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import ssl
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import httpx
 
@@ -51,8 +52,13 @@ class Pool:
         self.retired.clear()
 
 
-def http_client_factory(timeout_s: float, http2_mode: str = "", ca_file: str | None = None,
-                        socket_options: list[tuple[int, int, int]] | None = None, pool_idle_s: float | None = None) -> Callable[[], httpx.AsyncClient]:
+def http_client_factory(
+    timeout_s: float,
+    http2_mode: str = "",
+    ca_file: str | None = None,
+    socket_options: list[tuple[int, int, int]] | None = None,
+    pool_idle_s: float | None = None,
+) -> Callable[[], httpx.AsyncClient]:
     """httpx clients as the Python SDK configures them: one timeout for connect, read, write and
     pool (the script's ``timeout_s``, default 600 s), the SDK's connection limits; ``socket_options``
     (the strategy's keepalive / TCP_USER_TIMEOUT) set on every connection's socket; ``pool_idle_s``
@@ -66,10 +72,17 @@ def http_client_factory(timeout_s: float, http2_mode: str = "", ca_file: str | N
         elif http2_mode == "prior-knowledge":
             kwargs.update(http2=True, http1=False)
         if socket_options or pool_idle_s is not None:
-            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100, **({"keepalive_expiry": pool_idle_s} if pool_idle_s is not None else {}))
+            limits = httpx.Limits(
+                max_connections=1000, max_keepalive_connections=100, **({"keepalive_expiry": pool_idle_s} if pool_idle_s is not None else {})
+            )
             transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits, socket_options=socket_options or None, **kwargs)
             return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), trust_env=False, transport=transport)
-        return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), verify=verify, trust_env=False,
-                                 limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100), **kwargs)
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s),
+            verify=verify,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            **kwargs,
+        )
 
     return make

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from tenacity import RetryCallState
 
-from harness.measure import strategies
-
 from harness.clients.reference.failures import Failure
+from harness.measure import strategies
 
 
 class Decision:
@@ -48,9 +47,11 @@ class Decision:
         elif error.retry_after_s is not None:
             delay = error.retry_after_s  # the server said when
         self.next_s = delay
-        self.log(f"attempt {retry}/{strategy.max_attempts} failed: {type(error).__name__}: {error}"
-                 + (" (mid-stream)" if error.mid_stream else "")
-                 + (f"; {error.gave_up}" if delay is None else f"; retrying in {delay:.3f} s"))
+        self.log(
+            f"attempt {retry}/{strategy.max_attempts} failed: {type(error).__name__}: {error}"
+            + (" (mid-stream)" if error.mid_stream else "")
+            + (f"; {error.gave_up}" if delay is None else f"; retrying in {delay:.3f} s")
+        )
         return True
 
     def wait(self, state: RetryCallState) -> float:

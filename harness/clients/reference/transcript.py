@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from harness.clients.reference.accumulator import CHANNELS, Accumulator
 
@@ -18,7 +18,7 @@ class Transcript:
     DIFFERS = "\n[streamchaos: the retried answer differs from what was shown; here it is whole]\n"
 
     def __init__(self, live: Callable[[str], None] | None = None) -> None:
-        self.shown = {channel: "" for channel in CHANNELS}
+        self.shown = dict.fromkeys(CHANNELS, "")
         self.live = live or (lambda text: None)
         self.owner: Feed | None = None
         self.attempts = 0
@@ -33,12 +33,12 @@ class Transcript:
             if self.shown["text"]:
                 self.restarts += 1
                 self._emit(self.RESTART)
-            self.shown = {channel: "" for channel in CHANNELS}
+            self.shown = dict.fromkeys(CHANNELS, "")
 
-    def feed(self) -> "Feed":
+    def feed(self) -> Feed:
         return Feed(self, dict(self.shown))
 
-    def offer(self, feed: "Feed", channel: str, full: str) -> None:
+    def offer(self, feed: Feed, channel: str, full: str) -> None:
         if self.owner is None:
             self.owner = feed
         if self.owner is feed:
@@ -51,7 +51,7 @@ class Transcript:
                 return  # the new stream is re-producing what was shown: skip it
         elif full.startswith(shown):
             if channel == "text":
-                self._emit(full[len(shown):])
+                self._emit(full[len(shown) :])
             self.shown[channel] = full
             return
         self._differs(channel, full)
@@ -63,7 +63,7 @@ class Transcript:
             self._emit(self.DIFFERS + full)
         self.shown[channel] = full
 
-    def settle(self, acc: Accumulator, feed: "Feed | None") -> None:
+    def settle(self, acc: Accumulator, feed: Feed | None) -> None:
         """The winning copy's answer: show whatever of it is not shown yet; count what a resume skipped."""
         for channel in CHANNELS:
             full = acc.channel(channel)
@@ -86,7 +86,7 @@ class Feed:
 
     transcript: Transcript
     kept: dict[str, str]  # what had been shown when this copy started
-    seen: dict[str, str] = field(default_factory=lambda: {channel: "" for channel in CHANNELS})
+    seen: dict[str, str] = field(default_factory=lambda: dict.fromkeys(CHANNELS, ""))
 
     def __call__(self, channel: str, piece: str) -> None:
         self.seen[channel] += piece

@@ -76,8 +76,20 @@ def summarize(samples: Iterable[Iterable[Mapping[str, Any]]], server_port: int |
             if server_host is not None and host != server_host:
                 continue
             key = str(item.get("local"))
-            entry = seen.setdefault(key, {"local": key, "peer": item.get("peer"), "process": item.get("process"), "timers": [], "retrans": 0,
-                                          "keepalive": None, "keepidle_s": None, "user_timeout_ms": None, "states": []})
+            entry = seen.setdefault(
+                key,
+                {
+                    "local": key,
+                    "peer": item.get("peer"),
+                    "process": item.get("process"),
+                    "timers": [],
+                    "retrans": 0,
+                    "keepalive": None,
+                    "keepidle_s": None,
+                    "user_timeout_ms": None,
+                    "states": [],
+                },
+            )
             if item.get("timer") and item["timer"] not in entry["timers"]:
                 entry["timers"].append(item["timer"])
             if item.get("state") and item["state"] not in entry["states"]:
@@ -93,13 +105,17 @@ def summarize(samples: Iterable[Iterable[Mapping[str, Any]]], server_port: int |
             if item.get("process"):
                 entry["process"] = item["process"]
     sockets = list(seen.values())
-    return {"samples": count, "sockets": sockets, "keepalive": keepalive_label(sockets),
-            "user_timeout_ms": max((s["user_timeout_ms"] or 0 for s in sockets), default=0) or None,
-            "retransmits": sum(s["retrans"] for s in sockets)}
+    return {
+        "samples": count,
+        "sockets": sockets,
+        "keepalive": keepalive_label(sockets),
+        "user_timeout_ms": max((s["user_timeout_ms"] or 0 for s in sockets), default=0) or None,
+        "retransmits": sum(s["retrans"] for s in sockets),
+    }
 
 
 def keepalive_label(sockets: Sequence[Mapping[str, Any]]) -> str:
-    """"on (15 s)" when a connection to the server had SO_KEEPALIVE (with its idle), else "off";
+    """ "on (15 s)" when a connection to the server had SO_KEEPALIVE (with its idle), else "off";
     "unknown" when no connection was seen (the client never connected, or did so between samples)."""
     # A socket seen only while connecting says nothing: clients (httpx among them) set their
     # options once connected.

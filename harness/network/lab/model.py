@@ -43,8 +43,13 @@ class Network:
                 raise ValueError(f"{name} must be in [0, 1)")
 
     def to_json(self) -> dict[str, Any]:
-        return {"nat_idle_s": self.nat_idle_s, "on_evicted": self.on_evicted, "loss": {"up": self.loss_up, "down": self.loss_down},
-                "blackhole": [{"at_s": b.at_s, "for_s": b.for_s} for b in self.blackholes], "reset_after_bytes": self.reset_after_bytes}
+        return {
+            "nat_idle_s": self.nat_idle_s,
+            "on_evicted": self.on_evicted,
+            "loss": {"up": self.loss_up, "down": self.loss_down},
+            "blackhole": [{"at_s": b.at_s, "for_s": b.for_s} for b in self.blackholes],
+            "reset_after_bytes": self.reset_after_bytes,
+        }
 
 
 def loss_threshold(probability: float) -> int:

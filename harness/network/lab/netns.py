@@ -58,6 +58,7 @@ class LabError(RuntimeError):
 
 # -- can this process build a lab? -----------------------------------------------------------------
 
+
 def available() -> tuple[bool, str]:
     """(True, "") or (False, one sentence naming what is missing)."""
     missing = [tool for tool in ("ip", "nft", "ss") if shutil.which(tool) is None]
@@ -83,6 +84,7 @@ def _effective_caps() -> int | None:
 
 # -- owners ----------------------------------------------------------------------------------------
 
+
 def start_time(pid: int) -> int | None:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22), None if gone."""
     try:
@@ -104,6 +106,7 @@ def owner_tag(pid: int | None = None) -> str:
 
 
 # -- running commands ------------------------------------------------------------------------------
+
 
 def run(argv: list[str], stdin: str | None = None, check: bool = True, timeout_s: float = COMMAND_TIMEOUT_S) -> subprocess.CompletedProcess:
     try:
@@ -200,27 +203,48 @@ class TrialLab:
         started = time.monotonic()
         self.created = True  # from here on, delete() has something to clean
         try:
-            run(["ip", "-batch", "-"], stdin="\n".join([
-                f"netns add {self.router}",
-                f"netns add {self.client}",
-                f"link add {self.host_link} type veth peer name {ruleset.HOST_IF} netns {self.router}",
-                f"addr add {LAB_HOST}/32 dev {self.host_link}",
-                f"link set {self.host_link} gso_max_segs 1 up",
-            ]) + "\n")
+            run(
+                ["ip", "-batch", "-"],
+                stdin="\n".join(
+                    [
+                        f"netns add {self.router}",
+                        f"netns add {self.client}",
+                        f"link add {self.host_link} type veth peer name {ruleset.HOST_IF} netns {self.router}",
+                        f"addr add {LAB_HOST}/32 dev {self.host_link}",
+                        f"link set {self.host_link} gso_max_segs 1 up",
+                    ]
+                )
+                + "\n",
+            )
             self.router_addr = self._claim_address()
-            run(["ip", "-n", self.router, "-batch", "-"], stdin="\n".join([
-                "link set lo up",
-                f"addr add {self.router_addr}/32 dev {ruleset.HOST_IF}",
-                f"link set {ruleset.HOST_IF} gso_max_segs 1 up",
-                f"route add {LAB_HOST}/32 dev {ruleset.HOST_IF}",
-                f"route add default via {LAB_HOST} dev {ruleset.HOST_IF} onlink",
-                f"link add {ruleset.CLIENT_IF} type veth peer name eth0 netns {self.client}",
-                f"addr add {ROUTER_CLIENT_ADDR}/30 dev {ruleset.CLIENT_IF}",
-                f"link set {ruleset.CLIENT_IF} gso_max_segs 1 up",
-            ]) + "\n")
-            run(["ip", "-n", self.client, "-batch", "-"], stdin="\n".join([
-                "link set lo up", f"addr add {CLIENT_ADDR}/30 dev eth0", "link set eth0 gso_max_segs 1 up", f"route add default via {ROUTER_CLIENT_ADDR}",
-            ]) + "\n")
+            run(
+                ["ip", "-n", self.router, "-batch", "-"],
+                stdin="\n".join(
+                    [
+                        "link set lo up",
+                        f"addr add {self.router_addr}/32 dev {ruleset.HOST_IF}",
+                        f"link set {ruleset.HOST_IF} gso_max_segs 1 up",
+                        f"route add {LAB_HOST}/32 dev {ruleset.HOST_IF}",
+                        f"route add default via {LAB_HOST} dev {ruleset.HOST_IF} onlink",
+                        f"link add {ruleset.CLIENT_IF} type veth peer name eth0 netns {self.client}",
+                        f"addr add {ROUTER_CLIENT_ADDR}/30 dev {ruleset.CLIENT_IF}",
+                        f"link set {ruleset.CLIENT_IF} gso_max_segs 1 up",
+                    ]
+                )
+                + "\n",
+            )
+            run(
+                ["ip", "-n", self.client, "-batch", "-"],
+                stdin="\n".join(
+                    [
+                        "link set lo up",
+                        f"addr add {CLIENT_ADDR}/30 dev eth0",
+                        "link set eth0 gso_max_segs 1 up",
+                        f"route add default via {ROUTER_CLIENT_ADDR}",
+                    ]
+                )
+                + "\n",
+            )
             in_ns(self.router, ["nft", "-f", "-"], stdin=ruleset.render(self.network))
             settings = [f"{key}={value}" for key, value in ruleset.sysctls(self.network).items()]
             in_ns(self.router, ["sysctl", "-q", "-w", *settings])
@@ -287,8 +311,13 @@ class TrialLab:
 
 
 HARMLESS = ("blackhole_off", "evicted_close_dropped")  # recorded, but they touched no request
-EVENT_NAMES = {"evicted_close": "evicted_close_dropped", "loss_up": "packets_dropped_up", "loss_down": "packets_dropped_down", "blackhole": "blackhole_dropped",
-               "middlebox_reset": "middlebox_reset"}
+EVENT_NAMES = {
+    "evicted_close": "evicted_close_dropped",
+    "loss_up": "packets_dropped_up",
+    "loss_down": "packets_dropped_down",
+    "blackhole": "blackhole_dropped",
+    "middlebox_reset": "middlebox_reset",
+}
 
 
 def counter_events(before: dict[str, dict[str, int]], after: dict[str, dict[str, int]], t: float, on_evicted: str) -> list[dict[str, Any]]:
@@ -308,8 +337,9 @@ class Monitor:
     One daemon thread, polling every ``poll_s`` for at most ``max_duration_s``; times are
     ``time.monotonic()`` (the journal's clock) and, in ``t_rel_s``, seconds since the client started."""
 
-    def __init__(self, lab: TrialLab, poll_s: float = POLL_S, max_duration_s: float = 3600.0,
-                 audit: Callable[[str], list[dict[str, Any]]] | None = None) -> None:
+    def __init__(
+        self, lab: TrialLab, poll_s: float = POLL_S, max_duration_s: float = 3600.0, audit: Callable[[str], list[dict[str, Any]]] | None = None
+    ) -> None:
         self.lab, self.poll_s, self.max_duration_s = lab, poll_s, max_duration_s
         self.audit = audit or audit_sample
         self.events: list[dict[str, Any]] = []

@@ -32,8 +32,11 @@ def render(network: Network, host_if: str = HOST_IF, client_if: str = CLIENT_IF)
     verdict = 'meta l4proto tcp counter name "evicted" reject with tcp reset' if network.on_evicted == "reset" else ""
     # A FIN or RST of a forgotten flow (a client closing a pooled connection it no longer uses) is
     # dropped and counted apart: it hurts no one, so it does not make a trial "faulted".
-    evicted = ['ct state invalid tcp flags & (fin | rst) != 0 counter name "evicted_close" drop',
-               f"ct state invalid {verdict}" if verdict else "", 'ct state invalid counter name "evicted" drop']
+    evicted = [
+        'ct state invalid tcp flags & (fin | rst) != 0 counter name "evicted_close" drop',
+        f"ct state invalid {verdict}" if verdict else "",
+        'ct state invalid counter name "evicted" drop',
+    ]
     middlebox: list[str] = []
     if network.reset_after_bytes is not None:
         middlebox = [

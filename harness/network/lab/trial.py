@@ -90,14 +90,23 @@ def base_url(port: int, tls: bool) -> str:
 def lab_record(lab: TrialLab, monitor: Monitor, port: int) -> dict[str, Any]:
     """The trial record's ``network`` and ``socket_audit`` (under ``extra``)."""
     return {
-        "network": {"config": lab.network.to_json(), "router_addr": lab.router_addr, "client_ns": lab.client, "setup_s": round(lab.setup_s, 4),
-                    "events": monitor.events, "counters": monitor.counters_final, "errors": monitor.errors[:10]},
+        "network": {
+            "config": lab.network.to_json(),
+            "router_addr": lab.router_addr,
+            "client_ns": lab.client,
+            "setup_s": round(lab.setup_s, 4),
+            "events": monitor.events,
+            "counters": monitor.counters_final,
+            "errors": monitor.errors[:10],
+        },
         "socket_audit": audit.summarize(monitor.samples, server_port=port, server_host=LAB_HOST),
     }
 
 
 def toxic_steps(fired: Iterable[Any]) -> list[dict[str, Any]]:
-    return [{"t": round(f.fired_at, 6), "event": "toxiproxy_step", "step": f.index, "action": f.action, "label": f.label, "error": f.error} for f in fired]
+    return [
+        {"t": round(f.fired_at, 6), "event": "toxiproxy_step", "step": f.index, "action": f.action, "label": f.label, "error": f.error} for f in fired
+    ]
 
 
 def outside_faults(extra: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -37,4 +37,4 @@ from harness.network.toxiproxy.errors import ToxiproxyError, ToxiproxyUnavailabl
 from harness.network.toxiproxy.server import ToxiproxyServer
 from harness.network.toxiproxy.toxics import toxic_from_data
 
-__all__ = ["ToxiproxyServer", "available", "find_binary", "toxic_from_data", "ToxiproxyError", "ToxiproxyUnavailable"]
+__all__ = ["ToxiproxyError", "ToxiproxyServer", "ToxiproxyUnavailable", "available", "find_binary", "toxic_from_data"]

@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import threading
 import urllib.parse
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, ClassVar, Iterator, Mapping
+from typing import Any, ClassVar
 
 import requests
 from toxiproxy.api import APIConsumer
@@ -56,7 +57,7 @@ class _ServerAPIConsumer(APIConsumer):
         return response
 
     @classmethod
-    def get(cls, url, params=None, **kwargs):  # noqa: D102 - the package's signature
+    def get(cls, url, params=None, **kwargs):
         return cls.call("GET", url)
 
     @classmethod
@@ -76,9 +77,17 @@ def consumer_for(host: str, port: int, timeout_s: float, user_agent: str) -> typ
     session = requests.Session()
     session.trust_env = False  # HTTP_PROXY must never route loopback API calls elsewhere
     session.headers["User-Agent"] = user_agent
-    return type(f"APIConsumer_{host}_{port}", (_ServerAPIConsumer,), {
-        "host": host, "port": port, "timeout_s": timeout_s, "session": session, "lock": threading.Lock(),
-    })
+    return type(
+        f"APIConsumer_{host}_{port}",
+        (_ServerAPIConsumer,),
+        {
+            "host": host,
+            "port": port,
+            "timeout_s": timeout_s,
+            "session": session,
+            "lock": threading.Lock(),
+        },
+    )
 
 
 def quote(name: str) -> str:
@@ -112,13 +121,13 @@ class ToxiproxyClient:
         answer = self.request("GET", "/version", timeout_s=timeout_s)
         return answer.get("version", "") if isinstance(answer, dict) else str(answer).strip()
 
-    def proxies(self) -> dict[str, "ProxyHandle"]:
+    def proxies(self) -> dict[str, ProxyHandle]:
         return {name: ProxyHandle(self, data) for name, data in self.request("GET", "/proxies").items()}
 
-    def proxy(self, name: str) -> "ProxyHandle":
+    def proxy(self, name: str) -> ProxyHandle:
         return ProxyHandle(self, self.request("GET", f"/proxies/{quote(name)}"))
 
-    def create_proxy(self, name: str, upstream: str, listen: str = f"{HOST}:0", enabled: bool = True) -> "ProxyHandle":
+    def create_proxy(self, name: str, upstream: str, listen: str = f"{HOST}:0", enabled: bool = True) -> ProxyHandle:
         """``POST /proxies``; with the default ``listen`` the kernel picks the port and the answer
         says which (``ProxyHandle.port``)."""
         if not NAME.match(name):
@@ -182,7 +191,7 @@ class ProxyHandle:
         self._set_enabled(True)
 
     @contextmanager
-    def down(self) -> Iterator["ProxyHandle"]:
+    def down(self) -> Iterator[ProxyHandle]:
         self.disable()
         try:
             yield self

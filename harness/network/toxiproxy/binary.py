@@ -67,7 +67,6 @@ def find_binary(explicit: str | Path | None = None, tools_binary: Path = TOOLS_B
     raise ToxiproxyUnavailable(f"no toxiproxy-server >= {want} ({'; '.join(looked)}): {INSTALL_HINT}")
 
 
-
 def available() -> tuple[bool, str | None]:
     """(True, None) if a usable toxiproxy-server is installed, else (False, how to get one)."""
     try:
@@ -85,8 +84,10 @@ def ensure_in_cache(version: str = VERSION) -> Path:
         return binary
     go = shutil.which("go")
     if not go:
-        raise InstallError("toxiproxy-server is not installed and `go` is not on PATH to build it: install Go >= 1.23 "
-                           "(https://go.dev/doc/install) or put a toxiproxy-server >= 2.12 on PATH")
+        raise InstallError(
+            "toxiproxy-server is not installed and `go` is not on PATH to build it: install Go >= 1.23 "
+            "(https://go.dev/doc/install) or put a toxiproxy-server >= 2.12 on PATH"
+        )
     with locked(target.parent / f".lock-{version}"):
         if binary.exists():
             return binary
@@ -98,8 +99,12 @@ def ensure_in_cache(version: str = VERSION) -> Path:
         flags = f"-X github.com/Shopify/toxiproxy/v2.Version={version}"
         try:
             for part, name in (("server", "toxiproxy-server"), ("cli", "toxiproxy-cli")):
-                run_tool([go, "install", "-ldflags", flags, f"github.com/Shopify/toxiproxy/v2/cmd/{part}@v{version}"], scratch,
-                     f"go install toxiproxy {version} (offline?)", {"GOBIN": str(scratch), "GOFLAGS": "-mod=mod"})
+                run_tool(
+                    [go, "install", "-ldflags", flags, f"github.com/Shopify/toxiproxy/v2/cmd/{part}@v{version}"],
+                    scratch,
+                    f"go install toxiproxy {version} (offline?)",
+                    {"GOBIN": str(scratch), "GOFLAGS": "-mod=mod"},
+                )
                 (scratch / part).rename(scratch / name)
         except BaseException:
             shutil.rmtree(scratch, ignore_errors=True)

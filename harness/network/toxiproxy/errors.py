@@ -79,4 +79,3 @@ class ToxicValidationError(ValueError):
         super().__init__(f"{attribute}: {message}")
         self.attribute = attribute
         self.message = message
-

@@ -57,7 +57,7 @@ def stop_all(timeout_s: float = 2.0) -> None:
     for process in started:
         try:
             processes.stop(process, grace_s=timeout_s)
-        except Exception:  # noqa: BLE001 - cleanup goes on with the next pid
+        except Exception:
             pass
 
 
@@ -90,6 +90,7 @@ def _install_hooks(signals: bool) -> None:
 
 
 # -- the server ------------------------------------------------------------------------------
+
 
 @dataclass
 class StartAttempt:
@@ -151,8 +152,7 @@ class ToxiproxyServer:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def create_proxy(self, name: str, upstream_port: int | None = None, upstream: str | None = None,
-                     listen: str = f"{HOST}:0") -> ProxyHandle:
+    def create_proxy(self, name: str, upstream_port: int | None = None, upstream: str | None = None, listen: str = f"{HOST}:0") -> ProxyHandle:
         """A proxy to ``127.0.0.1:upstream_port`` (or ``upstream``) on a kernel-chosen port."""
         if (upstream_port is None) == (upstream is None):
             raise ValueError("give exactly one of upstream_port or upstream")
@@ -177,7 +177,7 @@ class ToxiproxyServer:
             return ""
 
     # -- start -------------------------------------------------------------------------------
-    def start(self) -> "ToxiproxyServer":
+    def start(self) -> ToxiproxyServer:
         if self.alive():
             return self
         path = find_binary(self.binary)
@@ -205,8 +205,13 @@ class ToxiproxyServer:
         if self.log_level:
             env["LOG_LEVEL"] = self.log_level
         process = subprocess.Popen(
-            [str(path), "-host", self.host, "-port", str(port)], stdin=subprocess.DEVNULL, stdout=handle,
-            stderr=subprocess.STDOUT, env=env, start_new_session=True, preexec_fn=processes.die_with_parent(outlives_thread=True),
+            [str(path), "-host", self.host, "-port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=processes.die_with_parent(outlives_thread=True),
         )
         self.process, self.port = process, port
         with _LIVE_LOCK:
@@ -270,7 +275,7 @@ class ToxiproxyServer:
         self._close_log()
         return code
 
-    def __enter__(self) -> "ToxiproxyServer":
+    def __enter__(self) -> ToxiproxyServer:
         try:
             return self.start()
         except BaseException:

@@ -29,8 +29,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from harness.network.toxiproxy.api import ProxyHandle
 from harness.network.toxiproxy.errors import ToxiproxyError
@@ -45,12 +46,13 @@ JOURNAL_POLL_S = 0.02
 class TimelineError(ToxiproxyError):
     """One or more steps failed; ``fired`` holds every record."""
 
-    def __init__(self, message: str, fired: list["Fired"]) -> None:
+    def __init__(self, message: str, fired: list[Fired]) -> None:
         super().__init__(message)
         self.fired = fired
 
 
 # -- when a step fires ---------------------------------------------------------------------------------
+
 
 class _Context(Protocol):
     started: float
@@ -156,6 +158,7 @@ When = At | AfterStep | AfterFirstAnswer | WhenIdle  # when a step fires
 
 # -- actions ----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class AddToxic:
     proxy: ProxyHandle
@@ -250,6 +253,7 @@ def down_window(proxy: ProxyHandle, when: When, duration_s: float, label: str = 
 
 # -- the runner -------------------------------------------------------------------------------
 
+
 @dataclass
 class Fired:
     index: int
@@ -282,8 +286,15 @@ class ToxicTimeline:
     (steps not yet due are dropped and listed in :attr:`pending`). :meth:`wait` blocks until every
     step ran (or the lifetime ended) and raises :class:`TimelineError` if a step failed."""
 
-    def __init__(self, steps: Sequence[Step], journal: Any = None, max_duration_s: float = DEFAULT_MAX_DURATION_S,
-                 poll_s: float = POLL_S, journal_poll_s: float = JOURNAL_POLL_S, stop_on_error: bool = True) -> None:
+    def __init__(
+        self,
+        steps: Sequence[Step],
+        journal: Any = None,
+        max_duration_s: float = DEFAULT_MAX_DURATION_S,
+        poll_s: float = POLL_S,
+        journal_poll_s: float = JOURNAL_POLL_S,
+        stop_on_error: bool = True,
+    ) -> None:
         _non_negative("max_duration_s", max_duration_s)
         if not poll_s > 0 or not journal_poll_s > 0:
             raise ValueError("poll intervals must be > 0")
@@ -327,7 +338,7 @@ class ToxicTimeline:
         return self._done.get(label)
 
     # -- lifecycle ------------------------------------------------------------------------------
-    def start(self) -> "ToxicTimeline":
+    def start(self) -> ToxicTimeline:
         if self._thread is not None:
             raise RuntimeError("a timeline runs once")
         self.started = time.monotonic()
@@ -368,7 +379,7 @@ class ToxicTimeline:
             self._thread.join(timeout_s)
         return list(self.fired)
 
-    def __enter__(self) -> "ToxicTimeline":
+    def __enter__(self) -> ToxicTimeline:
         return self.start()
 
     def __exit__(self, exc_type: Any, *exc: object) -> None:
@@ -395,7 +406,7 @@ class ToxicTimeline:
                 for index in remaining:
                     try:
                         when, info = self.steps[index].when.due(self)
-                    except Exception as error:  # noqa: BLE001 - a journal read failed: record, go on
+                    except Exception as error:
                         self._record(index, now, now, now, {}, None, f"trigger: {type(error).__name__}: {error}")
                         if self.stop_on_error:
                             self.ended_because = "error"
@@ -413,7 +424,7 @@ class ToxicTimeline:
                     result, error = None, None
                     try:
                         result = self.steps[index].action.run()
-                    except Exception as failure:  # noqa: BLE001 - recorded and re-raised by wait()
+                    except Exception as failure:
                         error = f"{type(failure).__name__}: {failure}"
                     done_at = time.monotonic()
                     self._record(index, when, fired_at, done_at, info, result, error)
@@ -486,15 +497,31 @@ def steps_from_scenario(proxy: ProxyHandle, toxic_steps: Sequence[Any], time_sca
     return steps
 
 
-def start_timeline(toxiproxy: Any, proxy: ProxyHandle, toxic_steps: Sequence[Any], time_scale: float, simulator: Any, key: str,
-                   max_duration_s: float = 1800.0) -> ToxicTimeline:
+def start_timeline(
+    toxiproxy: Any, proxy: ProxyHandle, toxic_steps: Sequence[Any], time_scale: float, simulator: Any, key: str, max_duration_s: float = 1800.0
+) -> ToxicTimeline:
     """Build and start the timeline of one trial; the caller stops it (``timeline.stop()``).
     ``toxiproxy`` (the server) is accepted for symmetry; the proxy handle carries its client."""
     return ToxicTimeline(steps_from_scenario(proxy, toxic_steps, time_scale, key), journal=simulator, max_duration_s=max_duration_s).start()
 
 
 __all__ = [
-    "ToxicTimeline", "Step", "Fired", "TimelineError", "At", "AfterStep", "AfterFirstAnswer", "WhenIdle",
-    "AddToxic", "UpdateToxic", "RemoveToxic", "Disable", "Enable", "Call", "down_window", "When",
-    "steps_from_scenario", "start_timeline",
+    "AddToxic",
+    "AfterFirstAnswer",
+    "AfterStep",
+    "At",
+    "Call",
+    "Disable",
+    "Enable",
+    "Fired",
+    "RemoveToxic",
+    "Step",
+    "TimelineError",
+    "ToxicTimeline",
+    "UpdateToxic",
+    "When",
+    "WhenIdle",
+    "down_window",
+    "start_timeline",
+    "steps_from_scenario",
 ]

@@ -39,7 +39,7 @@ class Goaway(Fault):
     def code_value(self) -> int:
         return h2_code(self.code, "code")
 
-    def scaled(self, factor: float) -> "Goaway":
+    def scaled(self, factor: float) -> Goaway:
         return replace(self, grace_s=self.grace_s * factor)
 
     def durations(self) -> list[tuple[str, float]]:

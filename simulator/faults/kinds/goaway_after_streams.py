@@ -35,7 +35,7 @@ class GoawayAfterStreams(Fault):
             raise PlanError(f"{path}.streams", f"must be at most {MAX_VALUE:g}, not {self.streams}")
         bounded(self.grace_s, f"{path}.grace_s")
 
-    def scaled(self, factor: float) -> "GoawayAfterStreams":
+    def scaled(self, factor: float) -> GoawayAfterStreams:
         return replace(self, grace_s=self.grace_s * factor)
 
     def durations(self) -> list[tuple[str, float]]:

@@ -33,7 +33,7 @@ class HttpError(Fault):
             if value is not None:
                 bounded(value, f"{path}.{name}", most)
 
-    def scaled(self, factor: float) -> "HttpError":
+    def scaled(self, factor: float) -> HttpError:
         def times(value: float | None) -> float | None:
             return None if value is None else value * factor
 

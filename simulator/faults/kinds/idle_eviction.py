@@ -23,7 +23,7 @@ class IdleEviction(Fault):
     def check(self, path: str) -> None:
         positive(self.idle_s, f"{path}.idle_s")
 
-    def scaled(self, factor: float) -> "IdleEviction":
+    def scaled(self, factor: float) -> IdleEviction:
         return replace(self, idle_s=self.idle_s * factor)
 
     def durations(self) -> list[tuple[str, float]]:

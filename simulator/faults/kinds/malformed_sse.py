@@ -26,7 +26,7 @@ class MalformedSse(Fault):
             raise PlanError(f"{path}.mode", f"must be 'garbled', 'split' or 'no_blank_line', not {self.mode!r}")
         bounded(self.gap_s, f"{path}.gap_s")
 
-    def scaled(self, factor: float) -> "MalformedSse":
+    def scaled(self, factor: float) -> MalformedSse:
         return replace(self, gap_s=self.gap_s * factor)
 
     def durations(self) -> list[tuple[str, float]]:

@@ -28,7 +28,7 @@ class Slow(Fault):
         if not 0 <= self.jitter <= 1:
             raise PlanError(f"{path}.jitter", f"must be between 0 and 1, not {self.jitter}")
 
-    def scaled(self, factor: float) -> "Slow":
+    def scaled(self, factor: float) -> Slow:
         rate = None if self.tokens_per_second is None else self.tokens_per_second / factor
         return replace(self, ttft_s=self.ttft_s * factor, tokens_per_second=rate)
 

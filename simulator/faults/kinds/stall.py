@@ -25,7 +25,7 @@ class Stall(Fault):
     def terminal(self) -> bool:  # type: ignore[override]
         return math.isinf(self.seconds)
 
-    def scaled(self, factor: float) -> "Stall":
+    def scaled(self, factor: float) -> Stall:
         return replace(self, seconds=self.seconds * factor)
 
     def durations(self) -> list[tuple[str, float]]:

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from harness.network.toxiproxy.errors import ToxicValidationError, ToxiproxyError
 from harness.network.toxiproxy.toxics.bandwidth import BandwidthToxic
@@ -20,8 +21,9 @@ from harness.network.toxiproxy.toxics.slicer import SlicerToxic
 from harness.network.toxiproxy.toxics.slow_close import SlowCloseToxic
 from harness.network.toxiproxy.toxics.timeout import TimeoutToxic
 
-TOXIC_KINDS: dict[str, type[Toxic]] = {cls.kind: cls for cls in (
-    LatencyToxic, BandwidthToxic, SlowCloseToxic, TimeoutToxic, ResetPeerToxic, SlicerToxic, LimitDataToxic)}
+TOXIC_KINDS: dict[str, type[Toxic]] = {
+    cls.kind: cls for cls in (LatencyToxic, BandwidthToxic, SlowCloseToxic, TimeoutToxic, ResetPeerToxic, SlicerToxic, LimitDataToxic)
+}
 
 
 def toxic_from_data(data: Mapping[str, Any]) -> Toxic:
@@ -78,7 +80,23 @@ def scaled_toxic(toxic: Toxic, factor: float) -> Toxic:
 
 
 __all__ = [
-    "Toxic", "LatencyToxic", "BandwidthToxic", "SlowCloseToxic", "TimeoutToxic", "ResetPeerToxic", "SlicerToxic", "LimitDataToxic",
-    "TOXIC_KINDS", "toxic_from_data", "toxic_from_api", "scaled_attributes", "scaled_toxic",
-    "MAX_INT64", "MAX_MS", "MAX_RATE", "MAX_US", "NAME", "STREAMS",
+    "MAX_INT64",
+    "MAX_MS",
+    "MAX_RATE",
+    "MAX_US",
+    "NAME",
+    "STREAMS",
+    "TOXIC_KINDS",
+    "BandwidthToxic",
+    "LatencyToxic",
+    "LimitDataToxic",
+    "ResetPeerToxic",
+    "SlicerToxic",
+    "SlowCloseToxic",
+    "TimeoutToxic",
+    "Toxic",
+    "scaled_attributes",
+    "scaled_toxic",
+    "toxic_from_api",
+    "toxic_from_data",
 ]

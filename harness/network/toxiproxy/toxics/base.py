@@ -9,8 +9,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar
 
 from harness.network.toxiproxy.errors import ToxicValidationError
 
@@ -71,5 +72,4 @@ class Toxic:
 
     def to_api(self) -> dict[str, Any]:
         """The toxic as toxiproxy's API takes it (the one place its ``type`` field is written)."""
-        return {"name": self.toxic_name, "type": self.kind, "stream": self.stream, "toxicity": self.toxicity,
-                "attributes": self.attributes()}
+        return {"name": self.toxic_name, "type": self.kind, "stream": self.stream, "toxicity": self.toxicity, "attributes": self.attributes()}

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 from harness.network.toxiproxy.errors import ToxicValidationError
 from harness.network.toxiproxy.toxics.base import MAX_INT64, MAX_US, Toxic, integer
@@ -26,6 +27,7 @@ class SlicerToxic(Toxic):
         integer(self.kind, "average_size", self.average_size, 1, MAX_INT64, "bytes")
         integer(self.kind, "size_variation", self.size_variation, 0, MAX_INT64, "bytes")
         if self.size_variation >= self.average_size:
-            raise ToxicValidationError(f"{self.kind}.size_variation",
-                                       f"must be smaller than average_size ({self.average_size}), not {self.size_variation}")
+            raise ToxicValidationError(
+                f"{self.kind}.size_variation", f"must be smaller than average_size ({self.average_size}), not {self.size_variation}"
+            )
         integer(self.kind, "delay", self.delay, 0, MAX_US, "microseconds")
