@@ -36,12 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import workload  # noqa: E402
-from dataplane.cells import Cell, measure  # noqa: E402
-from dataplane.common import LOAD_CORE, PROTOCOL_TITLES, PROTOCOLS, ROOT, SERVER_CORE, SERVERS, log  # noqa: E402
-from dataplane.report import per_event_lines, source_state, table, targets  # noqa: E402
-from dataplane.servers import Aimock, Hypercorn, MockServer, Streamchaos  # noqa: E402
-from dataplane.tools import ensure_apt_tools  # noqa: E402
+import workload
+from dataplane.cells import Cell, measure
+from dataplane.common import LOAD_CORE, PROTOCOL_TITLES, PROTOCOLS, ROOT, SERVER_CORE, SERVERS, log
+from dataplane.report import per_event_lines, source_state, table, targets
+from dataplane.servers import Aimock, Hypercorn, MockServer, Streamchaos
+from dataplane.tools import ensure_apt_tools
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-noise", type=float, default=0.10, help="a run where other processes took more of core 0 is repeated (default 0.10)")
     parser.add_argument("--noise-retries", type=int, default=2, help="...at most this many times (default 2)")
     parser.add_argument("--sim-args", default="", help="extra arguments for `streamchaos serve` (e.g. '--frame-per-event')")
-    parser.add_argument("--paced-streams", default="100,300,1000", help="then the paced benchmark (bench_paced.py) for these stream counts; '' skips it")
+    parser.add_argument(
+        "--paced-streams", default="100,300,1000", help="then the paced benchmark (bench_paced.py) for these stream counts; '' skips it"
+    )
     parser.add_argument("--profile", type=Path, default=None, help="run streamchaos under cProfile, .prof files into this directory")
     parser.add_argument("--out", type=Path, default=None, help="directory for logs and the JSON result (default results/bench-<time>)")
     args = parser.parse_args(argv)
@@ -88,8 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         "streamchaos": lambda: Streamchaos(args.sim_args.split(), args.profile.resolve() if args.profile else None),
         # One write per SSE event, as the hypercorn reference does (one http.response.body per event).
         "streamchaos-fpe": lambda: Streamchaos(
-            [*args.sim_args.split(), "--frame-per-event"], args.profile.resolve() if args.profile else None,
-            "streamchaos-fpe", "streamchaos --frame-per-event",
+            [*args.sim_args.split(), "--frame-per-event"],
+            args.profile.resolve() if args.profile else None,
+            "streamchaos-fpe",
+            "streamchaos --frame-per-event",
         ),
         "hypercorn": Hypercorn,
         "aimock": Aimock,
@@ -98,8 +102,10 @@ def main(argv: list[str] | None = None) -> int:
     cells: list[Cell] = []
     started = time.monotonic()
     source = source_state()
-    log(f"h2load -n {args.requests} -c {args.clients} -m 1 on core {LOAD_CORE}; servers on core {SERVER_CORE}; "
-        f"{args.repeats} run(s) per cell after a {args.warmup}-answer warm-up; logs in {out}")
+    log(
+        f"h2load -n {args.requests} -c {args.clients} -m 1 on core {LOAD_CORE}; servers on core {SERVER_CORE}; "
+        f"{args.repeats} run(s) per cell after a {args.warmup}-answer warm-up; logs in {out}"
+    )
     for name in servers:
         server = factories[name]()
         (out / name).mkdir(exist_ok=True)
@@ -112,15 +118,23 @@ def main(argv: list[str] | None = None) -> int:
 
     loadavg = Path("/proc/loadavg").read_text().split()[:3]
     result = {
-        "requests": args.requests, "clients": args.clients, "repeats": args.repeats, "warmup": args.warmup,
-        "events_per_answer": workload.EVENTS, "loadavg_end": loadavg, "source": source, "seconds": round(time.monotonic() - started, 1),
+        "requests": args.requests,
+        "clients": args.clients,
+        "repeats": args.repeats,
+        "warmup": args.warmup,
+        "events_per_answer": workload.EVENTS,
+        "loadavg_end": loadavg,
+        "source": source,
+        "seconds": round(time.monotonic() - started, 1),
         "cells": [asdict(c) for c in cells],
     }
     (out / "dataplane.json").write_text(json.dumps(result, indent=1, default=str))
 
     print()
-    print(f"Data plane: {workload.EVENTS}-event streaming answers; h2load -n {args.requests} -c {args.clients} -m 1 "
-          f"(median of {args.repeats}); server on core {SERVER_CORE}, h2load on core {LOAD_CORE}; streamchaos at {source}")
+    print(
+        f"Data plane: {workload.EVENTS}-event streaming answers; h2load -n {args.requests} -c {args.clients} -m 1 "
+        f"(median of {args.repeats}); server on core {SERVER_CORE}, h2load on core {LOAD_CORE}; streamchaos at {source}"
+    )
     print(table(cells))
     notes = [c for c in cells if c.status == "ok" and c.reason]
     for c in notes:

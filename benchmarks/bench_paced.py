@@ -64,8 +64,9 @@ def log(message: str) -> None:
 
 def request_body(words: int) -> bytes:
     prompt = f"streamchaos paced benchmark\n@sc words={words} deltas={words}"
-    return json.dumps({"model": "claude-sonnet-4-6", "max_tokens": 4096, "stream": True,
-                       "messages": [{"role": "user", "content": prompt}]}, separators=(",", ":")).encode()
+    return json.dumps(
+        {"model": "claude-sonnet-4-6", "max_tokens": 4096, "stream": True, "messages": [{"role": "user", "content": prompt}]}, separators=(",", ":")
+    ).encode()
 
 
 def schedule(body: bytes) -> list[float]:
@@ -118,28 +119,76 @@ def run(streams: int, words: int, root: Path, workdir: Path, extra: list[str], p
     body_file.write_bytes(body)
     offsets = schedule(body)
     python = [sys.executable] + (["-m", "cProfile", "-o", str(profile.with_suffix(f".{streams}.prof"))] if profile else [])
-    command = ["taskset", "-c", SERVER_CORE, *python, "-m", "harness.cli", "serve", "--host", "127.0.0.1",
-               "--tokens-per-second", str(RATE), "--journal", str(journal), *extra]
-    server = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=open(workdir / f"serve-{streams}.log", "wb"),
-                              text=True, start_new_session=True)
+    command = [
+        "taskset",
+        "-c",
+        SERVER_CORE,
+        *python,
+        "-m",
+        "harness.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--tokens-per-second",
+        str(RATE),
+        "--journal",
+        str(journal),
+        *extra,
+    ]
+    server = subprocess.Popen(
+        command, cwd=root, stdout=subprocess.PIPE, stderr=open(workdir / f"serve-{streams}.log", "wb"), text=True, start_new_session=True
+    )
     try:
         info = json.loads(server.stdout.readline())
         base, control = info["base_url"], info.get("control_url")
-        plan = {"faults": [{"type": "rst_stream", "code": "CANCEL", "trigger": {"at": "events", "value": CUT},
-                           "select": {"probability": 0.5}}]}
-        request = urllib.request.Request(control + "/plan", data=json.dumps(plan).encode(), method="PUT",
-                                         headers={"content-type": "application/json"})
+        plan = {"faults": [{"type": "rst_stream", "code": "CANCEL", "trigger": {"at": "events", "value": CUT}, "select": {"probability": 0.5}}]}
+        request = urllib.request.Request(
+            control + "/plan", data=json.dumps(plan).encode(), method="PUT", headers={"content-type": "application/json"}
+        )
         urllib.request.urlopen(request, timeout=10).read()
         probed = min(PROBE, streams // 10)
         loaded = streams - probed
         clients = max(1, min(10, loaded // 100))
-        load = ["taskset", "-c", LOAD_CORE, "h2load", "-n", str(loaded), "-c", str(clients), "-m", str(-(-loaded // clients)),
-                "-d", str(body_file), "-H", f"x-api-key: {API_KEY}", "-H", "content-type: application/json",
-                base + "/v1/messages"]
+        load = [
+            "taskset",
+            "-c",
+            LOAD_CORE,
+            "h2load",
+            "-n",
+            str(loaded),
+            "-c",
+            str(clients),
+            "-m",
+            str(-(-loaded // clients)),
+            "-d",
+            str(body_file),
+            "-H",
+            f"x-api-key: {API_KEY}",
+            "-H",
+            "content-type: application/json",
+            base + "/v1/messages",
+        ]
         port = int(base.rsplit(":", 1)[1].split("/")[0])
         probe_out = workdir / f"probe-{streams}.json"
-        probe = subprocess.Popen(["taskset", "-c", LOAD_CORE, sys.executable, str(HERE / "paced_probe.py"), "--port", str(port),
-                                  "--body", str(body_file), "--api-key", API_KEY, "--streams", str(probed), "--out", str(probe_out)])
+        probe = subprocess.Popen(
+            [
+                "taskset",
+                "-c",
+                LOAD_CORE,
+                sys.executable,
+                str(HERE / "paced_probe.py"),
+                "--port",
+                str(port),
+                "--body",
+                str(body_file),
+                "--api-key",
+                API_KEY,
+                "--streams",
+                str(probed),
+                "--out",
+                str(probe_out),
+            ]
+        )
         cpu0, busy0, t0 = cpu_seconds(server.pid), core_busy(SERVER_CORE), time.monotonic()
         load0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(load, capture_output=True, text=True, timeout=120)
@@ -191,12 +240,25 @@ def run(streams: int, words: int, root: Path, workdir: Path, extra: list[str], p
     steady = [late * 1000 for due, late in lateness if due > all_started]
     load_cpu = (load1.ru_utime - load0.ru_utime) + (load1.ru_stime - load0.ru_stime)
     row = {
-        "streams": streams, "answers": len(requests), "events": events, "span_s": round(span, 3),
-        "events_per_s": round(events / span, 1), "target_events_per_s": streams * RATE,
-        "lateness_ms": _spread(ms), "steady_lateness_ms": _spread(steady), "client_lateness_ms": _spread([x * 1000 for x in client]),
-        "cpu_s": round(cpu, 3), "cpu_per_s": round(cpu / wall, 3), "cpu_s_per_1000_events": round(1000 * cpu / max(1, events), 4),
-        "peak_rss_mb": round(rss, 1), "faulted": faulted, "cuts_exact": exact, "h2load_cpu_per_s": round(load_cpu / wall, 3),
-        "core0_other": round(max(0.0, busy - cpu) / wall, 3), "load_avg": os.getloadavg()[0], "h2load": summary,
+        "streams": streams,
+        "answers": len(requests),
+        "events": events,
+        "span_s": round(span, 3),
+        "events_per_s": round(events / span, 1),
+        "target_events_per_s": streams * RATE,
+        "lateness_ms": _spread(ms),
+        "steady_lateness_ms": _spread(steady),
+        "client_lateness_ms": _spread([x * 1000 for x in client]),
+        "cpu_s": round(cpu, 3),
+        "cpu_per_s": round(cpu / wall, 3),
+        "cpu_s_per_1000_events": round(1000 * cpu / max(1, events), 4),
+        "peak_rss_mb": round(rss, 1),
+        "faulted": faulted,
+        "cuts_exact": exact,
+        "h2load_cpu_per_s": round(load_cpu / wall, 3),
+        "core0_other": round(max(0.0, busy - cpu) / wall, 3),
+        "load_avg": os.getloadavg()[0],
+        "h2load": summary,
     }
     return row
 
@@ -210,8 +272,7 @@ def _arrival(arrivals: list[list[float]], byte_count: int) -> float | None:
 
 
 def _spread(ms: list[float]) -> dict:
-    return {"p50": round(percentile(ms, 0.5), 3), "p99": round(percentile(ms, 0.99), 3),
-            "max": round(max(ms), 3) if ms else None, "samples": len(ms)}
+    return {"p50": round(percentile(ms, 0.5), 3), "p99": round(percentile(ms, 0.99), 3), "max": round(max(ms), 3) if ms else None, "samples": len(ms)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -232,15 +293,19 @@ def main(argv: list[str] | None = None) -> int:
             row = run(streams, args.words, args.root.resolve(), Path(tmp), args.sim_args.split(), args.profile)
             rows.append(row)
             log(f"  {json.dumps(row)}")
-    print("| streams | events/s (target) | server lateness p50 / p99 / max ms | steady p99 ms | client lateness p50 / p99 / max ms "
-          "| server CPU s/s | CPU s per 1000 events | peak RSS MB | cuts exact | h2load CPU s/s | core0 other | load avg |")
+    print(
+        "| streams | events/s (target) | server lateness p50 / p99 / max ms | steady p99 ms | client lateness p50 / p99 / max ms "
+        "| server CPU s/s | CPU s per 1000 events | peak RSS MB | cuts exact | h2load CPU s/s | core0 other | load avg |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         late, steady, client = r["lateness_ms"], r["steady_lateness_ms"], r["client_lateness_ms"]
-        print(f"| {r['streams']} | {r['events_per_s']:,.0f} ({r['target_events_per_s']:,.0f}) | {late['p50']:.2f} / {late['p99']:.2f} / {late['max']:.1f} "
-              f"| {steady['p99']:.2f} | {client['p50']:.2f} / {client['p99']:.2f} / {client['max'] or float('nan'):.1f} "
-              f"| {r['cpu_per_s']:.2f} | {r['cpu_s_per_1000_events']:.3f} | {r['peak_rss_mb']:.0f} | {r['cuts_exact']}/{r['faulted']} "
-              f"| {r['h2load_cpu_per_s']:.2f} | {r['core0_other']:.0%} | {r['load_avg']:.1f} |")
+        print(
+            f"| {r['streams']} | {r['events_per_s']:,.0f} ({r['target_events_per_s']:,.0f}) | {late['p50']:.2f} / {late['p99']:.2f} / {late['max']:.1f} "
+            f"| {steady['p99']:.2f} | {client['p50']:.2f} / {client['p99']:.2f} / {client['max'] or float('nan'):.1f} "
+            f"| {r['cpu_per_s']:.2f} | {r['cpu_s_per_1000_events']:.3f} | {r['peak_rss_mb']:.0f} | {r['cuts_exact']}/{r['faulted']} "
+            f"| {r['h2load_cpu_per_s']:.2f} | {r['core0_other']:.0%} | {r['load_avg']:.1f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
     return 0

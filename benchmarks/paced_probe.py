@@ -32,8 +32,15 @@ def probe(host: str, port: int, path: str, body: bytes, api_key: str, streams: i
     out: dict[int, dict] = {}
     for _ in range(streams):
         stream_id = conn.get_next_available_stream_id()
-        headers = [(b":method", b"POST"), (b":scheme", b"http"), (b":authority", f"{host}:{port}".encode()), (b":path", path.encode()),
-                   (b"x-api-key", api_key.encode()), (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        headers = [
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":authority", f"{host}:{port}".encode()),
+            (b":path", path.encode()),
+            (b"x-api-key", api_key.encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
         conn.send_headers(stream_id, headers)
         conn.send_data(stream_id, body, end_stream=True)
         out[stream_id] = {"request_id": None, "arrivals": [], "end": None}
@@ -44,7 +51,7 @@ def probe(host: str, port: int, path: str, body: bytes, api_key: str, streams: i
     while open_streams and time.monotonic() < deadline:
         try:
             data = sock.recv(1 << 20)
-        except socket.timeout:
+        except TimeoutError:
             continue
         now = time.monotonic()
         if not data:

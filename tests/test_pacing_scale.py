@@ -9,10 +9,10 @@ import time
 
 import trio
 
-from tests.wire import DataFrame, H2Probe
 from simulator.api.events import WireEvent
 from simulator.transport.pacer import RESOLUTION, Pacer
 from simulator.transport.schedule import Cuts, Fire, Sleep, Write, reply_steps
+from tests.wire import DataFrame, H2Probe
 
 
 def test_pacer_wakes_every_sleeper_at_or_after_its_deadline_and_cancels_cleanly():

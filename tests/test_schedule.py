@@ -5,14 +5,27 @@ does what these steps say."""
 
 from __future__ import annotations
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
-from simulator.api.events import WireEvent
 from simulator import faults
+from simulator.api.events import WireEvent
 from simulator.faults.base import EVENT
 from simulator.transport.exchange import Firing
 from simulator.transport.schedule import (
-    Cuts, Fire, Mark, Miss, Pacing, Sleep, Write, body_steps, event_delays, event_position, plan_cuts, reply_steps, run,
+    Cuts,
+    Fire,
+    Mark,
+    Miss,
+    Pacing,
+    Sleep,
+    Write,
+    body_steps,
+    event_delays,
+    event_position,
+    plan_cuts,
+    reply_steps,
+    run,
 )
 
 T = 100.0  # the fake clock when the reply starts (and its request's headers arrived)
@@ -25,19 +38,25 @@ def _event(name: str, block: str | None = None, tokens: int = 0, text: str = "")
 
 # message_start, ping, a text block of four deltas, message_delta, message_stop: 10 events
 EVENTS = (
-    _event("message_start"), _event("ping"),
+    _event("message_start"),
+    _event("ping"),
     _event("content_block_start", "text"),
     *(_event("content_block_delta", "text", 1, f"d{i}") for i in range(4)),
     _event("content_block_stop", "text"),
-    _event("message_delta"), _event("message_stop"),
+    _event("message_delta"),
+    _event("message_stop"),
 )
 D = [e.data for e in EVENTS]
 THINKING_THEN_TEXT = (
     _event("message_start"),
-    _event("content_block_start", "thinking"), _event("content_block_delta", "thinking", 1, "t0"),
-    _event("content_block_delta", "thinking", 1, "t1"), _event("content_block_stop", "thinking"),
-    _event("content_block_start", "text"), _event("content_block_delta", "text", 1, "x0"),
-    _event("content_block_stop", "text"), _event("message_stop"),
+    _event("content_block_start", "thinking"),
+    _event("content_block_delta", "thinking", 1, "t0"),
+    _event("content_block_delta", "thinking", 1, "t1"),
+    _event("content_block_stop", "thinking"),
+    _event("content_block_start", "text"),
+    _event("content_block_delta", "text", 1, "x0"),
+    _event("content_block_stop", "text"),
+    _event("message_stop"),
 )
 
 
@@ -73,6 +92,7 @@ def size(*indexes: int) -> int:
 
 # -- no cut, no pacing --------------------------------------------------------------------------
 
+
 def test_coalesced_reply_is_one_write_of_every_event():
     assert steps() == [Write(joined(*range(10)))]
 
@@ -87,6 +107,7 @@ def test_frame_per_event_reply_is_one_write_of_one_piece_per_event():
 
 
 # -- events -------------------------------------------------------------------------------------
+
 
 def test_after_n_events_fires_after_exactly_n_events_coalesced():
     assert steps(cuts(RST)) == [
@@ -151,6 +172,7 @@ def test_a_block_the_answer_lacks_is_a_miss_and_the_reply_is_plain():
 
 # -- bytes --------------------------------------------------------------------------------------
 
+
 def test_after_n_bytes_splits_the_event_it_falls_in_coalesced():
     offset = size(0) + 5
     cut = firing(0, faults.Fin(), "bytes", offset)
@@ -206,20 +228,28 @@ def test_pacing_delays_are_ttft_then_one_interval_per_token():
 
 def test_paced_coalesced_reply_writes_what_is_due_before_each_sleep():
     assert steps(delays=PACED) == [
-        Write(joined(0, 1)), Sleep(T + 0.5),
-        Write(joined(2, 3)), Sleep(T + 0.5 + I),
-        Write(joined(4)), Sleep(T + 0.5 + 2 * I),
-        Write(joined(5)), Sleep(T + 0.5 + 3 * I),
+        Write(joined(0, 1)),
+        Sleep(T + 0.5),
+        Write(joined(2, 3)),
+        Sleep(T + 0.5 + I),
+        Write(joined(4)),
+        Sleep(T + 0.5 + 2 * I),
+        Write(joined(5)),
+        Sleep(T + 0.5 + 3 * I),
         Write(joined(6, 7, 8, 9)),
     ]
 
 
 def test_paced_frame_per_event_reply_keeps_a_piece_per_event_in_each_write():
     assert steps(delays=PACED, frames=True) == [
-        Write(framed(0, 1)), Sleep(T + 0.5),
-        Write(framed(2, 3)), Sleep(T + 0.5 + I),
-        Write(framed(4)), Sleep(T + 0.5 + 2 * I),
-        Write(framed(5)), Sleep(T + 0.5 + 3 * I),
+        Write(framed(0, 1)),
+        Sleep(T + 0.5),
+        Write(framed(2, 3)),
+        Sleep(T + 0.5 + I),
+        Write(framed(4)),
+        Sleep(T + 0.5 + 2 * I),
+        Write(framed(5)),
+        Sleep(T + 0.5 + 3 * I),
         Write(framed(6, 7, 8, 9)),
     ]
 
@@ -227,11 +257,15 @@ def test_paced_frame_per_event_reply_keeps_a_piece_per_event_in_each_write():
 def test_a_stall_restarts_the_schedule_from_its_end():
     stall = firing(0, faults.Stall(seconds=2.0), "events", 4)
     assert steps(cuts(stall), delays=PACED, cost={4: 2.0}) == [  # step 4 (the stall) takes 2 s
-        Write(joined(0, 1)), Sleep(T + 0.5),
-        Write(joined(2, 3)), Sleep(T + 0.5 + I),
+        Write(joined(0, 1)),
+        Sleep(T + 0.5),
+        Write(joined(2, 3)),
+        Sleep(T + 0.5 + I),
         Fire(stall, (), 4, size(0, 1, 2, 3)),
-        Write(joined(4)), Sleep(T + 2.5 + 2 * I),  # one interval after the stall's end, not T + 0.5 + 2I
-        Write(joined(5)), Sleep(T + 2.5 + 3 * I),
+        Write(joined(4)),
+        Sleep(T + 2.5 + 2 * I),  # one interval after the stall's end, not T + 0.5 + 2I
+        Write(joined(5)),
+        Sleep(T + 2.5 + 3 * I),
         Write(joined(6, 7, 8, 9)),
     ]
 
@@ -239,12 +273,16 @@ def test_a_stall_restarts_the_schedule_from_its_end():
 def test_ms_fires_at_its_instant_while_the_reply_sleeps():
     cut = firing(0, faults.Stall(seconds=0.25), "ms", 500 + 1000 * I / 2)
     assert steps(cuts(cut), delays=PACED, cost={4: 0.25}) == [
-        Write(joined(0, 1)), Sleep(T + 0.5),
+        Write(joined(0, 1)),
+        Sleep(T + 0.5),
         Write(joined(2, 3)),
-        Sleep(T + 0.5 + I / 2, exact=True), Fire(cut, (), 4, size(0, 1, 2, 3)),
+        Sleep(T + 0.5 + I / 2, exact=True),
+        Fire(cut, (), 4, size(0, 1, 2, 3)),
         Sleep(T + 0.5 + I),  # event 4's own deadline (passed during the stall: written at once)
-        Write(joined(4)), Sleep(T + 0.75 + I / 2 + I),  # what follows counts from the stall's end
-        Write(joined(5)), Sleep(T + 0.75 + I / 2 + 2 * I),
+        Write(joined(4)),
+        Sleep(T + 0.75 + I / 2 + I),  # what follows counts from the stall's end
+        Write(joined(5)),
+        Sleep(T + 0.75 + I / 2 + 2 * I),
         Write(joined(6, 7, 8, 9)),
     ]
 
@@ -265,7 +303,9 @@ def test_ms_without_pacing_fires_once_a_slow_write_has_let_it_fall_due():
     assert steps(cuts(cut), limit=size(0, 1, 2), cost={0: 0.1}) == [
         Write(joined(0, 1, 2)),
         Fire(cut, (), 3, size(0, 1, 2)),
-        Write(joined(3, 4, 5)), Write(joined(6, 7, 8)), Write(joined(9)),
+        Write(joined(3, 4, 5)),
+        Write(joined(6, 7, 8)),
+        Write(joined(9)),
     ]
 
 
@@ -274,11 +314,16 @@ def test_budget_is_byte_seconds_over_the_request_body():
     planned = cuts(cut, body_bytes=4000)
     assert planned.times == ((T + 0.5, cut),)
     assert steps(planned, delays=PACED) == [
-        Write(joined(0, 1)), Sleep(T + 0.5, exact=True),
-        Fire(cut, (), 2, size(0, 1)), Sleep(T + 0.5),
-        Write(joined(2, 3)), Sleep(T + 0.5 + I),
-        Write(joined(4)), Sleep(T + 0.5 + 2 * I),
-        Write(joined(5)), Sleep(T + 0.5 + 3 * I),
+        Write(joined(0, 1)),
+        Sleep(T + 0.5, exact=True),
+        Fire(cut, (), 2, size(0, 1)),
+        Sleep(T + 0.5),
+        Write(joined(2, 3)),
+        Sleep(T + 0.5 + I),
+        Write(joined(4)),
+        Sleep(T + 0.5 + 2 * I),
+        Write(joined(5)),
+        Sleep(T + 0.5 + 3 * I),
         Write(joined(6, 7, 8, 9)),
     ]
 
@@ -290,11 +335,16 @@ def test_clock_counts_from_the_plan_load_but_never_before_the_headers():
     assert planned.times == ((T, past), (T + 0.5 + I / 2, later))
     assert steps(planned, delays=PACED, frames=True) == [
         Fire(past, (), 0, 0),
-        Write(framed(0, 1)), Sleep(T + 0.5),
+        Write(framed(0, 1)),
+        Sleep(T + 0.5),
         Write(framed(2, 3)),
-        Sleep(T + 0.5 + I / 2, exact=True), Fire(later, (), 4, size(0, 1, 2, 3)), Sleep(T + 0.5 + I),
-        Write(framed(4)), Sleep(T + 0.5 + 2 * I),
-        Write(framed(5)), Sleep(T + 0.5 + 3 * I),
+        Sleep(T + 0.5 + I / 2, exact=True),
+        Fire(later, (), 4, size(0, 1, 2, 3)),
+        Sleep(T + 0.5 + I),
+        Write(framed(4)),
+        Sleep(T + 0.5 + 2 * I),
+        Write(framed(5)),
+        Sleep(T + 0.5 + 3 * I),
         Write(framed(6, 7, 8, 9)),
     ]
 
@@ -308,15 +358,20 @@ def test_headers_and_connection_triggers_are_not_the_streams_to_place():
 
 # -- malformed events ---------------------------------------------------------------------------
 
+
 def test_a_garbled_event_is_noted_then_written_in_place_of_the_event():
     bad = firing(0, faults.MalformedSse(mode="garbled"), "events", 3)
     (piece,) = bad.rule.fault.pieces(D[3])
-    assert steps(cuts(bad)) == [
-        Mark(bad),  # coalesced: noted with what the earlier writes carried (nothing yet)
-        Write(((b"".join(D[:3]) + piece + b"".join(D[4:]), 10),)),
-    ]
+    assert (
+        steps(cuts(bad))
+        == [
+            Mark(bad),  # coalesced: noted with what the earlier writes carried (nothing yet)
+            Write(((b"".join(D[:3]) + piece + b"".join(D[4:]), 10),)),
+        ]
+    )
     assert steps(cuts(bad), frames=True) == [
-        Write(framed(0, 1, 2)), Mark(bad),  # frame per event: noted after the events before it
+        Write(framed(0, 1, 2)),
+        Mark(bad),  # frame per event: noted after the events before it
         Write(((piece, 1), *framed(*range(4, 10)))),
     ]
 
@@ -325,13 +380,16 @@ def test_a_split_event_leaves_in_two_writes_gap_s_apart():
     split = firing(0, faults.MalformedSse(mode="split", gap_s=0.05), "events", 3)
     first, second = split.rule.fault.pieces(D[3])
     assert steps(cuts(split), frames=True) == [
-        Write(framed(0, 1, 2)), Mark(split),
-        Write(((first, 0),)), Sleep(T + 0.05, exact=True),
+        Write(framed(0, 1, 2)),
+        Mark(split),
+        Write(((first, 0),)),
+        Sleep(T + 0.05, exact=True),
         Write(((second, 1), *framed(*range(4, 10)))),
     ]
     assert steps(cuts(split)) == [
         Mark(split),
-        Write(((b"".join(D[:3]) + first, 3),)), Sleep(T + 0.05, exact=True),
+        Write(((b"".join(D[:3]) + first, 3),)),
+        Sleep(T + 0.05, exact=True),
         Write(((second + b"".join(D[4:]), 7),)),
     ]
 
@@ -342,6 +400,7 @@ def test_a_malformed_event_at_bytes_fires_like_any_cut_its_action_skips_it():
 
 
 # -- the property ---------------------------------------------------------------------------------
+
 
 @st.composite
 def replies(draw):

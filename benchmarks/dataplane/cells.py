@@ -32,7 +32,7 @@ def measure(server: Server, protocol: str, args: argparse.Namespace, workdir: Pa
         return cell
     try:
         running = server.start(protocol, workdir)
-    except Exception as error:  # noqa: BLE001 - any start failure is reported, not raised
+    except Exception as error:
         cell.reason = f"did not start: {error}"[:300]
         return cell
     try:
@@ -45,22 +45,44 @@ def measure(server: Server, protocol: str, args: argparse.Namespace, workdir: Pa
                 cell.reason += f" ({server.explain(protocol)})"
             return cell
         log(f"  {server.name} {protocol}: {check.events} events, {check.body_bytes} B ({check.mean_event_bytes:.1f} B/event); warm-up {args.warmup}")
-        h2load(url, protocol, body_file, args.warmup, args.clients, running.pid, check.events, check.body_bytes,
-               workdir / server.name, f"{protocol}-warmup")
+        h2load(
+            url,
+            protocol,
+            body_file,
+            args.warmup,
+            args.clients,
+            running.pid,
+            check.events,
+            check.body_bytes,
+            workdir / server.name,
+            f"{protocol}-warmup",
+        )
         for index in range(args.repeats):
             for attempt in range(args.noise_retries + 1):
                 busy = wait_quiet(args.quiet, args.quiet_wait)
-                run = h2load(url, protocol, body_file, args.requests, args.clients, running.pid, check.events,
-                             check.body_bytes, workdir / server.name, f"{protocol}-{index + 1}")
+                run = h2load(
+                    url,
+                    protocol,
+                    body_file,
+                    args.requests,
+                    args.clients,
+                    running.pid,
+                    check.events,
+                    check.body_bytes,
+                    workdir / server.name,
+                    f"{protocol}-{index + 1}",
+                )
                 run.busy_before = busy
                 if run.core0_other <= args.max_noise or attempt == args.noise_retries:
                     break
                 log(f"    run {index + 1}: {run.answers_per_s:8.1f} answers/s but other processes took {run.core0_other:.0%} of core 0: again")
             cell.runs.append(run)
             flag = "" if run.valid else f"  INVALID ({run.failed} failed, {run.errored} errored, {run.timeout} timeout) {run.note}"
-            log(f"    run {index + 1}: {run.answers_per_s:8.1f} answers/s  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  "
+            log(
+                f"    run {index + 1}: {run.answers_per_s:8.1f} answers/s  p50 {run.p50_ms:6.1f} ms  p99 {run.p99_ms:6.1f} ms  "
                 f"cpu {run.cpu_s_per_1000:5.2f} s/1000 ({run.answers_per_cpu_s:6.0f} answers/CPU-s)  core0-other {run.core0_other:4.0%}  "
-                f"machine busy before {busy:4.0%}{flag}")
+                f"machine busy before {busy:4.0%}{flag}"
+            )
         valid = [r for r in cell.runs if r.valid]
         if len(valid) < len(cell.runs):
             cell.status = "invalid"

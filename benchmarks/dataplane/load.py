@@ -32,8 +32,24 @@ def curl_check(url: str, protocol: str, body_file: Path, workdir: Path) -> Check
     from simulator.sse import decode_all
 
     out = workdir / f"curl-{protocol}.out"
-    command = ["curl", "-sS", "-X", "POST", "--max-time", "20", "-o", str(out), "-w", "%{http_code} %{http_version}",
-               "-H", f"x-api-key: {workload.API_KEY}", "-H", "content-type: application/json", "--data-binary", f"@{body_file}"]
+    command = [
+        "curl",
+        "-sS",
+        "-X",
+        "POST",
+        "--max-time",
+        "20",
+        "-o",
+        str(out),
+        "-w",
+        "%{http_code} %{http_version}",
+        "-H",
+        f"x-api-key: {workload.API_KEY}",
+        "-H",
+        "content-type: application/json",
+        "--data-binary",
+        f"@{body_file}",
+    ]
     command += {"h2c": ["--http2-prior-knowledge"], "h1": ["--http1.1"], "h2-tls": ["-k", "--http2"]}[protocol]
     command.append(url + workload.PATH)
     try:
@@ -91,12 +107,30 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[index]
 
 
-def h2load(url: str, protocol: str, body_file: Path, requests: int, clients: int, server_pid: int, events: int,
-           body_bytes: int, workdir: Path, tag: str) -> Run:
+def h2load(
+    url: str, protocol: str, body_file: Path, requests: int, clients: int, server_pid: int, events: int, body_bytes: int, workdir: Path, tag: str
+) -> Run:
     log_file = workdir / f"h2load-{tag}.tsv"
-    command = ["taskset", "-c", LOAD_CORE, "h2load", "-n", str(requests), "-c", str(clients), "-m", "1",
-               "-d", str(body_file), "-H", f"x-api-key: {workload.API_KEY}", "-H", "content-type: application/json",
-               "--log-file", str(log_file)]
+    command = [
+        "taskset",
+        "-c",
+        LOAD_CORE,
+        "h2load",
+        "-n",
+        str(requests),
+        "-c",
+        str(clients),
+        "-m",
+        "1",
+        "-d",
+        str(body_file),
+        "-H",
+        f"x-api-key: {workload.API_KEY}",
+        "-H",
+        "content-type: application/json",
+        "--log-file",
+        str(log_file),
+    ]
     if protocol == "h1":
         command.append("--h1")
     command.append(url + workload.PATH)
@@ -116,8 +150,9 @@ def h2load(url: str, protocol: str, body_file: Path, requests: int, clients: int
     return parse_h2load(output, log_file, protocol, requests, events, body_bytes, cpu, core_busy, wall)
 
 
-def parse_h2load(output: str, log_file: Path, protocol: str, requests: int, events: int, body_bytes: int,
-                 cpu: float, core_busy: float, wall: float) -> Run:
+def parse_h2load(
+    output: str, log_file: Path, protocol: str, requests: int, events: int, body_bytes: int, cpu: float, core_busy: float, wall: float
+) -> Run:
     def number(pattern: str, default: float = 0.0) -> float:
         match = re.search(pattern, output)
         return float(match.group(1)) if match else default
@@ -153,11 +188,21 @@ def parse_h2load(output: str, log_file: Path, protocol: str, requests: int, even
             if len(parts) >= 3:
                 durations.append(int(parts[2]) / 1000.0)
     return Run(
-        answers_per_s=rate, events_per_s=rate * events,
-        p50_ms=percentile(durations, 0.50), p99_ms=percentile(durations, 0.99),
+        answers_per_s=rate,
+        events_per_s=rate * events,
+        p50_ms=percentile(durations, 0.50),
+        p99_ms=percentile(durations, 0.99),
         mean_ms=statistics.fmean(durations) if durations else float("nan"),
-        cpu_s_per_1000=cpu / max(1, succeeded) * 1000, cpu_util=cpu / wall if wall else 0.0,
-        core0_other=max(0.0, core_busy - cpu) / wall if wall else 0.0, wall_s=wall,
-        total=total, succeeded=succeeded, failed=failed, errored=errored, timeout=timeouts,
-        valid=valid, note=note, protocol_seen=protocol_seen,
+        cpu_s_per_1000=cpu / max(1, succeeded) * 1000,
+        cpu_util=cpu / wall if wall else 0.0,
+        core0_other=max(0.0, core_busy - cpu) / wall if wall else 0.0,
+        wall_s=wall,
+        total=total,
+        succeeded=succeeded,
+        failed=failed,
+        errored=errored,
+        timeout=timeouts,
+        valid=valid,
+        note=note,
+        protocol_seen=protocol_seen,
     )

@@ -25,6 +25,7 @@ def core_busy_seconds(core: str) -> float:
 
 def machine_busy(window_s: float = 1.0) -> float:
     """Fraction of all cores busy over ``window_s`` (our servers are idle while this is sampled)."""
+
     def sample() -> tuple[int, int]:
         with open("/proc/stat") as handle:
             values = [int(v) for v in handle.readline().split()[1:]]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import workload
+
 from harness.drive.simulator_process import read_first_line
 
 from .common import AIMOCK_VERSION, HERE, HOST, MOCKSERVER_VERSION, READY_TIMEOUT_S, ROOT, SERVER_CORE, STOP_TIMEOUT_S
@@ -66,8 +67,13 @@ class Running:
 def spawn(command: list[str], log_path: Path, *, cwd: Path = ROOT, env: dict | None = None, stdout_pipe: bool = False) -> subprocess.Popen:
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
-            ["taskset", "-c", SERVER_CORE, *command], cwd=cwd, env=env, start_new_session=True,
-            stdout=subprocess.PIPE if stdout_pipe else log_file, stderr=log_file, text=stdout_pipe or None,
+            ["taskset", "-c", SERVER_CORE, *command],
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.PIPE if stdout_pipe else log_file,
+            stderr=log_file,
+            text=stdout_pipe or None,
         )
 
 
@@ -176,8 +182,20 @@ class Aimock(Server):
         fixtures = workdir / "aimock-fixtures.json"
         fixtures.write_text(json.dumps({"fixtures": [{"match": {"userMessage": "streamchaos benchmark"}, "response": {"content": text}}]}))
         port = free_port()
-        command = ["node", str(self.cli), "--host", HOST, "--port", str(port), "--fixtures", str(fixtures),
-                   "--chunk-size", str(chunk), "--log-level", "warn"]
+        command = [
+            "node",
+            str(self.cli),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            "--fixtures",
+            str(fixtures),
+            "--chunk-size",
+            str(chunk),
+            "--log-level",
+            "warn",
+        ]
         log_path = workdir / f"aimock-{protocol}.log"
         env = {k: v for k, v in os.environ.items() if k != "AIMOCK_API_KEYS"}
         return listening(spawn(command, log_path, env=env), log_path, port, protocol)
@@ -199,8 +217,10 @@ class MockServer(Server):
         if protocol == "h2c":
             return "MockServer speaks HTTP/2 only after TLS ALPN, not h2c with prior knowledge"
         if protocol == "h2-tls":
-            return ("ALPN h2 is negotiated and a plain httpResponse works over h2, but an httpSseResponse "
-                    "stream on h2 ends without any frame (any closeConnection setting)")
+            return (
+                "ALPN h2 is negotiated and a plain httpResponse works over h2, but an httpSseResponse "
+                "stream on h2 ends without any frame (any closeConnection setting)"
+            )
         return ""
 
     def start(self, protocol: str, workdir: Path) -> Running:
@@ -213,6 +233,7 @@ class MockServer(Server):
     def _expect(port: int) -> None:
         """One expectation: POST /v1/messages answers with the simulator's 100 events as SSE."""
         import urllib.request
+
         from simulator.sse import decode_all
 
         headers, events = workload.reference_reply()
@@ -228,7 +249,9 @@ class MockServer(Server):
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             request = urllib.request.Request(
-                f"http://{HOST}:{port}/mockserver/expectation", data=json.dumps(expectation).encode(), method="PUT",
+                f"http://{HOST}:{port}/mockserver/expectation",
+                data=json.dumps(expectation).encode(),
+                method="PUT",
                 headers={"content-type": "application/json"},
             )
             try:

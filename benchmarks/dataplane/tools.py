@@ -41,7 +41,10 @@ def ensure_aimock() -> tuple[Path | None, str]:
     try:
         result = subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", f"@copilotkit/aimock@{AIMOCK_VERSION}"],
-            cwd=directory, capture_output=True, text=True, timeout=600,
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
     except subprocess.TimeoutExpired:
         return None, "npm install timed out"
@@ -63,7 +66,10 @@ def ensure_mockserver() -> tuple[Path | None, str]:
     directory.mkdir(parents=True, exist_ok=True)
     log(f"fetching org.mock-server:mockserver-netty:{MOCKSERVER_VERSION}:jar-with-dependencies with mvn")
     command = [
-        "mvn", "-q", "-B", f"-Dmaven.repo.local={directory / 'm2'}",
+        "mvn",
+        "-q",
+        "-B",
+        f"-Dmaven.repo.local={directory / 'm2'}",
         "org.apache.maven.plugins:maven-dependency-plugin:3.6.1:copy",
         f"-Dartifact=org.mock-server:mockserver-netty:{MOCKSERVER_VERSION}:jar:jar-with-dependencies",
         f"-DoutputDirectory={directory}",

@@ -10,8 +10,9 @@ before each fault. Coalescing, pacing and faults all act at event (or byte) boun
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -67,8 +68,15 @@ class Firing:
 
 
 async def run_exchange(
-    state: "ServerState", connection: dict, stream_id: int | None, channel: ResponseChannel,
-    method: str, target: str, headers: Headers, body: bytes, t_headers: float,
+    state: ServerState,
+    connection: dict,
+    stream_id: int | None,
+    channel: ResponseChannel,
+    method: str,
+    target: str,
+    headers: Headers,
+    body: bytes,
+    t_headers: float,
 ) -> None:
     api, journal = state.api, state.journal
     pacer().tick_if_due()  # paced streams due now go first (see Pacer.tick_if_due)
@@ -156,7 +164,7 @@ async def _events_of(reply: StreamReply) -> Sequence[WireEvent]:
     return events
 
 
-async def _write_long(state: "ServerState", channel: ResponseChannel, record: dict, reply: StreamReply) -> None:
+async def _write_long(state: ServerState, channel: ResponseChannel, record: dict, reply: StreamReply) -> None:
     """A long answer, encoded and written a slice at a time: its memory is one slice, and other
     streams run between slices."""
     await channel.send_head(200, reply.headers)
@@ -178,8 +186,9 @@ async def _write_long(state: "ServerState", channel: ResponseChannel, record: di
     await channel.end()
 
 
-async def _head(state: "ServerState", connection: dict, stream_id: int | None, channel: ResponseChannel,
-                info: Any, body: bytes, t_headers: float) -> None:
+async def _head(
+    state: ServerState, connection: dict, stream_id: int | None, channel: ResponseChannel, info: Any, body: bytes, t_headers: float
+) -> None:
     """HEAD: the head GET would get (or the error's), never a body; no faults fire on it."""
     api, journal = state.api, state.journal
     request_id = api.new_request_id()
@@ -203,7 +212,7 @@ async def _head(state: "ServerState", connection: dict, stream_id: int | None, c
         journal.finish(record, end)
 
 
-async def _fail_reply(state: "ServerState", channel: ResponseChannel, record: dict, request_id: str, head_only: bool = False) -> None:
+async def _fail_reply(state: ServerState, channel: ResponseChannel, record: dict, request_id: str, head_only: bool = False) -> None:
     """After a server error: a 500 with the API's error body if nothing of the reply was sent
     yet; otherwise the stream is reset (h2) or the connection closed (HTTP/1.1, by its handler)."""
     try:
@@ -237,7 +246,7 @@ def _leave(connection: dict) -> None:
         live.t_idle_since = time.monotonic()
 
 
-def _decide(state: "ServerState", connection: dict, record: dict, info: Any, reply: Any, idle_s: float) -> tuple[list[Firing], RequestFacts | None]:
+def _decide(state: ServerState, connection: dict, record: dict, info: Any, reply: Any, idle_s: float) -> tuple[list[Firing], RequestFacts | None]:
     faults = state.faults
     if not faults.active:
         return [], None
@@ -248,8 +257,13 @@ def _decide(state: "ServerState", connection: dict, record: dict, info: Any, rep
     facts = faults.request_facts(connection, trial, logical, streaming, info.path, idle_s)
     chosen = request_rules(faults.plan, facts)
     record["decision"] = {
-        "trial": trial, "logical": logical[:16], "attempt": facts.attempt, "connection": facts.connection,
-        "request": facts.request, "idle_s": round(idle_s, 6), "rules": list(chosen),
+        "trial": trial,
+        "logical": logical[:16],
+        "attempt": facts.attempt,
+        "connection": facts.connection,
+        "request": facts.request,
+        "idle_s": round(idle_s, 6),
+        "rules": list(chosen),
     }
     return [Firing(i, faults.plan.rules[i]) for i in chosen], facts
 
@@ -257,7 +271,7 @@ def _decide(state: "ServerState", connection: dict, record: dict, info: Any, rep
 class _FaultOutput:
     """What a fault's action may write through: the bytes due before it, and its own bytes."""
 
-    def __init__(self, writer: "_Writer", note: dict, pieces: tuple = ()) -> None:
+    def __init__(self, writer: _Writer, note: dict, pieces: tuple = ()) -> None:
         self.writer, self.note, self.pieces = writer, note, pieces
         self.error_event = writer.error_event
 
@@ -279,7 +293,9 @@ class _Writer:
     """Carries out one reply's schedule (:mod:`.schedule`): writes, sleeps, and the faults chosen
     for it at their exact points."""
 
-    def __init__(self, state: "ServerState", channel: ResponseChannel, record: dict, firings: list[Firing], facts: RequestFacts | None, t_headers: float) -> None:
+    def __init__(
+        self, state: ServerState, channel: ResponseChannel, record: dict, firings: list[Firing], facts: RequestFacts | None, t_headers: float
+    ) -> None:
         self.state = state
         self.channel = channel
         self.record = record
@@ -365,7 +381,9 @@ class _Writer:
         self.noted(pieces)
 
     async def write_json(self, reply: JsonReply) -> None:
-        cuts = sorted((int(f.rule.trigger.value), f) for f in self.firings if f.rule.trigger.at == "bytes" and int(f.rule.trigger.value) < len(reply.body))
+        cuts = sorted(
+            (int(f.rule.trigger.value), f) for f in self.firings if f.rule.trigger.at == "bytes" and int(f.rule.trigger.value) < len(reply.body)
+        )
         for f in self.firings:
             if f.rule.trigger.at in ("events", "ms", "budget", "clock"):
                 self._not_reached(f, "the reply is not a stream")
@@ -440,8 +458,9 @@ class _Writer:
 
     def _plan_cuts(self, events: Sequence[WireEvent]) -> schedule.Cuts:
         cutting = [f for f in self.firings if f.rule.fault.acts_as not in (REPLY, PACING)]
-        return schedule.plan_cuts(events, cutting, lambda f: f.rule.fault.acts_as == EVENT,
-                                  self.t_headers, self.state.faults.t0, self.record["body_bytes"])
+        return schedule.plan_cuts(
+            events, cutting, lambda f: f.rule.fault.acts_as == EVENT, self.t_headers, self.state.faults.t0, self.record["body_bytes"]
+        )
 
     def _delays(self, events: Sequence[WireEvent]) -> list[float]:
         config = self.state.config

@@ -10,14 +10,14 @@ order (HTTP/1.1 pipelining), and the first malformed one ends the connection the
 
 from __future__ import annotations
 
-from http import HTTPStatus
 import re
 import time
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import h11
-from h11._writers import ChunkedWriter as _ChunkedWriter
 import trio
+from h11._writers import ChunkedWriter as _ChunkedWriter
 
 from ..api.errors import ApiError
 from .exchange import ClientGone, Headers, run_exchange
@@ -36,7 +36,7 @@ _BARE_LF = re.compile(rb"(?<!\r)\n")
 class H1Channel:
     protocol = "http/1.1"
 
-    def __init__(self, handler: "H1Handler") -> None:
+    def __init__(self, handler: H1Handler) -> None:
         self._handler = handler
 
     def response_started(self) -> bool:
@@ -65,7 +65,9 @@ class H1Channel:
         await self._handler.send(h11.EndOfMessage())
 
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None:
-        head = h11.Response(status_code=status, headers=[*self._head(headers), (b"content-length", str(len(body)).encode())], reason=_phrase(status).encode())
+        head = h11.Response(
+            status_code=status, headers=[*self._head(headers), (b"content-length", str(len(body)).encode())], reason=_phrase(status).encode()
+        )
         await self._handler.send(head, h11.Data(data=body), h11.EndOfMessage())
 
     async def send_whole(self, status: int, headers: Headers, body: bytes) -> None:
@@ -116,7 +118,7 @@ class H1Handler:
 
     protocol = "http/1.1"
 
-    def __init__(self, state: "ServerState", link: "Link", initial: bytes) -> None:
+    def __init__(self, state: ServerState, link: Link, initial: bytes) -> None:
         self.state = state
         self.link = link
         self.stream = link.stream
@@ -207,8 +209,15 @@ class H1Handler:
             elif isinstance(part, h11.ConnectionClosed):
                 return "client_close"
         await run_exchange(
-            self.state, self.connection, None, H1Channel(self), event.method.decode(), event.target.decode("latin-1"),
-            event.headers, bytes(body), t_headers,
+            self.state,
+            self.connection,
+            None,
+            H1Channel(self),
+            event.method.decode(),
+            event.target.decode("latin-1"),
+            event.headers,
+            bytes(body),
+            t_headers,
         )
         if self.link.closed or self.link.fault_end:
             return self.link.fault_end or "server_close"
@@ -225,7 +234,9 @@ class H1Handler:
         reply = self.state.api.error_reply(error, request_id)
         headers = [*reply.headers, (b"content-length", str(len(reply.body)).encode()), (b"connection", b"close")]
         body = b"" if self.method == b"HEAD" else reply.body  # a HEAD answer has no body
-        await self.send(h11.Response(status_code=reply.status, headers=headers, reason=_phrase(reply.status).encode()), h11.Data(data=body), h11.EndOfMessage())
+        await self.send(
+            h11.Response(status_code=reply.status, headers=headers, reason=_phrase(reply.status).encode()), h11.Data(data=body), h11.EndOfMessage()
+        )
 
     async def _protocol_error(self, error: h11.RemoteProtocolError) -> None:
         if self.conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):

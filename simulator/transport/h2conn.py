@@ -76,12 +76,16 @@ class CachingEncoder(hpack.Encoder):
 # Inbound headers are validated (malformed requests get the protocol's answer); outbound ones
 # are ours, so h2 need not validate and normalize them on every response.
 CONFIG = h2.config.H2Configuration(
-    client_side=False, header_encoding=None, validate_outbound_headers=False, normalize_outbound_headers=False, logger=_Quiet(),
+    client_side=False,
+    header_encoding=None,
+    validate_outbound_headers=False,
+    normalize_outbound_headers=False,
+    logger=_Quiet(),
 )
 
 
 class _InboundStream:
-    __slots__ = ("headers", "body", "t_headers", "too_large", "scope", "reset_by_peer")
+    __slots__ = ("body", "headers", "reset_by_peer", "scope", "t_headers", "too_large")
 
     def __init__(self, headers: list[tuple[bytes, bytes]], t_headers: float) -> None:
         self.headers = headers
@@ -95,7 +99,7 @@ class _InboundStream:
 class H2Channel:
     protocol = "h2"
 
-    def __init__(self, handler: "H2Handler", stream_id: int, inbound: _InboundStream) -> None:
+    def __init__(self, handler: H2Handler, stream_id: int, inbound: _InboundStream) -> None:
         self._h = handler
         self._id = stream_id
         self._inbound = inbound
@@ -125,7 +129,7 @@ class H2Channel:
     def can_frame_now(self) -> bool:
         return self._h._sock is not None  # plain TCP: the pacer can write without waiting
 
-    def frame_now(self, pieces: list[bytes]) -> tuple[int, "H2Handler"]:
+    def frame_now(self, pieces: list[bytes]) -> tuple[int, H2Handler]:
         """Each piece its own DATA frame, queued without I/O while flow control and the stream's
         state allow; how many were, and the handler whose ``flush_now`` writes them."""
         return self._h._frame_fast(self._id, pieces, 0), self._h
@@ -200,7 +204,7 @@ class H2Channel:
 class H2Handler:
     protocol = "h2"
 
-    def __init__(self, state: "ServerState", link: "Link", initial: bytes) -> None:
+    def __init__(self, state: ServerState, link: Link, initial: bytes) -> None:
         self.state = state
         self.link = link
         self.stream = link.stream
@@ -371,8 +375,11 @@ class H2Handler:
         """DATA frames (no flags) for pieces[index:] while they fit; the index of the first left."""
         conn = self.conn
         stream = conn.streams.get(stream_id)
-        if (stream is None or stream.state_machine.state is not h2.stream.StreamState.HALF_CLOSED_REMOTE
-                or conn.state_machine.state is not h2.connection.ConnectionState.SERVER_OPEN):
+        if (
+            stream is None
+            or stream.state_machine.state is not h2.stream.StreamState.HALF_CLOSED_REMOTE
+            or conn.state_machine.state is not h2.connection.ConnectionState.SERVER_OPEN
+        ):
             return index
         limit = conn.max_outbound_frame_size
         out = conn._data_to_send
@@ -396,10 +403,12 @@ class H2Handler:
     # -- reading -------------------------------------------------------------------------------
     async def run(self) -> str:
         self.conn.initiate_connection()
-        self.conn.update_settings({
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000,
-            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: RECEIVE_WINDOW,
-        })
+        self.conn.update_settings(
+            {
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000,
+                h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: RECEIVE_WINDOW,
+            }
+        )
         self.conn.increment_flow_control_window(RECEIVE_WINDOW)
         end = "client_close"
         try:
@@ -480,8 +489,15 @@ class H2Handler:
                     await self._reject(channel, ApiError(413, error_type="request_too_large"))
                     return
                 await run_exchange(
-                    self.state, self.connection, stream_id, channel, pseudo.get(b":method", b"").decode("latin-1"),
-                    pseudo.get(b":path", b"/").decode("latin-1"), headers, bytes(inbound.body), inbound.t_headers,
+                    self.state,
+                    self.connection,
+                    stream_id,
+                    channel,
+                    pseudo.get(b":method", b"").decode("latin-1"),
+                    pseudo.get(b":path", b"/").decode("latin-1"),
+                    headers,
+                    bytes(inbound.body),
+                    inbound.t_headers,
                 )
             except ClientGone:
                 pass

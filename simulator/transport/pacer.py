@@ -20,7 +20,8 @@ from __future__ import annotations
 import heapq
 import math
 import time
-from typing import Any, Generator
+from collections.abc import Generator
+from typing import Any
 
 import outcome
 import trio
@@ -34,7 +35,7 @@ class Handback:
     """What a driven reply's task does when it wakes: write ``pending`` out and note it (unless
     ``written``), then carry on with ``step`` (None: the schedule ended)."""
 
-    __slots__ = ("pending", "written", "step")
+    __slots__ = ("pending", "step", "written")
 
     def __init__(self, pending: list, written: bool, step: Any) -> None:
         self.pending, self.written, self.step = pending, written, step
@@ -43,7 +44,7 @@ class Handback:
 class _Driven:
     """One reply whose schedule the pacer runs while its task waits."""
 
-    __slots__ = ("task", "steps", "sink", "until", "pending", "next", "entry")
+    __slots__ = ("entry", "next", "pending", "sink", "steps", "task", "until")
 
     def __init__(self, task: Any, steps: Generator, sink: Any, until: float) -> None:
         self.task, self.steps, self.sink, self.until = task, steps, sink, until
@@ -138,7 +139,7 @@ class Pacer:
                     if task is not None:
                         try:
                             trio.lowlevel.reschedule(task, outcome.Value(Handback([], True, Sleep(driven.until)) if driven else None))
-                        except Exception:  # noqa: BLE001 - a task already gone
+                        except Exception:
                             pass
             self._buckets.clear()
             self._heap.clear()
@@ -169,7 +170,7 @@ class Pacer:
         for flusher, driven_here in groups.values():
             try:
                 written = flusher.flush_now()
-            except Exception as error:  # noqa: BLE001 - the peer is gone: each owner learns it
+            except Exception as error:
                 for driven in driven_here:
                     driven.next = ("error", error)
                 done.extend(driven_here)
@@ -227,7 +228,7 @@ class Pacer:
                     break
         except StopIteration:
             driven.next = ("back", None)
-        except Exception as error:  # noqa: BLE001 - delivered to the reply's own task
+        except Exception as error:
             driven.next = ("error", error)
         return flusher
 

@@ -16,8 +16,9 @@ frame per event, it holds one piece per event, all due at the same moment (one s
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generator, Mapping, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..api.events import WireEvent
 
@@ -25,6 +26,7 @@ Piece = tuple[bytes, int]  # (bytes, events that end in them)
 
 
 # -- the steps ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True, slots=True)
 class Write:
@@ -73,6 +75,7 @@ Step = Write | Sleep | Fire | Mark | Miss
 
 # -- inputs -------------------------------------------------------------------------------------
 
+
 class Cutting(Protocol):
     """A firing as the schedule sees it: its rule's trigger and, for a split event, its fault."""
 
@@ -102,8 +105,9 @@ class Cuts:
         return bool(self.events or self.bytes or self.times or self.garbles)
 
 
-def plan_cuts(events: Sequence[WireEvent], firings: Sequence[Cutting], corrupts: Callable[[Cutting], bool],
-              t_headers: float, plan_t0: float, body_bytes: int) -> Cuts:
+def plan_cuts(
+    events: Sequence[WireEvent], firings: Sequence[Cutting], corrupts: Callable[[Cutting], bool], t_headers: float, plan_t0: float, body_bytes: int
+) -> Cuts:
     """The cut points of ``firings`` (faults that act at a point of the stream, in the plan's
     order). One that ``corrupts`` its event (a malformed event) is placed on the event counted
     to, not before it. ``ms`` counts from the request's headers, ``budget`` is byte-seconds over
@@ -178,10 +182,11 @@ def event_delays(pacing: Pacing, events: Sequence[WireEvent]) -> list[float]:
 
 # -- the schedules ------------------------------------------------------------------------------
 
+
 class _Batch:
     """What is due but not yet written, and what the reply has put on the wire so far."""
 
-    __slots__ = ("frames", "pieces", "size", "events", "events_out", "bytes_out")
+    __slots__ = ("bytes_out", "events", "events_out", "frames", "pieces", "size")
 
     def __init__(self, frames: bool) -> None:
         self.frames = frames
@@ -211,8 +216,9 @@ class _Batch:
         return Fire(firing, pieces, self.events_out, self.bytes_out)
 
 
-def reply_steps(events: Sequence[WireEvent], cuts: Cuts, delays: Sequence[float], *, frames: bool,
-                coalesce_limit: int, now: float) -> Generator[Step, float, None]:
+def reply_steps(
+    events: Sequence[WireEvent], cuts: Cuts, delays: Sequence[float], *, frames: bool, coalesce_limit: int, now: float
+) -> Generator[Step, float, None]:
     """The steps of a streamed reply. ``delays[i]``: seconds before event ``i`` (pacing), counted
     from the previous event's due time, or from the end of a fault that fired (a stall delays
     all that follows). A time cut fires at its instant while the reply sleeps, else before the
