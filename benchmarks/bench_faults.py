@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,11 +91,11 @@ def stall_errors(sim: SimulatorProcess, trials: int, stall_s: float = 0.2) -> tu
             stream = probe.request(body=BODY, key=key)
             probe.read_until(lambda p: p.ended(stream), timeout_s=5)
             times = [f.t for f in probe.frames if isinstance(f.frame, DataFrame) and f.frame.data]
-            gap = max(b - a for a, b in zip(times, times[1:]))
+            gap = max(b - a for a, b in pairwise(times))
             client.append((gap - stall_s) * 1000)
         (record,) = [r for r in sim.journal(key) if r["kind"] == "request"]
         writes = [w[2] for w in record["writes"]]
-        server.append((max(b - a for a, b in zip(writes, writes[1:])) - stall_s) * 1000)
+        server.append((max(b - a for a, b in pairwise(writes)) - stall_s) * 1000)
     return client, server
 
 
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         ("under load, the simulator's writes", server_loaded),
     ):
         print(
-            f"stall 200 ms timing error, {label}: p50 {percentile(errors, 0.5):.2f} ms, p99 {percentile(errors, 0.99):.2f} ms, max {max(errors):.2f} ms (n={len(errors)})"
+            f"stall 200 ms timing error, {label}: p50 {percentile(errors, 0.5):.2f} ms, p99 {percentile(errors, 0.99):.2f} ms, "
+            f"max {max(errors):.2f} ms (n={len(errors)})"
         )
     summary = {
         "cut": {"idle": idle, "load": loaded},

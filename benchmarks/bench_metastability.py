@@ -52,7 +52,7 @@ SERVER_CPU_S, CLIENT_CPU_S = 0.00055, 0.0003  # measured per request on the deve
 def recovery_s(result: LoadResult, e: DipExperiment, pre: float) -> float:
     """Seconds after the dip until goodput is back to 80 % of before for two seconds in a row."""
     series = result.goodput_series(1.0)
-    end = int(math.ceil(e.dip_s[1]))
+    end = math.ceil(e.dip_s[1])
     for second in range(end, min(len(series), int(e.duration_s)) - 1):
         if series[second] >= 0.8 * pre and series[second + 1] >= 0.8 * pre:
             return second - e.dip_s[1]
@@ -67,7 +67,8 @@ def dip_table(sims: list[SimulatorProcess], e: DipExperiment, label: str, plan: 
     rows = []
     print(f"\n{label}")
     print(
-        f"{'strategy':<18} {'before':>7} {'dip':>6} {'after':>7} {'after/before':>12} {'offered after':>13} {'calls':>6} {'calls/req':>9} {'recovered':>10}  goodput per second"
+        f"{'strategy':<18} {'before':>7} {'dip':>6} {'after':>7} {'after/before':>12} {'offered after':>13} "
+        f"{'calls':>6} {'calls/req':>9} {'recovered':>10}  goodput per second"
     )
     for (name, _), r in zip(strategies.items(), results):
         pre, dip, post = r.goodput(*e.pre_s), r.goodput(*e.dip_s), r.goodput(*e.post_s)
@@ -86,7 +87,8 @@ def dip_table(sims: list[SimulatorProcess], e: DipExperiment, label: str, plan: 
         }
         rows.append(row)
         print(
-            f"{name:<18} {pre:>7.1f} {dip:>6.1f} {post:>7.1f} {row['ratio']:>12.0%} {row['offered_after']:>11.1f}/s {r.calls:>6} {row['amplification']:>9.2f} "
+            f"{name:<18} {pre:>7.1f} {dip:>6.1f} {post:>7.1f} {row['ratio']:>12.0%} {row['offered_after']:>11.1f}/s "
+            f"{r.calls:>6} {row['amplification']:>9.2f} "
             f"{('%.0f s' % rec) if math.isfinite(rec) else 'never':>10}  {' '.join(f'{x:>3}' for x in row['series'][: int(e.duration_s)])}"
         )
     return rows
@@ -173,13 +175,15 @@ def occ_table(label: str, e: OccExperiment, measured: dict | None, model_runs: i
         f"backoff base {e.base_s * e.backoff_scale * 1e3:g} ms cap {e.cap_s * e.backoff_scale:g} s"
     )
     print(
-        f"{'backoff':<20} {'calls':>7} {'time s':>8}   {'model calls':>11} {'model s':>8}   {'model+CPU calls':>15} {'s':>6}   {'published':>12}   runs"
+        f"{'backoff':<20} {'calls':>7} {'time s':>8}   {'model calls':>11} {'model s':>8}   "
+        f"{'model+CPU calls':>15} {'s':>6}   {'published':>12}   runs"
     )
     for backoff in e.BACKOFFS:
         calls, seconds, runs = measured[backoff] if measured else (math.nan, math.nan, [])
         published = PUBLISHED[backoff]
         print(
-            f"{backoff:<20} {calls:>7.0f} {seconds:>8.2f}   {ideal[backoff][0]:>11.0f} {ideal[backoff][1]:>8.2f}   {costly[backoff][0]:>15.0f} {costly[backoff][1]:>6.2f}   "
+            f"{backoff:<20} {calls:>7.0f} {seconds:>8.2f}   {ideal[backoff][0]:>11.0f} {ideal[backoff][1]:>8.2f}   "
+            f"{costly[backoff][0]:>15.0f} {costly[backoff][1]:>6.2f}   "
             f"{published[0]:>4} / {published[1]:>5.2f}   {[(c, round(t, 2)) for c, t in runs]}"
         )
     return {"measured": {b: v[:2] for b, v in (measured or {}).items()}, "model": ideal, "model_cpu": costly}

@@ -27,10 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from harness.drive import shards  # noqa: E402
-from harness.present import (
-    gate,
-    merge,
-)
+from harness.present import gate, merge  # noqa: E402
 
 KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'} fixed-retry"
 SCENARIOS = {

@@ -78,7 +78,7 @@ def round_trips(ports: dict[str, int], total: int, block: int = 10, warmup: int 
     conns = {name: Conn(port) for name, port in ports.items()}
     times: dict[str, list[float]] = {name: [] for name in ports}
     try:
-        for name, conn in conns.items():
+        for conn in conns.values():
             for _ in range(warmup):
                 conn.exchange(MODELS)
         done = 0

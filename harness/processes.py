@@ -213,7 +213,7 @@ def sweep_temp_dirs(directory: str | Path | None = None) -> list[Path]:
     """Remove ``streamchaos-trial-<pid>-*`` directories whose owner pid is dead; leave the others
     (a live run's, or an old name without a pid) alone. Returns what was removed."""
     base = Path(directory or tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(base.iterdir())
     except OSError:

@@ -17,6 +17,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from .records import Record
+
 log = logging.getLogger("streamchaos.server")
 
 MAX_DIGESTS = 1000  # distinct failures whose first traceback was logged (then: counted only)
@@ -48,7 +50,7 @@ class ServerErrors:
         self.recent: deque[dict[str, Any]] = deque(maxlen=20)
         self._seen: dict[str, int] = {}
 
-    def note(self, error: BaseException, where: str, record: dict | None = None) -> dict[str, Any]:
+    def note(self, error: BaseException, where: str, record: Record | None = None) -> dict[str, Any]:
         """Log and count a contained failure; note it in ``record`` (a journal record) if given."""
         info = {**describe(error), "where": where}
         self.count += 1

@@ -12,6 +12,7 @@ from typing import Any
 from .capacity_gate import CapacityGate
 from .faults.facts import ConnectionFacts, RequestFacts
 from .faults.model import FaultPlan
+from .records import ConnectionRecord
 
 MAX_TRACKED = 1_000_000
 
@@ -36,7 +37,7 @@ class FaultState:
     def elapsed(self) -> float:
         return time.monotonic() - self.t0
 
-    def connection_facts(self, trial: str, phase: str, connection: dict[str, Any]) -> ConnectionFacts:
+    def connection_facts(self, trial: str, phase: str, connection: ConnectionRecord) -> ConnectionFacts:
         """Facts at accept or after TLS: the ordinal counts connections of the lane's trial, or all
         connections since the plan was loaded when the connection is on no lane."""
         ordinals = self._ordinals(connection)
@@ -44,7 +45,7 @@ class FaultState:
             ordinals[trial] = self._next(self._connections, trial)
         return ConnectionFacts(trial, ordinals[trial], self.elapsed(), phase)
 
-    def request_facts(self, connection: dict[str, Any], trial: str, logical: str, streaming: bool, path: str, idle_s: float) -> RequestFacts:
+    def request_facts(self, connection: ConnectionRecord, trial: str, logical: str, streaming: bool, path: str, idle_s: float) -> RequestFacts:
         ordinals = self._ordinals(connection)
         if trial not in ordinals:
             ordinals[trial] = self._next(self._connections, trial)
@@ -64,7 +65,7 @@ class FaultState:
             on_connection=connection.get("requests", 1),
         )
 
-    def _ordinals(self, connection: dict[str, Any]) -> dict[str, int]:
+    def _ordinals(self, connection: ConnectionRecord) -> dict[str, int]:
         """A connection's ordinal per trial, valid for the plan generation that assigned it."""
         live = connection.live
         if live.plan_generation != self.generation:

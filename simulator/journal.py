@@ -32,27 +32,31 @@ PAGE_RECORDS_MAX = 10_000  # ... and at most
 PAGE_BYTES = 8 * 1024 * 1024  # a page stops before this many bytes (but holds at least one record)
 
 
+_Entry = tuple[int, tuple[str, ...], str]
+_FREED: _Entry = (0, (), "")  # what a slot before head holds: its entry is freed (never read again)
+
+
 class _Log:
     """Entries ``(seq, keys, json line)`` in seq order; the oldest leave from the front."""
 
     __slots__ = ("head", "items")
 
     def __init__(self) -> None:
-        self.items: list[tuple[int, tuple[str, ...], str]] = []
+        self.items: list[_Entry] = []
         self.head = 0
 
     def __len__(self) -> int:
         return len(self.items) - self.head
 
-    def append(self, entry: tuple[int, tuple[str, ...], str]) -> None:
+    def append(self, entry: _Entry) -> None:
         self.items.append(entry)
 
-    def first(self) -> tuple[int, tuple[str, ...], str] | None:
+    def first(self) -> _Entry | None:
         return self.items[self.head] if self.head < len(self.items) else None
 
-    def popleft(self) -> tuple[int, tuple[str, ...], str]:
+    def popleft(self) -> _Entry:
         entry = self.items[self.head]
-        self.items[self.head] = None  # freed now, not at the next compaction (bisect never looks before head)
+        self.items[self.head] = _FREED  # freed now, not at the next compaction (bisect never looks before head)
         self.head += 1
         if self.head > 1024 and self.head * 2 > len(self.items):
             del self.items[: self.head]
@@ -78,7 +82,8 @@ class Journal:
         file_segments: int = FILE_SEGMENTS,
     ) -> None:
         self.path = path
-        self._file: IO[str] | None = open(path, "a", buffering=1, encoding="utf-8") if path else None
+        # Open for the journal's lifetime (appended to record by record, rotated): close() closes it.
+        self._file: IO[str] | None = open(path, "a", buffering=1, encoding="utf-8") if path else None  # noqa: SIM115
         self._file_bytes = path.stat().st_size if path else 0
         self._file_limit = file_bytes
         self._file_segments = file_segments
@@ -159,7 +164,7 @@ class Journal:
         if log is not None:
             index, size = log.after(since), 0
             while index < len(log.items):
-                seq, _, line = log.items[index]
+                _, _, line = log.items[index]
                 if len(lines) >= limit or (lines and size + len(line) > max_bytes):
                     cursor = log.items[index - 1][0]
                     break
@@ -172,7 +177,7 @@ class Journal:
 
     def query(self, key: str | None = None, since: int = 0) -> list[dict[str, Any]]:
         """Every record in memory after ``since`` (committed, then open), as dicts."""
-        out: list[Record] = []
+        out: list[dict[str, Any]] = []
         while True:
             lines, cursor = self.page(key, since, PAGE_RECORDS_MAX)
             out += [json.loads(line) for line in lines]
@@ -246,13 +251,16 @@ class Journal:
         """Append a line (json.dumps writes ASCII: characters are bytes); rotate past the limit."""
         if self._file_bytes and self._file_bytes + len(line) > self._file_limit:
             self._rotate()
-        self._file.write(line)
-        self._file_bytes += len(line)
+        if self._file is not None:  # always: only a journal with a file writes
+            self._file.write(line)
+            self._file_bytes += len(line)
 
     def _rotate(self) -> None:
         """FILE becomes FILE.1, FILE.1 becomes FILE.2 ...; the segment past the last is deleted."""
-        self._file.close()
         path = self.path
+        if self._file is None or path is None:  # no file: nothing to rotate (never, as _write is only called with one)
+            return
+        self._file.close()
         oldest = path.with_name(f"{path.name}.{self._file_segments}")
         if oldest.exists():
             oldest.unlink()
@@ -264,7 +272,7 @@ class Journal:
             os.replace(path, path.with_name(f"{path.name}.1"))
         else:
             path.unlink()
-        self._file = open(path, "a", buffering=1, encoding="utf-8")
+        self._file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115 (the journal's file, kept open as in __init__)
         self._file_bytes = 0
         self.rotations += 1
 

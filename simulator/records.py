@@ -11,8 +11,8 @@ progress, idle time, fault ordinals) lives in :class:`ConnectionRuntime`, never 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from dataclasses import Field, dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 
 class _Fields:
@@ -23,6 +23,8 @@ class _Fields:
 
     _names: ClassVar[tuple[str, ...]] = ()  # the JSON keys in line order ("kind" first); set by _schema
     _nameset: ClassVar[frozenset[str]] = frozenset()
+    if TYPE_CHECKING:  # every record class is a dataclass (_schema reads its fields)
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
     def __getitem__(self, name: str) -> Any:
         if name not in self._nameset:
@@ -38,7 +40,7 @@ class _Fields:
         setattr(self, name, value)
 
     def __contains__(self, name: object) -> bool:
-        return name in self._nameset and not (getattr(self, name) is None and name in self.OPTIONAL)  # type: ignore[arg-type]
+        return name in self._nameset and not (getattr(self, name) is None and name in self.OPTIONAL)
 
     def get(self, name: str, default: Any = None) -> Any:
         try:
@@ -60,7 +62,10 @@ class _Fields:
         return out
 
 
-def _schema(cls: type) -> type:
+_R = TypeVar("_R", bound=_Fields)
+
+
+def _schema(cls: type[_R]) -> type[_R]:
     """Note a record class's JSON keys, without its runtime-only fields."""
     names = [f.name for f in fields(cls) if not f.metadata.get("runtime")]
     cls._names = tuple(sorted(names, key=lambda name: name != "kind"))

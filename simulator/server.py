@@ -5,12 +5,11 @@ from __future__ import annotations
 import ssl
 import time
 from functools import partial
-from typing import Union
 
 import trio
 
 from .faults.decide import connection_rule
-from .records import fault_note
+from .records import ConnectionRecord, fault_note
 from .state import ServerState
 from .transport.h1 import H1Handler
 from .transport.h2conn import H2Handler
@@ -22,7 +21,7 @@ TLS_HANDSHAKE = 0x16
 SNIFF_TIMEOUT_S = 30.0
 MAX_LANES = 1024
 
-Handler = Union[H1Handler, H2Handler]
+Handler = H1Handler | H2Handler
 
 
 async def sniff(stream: trio.abc.Stream, want: int) -> bytes:
@@ -46,12 +45,15 @@ class DataPlane:
         self._cancel = trio.CancelScope()
         self._accepting = trio.CancelScope()
         self.address: tuple[str, int] | None = None
+        self._listener = ""  # "host:port" of self.address, as connection records name it
         self._nursery: trio.Nursery | None = None
+        self._handlers_gone = trio.Event()  # set each time the last open connection's handler ends
         self.lanes: dict[int, tuple[str, trio.CancelScope]] = {}
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(self.port, host=self.host)
         self.address = listeners[0].socket.getsockname()[:2]
+        self._listener = "%s:%d" % self.address
         with self._cancel:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -73,6 +75,8 @@ class DataPlane:
         listeners = await trio.open_tcp_listeners(0, host=host or self.host)
         port = listeners[0].socket.getsockname()[1]
         scope = trio.CancelScope()
+        if self._nursery is None:
+            raise RuntimeError("open_lane: the data plane is not serving")
         self.lanes[port] = (trial, scope)
         self._nursery.start_soon(self._serve_lane, listeners, trial, scope, port)
         return port
@@ -100,19 +104,20 @@ class DataPlane:
             peer = "%s:%d" % stream.socket.getpeername()[:2]
         except OSError:
             return
-        record = state.journal.open_connection(peer, "%s:%d" % self.address)
+        record = state.journal.open_connection(peer, self._listener)
         if lane is not None:
             record["lane"] = lane
-        link = Link(stream, stream, record)
+        # Link's annotation (transport/link.py) still says dict: its record is this ConnectionRecord.
+        link = Link(stream, stream, record)  # type: ignore[arg-type]
         end = "client_close"
         try:
-            if await self._connection_fault(link, "accept"):
+            if await self._connection_fault(link, record, "accept"):
                 return
             with trio.move_on_after(SNIFF_TIMEOUT_S):
                 first = await sniff(stream, len(H2_PREFACE))
             if first[:1] == bytes([TLS_HANDSHAKE]) and state.tls_context is not None:
-                await self._start_tls(link, first)
-                if await self._connection_fault(link, "tls"):
+                await self._start_tls(link, first, state.tls_context)
+                if await self._connection_fault(link, record, "tls"):
                     return
                 first = await sniff(link.stream, len(H2_PREFACE))
             if not first:
@@ -129,6 +134,8 @@ class DataPlane:
                 end = await handler.run()
             finally:
                 state.handlers.discard(handler)
+                if not state.handlers:
+                    self._handlers_gone.set()
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
             end = "reset_by_client"
         except ssl.SSLError:
@@ -142,23 +149,23 @@ class DataPlane:
                 with trio.CancelScope(shield=True):
                     await link.close(drain=end not in ("reset_by_client", "client_close", "tls_error"))
 
-    async def _connection_fault(self, link: Link, phase: str) -> bool:
+    async def _connection_fault(self, link: Link, record: ConnectionRecord, phase: str) -> bool:
         """Accept-time and after-TLS faults; True if one ended the connection."""
         faults = self.state.faults
         if not faults.active:
             return False
-        facts = faults.connection_facts(link.record.get("lane") or "", phase, link.record)
+        facts = faults.connection_facts(record.get("lane") or "", phase, record)
         index = connection_rule(faults.plan, facts)
         if index is None:
             return False
         rule = faults.plan.rules[index]
-        link.record["faults"].append(fault_note(index, rule, phase, connection=facts.connection))
+        record.faults.append(fault_note(index, rule, phase, connection=facts.connection))
         await rule.fault.act_on_link(link)
         return True
 
-    async def _start_tls(self, link: Link, first: bytes) -> None:
+    async def _start_tls(self, link: Link, first: bytes, context: ssl.SSLContext) -> None:
         """TLS over a stream whose first bytes we already read: replay them into the handshake."""
-        tls = trio.SSLStream(_Replay(link.raw, first), self.state.tls_context, server_side=True)
+        tls = trio.SSLStream(_Replay(link.raw, first), context, server_side=True)
         await tls.do_handshake()
         link.stream, link.tls = tls, True
         link.record["tls"] = True
@@ -178,18 +185,19 @@ class DataPlane:
                     nursery.start_soon(handler.shutdown)
         with trio.move_on_after(grace_s):
             while self.state.handlers:
-                await trio.sleep(0.01)
+                self._handlers_gone = trio.Event()
+                await self._handlers_gone.wait()
         self._cancel.cancel()
 
 
 class _Replay(trio.abc.Stream):
     """A stream that first yields bytes already consumed by sniffing."""
 
-    def __init__(self, inner: trio.abc.Stream, first: bytes) -> None:
+    def __init__(self, inner: trio.SocketStream, first: bytes) -> None:
         self._inner = inner
         self._first = first
 
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
         if self._first:
             data, self._first = self._first, b""
             return data

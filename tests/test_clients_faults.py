@@ -466,7 +466,7 @@ def test_529_on_every_attempt_ends_in_an_overloaded_error_after_retry_after_ms(s
         assert [r["retry_count"] for r in requests] == [0, 1, 2], f"[{outcome.case.name}] x-stainless-retry-count"
         # the error names the last attempt's request id
         assert re.search(patterns[outcome.case.client], outcome.error, re.S).group(1) == requests[-1]["request_id"]
-        gaps = [b["t_headers"] - a["t_end"] for a, b in zip(requests, requests[1:])]
+        gaps = [b["t_headers"] - a["t_end"] for a, b in itertools.pairwise(requests)]
         assert all(gap >= 0.59 for gap in gaps), f"[{outcome.case.name}] retry-after-ms ignored: gaps {gaps}"
 
     check_all(outcomes, check)

@@ -133,7 +133,7 @@ def test_path_prefix_selects_by_path(sim, plan):
 
 
 def test_window_s_selects_by_time_since_the_plan_was_loaded(sim, plan):
-    low, high = plan({"type": "tcp_reset", "trigger": {"at": "events", "value": 2}, "select": {"window_s": [0.5, 30]}})
+    _low, high = plan({"type": "tcp_reset", "trigger": {"at": "events", "value": 2}, "select": {"window_s": [0.5, 30]}})
     before = exchange(sim, "win-a", body(10))
     (a,) = requests(sim, "win-a")
     assert (before.ended == "complete") == (a["t_headers"] < high + 0.5)
@@ -183,4 +183,4 @@ def test_request_id_and_rate_limit_headers(sim, plan):
             assert timedelta(0) < reset - datetime.now(UTC) <= timedelta(seconds=61)  # RFC 3339, in the future
         if payload["stream"]:
             assert headers["content-type"] == "text/event-stream; charset=utf-8" and headers["cache-control"] == "no-cache"
-    assert [r["request_id"] for r in requests(sim, "hdr")][0].startswith("req_")
+    assert next(r["request_id"] for r in requests(sim, "hdr")).startswith("req_")

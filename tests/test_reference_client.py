@@ -340,7 +340,7 @@ def test_the_loop_honours_retry_after_and_never_retries_what_is_not_retryable():
 
 def test_the_budget_stops_the_loop_before_max_attempts():
     overloaded = StatusFailure(529, "overloaded_error", "Overloaded", retryable=True)
-    sleeps, numbers, error, client = loop("resilient", [overloaded] * 6, scale=0.01)
+    _sleeps, numbers, error, client = loop("resilient", [overloaded] * 6, scale=0.01)
     assert numbers == [1, 2, 3, 4, 5]  # max_attempts is 6; the 5th failure leaves 5 of 10 tokens
     assert "retry budget exhausted" in error.gave_up and client.controller.budget.tokens == 5
 
@@ -462,7 +462,7 @@ def test_none_fails_on_a_mid_stream_reset_and_full_jitter_recovers(sim, faults):
 def test_resume_recovers_with_the_text_shown_once(sim, faults, tmp_path):
     faults(RESET_AT_20)
     live = {name: tmp_path / f"{name}.txt" for name in ("resume", "full-jitter")}
-    (resumed, requests), (restarted, other) = both(
+    (resumed, requests), (restarted, _other) = both(
         (run_ref, sim, "resume", ONE_TURN, 0.1, 20.0, {"STREAMCHAOS_LIVE": str(live["resume"])}),
         (run_ref, sim, "full-jitter", ONE_TURN, 0.1, 20.0, {"STREAMCHAOS_LIVE": str(live["full-jitter"])}),
     )

@@ -105,6 +105,16 @@ def test_nonexistent_version_is_refused_naming_the_registry():
         versions.resolve("claude-code-bun@2.1.330", install=False)
 
 
+def test_a_family_without_a_built_in_is_not_installed_by_a_lookup(tmp_path, monkeypatch):
+    # claude-code-bun has no built-in adapter: resolve(install=False) with an empty cache used to
+    # crash on replace(None, ...) (AttributeError); it says how to install it, and installs nothing
+    monkeypatch.setenv(user_cache.CACHE_ENV, str(tmp_path / "cache"))
+    said = r"claude-code-bun: @anthropic-ai/claude-code .* is not installed; .*streamchaos setup --clients claude-code-bun"
+    with pytest.raises(versions.VersionError, match=said):
+        versions.resolve("claude-code-bun", install=False)
+    assert not (tmp_path / "cache" / "clients").exists()
+
+
 @pytest.mark.versions
 def test_offline_install_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv(user_cache.CACHE_ENV, str(tmp_path / "cache"))

@@ -344,6 +344,8 @@ def resolve(spec: str, install: bool = True):
             if version is not None and is_installed(family, version):
                 return adapter(family, version, name=name)
             how = f"run `make setup` in a checkout, or `streamchaos setup --clients {name}` (installs into {cache_root() / 'clients'})"
+            if builtin is None:  # no built-in to fall back on (claude-code-bun): say how to install it
+                raise VersionError(f"{name}: {family.package} {version or ''} is not installed; {how}")
             return replace(builtin, requires=(*builtin.requires, f"{family.package} {version or ''}".strip()), missing_hint=how)
         version = family.pinned()
         if install:

@@ -18,7 +18,7 @@ import shutil
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,15 +169,15 @@ def skip_reason(scenario: Scenario, client: ClientAdapter) -> str | None:
         return why
     if scenario.api not in client.apis:
         return f"{client.name} speaks the {', '.join(client.apis)} API; the scenario's api is {scenario.api}"
-    _, why = transport_for(scenario, client)
-    if why:
-        return why
+    _, unspoken = transport_for(scenario, client)
+    if unspoken:
+        return unspoken
     if scenario.needs_toxiproxy:
         from harness.network.toxiproxy import available
 
-        ok, why = available()
+        ok, missing = available()
         if not ok:
-            return why
+            return missing
     return None
 
 
@@ -209,7 +209,8 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
     progress = progress or Progress()
     progress.total = _pending_count(config, done)
     processes.sweep_temp_dirs()
-    active = _Active(watchdog=processes.Watchdog().start())
+    watchdog = processes.Watchdog().start()
+    active = _Active(watchdog=watchdog)
     toxiproxy = None
     lab_session = None
     try:
@@ -237,7 +238,7 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
                     _lab_ci_error(record, scenario)
                     recorder.append(record)
                     progress.advance(record)
-            runnable = ((client, index) for client in able for index in pending(client))
+            runnable: Iterator[tuple[ClientAdapter, int]] = ((client, index) for client in able for index in pending(client))
             first = next(runnable, None)
             if first is None:
                 continue
@@ -250,7 +251,7 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
                     toxiproxy.start()
                 finally:
                     if toxiproxy.pid:
-                        active.watchdog.group(toxiproxy.pid)  # its own session: pgid == pid
+                        watchdog.group(toxiproxy.pid)  # its own session: pgid == pid
             journal = rundir.segment_journal(directory, scenario.name)
             env = None
             if scenario.needs_lab:
@@ -260,11 +261,11 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
             with SimulatorProcess(["--seed", str(scenario.seed), "--journal", str(journal)], env=env) as simulator:
                 simulator_pid = simulator.process.pid if simulator.process is not None else None
                 if simulator_pid:
-                    active.watchdog.group(simulator_pid)  # its own session: pgid == pid
+                    watchdog.group(simulator_pid)  # its own session: pgid == pid
                 simulator.lab = lab_session
                 _run_scenario(config, run_id, scenario, runnable, simulator, toxiproxy, recorder, progress, active, journal.name)
             if simulator_pid:
-                active.watchdog.ungroup(simulator_pid)  # stopped and reaped
+                watchdog.ungroup(simulator_pid)  # stopped and reaped
     except BaseException:
         active.kill_all()
         raise
@@ -273,8 +274,8 @@ def _run_locked(config: RunConfig, run_id: str, directory: Path, progress: Progr
             pid = toxiproxy.pid
             toxiproxy.stop()
             if pid:
-                active.watchdog.ungroup(pid)
-        active.watchdog.close()
+                watchdog.ungroup(pid)
+        watchdog.close()
         if lab_session is not None:
             lab_session.__exit__(None, None, None)
     _point_latest(config.results_dir, directory)
@@ -384,7 +385,7 @@ def _run_trial(
     try:
         lane = simulator.open_lane(key, **({"host": _lab_host()} if lab else {}))
     except BaseException:
-        if lab is not None:
+        if session is not None and lab is not None:
             session.close(lab)
         raise
     proxy = timeline = None
@@ -434,6 +435,10 @@ def _run_trial(
             if timeline is not None:
                 fired_steps[:] = timeline.stop()
 
+        def forget_workdir() -> None:
+            if active.watchdog is not None:
+                active.watchdog.undirectory(workdir)
+
         def stop_monitor():
             nonlocal lab_extra
             if monitor is not None and lab is not None:
@@ -447,9 +452,9 @@ def _run_trial(
             stop_monitor,
             lambda: simulator.close_lane(lane),
             lambda: proxy is not None and toxiproxy.delete_proxy(proxy),
-            lambda: lab is not None and session.close(lab),
+            lambda: session is not None and lab is not None and session.close(lab),
             lambda: shutil.rmtree(workdir, ignore_errors=True),
-            lambda: active.watchdog is not None and active.watchdog.undirectory(workdir),
+            forget_workdir,
         )
     if active.stopping.is_set():  # interrupted: this trial's result is not a result
         raise KeyboardInterrupt

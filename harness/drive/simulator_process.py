@@ -13,8 +13,12 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness import processes
+
+if TYPE_CHECKING:
+    from harness.network.lab.trial import LabSession
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -31,6 +35,7 @@ class SimulatorProcess:
     control_url: str = ""
     ca_file: str = ""
     control_token: str | None = None
+    lab: LabSession | None = field(default=None, init=False, repr=False)  # set by the runner for lab scenarios
     _stderr: _Drain | None = field(default=None, init=False, repr=False)
     _stdout: _Drain | None = field(default=None, init=False, repr=False)
 
@@ -189,13 +194,16 @@ def read_first_line(process: subprocess.Popen, timeout_s: float) -> str:
     """First stdout line, or '' if the process exits or the deadline passes."""
     import selectors
 
+    stdout = process.stdout
+    if stdout is None:
+        raise ValueError("read_first_line: the process was started without stdout=PIPE")
     selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
+    selector.register(stdout, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline:
             if selector.select(timeout=0.1):
-                return process.stdout.readline()
+                return stdout.readline()
             if process.poll() is not None:
                 return ""
         return ""

@@ -170,7 +170,7 @@ class _H11Connection:
         self.conn: h11.Connection | None = None
 
     async def post(self, path: str, headers: list[tuple[str, str]], body: bytes) -> int:
-        if self.stream is None:
+        if self.stream is None or self.conn is None:  # both None, or both set (close() clears both)
             self.stream = await trio.open_tcp_stream(self.host, self.port)
             self.conn = h11.Connection(h11.CLIENT)
         conn = self.conn
@@ -310,7 +310,7 @@ async def _logical(
                 controller.record(True)
                 return True, number
             controller.record(False)
-            if outcome == "http" and not retryable_status(status):
+            if outcome == "http" and status is not None and not retryable_status(status):  # "http" always has a status
                 return False, number
         delay = controller.next_delay(number, previous, mid_stream=False)
         if delay is None:

@@ -8,7 +8,6 @@ succeeded on attempt k.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -123,11 +122,14 @@ class SummaryRow:
 
 
 _ROW_KEYS = tuple(f.name for f in fields(SummaryRow))
+_FIELD_NAMES: dict[type, frozenset[str]] = {}  # per row class: SummaryRow, and subclasses such as compare.StrategyRow
 
 
-@functools.cache
 def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in fields(cls))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
 
 
 def summarize(records: Sequence[Mapping[str, Any]]) -> list[SummaryRow]:

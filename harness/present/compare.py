@@ -163,7 +163,7 @@ def write(directory: Path, table: Sequence[StrategyRow], meta: Mapping[str, Any]
 
 
 def _compact(row: StrategyRow) -> dict[str, Any]:
-    ci = row.recovery_ci or [None, None]
+    ci: Sequence[float | None] = row.recovery_ci or (None, None)
     ttr = row.time_to_recover_ms or {}
     return {
         "strategy": row.strategy,
@@ -208,12 +208,12 @@ def print_table(table: Sequence[StrategyRow], console: Any = None) -> None:
         if row.skipped:
             out.add_row(row.strategy, row.scenario, "-", f"skipped: {row.skipped[:50]}", "", "", "", "", *(["", ""] if audit else []))
             continue
-        ci = row.recovery_ci
+        ci = row.recovery_ci  # set whenever a trial ran (a row that is not skipped)
         out.add_row(
             row.strategy,
             row.scenario,
             str(row.trials),
-            f"{row.recovery_rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]",
+            "-" if ci is None else f"{row.recovery_rate:.0%} [{ci[0]:.0%}, {ci[1]:.0%}]",
             str(row.hangs),
             str(row.data_loss),
             "-" if row.ttr_mean_ms is None else f"{row.ttr_mean_ms:.0f} ms",
@@ -241,7 +241,7 @@ def plots(table: Sequence[StrategyRow]) -> dict[str, bytes]:
 
     def grouped(
         value: Callable[[StrategyRow], float | None],
-        errors: Callable[[StrategyRow], tuple[float, float]] | None,
+        errors: Callable[[StrategyRow], Sequence[float]] | None,
         ylabel: str,
         title: str,
         points: Callable[[StrategyRow], list[float]] | None = None,
@@ -252,8 +252,8 @@ def plots(table: Sequence[StrategyRow]) -> dict[str, bytes]:
             xs, ys, low, high = [], [], [], []
             for j, scenario in enumerate(scenarios):
                 row = cell.get((strategy, scenario))
-                y = value(row) if row else None
-                if y is None:
+                y = value(row) if row is not None else None
+                if row is None or y is None:
                     continue
                 x = j - 0.4 + width * (i + 0.5)
                 xs.append(x)
@@ -281,7 +281,12 @@ def plots(table: Sequence[StrategyRow]) -> dict[str, bytes]:
         return buffer.getvalue()
 
     out["compare_recovery"] = grouped(
-        lambda r: r.recovery_rate, lambda r: tuple(r.recovery_ci), "recovered share of trials", PLOTS["compare_recovery"], ylim=(0, 1.05)
+        # recovery_ci is set wherever recovery_rate is (trials ran); (0, 1) is the interval of no trial
+        lambda r: r.recovery_rate,
+        lambda r: r.recovery_ci or (0.0, 1.0),
+        "recovered share of trials",
+        PLOTS["compare_recovery"],
+        ylim=(0, 1.05),
     )
     out["compare_time_to_recover"] = grouped(
         lambda r: r.ttr_mean_ms,

@@ -97,7 +97,7 @@ def _thresholds(values: Any, base: Thresholds, source: str, path: str) -> Thresh
     if not isinstance(values, Mapping):
         raise PolicyError(source, path, "must be a table")
     known = {f.name: f for f in fields(Thresholds)}
-    out = {}
+    out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in known:
             raise PolicyError(source, f"{path}.{key}", f"unknown key; expected one of {', '.join(known)}")
@@ -126,12 +126,14 @@ def evaluate(rows: Sequence[SummaryRow], policy: Policy) -> list[Verdict]:
         if row.skipped:
             verdicts.append(Verdict(row.scenario, row.client, not policy.skipped_fails, row.skipped, (), {}, 0.0))
             continue
-        low = row.recovery_ci[0]
+        ci = row.recovery_ci
         reasons = []
-        if low < limits.min_recovery_lower:
+        if ci is None:  # no trial ran: summarize() makes such a row only for a skipped cell
+            reasons.append("no trials ran")
+        elif ci[0] < limits.min_recovery_lower:
             reasons.append(
                 f"recovery {row.recovered}/{row.trials} = {row.recovery_rate:.0%}, 95% interval "
-                f"[{low:.0%}, {row.recovery_ci[1]:.0%}]: lower bound below {limits.min_recovery_lower:.0%}"
+                f"[{ci[0]:.0%}, {ci[1]:.0%}]: lower bound below {limits.min_recovery_lower:.0%}"
             )
         if row.hangs > limits.max_hangs:
             reasons.append(f"{row.hangs} hang(s) > {limits.max_hangs}")

@@ -17,9 +17,13 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.drive.shards import MANIFEST_VERSION, ShardError, expand, read_manifest, write_manifest
+
+if TYPE_CHECKING:
+    from harness.measure.metrics import SummaryRow
+    from harness.present.gate import Policy, Verdict
 
 
 class MergeError(ValueError):
@@ -200,7 +204,7 @@ def merge(directories: Sequence[Path], out: Path) -> dict[str, Any]:
     return manifest
 
 
-def write_reports(out: Path, manifest: dict[str, Any], policy: Any) -> tuple[list[dict[str, Any]], list[Any]]:
+def write_reports(out: Path, manifest: dict[str, Any], policy: Policy) -> tuple[list[SummaryRow], list[Verdict]]:
     """summary.json/csv, report.html, junit.xml of the merged directory."""
     from harness.drive import runner
     from harness.measure import metrics

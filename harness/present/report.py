@@ -85,7 +85,7 @@ def write_csv(path: Path, rows: Sequence[SummaryRow]) -> None:
         writer = csv.writer(handle)
         writer.writerow(CSV_COLUMNS)
         for row in rows:
-            ci = row.recovery_ci or [None, None]
+            ci: Sequence[float | None] = row.recovery_ci or (None, None)
             writer.writerow(
                 [
                     row.scenario,
@@ -136,7 +136,7 @@ def make_plots(rows: Sequence[SummaryRow]) -> dict[str, bytes]:
         return plots
 
     # Retry decay: attempt k's recovery among requests whose earlier attempts failed.
-    with_retries = {}
+    with_retries: dict[str, list[tuple[str, list[dict[str, Any]]]]] = {}
     for row in ran:
         if any(d["attempt"] >= 2 for d in row.decay):  # the whole curve, from attempt 1
             with_retries.setdefault(row.scenario, []).append((row.client, row.decay))
@@ -165,7 +165,7 @@ def make_plots(rows: Sequence[SummaryRow]) -> dict[str, bytes]:
         plots["decay"] = _png(figure, plt)
 
     # Backoff the server measured between attempts, per client.
-    samples = {}
+    samples: dict[str, list[SummaryRow]] = {}
     for row in ran:
         if row.backoff_ms.get("n"):
             samples.setdefault(row.client, []).append(row)
@@ -173,8 +173,9 @@ def make_plots(rows: Sequence[SummaryRow]) -> dict[str, bytes]:
     if samples:
         figure, axis = plt.subplots(figsize=(8, 3.6))
         for client, items in sorted(samples.items()):
-            p50 = [i.backoff_ms["p50"] for i in items]
-            p90 = [i.backoff_ms["p90"] for i in items]
+            # n > 0 for every row here, so no percentile is None
+            p50 = [v for i in items if (v := i.backoff_ms["p50"]) is not None]
+            p90 = [v for i in items if (v := i.backoff_ms["p90"]) is not None]
             axis.scatter(p50, [client] * len(p50), marker="o", label=f"{client} p50")
             axis.scatter(p90, [client] * len(p90), marker="x", label=f"{client} p90")
         axis.set_xscale("symlog", linthresh=10)

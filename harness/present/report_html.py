@@ -30,6 +30,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -321,7 +322,8 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
         extras = _extra_summary(records)
         openable = [r for r in records if r.get("key") in drillable]
         links = " ".join(
-            f"<a href='#t-{e(r['key'])}' class='trial o-{e(r['outcome'])}' data-key='{e(r['key'])}'>#{r.get('trial', 0)} {e(r['outcome'].replace('_', ' '))}</a>"
+            f"<a href='#t-{e(r['key'])}' class='trial o-{e(r['outcome'])}' data-key='{e(r['key'])}'>"
+            f"#{r.get('trial', 0)} {e(r['outcome'].replace('_', ' '))}</a>"
             for r in openable[:LINKS_PER_CELL]
         ) + (f" <span class=note>+{len(openable) - LINKS_PER_CELL} more</span>" if len(openable) > LINKS_PER_CELL else "")
         out.append(
@@ -337,7 +339,7 @@ def _scenario_section(name: str, item: Any, matrix: Matrix, by_cell: Mapping[tup
             f"<figure>{decay_svg}<figcaption>Retry decay: of the requests whose attempts 1..k-1 failed, the share attempt k "
             "recovered, with 95&nbsp;% Wilson intervals.</figcaption></figure>"
         )
-    backoff_svg = backoff_plot({c: [r for r in by_cell.get((name, c), [])] for c in matrix.clients})
+    backoff_svg = backoff_plot({c: list(by_cell.get((name, c), [])) for c in matrix.clients})
     if backoff_svg:
         plots.append(
             f"<figure>{backoff_svg}<figcaption>Backoff before each retry as the server measured it (end of a failed attempt to the "
@@ -436,13 +438,13 @@ def decay_plot(rows: Sequence[SummaryRow], field: Sequence[Mapping[str, Any]] = 
         legend_y += 16
     if field:
         dx = shift(len(series))
-        for p in field:
-            cx, cy = x(p["attempt"]) + dx, y(p["rate"])
-            lo, hi = p["ci"]
+        for point in field:
+            cx, cy = x(point["attempt"]) + dx, y(point["rate"])
+            lo, hi = point["ci"]
             parts.append(
                 f"<line x1={cx:.1f} x2={cx:.1f} y1={y(lo):.1f} y2={y(hi):.1f} stroke='#222' stroke-dasharray='2,2' />"
-                f"<path d='M{cx:.1f},{cy - 5:.1f} l5,5 l-5,5 l-5,-5 z' fill=white stroke='#222'><title>field, attempt {p['attempt']}: "
-                f"{p['rate']:.1%} of {p['tried']}</title></path>"
+                f"<path d='M{cx:.1f},{cy - 5:.1f} l5,5 l-5,5 l-5,-5 z' fill=white stroke='#222'><title>field, attempt {point['attempt']}: "
+                f"{point['rate']:.1%} of {point['tried']}</title></path>"
             )
         parts.append(
             f"<path d='M{width - right + 15},{legend_y - 9} l5,5 l-5,5 l-5,-5 z' fill=white stroke='#222' />"
@@ -489,7 +491,7 @@ def retry_gaps(record: Mapping[str, Any]) -> list[tuple[int, float]]:
     """(retry number, gap ms) for each retry of each logical request of a trial, from its attempts."""
     out = []
     for attempts in record.get("attempts") or ():
-        for index, (previous, current) in enumerate(zip(attempts, attempts[1:]), start=1):
+        for index, (previous, current) in enumerate(pairwise(attempts), start=1):
             gap = current["t_start"] - previous["t_end"]
             if gap >= 0:
                 out.append((index, gap * 1000))
@@ -545,8 +547,8 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
         # Measured gaps, stacked by retry number in the colour of that retry's declared band.
         counts: dict[int, list[int]] = {k: [0] * bins for k in retries}
         for k, gap in gaps:
-            position = (math.log10(max(gap, 10**lo)) - lo) / (hi - lo)
-            counts[k][min(bins - 1, max(0, int(position * bins)))] += 1
+            fraction = (math.log10(max(gap, 10**lo)) - lo) / (hi - lo)
+            counts[k][min(bins - 1, max(0, int(fraction * bins)))] += 1
         tallest = max(sum(counts[k][i] for k in retries) for i in range(bins))
         bar_w = plot_w / bins
         for index in range(bins):
@@ -559,7 +561,8 @@ def backoff_plot(records_by_client: Mapping[str, Sequence[Mapping[str, Any]]]) -
                 y_top = base_y - (strip - 14) * stacked / tallest - h
                 stacked += count
                 parts.append(
-                    f"<rect x={left + index * bar_w:.1f} y={y_top:.1f} width={bar_w - 1:.1f} height={h:.1f} fill='{RETRY_COLOURS[(k - 1) % len(RETRY_COLOURS)]}'>"
+                    f"<rect x={left + index * bar_w:.1f} y={y_top:.1f} width={bar_w - 1:.1f} height={h:.1f} "
+                    f"fill='{RETRY_COLOURS[(k - 1) % len(RETRY_COLOURS)]}'>"
                     f"<title>retry {k}: {count} gap(s) near {_ms_label(10 ** (lo + (index + 0.5) / bins * (hi - lo)))}</title></rect>"
                 )
         parts.append(
@@ -684,7 +687,7 @@ def timeline(record: Mapping[str, Any], journal: Sequence[Mapping[str, Any]]) ->
     requests = [j for j in journal if j.get("kind") == "request"]
     attempts = []
     if requests:
-        order: dict[str, int] = defaultdict(int)
+        order: dict[str | None, int] = defaultdict(int)  # attempts per conversation (or request id)
         for request in sorted(requests, key=lambda r: r.get("t_headers", 0)):
             conversation = request.get("conversation") or request.get("request_id")
             order[conversation] += 1
@@ -830,11 +833,13 @@ td.total{border-left:3px solid #fbfbfa !important}tfoot td.cell{border-top:3px s
 section.scenario{border-top:1px solid #ddd;padding-top:.6em;margin-top:1.4em}
 .story{display:grid;grid-template-columns:1fr 1fr;gap:1.5em;max-width:80em}.story p{margin:.2em 0}
 .field{background:#f3efe6;padding:.3em .6em;border-left:3px solid #b08d57;max-width:80em}
-table.clients{margin:.6em 0;font-size:13px;max-width:100%}table.clients th,table.clients td{border-bottom:1px solid #e4e4e4;padding:4px 8px;text-align:left;vertical-align:top}
+table.clients{margin:.6em 0;font-size:13px;max-width:100%}
+table.clients th,table.clients td{border-bottom:1px solid #e4e4e4;padding:4px 8px;text-align:left;vertical-align:top}
 table.clients th{background:#f1f1ef;font-weight:600}td.seen{max-width:24em;color:#5b4a2e}tr.skip td{color:#888}
 ul.errors{margin:0;padding-left:1em;max-width:36em}ul.errors code{font-size:11.5px;word-break:break-word}.count{color:#9b2226;font-weight:600}
 .badge{display:inline-block;border-radius:9px;padding:0 7px;margin:1px;font-size:12px;background:#eee}
-.o-recovered{background:#cdebd9}.o-clean{background:#e3f1f3}.o-failed{background:#f7dfb5}.o-data_loss,.o-duplicated{background:#f3c1bd}.o-hung{background:#c9d3da}.o-error{background:#ddd}
+.o-recovered{background:#cdebd9}.o-clean{background:#e3f1f3}.o-failed{background:#f7dfb5}.o-data_loss,.o-duplicated{background:#f3c1bd}
+.o-hung{background:#c9d3da}.o-error{background:#ddd}
 a.trial{display:inline-block;font-size:11.5px;border-radius:3px;padding:0 4px;margin:1px;color:#222;text-decoration:none;border:1px solid #ccc}
 a.trial:hover{border-color:#333}.extras{font-size:11.5px;color:#555;margin-top:3px}
 .plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-size:12px;color:#555;max-width:560px}
@@ -844,7 +849,8 @@ dialog{width:min(1100px,94vw);max-height:90vh;border:1px solid #bbb;border-radiu
 dialog::backdrop{background:#0003}button.close{float:right;font-size:22px;border:0;background:none;cursor:pointer}
 pre{background:#f4f4f2;padding:.5em;overflow:auto;max-height:14em;font-size:11.5px;white-space:pre-wrap;word-break:break-all}
 table.att{font-size:12px}table.att td,table.att th{border-bottom:1px solid #eee;padding:2px 6px;text-align:left}
-table.diff td,table.diff th{border-bottom:1px solid #e4e4e4;padding:3px 8px;text-align:left}.worse{color:#9b2226;font-weight:600}.better{color:#2d6a4f;font-weight:600}
+table.diff td,table.diff th{border-bottom:1px solid #e4e4e4;padding:3px 8px;text-align:left}.worse{color:#9b2226;font-weight:600}
+.better{color:#2d6a4f;font-weight:600}
 """
 
 SCRIPT = r"""
@@ -862,38 +868,59 @@ function svgTimeline(tl){
   if(end<=0)end=1;
   var L=90,R=20,W=1000,rowH=34,H=30+rows.length*rowH+26,pw=W-L-R;
   function X(t){return L+Math.max(0,t)/end*pw;}
-  var s=['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 '+W+' '+H+'" width="100%" class="plot timeline" role="img" aria-label="trial timeline">'];
-  for(var i=0;i<=5;i++){var t=end*i/5;s.push('<line x1="'+X(t)+'" x2="'+X(t)+'" y1="20" y2="'+(H-22)+'" class="grid"/><text x="'+X(t)+'" y="'+(H-8)+'" text-anchor="middle">'+ms(t)+'</text>');}
+  var s=['<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 '+W+' '+H+
+    '" width="100%" class="plot timeline" role="img" aria-label="trial timeline">'];
+  for(var i=0;i<=5;i++){var t=end*i/5;s.push('<line x1="'+X(t)+'" x2="'+X(t)+'" y1="20" y2="'+(H-22)+'" class="grid"/><text x="'+X(t)+
+    '" y="'+(H-8)+'" text-anchor="middle">'+ms(t)+'</text>');}
   rows.forEach(function(conn,i){var y=24+i*rowH;s.push('<text x="'+(L-8)+'" y="'+(y+18)+'" text-anchor="end">conn '+esc(conn)+'</text>');});
   cs.forEach(function(c){var y=24+seen[c.conn]*rowH;
-    s.push('<rect x="'+X(c.t0)+'" y="'+(y+2)+'" width="'+Math.max(1,X(c.t1)-X(c.t0))+'" height="'+(rowH-8)+'" fill="#f1f1ef" stroke="#bbb"><title>connection '+esc(c.conn)+' '+esc(c.protocol||'')+(c.tls?' TLS':'')+', ended '+esc(c.end)+' at '+ms(c.t1)+'</title></rect>');
-    (c.faults||[]).forEach(function(f){if(f.t!=null)s.push('<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' at '+ms(f.t)+'</title></path>');});
+    s.push('<rect x="'+X(c.t0)+'" y="'+(y+2)+'" width="'+Math.max(1,X(c.t1)-X(c.t0))+'" height="'+(rowH-8)+
+      '" fill="#f1f1ef" stroke="#bbb"><title>connection '+esc(c.conn)+' '+esc(c.protocol||'')+(c.tls?' TLS':'')+', ended '+esc(c.end)+
+      ' at '+ms(c.t1)+'</title></rect>');
+    (c.faults||[]).forEach(function(f){if(f.t!=null)s.push('<path d="M'+(X(f.t)-5)+','+(y+4)+
+      ' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' at '+ms(f.t)+'</title></path>');});
   });
   at.forEach(function(a){var y=24+seen[a.conn]*rowH, ok=(a.end==='complete'&&a.status===200);
     var col=ok?'#66a182':(a.end&&a.end.indexOf('fault:')===0?'#d1495b':'#edae49');
-    s.push('<rect class="attempt" x="'+X(a.t0)+'" y="'+(y+8)+'" width="'+Math.max(2,X(a.t1)-X(a.t0))+'" height="'+(rowH-20)+'" fill="'+col+'" fill-opacity="0.8"><title>attempt '+a.n+' ('+esc(a.id)+'): status '+esc(a.status)+', '+a.events+' events, '+a.bytes+' bytes, end '+esc(a.end)+'</title></rect>');
+    s.push('<rect class="attempt" x="'+X(a.t0)+'" y="'+(y+8)+'" width="'+Math.max(2,X(a.t1)-X(a.t0))+'" height="'+(rowH-20)+'" fill="'+col+
+      '" fill-opacity="0.8"><title>attempt '+a.n+' ('+esc(a.id)+'): status '+esc(a.status)+', '+a.events+' events, '+a.bytes+' bytes, end '+
+      esc(a.end)+'</title></rect>');
     s.push('<text x="'+(X(a.t0)+3)+'" y="'+(y+6)+'" class="small">#'+a.n+' '+a.events+' ev</text>');
-    var w=a.writes||[]; if(w.length>1){var top=w[w.length-1][0]||1,pts=w.map(function(p){return X(p[1]).toFixed(1)+','+(y+rowH-12-(p[0]/top)*(rowH-20)).toFixed(1);});
-      s.push('<polyline fill="none" stroke="#222" stroke-width="1" points="'+pts.join(' ')+'"><title>events written over time (up to '+top+')</title></polyline>');}
+    var w=a.writes||[]; if(w.length>1){var top=w[w.length-1][0]||1,
+      pts=w.map(function(p){return X(p[1]).toFixed(1)+','+(y+rowH-12-(p[0]/top)*(rowH-20)).toFixed(1);});
+      s.push('<polyline fill="none" stroke="#222" stroke-width="1" points="'+pts.join(' ')+'"><title>events written over time (up to '+top+
+        ')</title></polyline>');}
     (a.faults||[]).forEach(function(f){if(f.t==null)return;var cut=(a.end==='fault:'+f.type);
-      s.push(cut?'<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+esc(f.type)+' fired at '+ms(f.t)+(f.events_out!=null?' after '+f.events_out+' events':'')+'</title></path>'
-        :'<path d="M'+X(f.t)+','+(y+3)+' l0,'+(rowH-8)+'" stroke="#8d5a97" stroke-width="2" stroke-dasharray="3,2" class="fault"><title>fault '+esc(f.type)+' active from '+ms(f.t)+'</title></path>');});
-    if(a.gap_ms!=null){var x1=X(a.t0),x0=X(a.t0-a.gap_ms/1000);s.push('<line x1="'+x0+'" x2="'+x1+'" y1="'+(y+rowH-4)+'" y2="'+(y+rowH-4)+'" stroke="#1b6ca8" stroke-width="2"/><text x="'+((x0+x1)/2)+'" y="'+(y+rowH+6)+'" text-anchor="middle" class="small" fill="#1b6ca8">gap '+a.gap_ms+' ms</text>');}
+      s.push(cut?'<path d="M'+(X(f.t)-5)+','+(y+4)+' l10,10 m0,-10 l-10,10" stroke="#c00" stroke-width="2.5" class="fault"><title>fault '+
+        esc(f.type)+' fired at '+ms(f.t)+(f.events_out!=null?' after '+f.events_out+' events':'')+'</title></path>'
+        :'<path d="M'+X(f.t)+','+(y+3)+' l0,'+(rowH-8)+
+          '" stroke="#8d5a97" stroke-width="2" stroke-dasharray="3,2" class="fault"><title>fault '+esc(f.type)+' active from '+ms(f.t)+
+          '</title></path>');});
+    if(a.gap_ms!=null){var x1=X(a.t0),x0=X(a.t0-a.gap_ms/1000);s.push('<line x1="'+x0+'" x2="'+x1+'" y1="'+(y+rowH-4)+'" y2="'+(y+rowH-4)+
+      '" stroke="#1b6ca8" stroke-width="2"/><text x="'+((x0+x1)/2)+'" y="'+(y+rowH+6)+
+      '" text-anchor="middle" class="small" fill="#1b6ca8">gap '+a.gap_ms+' ms</text>');}
   });
   s.push('</svg>'); return s.join('');
 }
 function table(tl){
-  var h=['<table class="att"><tr><th>attempt</th><th>request</th><th>conn</th><th>start</th><th>end</th><th>gap before</th><th>status</th><th>events</th><th>bytes</th><th>ended</th><th>faults</th></tr>'];
-  tl.attempts.forEach(function(a){h.push('<tr><td>'+a.n+'</td><td>'+esc(a.id)+'</td><td>'+esc(a.conn)+'</td><td>'+ms(a.t0)+'</td><td>'+ms(a.t1)+'</td><td>'+(a.gap_ms!=null?a.gap_ms+' ms':'')+'</td><td>'+esc(a.status)+'</td><td>'+a.events+'</td><td>'+a.bytes+'</td><td>'+esc(a.end)+'</td><td>'+esc((a.faults||[]).map(function(f){return f.type+(f.t!=null?' @'+ms(f.t):'');}).join(', '))+'</td></tr>');});
+  var h=['<table class="att"><tr><th>attempt</th><th>request</th><th>conn</th><th>start</th><th>end</th><th>gap before</th>'+
+    '<th>status</th><th>events</th><th>bytes</th><th>ended</th><th>faults</th></tr>'];
+  tl.attempts.forEach(function(a){h.push('<tr><td>'+a.n+'</td><td>'+esc(a.id)+'</td><td>'+esc(a.conn)+'</td><td>'+ms(a.t0)+'</td><td>'+
+    ms(a.t1)+'</td><td>'+(a.gap_ms!=null?a.gap_ms+' ms':'')+'</td><td>'+esc(a.status)+'</td><td>'+a.events+'</td><td>'+a.bytes+'</td><td>'+
+    esc(a.end)+'</td><td>'+esc((a.faults||[]).map(function(f){return f.type+(f.t!=null?' @'+ms(f.t):'');}).join(', '))+'</td></tr>');});
   h.push('</table>');
-  if(tl.connections.length){h.push('<table class="att"><tr><th>conn</th><th>peer</th><th>protocol</th><th>accepted</th><th>closed</th><th>ended</th><th>faults</th></tr>');
-    tl.connections.forEach(function(c){h.push('<tr><td>'+esc(c.conn)+'</td><td>'+esc(c.peer)+'</td><td>'+esc(c.protocol)+(c.tls?' TLS':'')+'</td><td>'+ms(c.t0)+'</td><td>'+ms(c.t1)+'</td><td>'+esc(c.end)+'</td><td>'+esc((c.faults||[]).map(function(f){return f.type;}).join(', '))+'</td></tr>');});
+  if(tl.connections.length){
+    h.push('<table class="att"><tr><th>conn</th><th>peer</th><th>protocol</th><th>accepted</th><th>closed</th><th>ended</th><th>faults</th></tr>');
+    tl.connections.forEach(function(c){h.push('<tr><td>'+esc(c.conn)+'</td><td>'+esc(c.peer)+'</td><td>'+esc(c.protocol)+(c.tls?' TLS':'')+
+      '</td><td>'+ms(c.t0)+'</td><td>'+ms(c.t1)+'</td><td>'+esc(c.end)+'</td><td>'+
+      esc((c.faults||[]).map(function(f){return f.type;}).join(', '))+'</td></tr>');});
     h.push('</table>');}
   return h.join('');
 }
 function open(key){
   var d=data[key]; if(!d)return false;
-  var h=['<h3>'+esc(d.scenario)+' / '+esc(d.client)+' &middot; trial '+esc(d.trial)+' &middot; <span class="badge o-'+esc(d.outcome)+'">'+esc(d.outcome)+'</span></h3>',
+  var h=['<h3>'+esc(d.scenario)+' / '+esc(d.client)+' &middot; trial '+esc(d.trial)+' &middot; <span class="badge o-'+esc(d.outcome)+'">'+
+    esc(d.outcome)+'</span></h3>',
     '<p>exit code '+esc(d.exit_code)+', '+esc(d.elapsed_s)+' s, '+esc(d.faults_fired)+' fault(s) fired; key <code>'+esc(d.key)+'</code></p>'];
   if(d.error_line)h.push('<p>said: <code>'+esc(d.error_line)+'</code></p>');
   if(d.integrity.length)h.push('<p>integrity: '+esc(d.integrity.join('; '))+'</p>');
@@ -904,7 +931,8 @@ function open(key){
   if(!dialog.open)dialog.showModal();
   return true;
 }
-document.addEventListener('click',function(ev){var a=ev.target.closest('a.trial');if(a&&open(a.getAttribute('data-key'))){ev.preventDefault();history.replaceState(null,'','#t-'+a.getAttribute('data-key'));}});
+document.addEventListener('click',function(ev){var a=ev.target.closest('a.trial');if(a&&open(a.getAttribute('data-key'))){
+  ev.preventDefault();history.replaceState(null,'','#t-'+a.getAttribute('data-key'));}});
 dialog.addEventListener('close',function(){if(location.hash.indexOf('#t-')===0)history.replaceState(null,'',location.pathname);});
 if(location.hash.indexOf('#t-')===0)open(decodeURIComponent(location.hash.slice(3)));
 })();

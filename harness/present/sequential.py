@@ -36,7 +36,7 @@ from pathlib import Path
 from statistics import NormalDist
 from typing import Any
 
-from harness.measure.metrics import summarize_group, wilson
+from harness.measure.metrics import SummaryRow, summarize_group, wilson
 from harness.present.gate import Policy, PolicyError, Thresholds
 
 ALPHA = 0.05
@@ -232,17 +232,17 @@ def judge_cell(
         if state != "continue":
             break
     prefix = [r for r in ran if r["trial"] < n]
-    row = summarize_group(scenario, client, prefix) if prefix else {}
+    final: SummaryRow | Mapping[str, Any] = summarize_group(scenario, client, prefix) if prefix else {}
     numbers = {
         "trials": n,
         "max_trials": max_trials,
-        "recovered": row.get("recovered"),
-        "recovery_rate": row.get("recovery_rate"),
+        "recovered": final.get("recovered"),
+        "recovery_rate": final.get("recovery_rate"),
         "corrected_ci": [round(looks[-1].low, 4), round(looks[-1].high, 4)] if looks else None,
         "look_level": round(1 - look_alpha, 5),
-        "hangs": row.get("hangs"),
-        "data_loss": row.get("data_loss"),
-        "amplification": row.get("amplification"),
+        "hangs": final.get("hangs"),
+        "data_loss": final.get("data_loss"),
+        "amplification": final.get("amplification"),
     }
     passed = state == "pass" or (state == "inconclusive" and plan.inconclusive == "pass")
     seconds = sum(r.get("elapsed_s", 0.0) for r in prefix)

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.clients.versions import version_key
+from harness.measure.metrics import SummaryRow
 from harness.present import fieldmatch
 
 
-def extend(directory: Path, rows: list[dict[str, Any]], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def extend(directory: Path, rows: list[SummaryRow], records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     names = list(dict.fromkeys(r["scenario"] for r in records))
     field = fieldmatch.evaluate(fieldmatch.load(directory, names), records)
     for index, row in enumerate(rows):  # the rows are frozen: each is replaced by one with its field checks
@@ -38,7 +39,7 @@ def extend(directory: Path, rows: list[dict[str, Any]], records: Sequence[Mappin
     return {"field": field, "matrix": matrix(rows)}
 
 
-def matrix(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def matrix(rows: Sequence[SummaryRow]) -> list[dict[str, Any]]:
     """One table per client family run at two or more versions: scenarios down, versions across."""
     families: dict[str, list[str]] = {}
     for row in rows:
@@ -56,14 +57,14 @@ def matrix(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         for scenario in scenarios:
             cells = {}
             for client in clients:
-                row = next((r for r in rows if r["scenario"] == scenario and r["client"] == client), None)
-                cells[client] = _cell(row)
+                found = next((r for r in rows if r["scenario"] == scenario and r["client"] == client), None)
+                cells[client] = _cell(found)
             lines.append({"scenario": scenario, "cells": cells})
         tables.append({"client": base, "columns": clients, "rows": lines})
     return tables
 
 
-def _cell(row: Mapping[str, Any] | None) -> dict[str, Any]:
+def _cell(row: SummaryRow | None) -> dict[str, Any]:
     if row is None:
         return {"text": "not run"}
     if row.get("skipped") and not row.get("trials"):

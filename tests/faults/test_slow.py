@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from tests.faults.client import SEED, body, exchange, records
 
 
 def write_gaps(request) -> list[float]:
     writes = request["writes"]
-    return [b[2] - a[2] for a, b in zip(writes, writes[1:])]
+    return [b[2] - a[2] for a, b in pairwise(writes)]
 
 
 def test_slow_jitter_spreads_the_token_intervals(sim, plan):

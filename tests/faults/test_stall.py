@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from tests.faults.client import BODY, records
 from tests.wire import H2Probe, HeadersFrame, PingFrame
 
@@ -21,7 +23,7 @@ def test_stall_holds_the_stream_while_pings_are_answered(sim, plan):
     # idle, it overshoots by 1-3 ms; 2 s leaves room for a machine whose cores are all busy.
     (request,) = records(sim, "stall")
     writes = request["writes"]
-    gaps = [(b[2] - a[2], a[0]) for a, b in zip(writes, writes[1:])]
+    gaps = [(b[2] - a[2], a[0]) for a, b in pairwise(writes)]
     longest, after_events = max(gaps)
     assert after_events == 30 and 0.6 <= longest < 2.6, gaps
 

@@ -9,7 +9,8 @@ from harness.clients.adapters.openai_python import OPENAI_APIS
 OPENAI_JS_DIR = CLIENTS_DIR / "openai_js"
 OPENAI_NODE_POLICY = (
     "2 retries; min(0.5*2^n, 8 s)*(1-0.25U); 408/409/429/5xx and connection errors; x-should-retry overrides; "
-    "retry-after-ms then retry-after honoured up to 60 s (longer: default backoff); never mid-stream; timeout 600 s until the response headers (the body has none)"
+    "retry-after-ms then retry-after honoured up to 60 s (longer: default backoff); never mid-stream; "
+    "timeout 600 s until the response headers (the body has none)"
 )
 
 CLIENTS = (

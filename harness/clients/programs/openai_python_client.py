@@ -86,7 +86,8 @@ def ask(client: openai.OpenAI, api: str, body: dict, stream: bool):
 
 def describe(error: BaseException) -> str:
     text = f"{type(error).__name__}: {error}"
-    causes, cause = [], error.__cause__ or error.__context__
+    causes: list[str] = []
+    cause = error.__cause__ or error.__context__
     while cause is not None and len(causes) < 4:
         causes.append(f"{type(cause).__name__}: {cause}")
         cause = cause.__cause__ or cause.__context__

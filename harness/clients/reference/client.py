@@ -143,10 +143,11 @@ class ReferenceClient:
             while pending and winner is None:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
-                    if task.exception() is None:
+                    error = task.exception()
+                    if error is None:
                         winner = task
                         break
-                    failures.append(task.exception())
+                    failures.append(error)
         finally:
             for task in pending:
                 task.cancel()
@@ -183,8 +184,8 @@ class ReferenceClient:
             if first_byte is not None:
                 first_byte.set()
             if response.status_code != 200:
-                data = await guarded(response.aread(), idle, False, "in the error body")
-                raise status_failure(response.status_code, response.headers, data)
+                error_body = await guarded(response.aread(), idle, False, "in the error body")
+                raise status_failure(response.status_code, response.headers, error_body)
             acc = accumulator(feed)
             decoder = sse.Decoder()
             data = bytearray()

@@ -83,7 +83,8 @@ class ThrottledLocally(Failure):
 def describe(error: BaseException) -> str:
     """``Class: message``; an empty message is taken from the exception's causes (httpx's
     ReadError often says nothing itself)."""
-    text, seen, cause = str(error), set(), error
+    text, seen = str(error), set()
+    cause: BaseException | None = error
     while not text and cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__

@@ -13,7 +13,7 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from harness.clients import script as client_script
-from harness.clients.reference.client import Answer, ReferenceClient, request_body
+from harness.clients.reference.client import ReferenceClient, request_body
 from harness.clients.reference.failures import Failure
 from harness.clients.reference.pool import http_client_factory
 from harness.measure import strategies
@@ -36,7 +36,8 @@ def strategy_from_env(environ: Mapping[str, str]) -> strategies.Strategy:
 def live_sink(target: str | None) -> tuple[Callable[[str], None] | None, TextIO | None]:
     if not target:
         return None, None
-    handle = sys.stderr if target == "stderr" else open(target, "a", encoding="utf-8")
+    # Open for the whole conversation and handed back: converse() closes it when the client is done.
+    handle = sys.stderr if target == "stderr" else open(target, "a", encoding="utf-8")  # noqa: SIM115
 
     def write(text: str) -> None:
         handle.write(text)
@@ -87,9 +88,10 @@ async def converse(script: Mapping[str, Any], environ: Mapping[str, str], out: T
                 if parts > 1:
                     line["part"] = part
                 print(json.dumps(line), file=out, flush=True)
-            if any(isinstance(outcome, BaseException) for outcome in outcomes):
+            answers = [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
+            if len(answers) < len(outcomes):
                 return 1
-            answer: Answer = outcomes[0]
+            answer = answers[0]
             messages = conversations[0] + [{"role": "assistant", "content": answer.acc.assistant_content()}]
             pending_tool_results = [{"type": "tool_result", "tool_use_id": use["id"], "content": "ok"} for use in answer.acc.tool_uses()]
     finally:

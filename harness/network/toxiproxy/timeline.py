@@ -406,8 +406,8 @@ class ToxicTimeline:
                 for index in remaining:
                     try:
                         when, info = self.steps[index].when.due(self)
-                    except Exception as error:
-                        self._record(index, now, now, now, {}, None, f"trigger: {type(error).__name__}: {error}")
+                    except Exception as failure:
+                        self._record(index, now, now, now, {}, None, f"trigger: {type(failure).__name__}: {failure}")
                         if self.stop_on_error:
                             self.ended_because = "error"
                             return

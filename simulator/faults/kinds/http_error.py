@@ -55,7 +55,7 @@ class HttpError(Fault):
         out = api.error_reply(ApiError(self.status, self.message, self.error_type), request_id, extra, path=path)
         if self.should_retry is not None:
             flag = b"true" if self.should_retry else b"false"
-            out = replace(out, headers=tuple(h for h in out.headers if h[0] != b"x-should-retry") + ((b"x-should-retry", flag),))
+            out = replace(out, headers=(*(h for h in out.headers if h[0] != b"x-should-retry"), (b"x-should-retry", flag)))
         return out
 
 
