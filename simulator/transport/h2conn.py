@@ -417,7 +417,9 @@ class H2Handler:
                         if not data:
                             break
                         self.connection["bytes_in"] += len(data)
-                        if not self.blackholed:
+                        # closed while this read was under way (our final GOAWAY is out: h2 would
+                        # answer any frame now with a GOAWAY PROTOCOL_ERROR), or not answering
+                        if not self.blackholed and not self.closed:
                             await self._receive(data)
                 except h2.exceptions.ProtocolError as error:
                     end = "protocol_error"
