@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from harness.measure.metrics import percentile  # noqa: E402
+from harness.processes import stop  # noqa: E402
 from simulator.api.router import MessagesApi, StreamReply, describe  # noqa: E402
 from simulator.config import SimulatorConfig  # noqa: E402
 from simulator.transport.schedule import Pacing, event_delays  # noqa: E402
@@ -105,13 +106,6 @@ def core_busy(core: str) -> float:
     return 0.0
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def run(streams: int, words: int, root: Path, workdir: Path, extra: list[str], profile: Path | None = None) -> dict:
     journal = workdir / f"journal-{streams}.jsonl"
     body_file = workdir / "body.json"
@@ -135,9 +129,8 @@ def run(streams: int, words: int, root: Path, workdir: Path, extra: list[str], p
         str(journal),
         *extra,
     ]
-    server = subprocess.Popen(
-        command, cwd=root, stdout=subprocess.PIPE, stderr=open(workdir / f"serve-{streams}.log", "wb"), text=True, start_new_session=True
-    )
+    with open(workdir / f"serve-{streams}.log", "wb") as serve_log:  # the server writes to its own copy
+        server = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=serve_log, text=True, start_new_session=True)
     try:
         info = json.loads(server.stdout.readline())
         base, control = info["base_url"], info.get("control_url")
@@ -199,12 +192,7 @@ def run(streams: int, words: int, root: Path, workdir: Path, extra: list[str], p
         summary = next((line.strip() for line in done.stdout.splitlines() if line.startswith("requests:")), done.stdout[-300:])
         probe.wait(timeout=120)
     finally:
-        os.kill(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.kill(server.pid, signal.SIGKILL)
-            server.wait(5)
+        stop(server, grace_s=15)
     records = [json.loads(line) for line in journal.read_text().splitlines() if line.strip()]
     requests = [r for r in records if r.get("kind") == "request" and r.get("path") == "/v1/messages"]
     arrivals = {p["request_id"]: p["arrivals"] for p in json.loads(probe_out.read_text()) if p["request_id"]} if probe_out.exists() else {}
@@ -301,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     for r in rows:
         late, steady, client = r["lateness_ms"], r["steady_lateness_ms"], r["client_lateness_ms"]
         print(
-            f"| {r['streams']} | {r['events_per_s']:,.0f} ({r['target_events_per_s']:,.0f}) | {late['p50']:.2f} / {late['p99']:.2f} / {late['max']:.1f} "
+            f"| {r['streams']} | {r['events_per_s']:,.0f} ({r['target_events_per_s']:,.0f}) "
+            f"| {late['p50']:.2f} / {late['p99']:.2f} / {late['max']:.1f} "
             f"| {steady['p99']:.2f} | {client['p50']:.2f} / {client['p99']:.2f} / {client['max'] or float('nan'):.1f} "
             f"| {r['cpu_per_s']:.2f} | {r['cpu_s_per_1000_events']:.3f} | {r['peak_rss_mb']:.0f} | {r['cuts_exact']}/{r['faulted']} "
             f"| {r['h2load_cpu_per_s']:.2f} | {r['core0_other']:.0%} | {r['load_avg']:.1f} |"

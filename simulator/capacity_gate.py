@@ -20,6 +20,7 @@ import trio
 
 from .api.errors import ApiError
 from .faults.capacity import Capacity
+from .records import RequestRecord
 
 
 @dataclass(eq=False)
@@ -153,7 +154,7 @@ class CapacityGate:
 # -- the one call in run_exchange -----------------------------------------------------------------
 
 
-async def admit(gate: CapacityGate | None, api: Any, record: dict, path: str, reply: Any, request_id: str) -> tuple[Ticket | None, Any]:
+async def admit(gate: CapacityGate | None, api: Any, record: RequestRecord, path: str, reply: Any, request_id: str) -> tuple[Ticket | None, Any]:
     """Wait for a slot and the service time; the reply to write (the original, or 529 / 409) and
     the ticket to give back with :func:`release` when the reply ends. ``api`` writes the error
     replies in the form of the API the path belongs to."""
@@ -183,7 +184,7 @@ async def admit(gate: CapacityGate | None, api: Any, record: dict, path: str, re
     return admission.ticket, reply
 
 
-def release(ticket: Ticket | None, record: dict) -> None:
+def release(ticket: Ticket | None, record: RequestRecord) -> None:
     if ticket is not None and not ticket.released:
         ticket.gate.release(ticket)
         if "capacity" in record:

@@ -71,7 +71,10 @@ def cuts(*firings: Firing, events=EVENTS, t_headers: float = T, plan_t0: float =
     return plan_cuts(events, firings, lambda f: f.rule.fault.acts_as == EVENT, t_headers, plan_t0, body_bytes)
 
 
-def steps(the_cuts: Cuts = Cuts(), delays=None, frames: bool = False, limit: int = LIMIT, events=EVENTS, cost=None) -> list:
+NO_CUTS = Cuts()
+
+
+def steps(the_cuts: Cuts = NO_CUTS, delays=None, frames: bool = False, limit: int = LIMIT, events=EVENTS, cost=None) -> list:
     delays = delays if delays is not None else [0.0] * len(events)
     return run(reply_steps(events, the_cuts, delays, frames=frames, coalesce_limit=limit, now=T), T, cost)
 
@@ -216,14 +219,14 @@ def test_a_json_reply_is_cut_at_its_byte_offsets_and_the_rest_follows():
 
 # -- time: ms, budget, clock ----------------------------------------------------------------------
 
-I = 1 / 64  # one token at 64 tokens/s (exact in binary, so the fake clock adds up exactly)
-PACED = [0.0, 0.0, 0.5, 0.0, I, I, I, 0.0, 0.0, 0.0]  # ttft 0.5 s, then 64 tokens/s
+TICK = 1 / 64  # one token at 64 tokens/s (exact in binary, so the fake clock adds up exactly)
+PACED = [0.0, 0.0, 0.5, 0.0, TICK, TICK, TICK, 0.0, 0.0, 0.0]  # ttft 0.5 s, then 64 tokens/s
 
 
 def test_pacing_delays_are_ttft_then_one_interval_per_token():
     assert event_delays(Pacing(0.5, 64), EVENTS) == PACED
     two_tokens = (*EVENTS[:4], WireEvent("content_block_delta", "text", b"x", 2), *EVENTS[5:])
-    assert event_delays(Pacing(0.0, 64), two_tokens)[4] == 2 * I
+    assert event_delays(Pacing(0.0, 64), two_tokens)[4] == 2 * TICK
 
 
 def test_paced_coalesced_reply_writes_what_is_due_before_each_sleep():
@@ -231,11 +234,11 @@ def test_paced_coalesced_reply_writes_what_is_due_before_each_sleep():
         Write(joined(0, 1)),
         Sleep(T + 0.5),
         Write(joined(2, 3)),
-        Sleep(T + 0.5 + I),
+        Sleep(T + 0.5 + TICK),
         Write(joined(4)),
-        Sleep(T + 0.5 + 2 * I),
+        Sleep(T + 0.5 + 2 * TICK),
         Write(joined(5)),
-        Sleep(T + 0.5 + 3 * I),
+        Sleep(T + 0.5 + 3 * TICK),
         Write(joined(6, 7, 8, 9)),
     ]
 
@@ -245,11 +248,11 @@ def test_paced_frame_per_event_reply_keeps_a_piece_per_event_in_each_write():
         Write(framed(0, 1)),
         Sleep(T + 0.5),
         Write(framed(2, 3)),
-        Sleep(T + 0.5 + I),
+        Sleep(T + 0.5 + TICK),
         Write(framed(4)),
-        Sleep(T + 0.5 + 2 * I),
+        Sleep(T + 0.5 + 2 * TICK),
         Write(framed(5)),
-        Sleep(T + 0.5 + 3 * I),
+        Sleep(T + 0.5 + 3 * TICK),
         Write(framed(6, 7, 8, 9)),
     ]
 
@@ -260,29 +263,29 @@ def test_a_stall_restarts_the_schedule_from_its_end():
         Write(joined(0, 1)),
         Sleep(T + 0.5),
         Write(joined(2, 3)),
-        Sleep(T + 0.5 + I),
+        Sleep(T + 0.5 + TICK),
         Fire(stall, (), 4, size(0, 1, 2, 3)),
         Write(joined(4)),
-        Sleep(T + 2.5 + 2 * I),  # one interval after the stall's end, not T + 0.5 + 2I
+        Sleep(T + 2.5 + 2 * TICK),  # one interval after the stall's end, not T + 0.5 + 2 TICK
         Write(joined(5)),
-        Sleep(T + 2.5 + 3 * I),
+        Sleep(T + 2.5 + 3 * TICK),
         Write(joined(6, 7, 8, 9)),
     ]
 
 
 def test_ms_fires_at_its_instant_while_the_reply_sleeps():
-    cut = firing(0, faults.Stall(seconds=0.25), "ms", 500 + 1000 * I / 2)
+    cut = firing(0, faults.Stall(seconds=0.25), "ms", 500 + 1000 * TICK / 2)
     assert steps(cuts(cut), delays=PACED, cost={4: 0.25}) == [
         Write(joined(0, 1)),
         Sleep(T + 0.5),
         Write(joined(2, 3)),
-        Sleep(T + 0.5 + I / 2, exact=True),
+        Sleep(T + 0.5 + TICK / 2, exact=True),
         Fire(cut, (), 4, size(0, 1, 2, 3)),
-        Sleep(T + 0.5 + I),  # event 4's own deadline (passed during the stall: written at once)
+        Sleep(T + 0.5 + TICK),  # event 4's own deadline (passed during the stall: written at once)
         Write(joined(4)),
-        Sleep(T + 0.75 + I / 2 + I),  # what follows counts from the stall's end
+        Sleep(T + 0.75 + TICK / 2 + TICK),  # what follows counts from the stall's end
         Write(joined(5)),
-        Sleep(T + 0.75 + I / 2 + 2 * I),
+        Sleep(T + 0.75 + TICK / 2 + 2 * TICK),
         Write(joined(6, 7, 8, 9)),
     ]
 
@@ -319,32 +322,32 @@ def test_budget_is_byte_seconds_over_the_request_body():
         Fire(cut, (), 2, size(0, 1)),
         Sleep(T + 0.5),
         Write(joined(2, 3)),
-        Sleep(T + 0.5 + I),
+        Sleep(T + 0.5 + TICK),
         Write(joined(4)),
-        Sleep(T + 0.5 + 2 * I),
+        Sleep(T + 0.5 + 2 * TICK),
         Write(joined(5)),
-        Sleep(T + 0.5 + 3 * I),
+        Sleep(T + 0.5 + 3 * TICK),
         Write(joined(6, 7, 8, 9)),
     ]
 
 
 def test_clock_counts_from_the_plan_load_but_never_before_the_headers():
-    later = firing(0, faults.TcpReset(), "clock", 60.5 + I / 2)  # plan loaded at 40: fires at T + 0.5 + I/2
+    later = firing(0, faults.TcpReset(), "clock", 60.5 + TICK / 2)  # plan loaded at 40: fires at T + 0.5 + TICK/2
     past = firing(1, faults.Fin(), "clock", 1.0)  # long past: at the headers
     planned = cuts(later, past, plan_t0=40.0)
-    assert planned.times == ((T, past), (T + 0.5 + I / 2, later))
+    assert planned.times == ((T, past), (T + 0.5 + TICK / 2, later))
     assert steps(planned, delays=PACED, frames=True) == [
         Fire(past, (), 0, 0),
         Write(framed(0, 1)),
         Sleep(T + 0.5),
         Write(framed(2, 3)),
-        Sleep(T + 0.5 + I / 2, exact=True),
+        Sleep(T + 0.5 + TICK / 2, exact=True),
         Fire(later, (), 4, size(0, 1, 2, 3)),
-        Sleep(T + 0.5 + I),
+        Sleep(T + 0.5 + TICK),
         Write(framed(4)),
-        Sleep(T + 0.5 + 2 * I),
+        Sleep(T + 0.5 + 2 * TICK),
         Write(framed(5)),
-        Sleep(T + 0.5 + 3 * I),
+        Sleep(T + 0.5 + 3 * TICK),
         Write(framed(6, 7, 8, 9)),
     ]
 

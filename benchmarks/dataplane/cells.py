@@ -87,7 +87,10 @@ def measure(server: Server, protocol: str, args: argparse.Namespace, workdir: Pa
         if len(valid) < len(cell.runs):
             cell.status = "invalid"
             bad = next(r for r in cell.runs if not r.valid)
-            cell.reason = f"{len(cell.runs) - len(valid)}/{len(cell.runs)} runs had failed requests ({bad.failed} failed, {bad.errored} errored, {bad.timeout} timeout) {bad.note}".strip()
+            cell.reason = (
+                f"{len(cell.runs) - len(valid)}/{len(cell.runs)} runs had failed requests "
+                f"({bad.failed} failed, {bad.errored} errored, {bad.timeout} timeout) {bad.note}"
+            ).strip()
         else:
             cell.status = "ok"
             notes = {r.note for r in valid if r.note}

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import os
 import re
 import signal
 import statistics
@@ -13,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import workload
+
+from harness.measure.metrics import percentile
+from harness.processes import stop
 
 from .common import LOAD_CORE, SERVER_CORE
 from .machine import core_busy_seconds, proc_cpu_seconds
@@ -99,14 +100,6 @@ class Run:
         self.answers_per_cpu_s = 1000.0 / self.cpu_s_per_1000 if self.cpu_s_per_1000 else 0.0
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))  # nearest rank
-    return ordered[index]
-
-
 def h2load(
     url: str, protocol: str, body_file: Path, requests: int, clients: int, server_pid: int, events: int, body_bytes: int, workdir: Path, tag: str
 ) -> Run:
@@ -140,7 +133,7 @@ def h2load(
     try:
         output, _ = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        os.kill(process.pid, signal.SIGKILL)
+        stop(process, first=signal.SIGKILL)
         output, _ = process.communicate()
         output += f"\n[killed after {timeout_s:.0f}s]"
     wall = time.monotonic() - t0

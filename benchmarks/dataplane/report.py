@@ -86,7 +86,8 @@ def targets(cells: list[Cell]) -> list[str]:
             ratio = rate / ref.median.answers_per_s
             cpu_ratio = capacity / ref.median.answers_per_cpu_s
             lines.append(
-                f"  {PROTOCOL_TITLES[protocol]:9} {ratio:8.2f}x hypercorn (answers/s) >= {TARGET_RATIO}x {'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
+                f"  {PROTOCOL_TITLES[protocol]:9} {ratio:8.2f}x hypercorn (answers/s) >= {TARGET_RATIO}x "
+                f"{'PASS' if ratio >= TARGET_RATIO else 'FAIL'}"
                 f"   | {cpu_ratio:8.2f}x hypercorn (per CPU-second)  {'PASS' if cpu_ratio >= TARGET_RATIO else 'FAIL'}"
             )
     return lines

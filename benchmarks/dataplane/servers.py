@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -14,16 +13,11 @@ from pathlib import Path
 
 import workload
 
+from harness import processes
 from harness.drive.simulator_process import read_first_line
 
 from .common import AIMOCK_VERSION, HERE, HOST, MOCKSERVER_VERSION, READY_TIMEOUT_S, ROOT, SERVER_CORE, STOP_TIMEOUT_S
 from .tools import ensure_aimock, ensure_mockserver
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def wait_port(port: int, process: subprocess.Popen, timeout_s: float = READY_TIMEOUT_S) -> None:
@@ -51,15 +45,7 @@ class Running:
 
     def stop(self) -> None:
         process = self.process
-        if process.poll() is None:
-            try:
-                os.kill(process.pid, signal.SIGTERM)
-                process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(STOP_TIMEOUT_S)
-            except ProcessLookupError:
-                pass
+        processes.stop(process, grace_s=STOP_TIMEOUT_S)  # SIGTERM, then SIGKILL after the grace
         if process.stdout:
             process.stdout.close()
 
@@ -144,7 +130,7 @@ class Hypercorn(Server):
         from simulator.service import DEFAULT_TLS_DIR
         from simulator.tls import ensure_certificates
 
-        port = free_port()
+        port = processes.free_port(HOST)
         hypercorn = str(Path(sys.executable).with_name("hypercorn"))
         command = [sys.executable, hypercorn] if not os.access(hypercorn, os.X_OK) else [hypercorn]
         command += ["--worker-class", "trio", "--workers", "0", "--log-level", "WARNING"]
@@ -181,7 +167,7 @@ class Aimock(Server):
         text = text.ljust(chunk * deltas)[: chunk * deltas]
         fixtures = workdir / "aimock-fixtures.json"
         fixtures.write_text(json.dumps({"fixtures": [{"match": {"userMessage": "streamchaos benchmark"}, "response": {"content": text}}]}))
-        port = free_port()
+        port = processes.free_port(HOST)
         command = [
             "node",
             str(self.cli),
@@ -224,7 +210,7 @@ class MockServer(Server):
         return ""
 
     def start(self, protocol: str, workdir: Path) -> Running:
-        port = free_port()
+        port = processes.free_port(HOST)
         command = ["java", "-Dmockserver.logLevel=WARN", "-jar", str(self.jar), "-serverPort", str(port), "-logLevel", "WARN"]
         log_path = workdir / f"mockserver-{protocol}.log"
         return listening(spawn(command, log_path), log_path, port, protocol, ready=lambda: self._expect(port))

@@ -10,23 +10,24 @@ before each fault. Coalescing, pacing and faults all act at event (or byte) boun
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import trio
 
 from ..api.errors import ApiError
 from ..api.events import WireEvent
-from ..api.router import JsonReply, StreamReply, describe
+from ..api.reply import JsonReply, Reply, StreamReply
+from ..api.router import describe
 from ..capacity_gate import admit, release
 from ..faults import model
-from ..faults.base import CUT, EVENT, NOT_APPLICABLE, PACING, REPLY, FaultEnded, perform
+from ..faults.base import CUT, EVENT, NOT_APPLICABLE, PACING, REPLY, Fault, FaultEnded, perform
 from ..faults.decide import RequestFacts, request_rules, uniform
-from ..records import fault_note
+from ..records import ConnectionRecord, FaultNote, RequestRecord, fault_note
 from . import schedule
 from .pacer import pacer
-from .schedule import Fire, Mark, Pacing, Sleep, Write, event_delays
+from .schedule import Fire, Mark, Pacing, Piece, Sleep, Write, event_delays
 
 if TYPE_CHECKING:
     from ..state import ServerState
@@ -45,8 +46,7 @@ class ResponseChannel(Protocol):
     async def send_body(self, data: bytes) -> None: ...
     # optional: ``send_frames(pieces)`` writes each piece as its own DATA frame / chunk, all in one
     # socket write (see _Writer.write); a channel without it gets one send_body per piece.
-    # optional, for the pacer (h2 over plain TCP): ``can_frame_now``, ``frame_now(pieces)`` (frame
-    # without I/O: how many, and the connection whose ``flush_now()`` writes them), ``flush_queued()``
+    # optional, for the pacer: the members of :class:`FramingChannel`
     async def end(self) -> None: ...
     async def send_simple(self, status: int, headers: Headers, body: bytes) -> None: ...
     async def send_whole(self, status: int, headers: Headers, body: bytes) -> None: ...
@@ -61,6 +61,64 @@ class ResponseChannel(Protocol):
     def response_started(self) -> bool: ...
 
 
+class FramingChannel(ResponseChannel, Protocol):
+    """A channel that can frame without I/O (h2 over plain TCP): the pacer drives its paced replies."""
+
+    @property
+    def can_frame_now(self) -> bool: ...
+    def frame_now(self, pieces: list[bytes]) -> tuple[int, Any]:
+        """Frame ``pieces`` without I/O: how many were, and the connection whose ``flush_now()`` writes them."""
+        ...
+
+    async def flush_queued(self) -> None: ...
+    async def send_frames(self, pieces: list[bytes]) -> None: ...
+
+
+def can_frame_now(channel: ResponseChannel) -> TypeGuard[FramingChannel]:
+    return getattr(channel, "can_frame_now", False)
+
+
+# What the writer reads of a fault, by what it acts as (faults/base.py): the fault kinds need no
+# isinstance, so each reader checks ``acts_as`` (the guards below) before it uses these members.
+class ReplyFault(Protocol):
+    """Acts as REPLY (http_error): the reply written instead of the API's."""
+
+    def reply(self, api: Any, request_id: str, path: str | None) -> JsonReply: ...
+
+
+class PacingFault(Protocol):
+    """Acts as PACING (slow): the reply's pacing."""
+
+    @property
+    def ttft_s(self) -> float: ...
+    @property
+    def tokens_per_second(self) -> float | None: ...
+    @property
+    def jitter(self) -> float: ...
+
+
+class EventFault(Protocol):
+    """Acts as EVENT (malformed_sse): rewrites the event it fires at (:func:`.schedule.reply_steps`)."""
+
+    @property
+    def mode(self) -> str: ...
+    @property
+    def gap_s(self) -> float: ...
+    def pieces(self, event: bytes) -> tuple[bytes, ...]: ...
+
+
+def _replaces_reply(fault: Fault) -> TypeGuard[ReplyFault]:
+    return fault.acts_as == REPLY
+
+
+def _paces(fault: Fault) -> TypeGuard[PacingFault]:
+    return fault.acts_as == PACING
+
+
+def _rewrites_event(fault: Fault) -> TypeGuard[EventFault]:
+    return fault.acts_as == EVENT
+
+
 @dataclass(slots=True)
 class Firing:
     index: int
@@ -69,7 +127,7 @@ class Firing:
 
 async def run_exchange(
     state: ServerState,
-    connection: dict,
+    connection: ConnectionRecord,
     stream_id: int | None,
     channel: ResponseChannel,
     method: str,
@@ -94,9 +152,10 @@ async def run_exchange(
         reply = await _handle_sliced(api, info, body, request_id)
         writer.error_event = getattr(reply, "error_event", None)  # an OpenAI-compatible API's in-stream error
         writer.firings, writer.facts = _decide(state, connection, record, info, reply, idle_s)
-        if getattr(reply, "answer", None) is not None:
-            record["conversation"] = reply.request.conversation_digest
-            record["answer"] = getattr(reply, "summary", None) or reply.answer.summary()
+        answer, request = reply.answer, reply.request
+        if answer is not None and request is not None:  # (an API gives both or neither)
+            record["conversation"] = request.conversation_digest
+            record["answer"] = getattr(reply, "summary", None) or answer.summary()
         slot, reply = await admit(state.faults.capacity, api, record, info.path, reply, request_id)  # finite capacity: wait, serve, or 529/409
         record["stream"] = isinstance(reply, StreamReply)
         await writer.headers_phase()
@@ -107,12 +166,13 @@ async def run_exchange(
         else:
             record["status"] = 200
             record["events_total"] = reply.event_count
-            if writer.plain() and reply.events is None:  # a long answer: encoded a slice at a time
-                await _write_long(state, channel, record, reply)
-            elif writer.plain():  # nothing paces or cuts this reply: one write, as coalescing would do
-                body = reply.body
-                await channel.send_whole(200, reply.headers, body)
-                journal.wrote(record, len(reply.events), len(body))
+            if writer.plain():  # nothing paces or cuts this reply
+                if reply.events is None:  # a long answer: encoded a slice at a time
+                    await _write_long(state, channel, record, reply)
+                else:  # one write, as coalescing would do
+                    body = reply.body
+                    await channel.send_whole(200, reply.headers, body)
+                    journal.wrote(record, len(reply.events), len(body))
             else:
                 await channel.send_head(200, reply.headers)
                 await writer.write_events(await _events_of(reply))
@@ -140,7 +200,7 @@ LONG_SLICE_BYTES = 64 * 1024  # a long answer is encoded and written this much a
 SLICE_EVENTS = 2048
 
 
-async def _handle_sliced(api: Any, info: Any, body: bytes, request_id: str) -> Any:
+async def _handle_sliced(api: Any, info: Any, body: bytes, request_id: str) -> Reply:
     """The API's reply, letting other tasks run between slices of a long answer's generation."""
     steps = api.handle_steps(info, body, request_id)
     while True:
@@ -164,7 +224,7 @@ async def _events_of(reply: StreamReply) -> Sequence[WireEvent]:
     return events
 
 
-async def _write_long(state: ServerState, channel: ResponseChannel, record: dict, reply: StreamReply) -> None:
+async def _write_long(state: ServerState, channel: ResponseChannel, record: RequestRecord, reply: StreamReply) -> None:
     """A long answer, encoded and written a slice at a time: its memory is one slice, and other
     streams run between slices."""
     await channel.send_head(200, reply.headers)
@@ -187,7 +247,7 @@ async def _write_long(state: ServerState, channel: ResponseChannel, record: dict
 
 
 async def _head(
-    state: ServerState, connection: dict, stream_id: int | None, channel: ResponseChannel, info: Any, body: bytes, t_headers: float
+    state: ServerState, connection: ConnectionRecord, stream_id: int | None, channel: ResponseChannel, info: Any, body: bytes, t_headers: float
 ) -> None:
     """HEAD: the head GET would get (or the error's), never a body; no faults fire on it."""
     api, journal = state.api, state.journal
@@ -212,7 +272,7 @@ async def _head(
         journal.finish(record, end)
 
 
-async def _fail_reply(state: ServerState, channel: ResponseChannel, record: dict, request_id: str, head_only: bool = False) -> None:
+async def _fail_reply(state: ServerState, channel: ResponseChannel, record: RequestRecord, request_id: str, head_only: bool = False) -> None:
     """After a server error: a 500 with the API's error body if nothing of the reply was sent
     yet; otherwise the stream is reset (h2) or the connection closed (HTTP/1.1, by its handler)."""
     try:
@@ -230,7 +290,7 @@ async def _fail_reply(state: ServerState, channel: ResponseChannel, record: dict
         pass
 
 
-def _enter(connection: dict, now: float) -> float:
+def _enter(connection: ConnectionRecord, now: float) -> float:
     """Count the request in; return how long the connection sat idle before it."""
     live = connection.live
     live.active += 1
@@ -239,14 +299,16 @@ def _enter(connection: dict, now: float) -> float:
     return now - (live.t_idle_since or connection.t_accept)
 
 
-def _leave(connection: dict) -> None:
+def _leave(connection: ConnectionRecord) -> None:
     live = connection.live
     live.active -= 1
     if live.active == 0:
         live.t_idle_since = time.monotonic()
 
 
-def _decide(state: ServerState, connection: dict, record: dict, info: Any, reply: Any, idle_s: float) -> tuple[list[Firing], RequestFacts | None]:
+def _decide(
+    state: ServerState, connection: ConnectionRecord, record: RequestRecord, info: Any, reply: Reply, idle_s: float
+) -> tuple[list[Firing], RequestFacts | None]:
     faults = state.faults
     if not faults.active:
         return [], None
@@ -271,7 +333,7 @@ def _decide(state: ServerState, connection: dict, record: dict, info: Any, reply
 class _FaultOutput:
     """What a fault's action may write through: the bytes due before it, and its own bytes."""
 
-    def __init__(self, writer: _Writer, note: dict, pieces: tuple = ()) -> None:
+    def __init__(self, writer: _Writer, note: FaultNote, pieces: tuple[Piece, ...] = ()) -> None:
         self.writer, self.note, self.pieces = writer, note, pieces
         self.error_event = writer.error_event
 
@@ -294,7 +356,7 @@ class _Writer:
     for it at their exact points."""
 
     def __init__(
-        self, state: ServerState, channel: ResponseChannel, record: dict, firings: list[Firing], facts: RequestFacts | None, t_headers: float
+        self, state: ServerState, channel: ResponseChannel, record: RequestRecord, firings: list[Firing], facts: RequestFacts | None, t_headers: float
     ) -> None:
         self.state = state
         self.channel = channel
@@ -304,11 +366,12 @@ class _Writer:
         self.t_headers = t_headers
         self.frames = not state.config.coalesce
         self.paced = False  # a paced reply's writes and sleeps go through the pacer
+        self.framing: FramingChannel | None = None  # the channel, once run() hands a paced reply to the pacer
         self.ending: str | None = None  # "fault:<kind>" once a terminal fault has begun
         self.error_event = None  # set for a reply whose API writes in-stream errors its own way
 
     # -- firing --------------------------------------------------------------------------------
-    async def fire(self, firing: Firing, pieces: tuple = ()) -> None:
+    async def fire(self, firing: Firing, pieces: tuple[Piece, ...] = ()) -> None:
         """Carry out a fault after ``pieces`` (what the schedule had due before it)."""
         rule = firing.rule
         note = fault_note(firing.index, rule, wire=self.record)
@@ -322,17 +385,16 @@ class _Writer:
         if result is False:
             raise FaultEnded(rule.fault.kind)
 
-    def _acting_as(self, how: str) -> list[Firing]:
-        return [f for f in self.firings if f.rule.fault.acts_as == how]
-
     async def headers_phase(self) -> None:
         for firing in self.firings:
             if firing.rule.trigger.at == "headers" and firing.rule.fault.acts_as == CUT:
                 await self.fire(firing)
 
-    def maybe_http_error(self, reply: Any, request_id: str) -> Any:
-        for firing in self._acting_as(REPLY):
+    def maybe_http_error(self, reply: Reply, request_id: str) -> Reply:
+        for firing in self.firings:
             fault = firing.rule.fault
+            if not _replaces_reply(fault):
+                continue
             out = fault.reply(self.state.api, request_id, self.record.get("path"))
             self.record["faults"].append(fault_note(firing.index, firing.rule, "headers", status=out.status, events_out=0, bytes_out=0))
             return out
@@ -343,30 +405,32 @@ class _Writer:
         config = self.state.config
         return not self.firings and config.coalesce and not config.time_to_first_token_s and not config.tokens_per_second
 
-    def frame_now(self, pieces: tuple) -> tuple[int, Any]:
+    def frame_now(self, pieces: tuple[Piece, ...]) -> tuple[int, Any]:
         """For the pacer: frame ``pieces`` without I/O; how many, and who writes them out."""
-        return self.channel.frame_now([data for data, _ in pieces])
+        framing = self.framing
+        assert framing is not None  # the pacer drives only the replies run() gave it
+        return framing.frame_now([data for data, _ in pieces])
 
-    def noted(self, pieces) -> None:
+    def noted(self, pieces: Sequence[Piece]) -> None:
         """For the pacer: ``pieces`` are in the kernel."""
         wrote, record = self.state.journal.wrote, self.record
         for data, events in pieces:
             wrote(record, events, len(data))
 
-    async def write_now(self, pieces: tuple) -> None:
+    async def write_now(self, framing: FramingChannel, pieces: tuple[Piece, ...]) -> None:
         """A paced reply's own write: out at once, not gathered with other streams' (they are
         the pacer's), so its first events are not held behind other requests' work."""
         framed, _ = self.frame_now(pieces)
         rest = pieces[framed:]
         if not rest:
-            await self.channel.flush_queued()
+            await framing.flush_queued()
         elif len(rest) > 1:  # flow control: h2 splits or waits; what was framed leaves first
-            await self.channel.send_frames([data for data, _ in rest])
+            await framing.send_frames([data for data, _ in rest])
         else:
-            await self.channel.send_body(rest[0][0])
+            await framing.send_body(rest[0][0])
         self.noted(pieces)
 
-    async def write(self, pieces: tuple) -> None:
+    async def write(self, pieces: tuple[Piece, ...]) -> None:
         """One socket write. Each piece keeps its own DATA frame (h2) or chunk (HTTP/1.1) and its
         own journal entry; every entry is noted once the whole write is in the kernel."""
         if len(pieces) > 1:
@@ -409,27 +473,31 @@ class _Writer:
         config = self.state.config
         await self.run(schedule.reply_steps(events, cuts, delays, frames=self.frames, coalesce_limit=config.coalesce_limit, now=now))
 
-    async def run(self, steps) -> None:
+    async def run(self, steps: Generator[Any, float, None]) -> None:
         """Carry out each step, telling the schedule the time once it is done. Where the channel
         can frame without I/O, the pacer runs the paced stretches itself (:meth:`Pacer.drive`)
-        and hands back what it cannot do: a fault, an exact sleep, a write that must wait."""
-        driven = self.paced and getattr(self.channel, "can_frame_now", False)
+        and hands back what it cannot do: a fault, an exact sleep, a write that must wait.
+
+        ``steps`` yields :data:`.schedule.Step` values, dispatched on their exact type (which
+        mypy does not narrow through ``kind``: hence ``Any``)."""
+        channel = self.channel
+        framing = self.framing = channel if self.paced and can_frame_now(channel) else None
         try:
             step = next(steps)
             while True:
                 kind = type(step)
                 if kind is Write:
-                    if driven:
-                        await self.write_now(step.pieces)
+                    if framing is not None:
+                        await self.write_now(framing, step.pieces)
                     else:
                         await self.write(step.pieces)
                 elif kind is Sleep:
                     if step.exact:
                         await trio.sleep_until(_trio_deadline(step.until))
-                    elif driven:
+                    elif framing is not None:
                         back = await pacer().drive(step.until, steps, self)
                         if not back.written:
-                            await self.channel.flush_queued()
+                            await framing.flush_queued()
                             self.noted(back.pending)
                         if back.step is None:
                             return
@@ -451,6 +519,7 @@ class _Writer:
 
     def _mark(self, firing: Firing) -> None:
         fault = firing.rule.fault
+        assert _rewrites_event(fault)  # a Mark step is only ever for an EVENT fault (see _plan_cuts)
         self.record["faults"].append(fault_note(firing.index, firing.rule, "events", wire=self.record, mode=fault.mode))
 
     def _not_reached(self, firing: Firing, why: str) -> None:
@@ -465,8 +534,10 @@ class _Writer:
     def _delays(self, events: Sequence[WireEvent]) -> list[float]:
         config = self.state.config
         pacing = Pacing(config.time_to_first_token_s, config.tokens_per_second)
-        for firing in self._acting_as(PACING):
+        for firing in self.firings:
             fault = firing.rule.fault
+            if not _paces(fault):
+                continue
             pacing = Pacing(fault.ttft_s, fault.tokens_per_second or pacing.tokens_per_second, fault.jitter)
             self.record["faults"].append(fault_note(firing.index, firing.rule, "headers", events_out=0, bytes_out=0))
         delays = event_delays(pacing, events)

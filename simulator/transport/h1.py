@@ -99,7 +99,7 @@ class H1Channel:
                     raise ClientGone() from error
                 if not data:
                     raise ClientGone()
-                handler.conn.receive_data(data)  # pipelined bytes: kept for h11
+                handler.conn.receive_data(data)  # type: ignore[arg-type]  # pipelined bytes, kept for h11 (see _next_event)
 
     async def reset_stream(self, code: int) -> None:
         raise NotImplementedError("HTTP/1.1 has no streams")
@@ -138,19 +138,20 @@ class H1Handler:
 
     async def write(self, data: bytes) -> None:
         """Bytes h11 has framed (or would frame so) to the kernel."""
+        rest: bytes | memoryview = data
         if self._sock is not None and data:
             try:
-                data = send_now(self._sock, data)
+                rest = send_now(self._sock, data)
             except OSError as error:
                 raise ClientGone() from error
-            if not data:
+            if not rest:
                 return
         try:
-            await self.stream.send_all(data)
+            await self.stream.send_all(rest)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
             raise ClientGone() from error
 
-    async def _next_event(self) -> h11.Event | type[h11.NEED_DATA]:
+    async def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
         while True:
             if self.conn.their_state is h11.IDLE:
                 _check_head(self.conn.trailing_data[0])
@@ -162,7 +163,8 @@ class H1Handler:
             with trio.move_on_after(self.state.idle_timeout_s if not self.busy else float("inf")):
                 data = await self.stream.receive_some(READ_SIZE)
                 self.connection["bytes_in"] += len(data)
-                self.conn.receive_data(data)
+                # h11 takes any bytes-like (it appends to a bytearray); its annotation says bytes
+                self.conn.receive_data(data)  # type: ignore[arg-type]
                 continue
             return h11.ConnectionClosed()
 
@@ -269,7 +271,7 @@ def _check_head(buffered: bytes) -> None:
         raise h11.RemoteProtocolError("bare LF in the request head: lines must end with CRLF", error_status_hint=400)
 
 
-def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+def _content_length(headers: Headers) -> int | None:
     for name, value in headers:
         if name == b"content-length":
             try:

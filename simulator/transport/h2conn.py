@@ -34,13 +34,6 @@ READ_SIZE = 65536
 RECEIVE_WINDOW = 16 * 1024 * 1024
 
 
-class _Quiet:
-    """h2 logs a debug line per frame; formatting them costs more than serving a request."""
-
-    def debug(self, *args, **kwargs) -> None: ...
-    def trace(self, *args, **kwargs) -> None: ...
-
-
 class CachingEncoder(hpack.Encoder):
     """HPACK that does not redo work for the same response headers.
 
@@ -80,7 +73,7 @@ CONFIG = h2.config.H2Configuration(
     header_encoding=None,
     validate_outbound_headers=False,
     normalize_outbound_headers=False,
-    logger=_Quiet(),
+    logger=h2.config.DummyLogger(),  # h2 logs a debug line per frame: formatting them would cost more than a request
 )
 
 
@@ -214,11 +207,12 @@ class H2Handler:
         self.conn.encoder = CachingEncoder()
         self._initial = initial
         self._send_lock = trio.Lock()
-        self._round: list | None = None  # streams waiting for the gathered write now being collected
+        self._round: list[trio.lowlevel.Task] | None = None  # streams waiting for the gathered write now being collected
         # plain TCP: a flush writes straight to the non-blocking socket when it can (see flush)
         self._sock = raw_socket(link)
         self._window_changed = trio.Event()
         self._streams: dict[int, _InboundStream] = {}
+        self._stream_ended: trio.Event | None = None  # set when a stream leaves _streams, for close_after_streams
         self._nursery: trio.Nursery | None = None
         self.goaway_sent_for: int | None = None  # last_stream_id of a graceful GOAWAY we sent
         self.highest_stream = 0
@@ -250,7 +244,8 @@ class H2Handler:
 
             await trio.lowlevel.wait_task_rescheduled(abort)
             return
-        waiting = self._round = []
+        gathered: list[trio.lowlevel.Task] = []
+        self._round = gathered
         await trio.lowlevel.cancel_shielded_checkpoint()  # the other tasks due now queue their frames
         self._round = None
         failed = True
@@ -258,7 +253,7 @@ class H2Handler:
             await self.flush()
             failed = False
         finally:
-            for task in waiting:  # an outcome is unwrapped once: one each
+            for task in gathered:  # an outcome is unwrapped once: one each
                 trio.lowlevel.reschedule(task, outcome.Error(ClientGone()) if failed else outcome.Value(None))
 
     async def flush(self) -> None:
@@ -280,14 +275,15 @@ class H2Handler:
             return
         lock.acquire_nowait()
         try:
+            rest: bytes | memoryview = data
             if self._sock is not None:
                 try:
-                    data = send_now(self._sock, data)
+                    rest = send_now(self._sock, data)
                 except OSError as error:
                     raise ClientGone() from error
-                if not data:
+                if not rest:
                     return
-            await self._send_all(data)
+            await self._send_all(rest)
         finally:
             lock.release()
 
@@ -309,7 +305,7 @@ class H2Handler:
             return False
         return True
 
-    async def _send_all(self, data) -> None:
+    async def _send_all(self, data: bytes | memoryview) -> None:
         try:
             await self.stream.send_all(data)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as error:
@@ -421,7 +417,9 @@ class H2Handler:
                         if not data:
                             break
                         self.connection["bytes_in"] += len(data)
-                        if not self.blackholed:
+                        # closed while this read was under way (our final GOAWAY is out: h2 would
+                        # answer any frame now with a GOAWAY PROTOCOL_ERROR), or not answering
+                        if not self.blackholed and not self.closed:
                             await self._receive(data)
                 except h2.exceptions.ProtocolError as error:
                     end = "protocol_error"
@@ -436,7 +434,7 @@ class H2Handler:
             self.closed = True
         return "server_close" if self.goaway_sent_for is not None and end == "client_close" else end
 
-    async def _receive(self, data: bytes) -> None:
+    async def _receive(self, data: bytes | bytearray) -> None:
         if not data:
             return
         for event in self.conn.receive_data(data):
@@ -462,10 +460,12 @@ class H2Handler:
         elif isinstance(event, h2.events.StreamEnded):
             inbound = self._streams.get(event.stream_id)
             if inbound is not None and inbound.scope is None:
-                inbound.scope = trio.CancelScope()
-                self._nursery.start_soon(self._serve_stream, event.stream_id, inbound)
+                nursery = self._nursery
+                assert nursery is not None  # run() opens it before it reads a frame
+                inbound.scope = scope = trio.CancelScope()
+                nursery.start_soon(self._serve_stream, event.stream_id, inbound, scope)
         elif isinstance(event, h2.events.StreamReset):
-            inbound = self._streams.pop(event.stream_id, None)
+            inbound = self._forget(event.stream_id)
             if inbound is not None and inbound.scope is not None:
                 inbound.reset_by_peer = True
                 inbound.scope.cancel()
@@ -479,8 +479,8 @@ class H2Handler:
                     inbound.reset_by_peer = True
                     inbound.scope.cancel()
 
-    async def _serve_stream(self, stream_id: int, inbound: _InboundStream) -> None:
-        with inbound.scope:
+    async def _serve_stream(self, stream_id: int, inbound: _InboundStream, scope: trio.CancelScope) -> None:
+        with scope:
             try:
                 pseudo = {k: v for k, v in inbound.headers if k.startswith(b":")}
                 headers = [(k, v) for k, v in inbound.headers if not k.startswith(b":")]
@@ -509,7 +509,16 @@ class H2Handler:
                 except Exception:
                     pass
             finally:
-                self._streams.pop(stream_id, None)
+                self._forget(stream_id)
+
+    def _forget(self, stream_id: int) -> _InboundStream | None:
+        """The stream leaves the connection's open streams (close_after_streams hears of it)."""
+        inbound = self._streams.pop(stream_id, None)
+        ended = self._stream_ended
+        if inbound is not None and ended is not None:
+            self._stream_ended = None
+            ended.set()
+        return inbound
 
     async def _reject(self, channel: H2Channel, error: ApiError) -> None:
         reply = self.state.api.error_reply(error, self.state.api.new_request_id())
@@ -555,7 +564,9 @@ class H2Handler:
         is a stream the GOAWAY did not cover: it is not waited for."""
         with trio.move_on_after(grace_s):
             while any(stream_id != abandoned for stream_id in self._streams):
-                await trio.sleep(0.01)
+                if self._stream_ended is None:
+                    self._stream_ended = trio.Event()
+                await self._stream_ended.wait()
         try:
             last = self.goaway_sent_for if self.goaway_sent_for is not None else self.highest_stream
             self.conn.close_connection(last_stream_id=last)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from ..records import ConnectionRecord
 from . import sockets
 
 
@@ -14,7 +15,7 @@ from . import sockets
 class Link:
     raw: trio.SocketStream
     stream: trio.abc.Stream  # raw, or TLS over raw
-    record: dict  # the journal's connection record
+    record: ConnectionRecord  # the journal's connection record
     tls: bool = False
     fault_end: str | None = None  # how a fault ended the connection, for the journal
     closed: bool = field(default=False)

@@ -40,7 +40,7 @@ def unsent_bytes(sock: trio.socket.SocketType) -> int:
 async def wait_drained(sock: trio.socket.SocketType, timeout_s: float = DRAIN_TIMEOUT_S) -> bool:
     """Wait (bounded) until the kernel's send queue is empty: everything written was ACKed."""
     with trio.move_on_after(timeout_s):
-        while unsent_bytes(sock) > 0:
+        while unsent_bytes(sock) > 0:  # noqa: ASYNC110 -- the kernel's send queue: no event says when it empties
             await trio.sleep(0.001)
         return True
     return False
@@ -56,7 +56,7 @@ async def reset(stream: trio.SocketStream) -> None:
     await stream.aclose()
 
 
-async def close_cleanly(stream: trio.abc.Stream, drain: bool, drain_s: float = 1.0, drain_bytes: int = 1 << 20) -> None:
+async def close_cleanly(stream: trio.abc.HalfCloseableStream, drain: bool, drain_s: float = 1.0, drain_bytes: int = 1 << 20) -> None:
     """FIN, not RST: half-close, read (bounded) what the peer still sends, then close. Closing
     with unread input would make the kernel send RST and could destroy our last answer."""
     try:
