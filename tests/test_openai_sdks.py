@@ -17,7 +17,7 @@ import pytest
 
 from harness.clients.adapters.openai_node import OPENAI_JS_DIR
 from harness.clients.launch import contract_env, run_client
-from tests.support import expected_first_turn, require
+from tests.support import assert_one_complete_request, expected_first_turn, python_sdk_transport, require
 
 pytestmark = pytest.mark.clients
 
@@ -54,27 +54,14 @@ def assert_same_answer(got: dict, want: dict) -> None:
 
 
 def assert_journal(simulator, api_key: str, api: str, want: dict, stream: bool, protocol: str, tls: bool) -> dict:
-    (request,) = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
+    request = assert_one_complete_request(simulator, api_key, want, stream, protocol, tls)
     assert request["path"] == {"chat": "/v1/chat/completions", "responses": "/v1/responses"}[api]
-    assert request["answer"]["text"] == want["text"]
-    assert request["end"] == "complete" and request["status"] == 200 and request["stream"] is stream
-    assert request["protocol"] == protocol and request["tls"] is tls
-    if stream:
-        assert request["events_out"] == request["events_total"]
     return request
 
 
 # -- openai (PyPI) --------------------------------------------------------------------------------
 
 PY_MODES = {"http1": ("http/1.1", False), "h2-tls": ("h2", True), "h2c": ("h2", False)}
-
-
-def python_transport(simulator, mode: str) -> tuple[str, dict]:
-    if mode == "http1":
-        return simulator.base_url, {}
-    if mode == "h2-tls":
-        return f"https://localhost:{simulator.port}", {"STREAMCHAOS_HTTP2": "1"}
-    return simulator.base_url, {"STREAMCHAOS_HTTP2": "prior-knowledge"}
 
 
 # every transport with text; a tool call in pieces on one of each kind (HTTP/1.1, h2)
@@ -86,7 +73,7 @@ PY_CASES = [(mode, "text") for mode in PY_MODES] + [("http1", "tool"), ("h2-tls"
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_openai_python_accumulates_the_generated_answer(simulator, api_key, mode, stream, api, shape):
     plan = plan_for(shape, api, stream)
-    base_url, extra = python_transport(simulator, mode)
+    base_url, extra = python_sdk_transport(simulator, mode)
     run = run_client(PYTHON, contract_env(base_url, api_key, plan, simulator.ca_file, extra), deadline_s=60)
     assert run.exit_code == 0, run.stdout + run.stderr
     (got,) = run.turns
