@@ -53,6 +53,29 @@ def assert_same_answer(got: dict, want: dict) -> None:
     assert got["usage"] == {"input_tokens": want["input_tokens"], "output_tokens": want["output_tokens"]}
 
 
+def tool_then_text(api: str) -> dict:
+    """Two turns for the OpenAI clients: a Bash tool call, then text."""
+    return {
+        "api": api,
+        "model": "gpt-5",
+        "turns": [
+            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
+            {"prompt": "and now summarize", "tools": TOOLS},
+        ],
+    }
+
+
+def assert_tool_then_text(simulator, key: str, run) -> list[dict]:
+    """The client ran both turns (the tool call, then text), each the journal's answer; the requests."""
+    assert run.exit_code == 0, run.stdout + run.stderr
+    first, second = run.turns
+    assert first["stop_reason"] == "tool_use" and first["tool_uses"][0]["input"] == {"command": "sleep 2"}
+    assert second["stop_reason"] == "end_turn" and second["text"]
+    requests = [r for r in simulator.journal(key) if r["kind"] == "request"]
+    assert [r["answer"]["text"] for r in requests] == [first["text"], second["text"]]
+    return requests
+
+
 def assert_journal(simulator, api_key: str, api: str, want: dict, stream: bool, protocol: str, tls: bool) -> dict:
     request = assert_one_complete_request(simulator, api_key, want, stream, protocol, tls)
     assert request["path"] == {"chat": "/v1/chat/completions", "responses": "/v1/responses"}[api]
@@ -108,21 +131,9 @@ def test_openai_python_max_tokens(simulator, api_key, api, stream):
 def test_openai_python_multi_turn_tool_call_then_text(simulator, api_key):
     for api in ("chat", "responses"):
         key = f"{api_key}-{api}"
-        plan = {
-            "api": api,
-            "model": "gpt-5",
-            "turns": [
-                {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
-                {"prompt": "and now summarize", "tools": TOOLS},
-            ],
-        }
+        plan = tool_then_text(api)
         run = run_client(PYTHON, contract_env(simulator.base_url, key, plan, None), deadline_s=60)
-        assert run.exit_code == 0, run.stdout + run.stderr
-        first, second = run.turns
-        assert first["stop_reason"] == "tool_use" and first["tool_uses"][0]["input"] == {"command": "sleep 2"}
-        assert second["stop_reason"] == "end_turn" and second["text"]
-        requests = [r for r in simulator.journal(key) if r["kind"] == "request"]
-        assert [r["answer"]["text"] for r in requests] == [first["text"], second["text"]]
+        requests = assert_tool_then_text(simulator, key, run)
         # The stream stops reading at [DONE] / response.completed and closes the response: HTTP/1.1
         # reuses the connection only if the body's last chunk had already been read with it. An
         # unpaced reply is one write, so that races here; a paced one (openai_nat_eviction) always
@@ -179,18 +190,6 @@ def test_node_clients_max_tokens(simulator, api_key, client, api):
 def test_node_clients_multi_turn_tool_call_then_text(simulator, api_key, client):
     for api in ("chat", "responses"):
         key = f"{api_key}-{api}"
-        plan = {
-            "api": api,
-            "model": "gpt-5",
-            "turns": [
-                {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
-                {"prompt": "and now summarize", "tools": TOOLS},
-            ],
-        }
+        plan = tool_then_text(api)
         run = run_node(simulator, key, client, plan, False)
-        assert run.exit_code == 0, run.stdout + run.stderr
-        first, second = run.turns
-        assert first["stop_reason"] == "tool_use" and first["tool_uses"][0]["input"] == {"command": "sleep 2"}
-        assert second["stop_reason"] == "end_turn" and second["text"]
-        requests = [r for r in simulator.journal(key) if r["kind"] == "request"]
-        assert [r["answer"]["text"] for r in requests] == [first["text"], second["text"]]
+        assert_tool_then_text(simulator, key, run)
