@@ -26,6 +26,11 @@ CLI = [sys.executable, "-m", "harness.cli"]
 """``streamchaos`` as a command list (the tree's own harness)."""
 
 
+def known_client_args(mode: str, results: Path, run_id: str) -> list[str]:
+    """A run's options for the known client in ``mode`` (named after it), and where the run goes."""
+    return ["--client-cmd", f"{KNOWN} {mode}", "--client-name", mode, "--results", str(results), "--run-id", run_id]
+
+
 def scenario_toml(name: str, seed: int, trials: int, words: int = 40, deltas: int | None = 20, extra: str = "", faults: str = "") -> str:
     """A one-transport (HTTP/1.1, no TLS) scenario file's text; ``extra`` lines go before
     ``[conversation]``, ``faults`` (``[[faults]]`` tables) after it."""

@@ -10,7 +10,7 @@ import junitparser
 import pytest
 
 from harness.present import gate
-from tests.support import CLI, KNOWN, reset_fault, scenario_toml
+from tests.support import CLI, known_client_args, reset_fault, scenario_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 pytest_plugins = ["pytester"]
@@ -32,14 +32,7 @@ def run_gate(tmp_path: Path, mode: str, *extra: str) -> tuple[int, Path]:
         "gate",
         "--scenarios",
         str(scenario_file(tmp_path)),
-        "--client-cmd",
-        f"{KNOWN} {mode}",
-        "--client-name",
-        mode,
-        "--results",
-        str(tmp_path / "results"),
-        "--run-id",
-        mode,
+        *known_client_args(mode, tmp_path / "results", mode),
         "--policy",
         str(policy),
         "--junit",

@@ -94,8 +94,7 @@ def test_repair_torn_tail_keeps_whole_lines(tmp_path):
 def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
     scenario_file = small_scenario(tmp_path, trials=2)
     slow = f"{sys.executable} {Path(__file__).parent / 'clients' / 'sleepy_client.py'} 2"
-    command = [
-        *CLI,
+    args = [
         "run",
         "--scenarios",
         str(scenario_file),
@@ -107,9 +106,8 @@ def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
         str(tmp_path / "results"),
         "--run-id",
         "shared",
-        "--workers",
-        "2",
     ]
+    command = [*CLI, *args, "--workers", "2"]
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -118,21 +116,7 @@ def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip() == str(first.pid)):
             time.sleep(0.05)
         assert lock.read_text().strip() == str(first.pid)
-        code = cli.main(
-            [
-                "run",
-                "--scenarios",
-                str(scenario_file),
-                "--client-cmd",
-                slow,
-                "--client-name",
-                "c",
-                "--results",
-                str(tmp_path / "results"),
-                "--run-id",
-                "shared",
-            ]
-        )
+        code = cli.main(args)  # the same run, a second writer
         assert code == 2
         err = " ".join(capsys.readouterr().err.split())
         assert "in use by another streamchaos run" in err and f"pid {first.pid}" in err

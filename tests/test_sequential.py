@@ -13,7 +13,7 @@ import pytest
 
 from harness.present import gate, sequential
 from harness.present.sequential import Plan, exact_error, judge_cell, looks_at
-from tests.support import CLI, KNOWN, reset_fault, scenario_toml
+from tests.support import CLI, known_client_args, reset_fault, scenario_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -128,14 +128,7 @@ def sequential_gate(tmp_path: Path, mode: str, scenario_path: Path, policy_text:
         "--sequential",
         "--scenarios",
         str(scenario_path),
-        "--client-cmd",
-        f"{KNOWN} {mode}",
-        "--client-name",
-        mode,
-        "--results",
-        str(tmp_path / "results"),
-        "--run-id",
-        f"seq-{mode}-{scenario_path.stem}",
+        *known_client_args(mode, tmp_path / "results", f"seq-{mode}-{scenario_path.stem}"),
         "--policy",
         str(policy),
         "--workers",
