@@ -19,7 +19,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
@@ -28,11 +27,12 @@ sys.path.insert(0, str(ROOT))
 
 from harness.drive import shards  # noqa: E402
 from harness.present import gate, merge  # noqa: E402
+from tests.support import CLI, KNOWN, reset_fault, scenario_toml  # noqa: E402
 
-KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'} fixed-retry"
+RETRYING = f"{KNOWN} fixed-retry"
 SCENARIOS = {
     "bench_clean": "",
-    "bench_reset": '[[faults]]\ntype = "tcp_reset"\ntrigger = { at = "events", value = 8 }\nselect = { probability = 0.5 }\n',
+    "bench_reset": reset_fault(0.5),
     "bench_stall": '[[faults]]\ntype = "stall"\nseconds = 0.4\ntrigger = { at = "events", value = 4 }\n',
 }
 
@@ -41,20 +41,7 @@ def write_scenarios(directory: Path, trials: int) -> list[str]:
     paths = []
     for name, faults in SCENARIOS.items():
         path = directory / f"{name}.toml"
-        path.write_text(
-            textwrap.dedent(f"""
-            version = 1
-            name = "{name}"
-            seed = 9
-            trials = {trials}
-            transports = ["http/1.1"]
-            tls = false
-            [conversation]
-            words = 40
-            deltas = 20
-        """)
-            + faults
-        )
+        path.write_text(scenario_toml(name, seed=9, trials=trials, faults=faults))
         paths.append(str(path))
     return paths
 
@@ -63,14 +50,12 @@ def run_shards(count: int, scenario_paths: list[str], results: Path) -> tuple[fl
     """(wall seconds of all shards, trials, merge seconds)."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     base = [
-        sys.executable,
-        "-m",
-        "harness.cli",
+        *CLI,
         "run",
         "--scenarios",
         *scenario_paths,
         "--client-cmd",
-        KNOWN,
+        RETRYING,
         "--client-name",
         "retrying",
         "--clients",

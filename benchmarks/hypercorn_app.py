@@ -16,6 +16,8 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 from workload import PATH, reference_reply
 
+from simulator.control import lifespan
+
 HEADERS, EVENTS = reference_reply()
 HEADER_LIST = [list(h) for h in HEADERS]
 CHUNKS = [data for _, data in EVENTS]
@@ -24,13 +26,8 @@ NOT_FOUND = b'{"type":"error","error":{"type":"not_found_error","message":"Not F
 
 async def app(scope, receive, send) -> None:
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     more = True

@@ -19,10 +19,10 @@ import pytest
 from harness import scenario
 from harness.clients import registry
 from harness.drive.simulator_process import SimulatorProcess
+from tests.support import KNOWN
 
 ROOT = Path(__file__).resolve().parent.parent
 STREAMCHAOS = Path(sys.executable).parent / "streamchaos"
-KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"
 
 
 def streamchaos(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -4,39 +4,21 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import junitparser
 import pytest
 
 from harness.present import gate
+from tests.support import CLI, known_client_args, reset_fault, scenario_toml
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"
 pytest_plugins = ["pytester"]
 
 
 def scenario_file(tmp_path: Path) -> Path:
     path = tmp_path / "half.toml"
-    path.write_text(
-        textwrap.dedent("""
-        version = 1
-        name = "half"
-        seed = 5
-        trials = 16
-        transports = ["http/1.1"]
-        tls = false
-        [conversation]
-        words = 40
-        deltas = 20
-        [[faults]]
-        type = "tcp_reset"
-        trigger = { at = "events", value = 8 }
-        select = { probability = 0.5 }
-    """)
-    )
+    path.write_text(scenario_toml("half", seed=5, trials=16, faults=reset_fault(0.5)))
     return path
 
 
@@ -46,20 +28,11 @@ def run_gate(tmp_path: Path, mode: str, *extra: str) -> tuple[int, Path]:
     junit = tmp_path / f"junit-{mode}.xml"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     command = [
-        sys.executable,
-        "-m",
-        "harness.cli",
+        *CLI,
         "gate",
         "--scenarios",
         str(scenario_file(tmp_path)),
-        "--client-cmd",
-        f"{KNOWN} {mode}",
-        "--client-name",
-        mode,
-        "--results",
-        str(tmp_path / "results"),
-        "--run-id",
-        mode,
+        *known_client_args(mode, tmp_path / "results", mode),
         "--policy",
         str(policy),
         "--junit",
@@ -88,9 +61,7 @@ def test_gate_judges_existing_results_with_flags(tmp_path):
     assert status == 1  # data loss: the partial answers printed with exit 0
     again = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "harness.cli",
+            *CLI,
             "gate",
             "--from",
             str(tmp_path / "results" / "partial-ok"),

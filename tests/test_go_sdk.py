@@ -9,7 +9,7 @@ import pytest
 from harness.clients.launch import contract_env, run_client
 from simulator.api.answer import generate
 from simulator.api.request import parse_messages_request
-from tests.support import TOOLS, assert_one_complete_request, assert_turn_matches, expected_first_turn, require
+from tests.support import TOOLS, assert_one_complete_request, assert_turn_matches, expected_first_turn, require, tool_then_text_plan
 from tests.test_python_sdk import PLANS
 
 pytestmark = pytest.mark.clients
@@ -46,14 +46,8 @@ def test_go_sdk_accumulates_the_generated_answer(simulator, api_key, client, mod
 
 @pytest.mark.parametrize("mode", ["h2-tls", "http1"])
 def test_go_sdk_multi_turn_tool_use_then_text(simulator, api_key, client, mode):
-    tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
-    plan = {
-        "model": "claude-sonnet-4-6",
-        "turns": [
-            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
-            {"prompt": "and now summarize", "tools": tools},
-        ],
-    }
+    plan = tool_then_text_plan()
+    tools = plan["turns"][0]["tools"]
     run = run_client(client, contract_env(base_url(simulator, mode), api_key, plan, simulator.ca_file), deadline_s=30)
     assert run.exit_code == 0, run.stdout + run.stderr
     first, second = run.turns

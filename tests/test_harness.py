@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -15,28 +13,12 @@ from harness.clients import registry
 from harness.drive import runner
 from harness.measure import metrics
 from harness.present import report
-
-KNOWN = f"{sys.executable} {Path(__file__).parent / 'clients' / 'known_client.py'}"
+from tests.support import KNOWN, scenario_toml
 
 
 def write_scenario(tmp_path: Path, name: str, faults: str, trials: int, extra: str = "") -> scenario.Scenario:
     path = tmp_path / f"{name}.toml"
-    path.write_text(
-        textwrap.dedent(f"""
-        version = 1
-        name = "{name}"
-        seed = 3
-        trials = {trials}
-        transports = ["http/1.1"]
-        tls = false
-        deadline_s = 20.0
-        {extra}
-        [conversation]
-        words = 60
-        deltas = 30
-    """)
-        + textwrap.dedent(faults)
-    )
+    path.write_text(scenario_toml(name, seed=3, trials=trials, words=60, deltas=30, extra="deadline_s = 20.0\n" + extra, faults=faults))
     return scenario.load(path)
 
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from harness.clients.launch import contract_env, run_client
-from tests.support import ROOT, assert_turn_matches, expected_first_turn, require
+from tests.support import ROOT, assert_turn_matches, expected_first_turn, require, tool_then_text_plan
 from tests.test_python_sdk import PLANS
 
 pytestmark = pytest.mark.clients
@@ -86,14 +86,7 @@ def test_js_sdk_accumulates_the_generated_answer(simulator, api_key, name, shape
 
 @pytest.mark.parametrize("name", ["node-tls", "bun-tls", "bun-h2-flag"])
 def test_js_sdk_multi_turn_tool_use_then_text(simulator, api_key, name):
-    tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
-    plan = {
-        "model": "claude-sonnet-4-6",
-        "turns": [
-            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
-            {"prompt": "and now summarize", "tools": tools},
-        ],
-    }
+    plan = tool_then_text_plan()
     run = run_js(simulator, api_key, name, plan)
     assert run.exit_code == 0, run.stdout + run.stderr
     first, second = run.turns

@@ -17,7 +17,7 @@ import pytest
 
 from harness.clients.adapters.openai_node import OPENAI_JS_DIR
 from harness.clients.launch import contract_env, run_client
-from tests.support import expected_first_turn, require
+from tests.support import assert_one_complete_request, expected_first_turn, python_sdk_transport, require
 
 pytestmark = pytest.mark.clients
 
@@ -53,28 +53,38 @@ def assert_same_answer(got: dict, want: dict) -> None:
     assert got["usage"] == {"input_tokens": want["input_tokens"], "output_tokens": want["output_tokens"]}
 
 
+def tool_then_text(api: str) -> dict:
+    """Two turns for the OpenAI clients: a Bash tool call, then text."""
+    return {
+        "api": api,
+        "model": "gpt-5",
+        "turns": [
+            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
+            {"prompt": "and now summarize", "tools": TOOLS},
+        ],
+    }
+
+
+def assert_tool_then_text(simulator, key: str, run) -> list[dict]:
+    """The client ran both turns (the tool call, then text), each the journal's answer; the requests."""
+    assert run.exit_code == 0, run.stdout + run.stderr
+    first, second = run.turns
+    assert first["stop_reason"] == "tool_use" and first["tool_uses"][0]["input"] == {"command": "sleep 2"}
+    assert second["stop_reason"] == "end_turn" and second["text"]
+    requests = [r for r in simulator.journal(key) if r["kind"] == "request"]
+    assert [r["answer"]["text"] for r in requests] == [first["text"], second["text"]]
+    return requests
+
+
 def assert_journal(simulator, api_key: str, api: str, want: dict, stream: bool, protocol: str, tls: bool) -> dict:
-    (request,) = [r for r in simulator.journal(api_key) if r["kind"] == "request"]
+    request = assert_one_complete_request(simulator, api_key, want, stream, protocol, tls)
     assert request["path"] == {"chat": "/v1/chat/completions", "responses": "/v1/responses"}[api]
-    assert request["answer"]["text"] == want["text"]
-    assert request["end"] == "complete" and request["status"] == 200 and request["stream"] is stream
-    assert request["protocol"] == protocol and request["tls"] is tls
-    if stream:
-        assert request["events_out"] == request["events_total"]
     return request
 
 
 # -- openai (PyPI) --------------------------------------------------------------------------------
 
 PY_MODES = {"http1": ("http/1.1", False), "h2-tls": ("h2", True), "h2c": ("h2", False)}
-
-
-def python_transport(simulator, mode: str) -> tuple[str, dict]:
-    if mode == "http1":
-        return simulator.base_url, {}
-    if mode == "h2-tls":
-        return f"https://localhost:{simulator.port}", {"STREAMCHAOS_HTTP2": "1"}
-    return simulator.base_url, {"STREAMCHAOS_HTTP2": "prior-knowledge"}
 
 
 # every transport with text; a tool call in pieces on one of each kind (HTTP/1.1, h2)
@@ -86,7 +96,7 @@ PY_CASES = [(mode, "text") for mode in PY_MODES] + [("http1", "tool"), ("h2-tls"
 @pytest.mark.parametrize("api", ["chat", "responses"])
 def test_openai_python_accumulates_the_generated_answer(simulator, api_key, mode, stream, api, shape):
     plan = plan_for(shape, api, stream)
-    base_url, extra = python_transport(simulator, mode)
+    base_url, extra = python_sdk_transport(simulator, mode)
     run = run_client(PYTHON, contract_env(base_url, api_key, plan, simulator.ca_file, extra), deadline_s=60)
     assert run.exit_code == 0, run.stdout + run.stderr
     (got,) = run.turns
@@ -121,21 +131,9 @@ def test_openai_python_max_tokens(simulator, api_key, api, stream):
 def test_openai_python_multi_turn_tool_call_then_text(simulator, api_key):
     for api in ("chat", "responses"):
         key = f"{api_key}-{api}"
-        plan = {
-            "api": api,
-            "model": "gpt-5",
-            "turns": [
-                {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
-                {"prompt": "and now summarize", "tools": TOOLS},
-            ],
-        }
+        plan = tool_then_text(api)
         run = run_client(PYTHON, contract_env(simulator.base_url, key, plan, None), deadline_s=60)
-        assert run.exit_code == 0, run.stdout + run.stderr
-        first, second = run.turns
-        assert first["stop_reason"] == "tool_use" and first["tool_uses"][0]["input"] == {"command": "sleep 2"}
-        assert second["stop_reason"] == "end_turn" and second["text"]
-        requests = [r for r in simulator.journal(key) if r["kind"] == "request"]
-        assert [r["answer"]["text"] for r in requests] == [first["text"], second["text"]]
+        requests = assert_tool_then_text(simulator, key, run)
         # The stream stops reading at [DONE] / response.completed and closes the response: HTTP/1.1
         # reuses the connection only if the body's last chunk had already been read with it. An
         # unpaced reply is one write, so that races here; a paced one (openai_nat_eviction) always
@@ -192,18 +190,6 @@ def test_node_clients_max_tokens(simulator, api_key, client, api):
 def test_node_clients_multi_turn_tool_call_then_text(simulator, api_key, client):
     for api in ("chat", "responses"):
         key = f"{api_key}-{api}"
-        plan = {
-            "api": api,
-            "model": "gpt-5",
-            "turns": [
-                {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": TOOLS},
-                {"prompt": "and now summarize", "tools": TOOLS},
-            ],
-        }
+        plan = tool_then_text(api)
         run = run_node(simulator, key, client, plan, False)
-        assert run.exit_code == 0, run.stdout + run.stderr
-        first, second = run.turns
-        assert first["stop_reason"] == "tool_use" and first["tool_uses"][0]["input"] == {"command": "sleep 2"}
-        assert second["stop_reason"] == "end_turn" and second["text"]
-        requests = [r for r in simulator.journal(key) if r["kind"] == "request"]
-        assert [r["answer"]["text"] for r in requests] == [first["text"], second["text"]]
+        assert_tool_then_text(simulator, key, run)

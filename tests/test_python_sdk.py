@@ -8,18 +8,10 @@ import sys
 import pytest
 
 from harness.clients.launch import contract_env, run_client
-from tests.support import assert_one_complete_request, assert_turn_matches, expected_first_turn
+from tests.support import assert_one_complete_request, assert_turn_matches, expected_first_turn, python_sdk_transport, tool_then_text_plan
 
 CLIENT = [sys.executable, "-m", "harness.clients.programs.python_sdk_client"]
 SEED = 7  # the session simulator's seed
-
-
-def transport(simulator, mode: str) -> tuple[str, dict]:
-    if mode == "http1":
-        return simulator.base_url, {}
-    if mode == "h2-tls":
-        return f"https://localhost:{simulator.port}", {"STREAMCHAOS_HTTP2": "1"}
-    return simulator.base_url, {"STREAMCHAOS_HTTP2": "prior-knowledge"}
 
 
 PLANS = {
@@ -51,7 +43,7 @@ def test_python_sdk_accumulates_the_generated_answer(simulator, api_key, mode, s
     plan = json.loads(json.dumps(PLANS[shape]))
     for turn in plan["turns"]:
         turn["stream"] = stream
-    base_url, extra = transport(simulator, mode)
+    base_url, extra = python_sdk_transport(simulator, mode)
     run = run_client(CLIENT, contract_env(base_url, api_key, plan, simulator.ca_file, extra), deadline_s=60)
     assert run.exit_code == 0, run.stdout + run.stderr
     (got,) = run.turns
@@ -62,14 +54,7 @@ def test_python_sdk_accumulates_the_generated_answer(simulator, api_key, mode, s
 
 
 def test_python_sdk_multi_turn_tool_use_then_text(simulator, api_key):
-    tools = [{"name": "Bash", "description": "run", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}]
-    plan = {
-        "model": "claude-sonnet-4-6",
-        "turns": [
-            {"prompt": 'go\n@sc tool=Bash input={"command":"sleep 2"}', "tools": tools},
-            {"prompt": "and now summarize", "tools": tools},
-        ],
-    }
+    plan = tool_then_text_plan()
     run = run_client(CLIENT, contract_env(simulator.base_url, api_key, plan, None), deadline_s=60)
     assert run.exit_code == 0, run.stderr
     first, second = run.turns

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -21,10 +20,9 @@ from harness.clients import registry
 from harness.drive import runner
 from harness.measure import metrics
 from harness.present import diff, report_html
-from tests.support import require
+from tests.support import KNOWN, require
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"
 BROWSER = ROOT / "tests" / "browser"
 
 

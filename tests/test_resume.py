@@ -24,9 +24,10 @@ import pytest
 from harness import cli, processes, scenario
 from harness.clients import registry
 from harness.drive import rundir, runner
+from tests.support import CLI, KNOWN, scenario_toml
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN = f"{sys.executable} {Path(__file__).parent / 'clients' / 'known_client.py'} never-retry"
+NEVER_RETRY = f"{KNOWN} never-retry"
 
 
 @pytest.fixture(autouse=True)
@@ -42,19 +43,7 @@ def own_tmp(tmp_path, monkeypatch):
 
 def small_scenario(tmp_path: Path, trials: int = 3) -> Path:
     path = tmp_path / "small.toml"
-    path.write_text(
-        textwrap.dedent(f"""
-        version = 1
-        name = "small"
-        seed = 5
-        trials = {trials}
-        transports = ["http/1.1"]
-        tls = false
-        deadline_s = 20.0
-        [conversation]
-        words = 20
-    """)
-    )
+    path.write_text(scenario_toml("small", seed=5, trials=trials, words=20, deltas=None, extra="deadline_s = 20.0"))
     return path
 
 
@@ -69,7 +58,7 @@ def journal_is_clean(path: Path) -> list[dict]:
 
 def test_a_torn_line_is_repaired_and_each_segment_has_its_own_journal(tmp_path):
     item = scenario.load(small_scenario(tmp_path))
-    client = registry.command_client(KNOWN, name="known")
+    client = registry.command_client(NEVER_RETRY, name="known")
     config = runner.RunConfig((item,), (client,), results_dir=tmp_path / "results", run_id="torn", workers=2)
     directory = runner.run(config)
     trials = directory / "trials.jsonl"
@@ -105,10 +94,7 @@ def test_repair_torn_tail_keeps_whole_lines(tmp_path):
 def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
     scenario_file = small_scenario(tmp_path, trials=2)
     slow = f"{sys.executable} {Path(__file__).parent / 'clients' / 'sleepy_client.py'} 2"
-    command = [
-        sys.executable,
-        "-m",
-        "harness.cli",
+    args = [
         "run",
         "--scenarios",
         str(scenario_file),
@@ -120,9 +106,8 @@ def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
         str(tmp_path / "results"),
         "--run-id",
         "shared",
-        "--workers",
-        "2",
     ]
+    command = [*CLI, *args, "--workers", "2"]
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen(command, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -131,21 +116,7 @@ def test_a_second_writer_with_the_same_run_id_is_refused(tmp_path, capsys):
         while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip() == str(first.pid)):
             time.sleep(0.05)
         assert lock.read_text().strip() == str(first.pid)
-        code = cli.main(
-            [
-                "run",
-                "--scenarios",
-                str(scenario_file),
-                "--client-cmd",
-                slow,
-                "--client-name",
-                "c",
-                "--results",
-                str(tmp_path / "results"),
-                "--run-id",
-                "shared",
-            ]
-        )
+        code = cli.main(args)  # the same run, a second writer
         assert code == 2
         err = " ".join(capsys.readouterr().err.split())
         assert "in use by another streamchaos run" in err and f"pid {first.pid}" in err

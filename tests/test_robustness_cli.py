@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 import time
 import tracemalloc
 import urllib.request
@@ -22,9 +21,9 @@ from harness import cli, limits, scenario
 from harness.clients import registry
 from harness.drive import runner
 from simulator.faults.model import FaultPlan, PlanError
+from tests.support import bad_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN = f"{sys.executable} {Path(__file__).parent / 'clients' / 'known_client.py'}"
 
 
 def usage_error(capsys, argv: list[str]) -> str:
@@ -99,15 +98,6 @@ def test_a_directory_is_not_a_scenario(capsys, tmp_path):
 # -- scenario files ----------------------------------------------------------------------------
 
 
-def bad_file(tmp_path: Path, text: str) -> scenario.ScenarioError:
-    path = tmp_path / "bad.toml"
-    path.write_text(textwrap.dedent(text))
-    with pytest.raises(scenario.ScenarioError) as error:
-        scenario.load(path)
-    assert str(path) in str(error.value)
-    return error.value
-
-
 SLOW = """
 [[faults]]
 type = "slow"
@@ -150,7 +140,7 @@ tokens_per_second = 50.0
 )
 def test_scenario_numbers_are_finite_and_bounded(tmp_path, text, key):
     started = time.monotonic()
-    error = bad_file(tmp_path, "version = 1\n" + text)
+    error = bad_scenario(tmp_path, "version = 1\n" + text)
     assert error.path == key, error
     assert time.monotonic() - started < 5, "validation must not grow with the numbers it refuses"
 
@@ -162,7 +152,7 @@ def test_stall_forever_is_still_allowed(tmp_path):
 
 
 def test_a_huge_file_is_refused_before_parsing(tmp_path):
-    error = bad_file(tmp_path, "version = 1\n# " + "x" * limits.MAX_FILE_BYTES + "\n")
+    error = bad_scenario(tmp_path, "version = 1\n# " + "x" * limits.MAX_FILE_BYTES + "\n")
     assert "KiB" in error.message
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,6 +16,7 @@ from harness.clients import registry
 from harness.clients.adapter import ClientAdapter
 from harness.drive import runner
 from harness.drive.simulator_process import SimulatorProcess
+from tests.support import bad_scenario
 
 LIBRARY = scenario.library()
 
@@ -37,15 +37,6 @@ def test_the_library_covers_every_reported_shape():
     actions = {step.action for path in LIBRARY for step in scenario.load(path).toxics}
     assert {"add", "down", "up"} <= actions
     assert len(LIBRARY) >= 12
-
-
-def bad(tmp_path: Path, text: str) -> scenario.ScenarioError:
-    path = tmp_path / "bad.toml"
-    path.write_text(textwrap.dedent(text))
-    with pytest.raises(scenario.ScenarioError) as error:
-        scenario.load(path)
-    assert str(path) in str(error.value)
-    return error.value
 
 
 @pytest.mark.parametrize(
@@ -78,7 +69,7 @@ def bad(tmp_path: Path, text: str) -> scenario.ScenarioError:
     ],
 )
 def test_invalid_files_name_the_file_the_key_and_the_fix(tmp_path, text, key, fix):
-    error = bad(tmp_path, text)
+    error = bad_scenario(tmp_path, text)
     assert error.path == key
     assert fix in error.message
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import junitparser
@@ -15,9 +13,9 @@ import pytest
 
 from harness.present import gate, sequential
 from harness.present.sequential import Plan, exact_error, judge_cell, looks_at
+from tests.support import CLI, known_client_args, reset_fault, scenario_toml
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
@@ -115,31 +113,9 @@ def test_policy_key_and_errors(tmp_path):
 
 
 def scenario(tmp_path: Path, name: str, probability: float | None, trials: int) -> Path:
-    fault = (
-        ""
-        if probability is None
-        else textwrap.dedent(f"""
-        [[faults]]
-        type = "tcp_reset"
-        trigger = {{ at = "events", value = 8 }}
-        select = {{ probability = {probability} }}
-    """)
-    )
+    fault = "" if probability is None else reset_fault(probability)
     path = tmp_path / f"{name}.toml"
-    path.write_text(
-        textwrap.dedent(f"""
-        version = 1
-        name = "{name}"
-        seed = 3
-        trials = {trials}
-        transports = ["http/1.1"]
-        tls = false
-        [conversation]
-        words = 40
-        deltas = 20
-    """)
-        + fault
-    )
+    path.write_text(scenario_toml(name, seed=3, trials=trials, faults=fault))
     return path
 
 
@@ -147,21 +123,12 @@ def sequential_gate(tmp_path: Path, mode: str, scenario_path: Path, policy_text:
     policy = tmp_path / f"policy-{mode}.toml"
     policy.write_text(policy_text)
     command = [
-        sys.executable,
-        "-m",
-        "harness.cli",
+        *CLI,
         "gate",
         "--sequential",
         "--scenarios",
         str(scenario_path),
-        "--client-cmd",
-        f"{KNOWN} {mode}",
-        "--client-name",
-        mode,
-        "--results",
-        str(tmp_path / "results"),
-        "--run-id",
-        f"seq-{mode}-{scenario_path.stem}",
+        *known_client_args(mode, tmp_path / "results", f"seq-{mode}-{scenario_path.stem}"),
         "--policy",
         str(policy),
         "--workers",
@@ -208,9 +175,7 @@ def test_inconclusive_cells_count_as_the_policy_says(tmp_path):
     lenient.write_text(POLICY_TEXT.replace('"fail"', '"pass"'))
     again = subprocess.run(
         [
-            sys.executable,
-            "-m",
-            "harness.cli",
+            *CLI,
             "gate",
             "--sequential",
             "--from",

@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -17,41 +16,25 @@ from harness.clients import registry
 from harness.drive import shards
 from harness.drive.runner import RunConfig
 from harness.scenario import from_data, library, load
+from tests.support import CLI, KNOWN, reset_fault, scenario_toml
 
 ROOT = Path(__file__).resolve().parent.parent
-KNOWN = f"{sys.executable} {ROOT / 'tests' / 'clients' / 'known_client.py'}"
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
-HALF = """
-    version = 1
-    name = "half"
-    seed = 5
-    trials = 12
-    transports = ["http/1.1"]
-    tls = false
-    [conversation]
-    words = 40
-    deltas = 20
-    [[faults]]
-    type = "tcp_reset"
-    trigger = { at = "events", value = 8 }
-    select = { probability = 0.5 }
-"""
-DOOMED = """
-    version = 1
-    name = "doomed"
-    seed = 11
-    trials = 10
-    transports = ["http/1.1"]
-    tls = false
-    [conversation]
-    words = 30
-    deltas = 15
+HALF = scenario_toml("half", seed=5, trials=12, faults=reset_fault(0.5))
+DOOMED = scenario_toml(
+    "doomed",
+    seed=11,
+    trials=10,
+    words=30,
+    deltas=15,
+    faults="""
     [[faults]]
     type = "fin"
     trigger = { at = "events", value = 5 }
     select = { doomed = 0.6, doomed_probability = 0.7 }
-"""
+""",
+)
 
 
 def scenario_files(tmp_path: Path) -> list[str]:
@@ -65,14 +48,12 @@ def scenario_files(tmp_path: Path) -> list[str]:
 
 
 def streamchaos(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "harness.cli", *args], env=env or ENV, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run([*CLI, *args], env=env or ENV, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
 
 
 def run_args(tmp_path: Path, results: Path, *extra: str) -> list[str]:
     return [
-        sys.executable,
-        "-m",
-        "harness.cli",
+        *CLI,
         "run",
         "--scenarios",
         *scenario_files(tmp_path),

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import require
+from tests.support import CLI, require
 
 ROOT = Path(__file__).resolve().parent.parent
 SLEEPY = Path(__file__).parent / "clients" / "sleepy_client.py"
@@ -62,9 +62,7 @@ def wait_until(predicate, timeout_s: float, step_s: float = 0.05):
 def start_run(tmp_path: Path, marker: str, sleep_s: float, log: Path, time_scale: float, workers: int) -> subprocess.Popen:
     env = {**os.environ, "SCTEST_MARK": marker, "TMPDIR": str(tmp_path / "tmp"), "PYTHONPATH": str(ROOT)}
     command = [
-        sys.executable,
-        "-m",
-        "harness.cli",
+        *CLI,
         "run",
         "--scenarios",
         "network_blip",

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import sse
 from .errors import ApiError, invalid, retryable_status
-from .request import Directives, MessagesRequest, _canonical, _count_tool_results, _last_user_text, conversation_digest, parse_directives
+from .request import MessagesRequest, conversation_request
 
 DEFAULT_MAX_TOKENS = 4096
 
@@ -195,21 +195,7 @@ def tool_choice_of(choice: Any, nested: bool) -> dict[str, Any] | None:
 def messages_request(model: str, max_tokens: int, turns: list[dict[str, Any]], stream: bool, tools: tuple, tool_choice: Any) -> MessagesRequest:
     if not any(t["role"] == "user" for t in turns):
         raise invalid("The conversation must contain at least one user message.")
-    directives: Directives = parse_directives(_last_user_text(turns))
-    return MessagesRequest(
-        model=model,
-        max_tokens=max_tokens,
-        messages=tuple(turns),
-        stream=stream,
-        thinking=False,
-        thinking_budget=None,
-        tools=tools,
-        tool_choice=tool_choice,
-        directives=directives,
-        tool_results=_count_tool_results(turns),
-        conversation_digest=conversation_digest(turns),
-        input_chars=len(_canonical(turns)),
-    )
+    return conversation_request(model, max_tokens, turns, stream, tools, tool_choice)
 
 
 def require_model(data: Mapping[str, Any]) -> str:

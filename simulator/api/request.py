@@ -82,6 +82,21 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
     tool_choice = data.get("tool_choice")
     if tool_choice is not None and not isinstance(tool_choice, dict):
         raise invalid("tool_choice: Input should be a valid dictionary or object to extract fields from")
+    return conversation_request(model, max_tokens, messages, stream, tuple(tools), tool_choice, thinking, budget)
+
+
+def conversation_request(
+    model: str,
+    max_tokens: int,
+    messages: list[Any],
+    stream: bool,
+    tools: tuple,
+    tool_choice: Any,
+    thinking: bool = False,
+    thinking_budget: int | None = None,
+) -> MessagesRequest:
+    """A request for these validated messages (in Messages form), with what the conversation
+    gives: the last user turn's directives, the tool results, the digest and the size."""
     canonical = _canonical(messages)
     return MessagesRequest(
         model=model,
@@ -89,8 +104,8 @@ def parse_messages_request(body: bytes) -> MessagesRequest:
         messages=tuple(messages),
         stream=stream,
         thinking=thinking,
-        thinking_budget=budget,
-        tools=tuple(tools),
+        thinking_budget=thinking_budget,
+        tools=tools,
         tool_choice=tool_choice,
         directives=parse_directives(_last_user_text(messages)),
         tool_results=_count_tool_results(messages),

@@ -1,6 +1,8 @@
-"""One simulator for every fault type's wire test, and a fixture that loads a plan for one test."""
+"""One simulator for every fault wire test, and a fixture that loads a plan for one test."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -15,10 +17,13 @@ def sim():
 
 @pytest.fixture
 def plan(sim):
-    """``plan(*rules, seed=1)`` loads a plan; the test's end loads the empty one."""
+    """``plan(*rules, seed=1)`` loads a plan and returns the monotonic times just before and after
+    the load; the test's end loads the empty one."""
 
     def load(*faults, seed=1):
+        before = time.monotonic()
         sim.load_plan({"seed": seed, "faults": list(faults)})
+        return before, time.monotonic()
 
     yield load
     sim.load_plan({"faults": []})

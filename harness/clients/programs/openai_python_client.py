@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import openai
 
 from harness.clients.openai_script import CHAT_FINISH, api_of, chat_body, part_prompts, responses_body
+from harness.clients.programs import print_parts, send_parts
 from harness.clients.script import read_script, sdk_client_options
 
 
@@ -106,21 +106,9 @@ def main() -> int:
         conversations = [[*history, *pending, {"role": "user", "content": prompt}] for prompt in part_prompts(turn)]
         build = responses_body if api == "responses" else chat_body
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=len(conversations)) as pool:
-            futures = [pool.submit(ask, client, api, build(script, turn, conversation, stream), stream) for conversation in conversations]
-            outcomes = []
-            for future in futures:
-                try:
-                    outcomes.append(future.result())
-                except Exception as error:  # the contract reports every failure the same way
-                    outcomes.append(error)
+        outcomes = send_parts(ask, [(client, api, build(script, turn, conversation, stream), stream) for conversation in conversations])
         summarize = responses_summary if api == "responses" else chat_summary
-        for part, outcome in enumerate(outcomes):
-            line = {"turn": index, "error": describe(outcome)} if isinstance(outcome, Exception) else summarize(index, outcome, started)
-            if len(outcomes) > 1:
-                line["part"] = part
-            print(json.dumps(line), flush=True)
-        if any(isinstance(outcome, Exception) for outcome in outcomes):
+        if not print_parts(index, outcomes, summarize, started, describe):
             return 1
         reply = outcomes[0]
         if api == "responses":

@@ -12,14 +12,13 @@ requests at once (parts of one turn, each its own conversation) and prints a lin
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import anthropic
 
+from harness.clients.programs import print_parts, send_parts
 from harness.clients.script import read_script, request_body, sdk_client_options, turn_conversations
 
 
@@ -65,26 +64,9 @@ def main() -> int:
     for index, turn in enumerate(script["turns"]):
         time.sleep(float(turn.get("idle_before_s", 0)))
         conversations = turn_conversations(turn, messages, pending_tool_results)
-        parts = len(conversations)
         started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=parts) as pool:
-            futures = [pool.submit(ask, client, request_body(script, turn, conversation), turn.get("stream", True)) for conversation in conversations]
-            outcomes = []
-            for future in futures:
-                try:
-                    outcomes.append(future.result())
-                except Exception as error:  # the contract reports every failure the same way
-                    outcomes.append(error)
-        for part, outcome in enumerate(outcomes):
-            line = (
-                {"turn": index, "error": f"{type(outcome).__name__}: {outcome}"}
-                if isinstance(outcome, Exception)
-                else summarize(index, outcome, started)
-            )
-            if parts > 1:
-                line["part"] = part
-            print(json.dumps(line), flush=True)
-        if any(isinstance(outcome, Exception) for outcome in outcomes):
+        outcomes = send_parts(ask, [(client, request_body(script, turn, conversation), turn.get("stream", True)) for conversation in conversations])
+        if not print_parts(index, outcomes, summarize, started, lambda error: f"{type(error).__name__}: {error}"):
             return 1
         message = outcomes[0]
         messages = conversations[0] + [{"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in message.content]}]

@@ -1,6 +1,6 @@
 """Triggers and selectors on the wire, seen from the client side with raw sockets: exactly N bytes
 or events, inside a block, at accept or after TLS, T ms after the headers, the k-th attempt, lanes.
-Each fault type's own wire test is beside it in tests/faults/."""
+Each fault type's own wire test is beside it."""
 
 from __future__ import annotations
 
@@ -11,36 +11,8 @@ import time
 
 import pytest
 
-from harness.drive.simulator_process import SimulatorProcess
+from tests.faults.client import BODY, THINKING, records
 from tests.wire import dechunk, h1_exchange, post
-
-BODY = {"model": "m", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": "hello\n@sc deltas=94"}]}
-THINKING = {
-    "model": "m",
-    "max_tokens": 4000,
-    "stream": True,
-    "thinking": {"type": "adaptive"},
-    "messages": [{"role": "user", "content": "think\n@sc words=30 thinking_words=60"}],
-}
-
-
-@pytest.fixture(scope="module")
-def sim():
-    with SimulatorProcess(["--seed", "5"]) as process:
-        yield process
-
-
-@pytest.fixture
-def plan(sim):
-    def load(*faults, seed=1):
-        sim.load_plan({"seed": seed, "faults": list(faults)})
-
-    yield load
-    sim.load_plan({"faults": []})
-
-
-def records(sim, key):
-    return [r for r in sim.journal(key) if r["kind"] == "request"]
 
 
 def test_bytes_trigger_cuts_at_exactly_n_body_bytes(sim, plan):
