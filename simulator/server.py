@@ -107,8 +107,7 @@ class DataPlane:
         record = state.journal.open_connection(peer, self._listener)
         if lane is not None:
             record["lane"] = lane
-        # Link's annotation (transport/link.py) still says dict: its record is this ConnectionRecord.
-        link = Link(stream, stream, record)  # type: ignore[arg-type]
+        link = Link(stream, stream, record)
         end = "client_close"
         try:
             if await self._connection_fault(link, record, "accept"):

@@ -1,6 +1,6 @@
 """The reply schedule, sans-IO: exact writes, sleeps and fault firings for every trigger type,
 asserted as lists of steps (Playbook-style), with a fake clock and no socket. The wire tests
-(test_faults_wire.py, test_wire_transport.py, test_pacing_scale.py) check that the executor
+(faults/test_triggers.py, test_wire_transport.py, test_pacing_scale.py) check that the executor
 does what these steps say."""
 
 from __future__ import annotations
