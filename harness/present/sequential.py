@@ -37,6 +37,7 @@ from statistics import NormalDist
 from typing import Any
 
 from harness.measure.metrics import SummaryRow, summarize_group, wilson
+from harness.present import gate
 from harness.present.gate import Policy, PolicyError, Thresholds
 
 ALPHA = 0.05
@@ -305,19 +306,9 @@ def junit_xml(verdicts: Sequence[CellVerdict], suite: str = "streamchaos") -> st
     failures = sum(1 for v in verdicts if not v.passed and v.state in ("fail", "inconclusive"))
     skipped = sum(1 for v in verdicts if v.state == "skip" or (v.state == "inconclusive" and v.passed))
     errors = sum(1 for v in verdicts if v.state == "skip" and not v.passed)
-    root = ET.Element("testsuites", name=suite, tests=str(len(verdicts)), failures=str(failures), errors=str(errors))
-    testsuite = ET.SubElement(
-        root,
-        "testsuite",
-        name=suite,
-        tests=str(len(verdicts)),
-        failures=str(failures),
-        errors=str(errors),
-        skipped=str(skipped - errors),
-        time=f"{sum(v.seconds for v in verdicts):.3f}",
-    )
+    root, testsuite = gate.junit_suite(suite, len(verdicts), failures, errors, skipped, sum(v.seconds for v in verdicts))
     for verdict in verdicts:
-        case = ET.SubElement(testsuite, "testcase", classname=f"{suite}.{verdict.scenario}", name=verdict.client, time=f"{verdict.seconds:.3f}")
+        case = gate.junit_case(testsuite, suite, verdict.scenario, verdict.client, verdict.seconds)
         properties = ET.SubElement(case, "properties")
         ET.SubElement(properties, "property", name="verdict", value=verdict.state)
         ET.SubElement(properties, "property", name="trials", value=f"{verdict.spent} of {verdict.max_trials}")
